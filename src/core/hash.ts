@@ -1,0 +1,26 @@
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+/**
+ * Hashes a secret (API key, code, session token) for storage and lookup. With a pepper (kept outside
+ * the database), HMAC-SHA-256; without, SHA-256. Output: base64url.
+ */
+export type SecretHasher = (secret: string) => string;
+
+export function createSecretHasher(pepper?: Buffer | string | null): SecretHasher {
+  if (pepper && pepper.length > 0) {
+    return (secret) => createHmac('sha256', pepper).update(secret).digest('base64url');
+  }
+  return sha256;
+}
+
+export function sha256(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+/** Constant-time string comparison (lengths may differ). */
+export function safeEqual(a: string, b: string): boolean {
+  const ab = Buffer.from(a);
+  const bb = Buffer.from(b);
+  if (ab.length !== bb.length) return false;
+  return timingSafeEqual(ab, bb);
+}

@@ -1,0 +1,65 @@
+export const SCOPES = ['read', 'write', 'admin'] as const;
+export type Scope = (typeof SCOPES)[number];
+
+export type KeyStatus = 'active' | 'expiring' | 'expired' | 'disabled';
+export type CreatedVia = 'api' | 'cli_login' | 'email_code' | 'rotation';
+
+/** The key object of API.md. */
+export interface ApiKeyInfo {
+  key_id: string;
+  name: string;
+  prefix: string;
+  scopes: Scope[];
+  status: KeyStatus;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  disabled_at: string | null;
+  rotated_from: string | null;
+  created_via: CreatedVia;
+}
+
+export interface UserInfo {
+  id: string;
+  email: string;
+}
+
+export interface MeResponse {
+  user: UserInfo;
+  auth: { type: 'api_key' | 'jwt' | 'session'; key_id?: string; scopes: Scope[] };
+}
+
+export interface KeyListResponse {
+  data: ApiKeyInfo[];
+  next_cursor: string | null;
+}
+
+export interface CreatedKeyResponse extends ApiKeyInfo {
+  api_key: string;
+}
+
+export interface RotatedKeyResponse extends CreatedKeyResponse {
+  previous: ApiKeyInfo;
+}
+
+export interface CliLoginStart {
+  login_id: string;
+  user_code: string;
+  verification_uri: string;
+  verification_uri_complete: string;
+  expires_in: number;
+  interval: number;
+}
+
+export interface CliLoginExchangeResult {
+  api_key: string;
+  key: ApiKeyInfo;
+  user: UserInfo;
+}
+
+/** Normalises a scope list: known scopes only, `read` always present, canonical order. */
+export function normaliseScopes(scopes: readonly string[]): Scope[] {
+  const set = new Set(scopes);
+  set.add('read');
+  return SCOPES.filter((s) => set.has(s));
+}

@@ -1,0 +1,108 @@
+import fastifySwagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
+import ajvFormats from 'ajv-formats';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { createSecretHasher } from '../core/hash.js';
+import { newRequestId } from '../core/ids.js';
+import { defaultConfig, type ServerConfig } from './config.js';
+import type { ServerContext } from './context.js';
+import { KeyService } from './key-service.js';
+import type { Mailer } from './mail/mailer.js';
+import { type Authenticators, registerAuth } from './plugins/auth.js';
+import { registerErrorHandling } from './plugins/errors.js';
+import { registerKeyRateLimit } from './plugins/rate-limit.js';
+import { apiKeyRoutes } from './routes/api-keys.js';
+import { healthRoutes } from './routes/health.js';
+import { meRoutes } from './routes/me.js';
+import type { Store } from './store/index.js';
+import { VerificationCache } from './verification-cache.js';
+
+// ajv-formats is CommonJS: its default export arrives as the module object under NodeNext types
+const addFormats = ((ajvFormats as unknown as { default?: unknown }).default ?? ajvFormats) as (
+  ajv: Ajv,
+) => Ajv;
+
+export const BODY_LIMIT = 64 * 1024;
+
+export interface BuildAppOptions {
+  store: Store;
+  mailer: Mailer;
+  config?: Partial<ServerConfig>;
+  clock?: () => Date;
+  logger?: FastifyServerOptions['logger'];
+  authenticators?: Authenticators;
+}
+
+function makeAjv(coerce: boolean) {
+  // Bodies are strict (a number is not a name); query strings and params are text and get coerced.
+  const ajv = new Ajv({
+    coerceTypes: coerce ? 'array' : false,
+    useDefaults: true,
+    removeAdditional: false,
+    allErrors: false,
+    strict: false,
+  });
+  addFormats(ajv);
+  return ajv;
+}
+
+/** Builds the Breeze server (no listen): plugins first, then routes. */
+export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> {
+  const config = defaultConfig(opts.config);
+  const clock = opts.clock ?? (() => new Date());
+  const app = Fastify({
+    logger: opts.logger ?? false,
+    bodyLimit: BODY_LIMIT,
+    genReqId: () => newRequestId(),
+    requestIdHeader: false,
+    trustProxy: false,
+    return503OnClosing: false,
+    ajv: undefined,
+  });
+
+  const bodyAjv = makeAjv(false);
+  const textAjv = makeAjv(true);
+  app.setValidatorCompiler(({ schema, httpPart }) =>
+    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object),
+  );
+
+  const hasher = createSecretHasher(config.pepper);
+  const cache = new VerificationCache(config.keyCacheTtlMs);
+  const ctx: ServerContext = {
+    store: opts.store,
+    config,
+    mailer: opts.mailer,
+    hasher,
+    cache,
+    clock,
+    keys: new KeyService(opts.store, hasher, cache, clock),
+  };
+  app.decorate('breeze', ctx);
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  registerErrorHandling(app);
+
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Breeze API', version: '1' },
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', in: 'header', name: 'xi-api-key' },
+          bearer: { type: 'http', scheme: 'bearer' },
+        },
+      },
+      security: [{ apiKey: [] }, { bearer: [] }],
+    },
+  });
+
+  registerAuth(app, opts.authenticators ?? {});
+  await registerKeyRateLimit(app, config.rateLimitPerKey);
+
+  await app.register(healthRoutes);
+  await app.register(meRoutes);
+  await app.register(apiKeyRoutes);
+  return app;
+}

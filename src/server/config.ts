@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export type SignupPolicy = 'open' | 'closed';
+
+/** Everything `buildApp` needs to know about its deployment. */
+export interface ServerConfig {
+  /** Base URL users' browsers reach the server at; used in links, mails and JWT `iss`. */
+  publicUrl: string;
+  signup: SignupPolicy;
+  /** API-key requests per minute per key; 0 turns the limit off. */
+  rateLimitPerKey: number;
+  /** How long a verified key may be served from memory; bounds how late a revocation takes effect. */
+  keyCacheTtlMs: number;
+  /** Pepper for HMAC-SHA-256 of secrets; kept outside the database. */
+  pepper: Buffer | null;
+  /** Directory for the dev outbox and other local state (SQLite deployments). */
+  dataDir?: string;
+  /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
+  embedded?: boolean;
+}
+
+export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    publicUrl: 'http://127.0.0.1:4455',
+    signup: 'open',
+    rateLimitPerKey: 600,
+    keyCacheTtlMs: 500,
+    pepper: null,
+    ...overrides,
+  };
+}
+
+const PEPPER_FILE = 'pepper';
+
+/**
+ * The pepper: `BREEZE_PEPPER` when set (required to be the same on every instance of a shared
+ * deployment), else a random one kept in `<dataDir>/pepper` (0600), created on first start. Stolen
+ * database files alone then cannot be used to test guesses of keys.
+ */
+export function resolvePepper(
+  dataDir: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Buffer | null {
+  const fromEnv = env.BREEZE_PEPPER;
+  if (fromEnv) return Buffer.from(fromEnv, 'utf8');
+  if (!dataDir) return null;
+  const file = join(dataDir, PEPPER_FILE);
+  try {
+    return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const pepper = randomBytes(32);
+  try {
+    // 'wx': when two processes race on a fresh data dir, exactly one pepper wins
+    writeFileSync(file, `${pepper.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    chmodSync(file, 0o600);
+    return pepper;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  }
+}

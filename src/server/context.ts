@@ -1,0 +1,47 @@
+import type { SecretHasher } from '../core/hash.js';
+import type { Scope, UserInfo } from '../core/types.js';
+import type { ServerConfig } from './config.js';
+import type { KeyService } from './key-service.js';
+import type { Mailer } from './mail/mailer.js';
+import type { Store } from './store/index.js';
+import type { VerificationCache } from './verification-cache.js';
+
+/** Who is calling: set by the auth plugin on every authenticated request. */
+export interface AuthContext {
+  type: 'api_key' | 'jwt' | 'session';
+  user: UserInfo;
+  scopes: Scope[];
+  /** set for `api_key` */
+  keyId?: string;
+}
+
+/** What routes share; decorated on the Fastify instance as `app.breeze`. */
+export interface ServerContext {
+  store: Store;
+  config: ServerConfig;
+  mailer: Mailer;
+  hasher: SecretHasher;
+  cache: VerificationCache;
+  keys: KeyService;
+  clock: () => Date;
+}
+
+export type AuthMode = 'required' | 'optional' | 'none';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    breeze: ServerContext;
+  }
+  interface FastifyRequest {
+    auth: AuthContext | null;
+  }
+  interface FastifyContextConfig {
+    /** default 'none'; API routes say 'required' */
+    auth?: AuthMode;
+  }
+}
+
+/** True when the caller may manage keys other than its own: an admin key, a JWT or a browser session. */
+export function canManageKeys(auth: AuthContext): boolean {
+  return auth.type !== 'api_key' || auth.scopes.includes('admin');
+}

@@ -1,0 +1,30 @@
+import rateLimit from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpError } from '../../core/errors.js';
+
+/** The 429 every limiter answers with; `Retry-After` is set by the limiter itself. */
+export function rateLimitedError(_req: FastifyRequest, context: { after: string; ttl: number }): HttpError {
+  return new HttpError('RATE_LIMITED', `Too many requests: retry in ${Math.ceil(context.ttl / 1000)} s.`, {
+    headers: { 'retry-after': String(Math.max(1, Math.ceil(context.ttl / 1000))) },
+  });
+}
+
+/**
+ * Registers @fastify/rate-limit (routes opt in with `config.rateLimit`) and, when `perMinute > 0`,
+ * a per-key limit on every API-key–authenticated request. Counters are per instance.
+ */
+export async function registerKeyRateLimit(app: FastifyInstance, perMinute: number): Promise<void> {
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: rateLimitedError,
+  });
+  if (perMinute <= 0) return;
+  const limiter = app.rateLimit({
+    max: perMinute,
+    timeWindow: 60_000,
+    keyGenerator: (req) => `key:${req.auth?.keyId ?? ''}`,
+    allowList: (req) => !req.auth?.keyId,
+    errorResponseBuilder: rateLimitedError,
+  });
+  app.addHook('preHandler', limiter);
+}

@@ -1,0 +1,83 @@
+import { SCOPES } from '../../core/types.js';
+
+/** JSON schemas shared by routes: validation, serialisation and the OpenAPI document. */
+const timestamp = { type: 'string', format: 'date-time' } as const;
+const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
+
+export const scopesSchema = {
+  type: 'array',
+  items: { type: 'string', enum: [...SCOPES] },
+  maxItems: 10,
+} as const;
+
+export const keySchema = {
+  type: 'object',
+  required: [
+    'key_id',
+    'name',
+    'prefix',
+    'scopes',
+    'status',
+    'created_at',
+    'expires_at',
+    'last_used_at',
+    'disabled_at',
+    'rotated_from',
+    'created_via',
+  ],
+  properties: {
+    key_id: { type: 'string' },
+    name: { type: 'string' },
+    prefix: { type: 'string' },
+    scopes: { type: 'array', items: { type: 'string' } },
+    status: { type: 'string', enum: ['active', 'expiring', 'expired', 'disabled'] },
+    created_at: timestamp,
+    expires_at: nullableTimestamp,
+    last_used_at: nullableTimestamp,
+    disabled_at: nullableTimestamp,
+    rotated_from: { type: ['string', 'null'] },
+    created_via: { type: 'string', enum: ['api', 'cli_login', 'email_code', 'rotation'] },
+  },
+} as const;
+
+export const createdKeySchema = {
+  ...keySchema,
+  required: [...keySchema.required, 'api_key'],
+  properties: { ...keySchema.properties, api_key: { type: 'string' } },
+} as const;
+
+export const userSchema = {
+  type: 'object',
+  required: ['id', 'email'],
+  properties: { id: { type: 'string' }, email: { type: 'string' } },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  required: ['error'],
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message', 'statusCode', 'category', 'request_id'],
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        statusCode: { type: 'integer' },
+        category: { type: 'string' },
+        request_id: { type: 'string' },
+        details: {},
+      },
+    },
+  },
+} as const;
+
+/** Standard error responses for the OpenAPI document. */
+export function errorResponses(...statuses: number[]): Record<number, typeof errorSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, errorSchema]));
+}
+
+export const keyIdParams = {
+  type: 'object',
+  required: ['key_id'],
+  properties: { key_id: { type: 'string', minLength: 1, maxLength: 64 } },
+} as const;

@@ -1,0 +1,88 @@
+import type { Generated } from 'kysely';
+
+/**
+ * Database schema shared by SQLite and PostgreSQL. Timestamps are RFC 3339 UTC strings
+ * (`Date#toISOString`), which sort correctly as text on both engines. Secrets never appear here:
+ * keys, codes and session tokens are stored as hashes only.
+ */
+export interface Database {
+  users: UsersTable;
+  api_keys: ApiKeysTable;
+  browser_sessions: BrowserSessionsTable;
+  email_codes: EmailCodesTable;
+  cli_logins: CliLoginsTable;
+  signing_keys: SigningKeysTable;
+}
+
+export interface UsersTable {
+  id: string;
+  email: string;
+  created_at: string;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  name: string;
+  prefix: string;
+  hash: string;
+  /** space-separated scopes, canonical order */
+  scopes: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  disabled_at: string | null;
+  rotated_from: string | null;
+  created_via: string;
+}
+
+export interface BrowserSessionsTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  created_at: string;
+  expires_at: string;
+}
+
+export interface EmailCodesTable {
+  id: string;
+  email: string;
+  /** 'api_key' | 'jwt' | 'browser' */
+  purpose: string;
+  code_hash: string;
+  attempts: Generated<number>;
+  created_at: string;
+  expires_at: string;
+  used_at: string | null;
+}
+
+export interface CliLoginsTable {
+  id: string;
+  user_code_hash: string;
+  code_challenge: string;
+  client_name: string;
+  hostname: string;
+  key_name: string | null;
+  scopes: string;
+  redirect_uri: string | null;
+  state: string | null;
+  requester_ip: string;
+  /** 'pending' | 'approved' | 'denied' | 'exchanged' */
+  status: string;
+  user_id: string | null;
+  approval_code_hash: string | null;
+  interval_s: number;
+  created_at: string;
+  expires_at: string;
+  last_poll_at: string | null;
+  decided_at: string | null;
+}
+
+export interface SigningKeysTable {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk: string;
+  created_at: string;
+  retired_at: string | null;
+}

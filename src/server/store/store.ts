@@ -1,0 +1,80 @@
+import { type Kysely, Migrator } from 'kysely';
+import { KeysRepo } from './keys.js';
+import { migrationProvider } from './migrations.js';
+import type { Database } from './schema.js';
+import { UsersRepo } from './users.js';
+
+export type Engine = 'sqlite' | 'postgres';
+
+/**
+ * The server's storage. One implementation per engine, all through the same Kysely query layer and
+ * migrations; repositories hold the queries and are engine-agnostic.
+ */
+export interface Store {
+  readonly engine: Engine;
+  readonly db: Kysely<Database>;
+  readonly users: UsersRepo;
+  readonly keys: KeysRepo;
+  /** Runs `fn` in one database transaction, with repositories bound to it. */
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
+  /**
+   * Tells every server instance sharing this database that a key changed (disabled, deleted,
+   * rotated), so caches drop it at once. Within one process the listeners run synchronously.
+   */
+  publishKeyChange(keyId: string): Promise<void>;
+  onKeyChange(listener: (keyId: string) => void): () => void;
+  close(): Promise<void>;
+}
+
+export interface StoreTx {
+  readonly db: Kysely<Database>;
+  readonly users: UsersRepo;
+  readonly keys: KeysRepo;
+}
+
+/** Shared part of every engine's store. */
+export abstract class BaseStore implements Store {
+  abstract readonly engine: Engine;
+  readonly users: UsersRepo;
+  readonly keys: KeysRepo;
+  private readonly listeners = new Set<(keyId: string) => void>();
+
+  constructor(readonly db: Kysely<Database>) {
+    this.users = new UsersRepo(db);
+    this.keys = new KeysRepo(db);
+  }
+
+  async migrate(): Promise<void> {
+    const migrator = new Migrator({ db: this.db, provider: migrationProvider });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error) {
+      const failed = results?.find((r) => r.status === 'Error');
+      throw new Error(`database migration ${failed?.migrationName ?? ''} failed: ${String(error)}`, {
+        cause: error,
+      });
+    }
+  }
+
+  transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.db
+      .transaction()
+      .execute((trx) => fn({ db: trx, users: new UsersRepo(trx), keys: new KeysRepo(trx) }));
+  }
+
+  async publishKeyChange(keyId: string): Promise<void> {
+    this.emitKeyChange(keyId);
+  }
+
+  protected emitKeyChange(keyId: string): void {
+    for (const l of this.listeners) l(keyId);
+  }
+
+  onKeyChange(listener: (keyId: string) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    await this.db.destroy();
+  }
+}

@@ -1,0 +1,43 @@
+import type { Kysely } from 'kysely';
+import { newUserId } from '../../core/ids.js';
+import type { Database, UsersTable } from './schema.js';
+
+export type UserRow = UsersTable;
+
+/** Emails are compared case-insensitively: stored trimmed and lower-cased. */
+export function normaliseEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export class UsersRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async get(id: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async findByEmail(email: string): Promise<UserRow | undefined> {
+    return this.db
+      .selectFrom('users')
+      .selectAll()
+      .where('email', '=', normaliseEmail(email))
+      .executeTakeFirst();
+  }
+
+  /** Returns the user with this email, creating it if needed (safe against a concurrent create). */
+  async ensure(email: string, now = new Date()): Promise<UserRow> {
+    const row: UserRow = {
+      id: newUserId(now.getTime()),
+      email: normaliseEmail(email),
+      created_at: now.toISOString(),
+    };
+    await this.db
+      .insertInto('users')
+      .values(row)
+      .onConflict((oc) => oc.column('email').doNothing())
+      .execute();
+    const user = await this.findByEmail(row.email);
+    if (!user) throw new Error('user vanished after insert');
+    return user;
+  }
+}

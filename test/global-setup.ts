@@ -1,0 +1,21 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+
+/** End-to-end tests spawn bin/breeze.js, which runs dist/: build it once if it is missing or stale. */
+export default function setup(): void {
+  const out = 'dist/cli/main.js';
+  if (process.env.BREEZE_SKIP_BUILD === '1') return;
+  if (existsSync('src/cli/main.ts') && (!existsSync(out) || statSync(out).mtimeMs < newestSource())) {
+    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  }
+}
+
+function newestSource(): number {
+  const out = execFileSync('git', ['ls-files', '-com', '--exclude-standard', 'src'], { encoding: 'utf8' });
+  let newest = 0;
+  for (const f of out.split('\n')) {
+    if (!f || !existsSync(f)) continue;
+    newest = Math.max(newest, statSync(f).mtimeMs);
+  }
+  return newest;
+}
