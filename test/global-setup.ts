@@ -6,7 +6,12 @@ export default function setup(): void {
   const out = 'dist/cli/main.js';
   if (process.env.BREEZE_SKIP_BUILD === '1') return;
   if (existsSync('src/cli/main.ts') && (!existsSync(out) || statSync(out).mtimeMs < newestSource())) {
-    execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    try {
+      execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+    } catch {
+      // in-process suites do not need dist/; the end-to-end ones fail on their own with a clear error
+      console.warn('[global-setup] build of dist/ failed: end-to-end tests will run against a stale or missing build');
+    }
   }
 }
 
