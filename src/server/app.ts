@@ -9,7 +9,7 @@ import type { ServerContext } from './context.js';
 import { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
-import { registerErrorHandling } from './plugins/errors.js';
+import { handleError, registerErrorHandling } from './plugins/errors.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { healthRoutes } from './routes/health.js';
@@ -57,7 +57,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: false,
-    ajv: undefined,
+    // malformed URLs and the like never reach the router: answer them in the same shape
+    frameworkErrors: (err, _request, reply) => handleError(err, reply.request, reply),
   });
 
   const bodyAjv = makeAjv(false);

@@ -17,6 +17,7 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: unknown): FastifyReply {
   return reply
+    .header('x-request-id', reply.request.id)
     .code(ERROR_CODES[code].status)
     .type('application/json; charset=utf-8')
     .send(errorBody(code, message, reply.request.id, details));
