@@ -34,32 +34,59 @@ const jsonValue = fc.jsonValue({ maxDepth: 3 });
 const weirdString = fc.oneof(
   fc.string({ maxLength: 40 }),
   fc.string({ unit: 'grapheme', maxLength: 20 }),
-  fc.constantFrom('', ' ', '\u0000', '../../etc/passwd', '%00', '%ZZ', "' OR 1=1 --", '__proto__', 'constructor'),
+  fc.constantFrom(
+    '',
+    ' ',
+    '\u0000',
+    '../../etc/passwd',
+    '%00',
+    '%ZZ',
+    "' OR 1=1 --",
+    '__proto__',
+    'constructor',
+  ),
 );
 
 const bodyArb = fc.oneof(
   jsonValue.map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
   fc
-    .record({
-      name: fc.oneof(weirdString, fc.integer(), fc.constant(null)),
-      scopes: fc.oneof(fc.array(weirdString, { maxLength: 4 }), weirdString, fc.constant(['read', 'admin'])),
-      expires_in_s: fc.oneof(fc.integer(), fc.double(), weirdString),
-      expires_at: fc.oneof(weirdString, fc.date({ noInvalidDate: true }).map((d) => d.toISOString())),
-      grace_period_s: fc.oneof(fc.integer(), fc.double(), weirdString, fc.constant(null)),
-      email: weirdString,
-      type: fc.constantFrom('api_key', 'jwt', 'other'),
-      code: weirdString,
-      code_verifier: weirdString,
-      code_challenge: weirdString,
-      code_challenge_method: fc.constantFrom('S256', 'plain', ''),
-      redirect_uri: fc.constantFrom('http://127.0.0.1:1/cb', 'https://evil.example/cb', 'javascript:alert(1)', ''),
-    }, { requiredKeys: [] })
+    .record(
+      {
+        name: fc.oneof(weirdString, fc.integer(), fc.constant(null)),
+        scopes: fc.oneof(
+          fc.array(weirdString, { maxLength: 4 }),
+          weirdString,
+          fc.constant(['read', 'admin']),
+        ),
+        expires_in_s: fc.oneof(fc.integer(), fc.double(), weirdString),
+        expires_at: fc.oneof(
+          weirdString,
+          fc.date({ noInvalidDate: true }).map((d) => d.toISOString()),
+        ),
+        grace_period_s: fc.oneof(fc.integer(), fc.double(), weirdString, fc.constant(null)),
+        email: weirdString,
+        type: fc.constantFrom('api_key', 'jwt', 'other'),
+        code: weirdString,
+        code_verifier: weirdString,
+        code_challenge: weirdString,
+        code_challenge_method: fc.constantFrom('S256', 'plain', ''),
+        redirect_uri: fc.constantFrom(
+          'http://127.0.0.1:1/cb',
+          'https://evil.example/cb',
+          'javascript:alert(1)',
+          '',
+        ),
+      },
+      { requiredKeys: [] },
+    )
     .map((v) => ({ type: 'application/json', payload: JSON.stringify(v) })),
   fc.string({ maxLength: 60 }).map((v) => ({ type: 'application/json', payload: v })),
   fc.uint8Array({ maxLength: 80 }).map((v) => ({ type: 'application/json', payload: Buffer.from(v) })),
   fc.string({ maxLength: 60 }).map((v) => ({ type: 'text/plain', payload: v })),
   fc.string({ maxLength: 60 }).map((v) => ({ type: 'application/x-www-form-urlencoded', payload: v })),
-  fc.uint8Array({ maxLength: 40 }).map((v) => ({ type: 'application/octet-stream', payload: Buffer.from(v) })),
+  fc
+    .uint8Array({ maxLength: 40 })
+    .map((v) => ({ type: 'application/octet-stream', payload: Buffer.from(v) })),
   fc.constant({ type: 'application/json', payload: '{"__proto__":{"x":1},"name":"p"}' }),
   fc.constant({ type: 'application/json', payload: `{"name":"${'a'.repeat(70 * 1024)}"}` }),
   fc.constant(undefined),
