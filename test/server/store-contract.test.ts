@@ -1,0 +1,475 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { newKeyId, ulid } from '../../src/core/ids.js';
+import type { ApiKeyInfo, KeyListResponse, Scope } from '../../src/core/types.js';
+import { CodesRepo } from '../../src/server/store/codes.js';
+import { openStore, type Store } from '../../src/server/store/index.js';
+import { type KeyRow, newKeyRow } from '../../src/server/store/keys.js';
+import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
+import { requirePart } from '../helpers/require.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * One contract, every engine: the same tests run against SQLite (a real file in a temp dir) and a
+ * real PostgreSQL server. The PostgreSQL database uses an ICU en-US collation, as real deployments
+ * often do, so text ordering of ids and timestamps is checked under a non-byte collation too.
+ */
+
+const pgAvail = postgresAvailability();
+const skipPostgres = requirePart('PostgreSQL', pgAvail.available, pgAvail.why);
+
+let pgServer: TestPostgres | undefined;
+afterAll(async () => {
+  await pgServer?.stop();
+});
+
+interface EngineUnderTest {
+  name: 'sqlite' | 'postgres';
+  skip: boolean;
+  open(): Promise<{ store: Store; dispose(): Promise<void> }>;
+}
+
+const engines: EngineUnderTest[] = [
+  {
+    name: 'sqlite',
+    skip: false,
+    async open() {
+      const dir = mkdtempSync(join(tmpdir(), 'breeze-contract-'));
+      const store = await openStore({ dataDir: dir });
+      return {
+        store,
+        async dispose() {
+          await store.close();
+          rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    },
+  },
+  {
+    name: 'postgres',
+    skip: skipPostgres,
+    async open() {
+      pgServer ??= await startPostgres();
+      const url = await pgServer.createDatabase(uniqueDbName('contract'), { icuLocale: 'en-US' });
+      const store = await openStore({ databaseUrl: url });
+      return { store, dispose: () => store.close() };
+    },
+  },
+];
+
+const MINUTE = 60_000;
+const T0 = Date.parse('2030-01-01T00:00:00.000Z');
+const iso = (ms: number) => new Date(ms).toISOString();
+let emailSeq = 0;
+const uniqueEmail = () => `user${++emailSeq}.${Date.now()}@example.com`;
+let hashSeq = 0;
+
+function keyRow(userId: string, o: Partial<KeyRow> & { at?: number } = {}): KeyRow {
+  const at = o.at ?? T0;
+  const { at: _at, ...rest } = o;
+  return {
+    ...newKeyRow({
+      id: newKeyId(at),
+      userId,
+      name: 'k',
+      prefix: 'brz_AbCdEfGh',
+      hash: `hash-${process.pid}-${++hashSeq}-${ulid()}`,
+      scopes: ['read', 'write'],
+      createdAt: iso(at),
+      expiresAt: null,
+      createdVia: 'api',
+    }),
+    ...rest,
+  };
+}
+
+for (const engine of engines) {
+  describe.skipIf(engine.skip)(`store contract on ${engine.name}`, () => {
+    let store: Store;
+    let dispose: () => Promise<void>;
+
+    beforeAll(async () => {
+      ({ store, dispose } = await engine.open());
+    });
+    afterAll(async () => {
+      await dispose?.();
+    });
+
+    test('reports its engine', () => {
+      expect(store.engine).toBe(engine.name);
+    });
+
+    describe('users', () => {
+      test('ensure stores the email trimmed and lower-cased and returns the same user for any spelling', async () => {
+        const email = uniqueEmail();
+        const a = await store.users.ensure(`  ${email.toUpperCase()} `);
+        expect(a.email).toBe(email);
+        expect(a.id).toMatch(/^usr_[0-9A-Z]{26}$/);
+        expect(typeof a.created_at).toBe('string');
+        const b = await store.users.ensure(email);
+        expect(b).toEqual(a);
+        expect(await store.users.findByEmail(email.toUpperCase())).toEqual(a);
+        expect(await store.users.get(a.id)).toEqual(a);
+      });
+
+      test('concurrent ensure of one new email creates exactly one user', async () => {
+        const email = uniqueEmail();
+        const users = await Promise.all(Array.from({ length: 8 }, () => store.users.ensure(email)));
+        expect(new Set(users.map((u) => u.id)).size).toBe(1);
+      });
+
+      test('unknown users are undefined', async () => {
+        expect(await store.users.get('usr_00000000000000000000000000')).toBeUndefined();
+        expect(await store.users.findByEmail('nobody@example.com')).toBeUndefined();
+      });
+    });
+
+    describe('keys', () => {
+      test('insert then get returns exactly the row written (nulls stay null, text stays text)', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const row = keyRow(user.id, { expires_at: iso(T0 + MINUTE), rotated_from: 'key_X' });
+        await store.keys.insert(row);
+        expect(await store.keys.get(row.id)).toEqual(row);
+        expect(await store.keys.get(newKeyId())).toBeUndefined();
+      });
+
+      test('findByHash returns the key with its owner email; an unknown hash finds nothing', async () => {
+        const email = uniqueEmail();
+        const user = await store.users.ensure(email);
+        const row = keyRow(user.id);
+        await store.keys.insert(row);
+        expect(await store.keys.findByHash(row.hash)).toEqual({ key: row, email });
+        expect(await store.keys.findByHash('no-such-hash')).toBeUndefined();
+      });
+
+      test('a hash is unique and a key needs an existing user', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const row = keyRow(user.id);
+        await store.keys.insert(row);
+        await expect(store.keys.insert({ ...keyRow(user.id), hash: row.hash })).rejects.toThrow();
+        await expect(store.keys.insert(keyRow('usr_00000000000000000000000000'))).rejects.toThrow();
+      });
+
+      test('list: newest first, paginated by id, only the given user, status filters at `now`', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const other = await store.users.ensure(uniqueEmail());
+        const now = T0 + 100 * MINUTE;
+        const rows = {
+          active: keyRow(user.id, { at: T0 + 1 * MINUTE }),
+          expiring: keyRow(user.id, { at: T0 + 2 * MINUTE, expires_at: iso(now + MINUTE) }),
+          expired: keyRow(user.id, { at: T0 + 3 * MINUTE, expires_at: iso(now - MINUTE) }),
+          expiredNow: keyRow(user.id, { at: T0 + 4 * MINUTE, expires_at: iso(now) }),
+          disabled: keyRow(user.id, { at: T0 + 5 * MINUTE, disabled_at: iso(now - MINUTE) }),
+          disabledExpiring: keyRow(user.id, {
+            at: T0 + 6 * MINUTE,
+            disabled_at: iso(now - MINUTE),
+            expires_at: iso(now + MINUTE),
+          }),
+          active2: keyRow(user.id, { at: T0 + 7 * MINUTE }),
+        };
+        // inserted out of order: the order must come from the ids, not insertion
+        for (const r of [rows.expired, rows.active2, rows.active, rows.disabled, rows.expiring]) {
+          await store.keys.insert(r);
+        }
+        await store.keys.insert(rows.disabledExpiring);
+        await store.keys.insert(rows.expiredNow);
+        await store.keys.insert(keyRow(other.id, { at: T0 + 8 * MINUTE }));
+
+        const ids = (list: KeyRow[]) => list.map((r) => r.id);
+        const at = new Date(now);
+        const all = await store.keys.list(user.id, { limit: 50, now: at });
+        expect(ids(all)).toEqual(
+          [
+            rows.active2,
+            rows.disabledExpiring,
+            rows.disabled,
+            rows.expiredNow,
+            rows.expired,
+            rows.expiring,
+            rows.active,
+          ].map((r) => r.id),
+        );
+
+        const page1 = await store.keys.list(user.id, { limit: 3, now: at });
+        const page2 = await store.keys.list(user.id, { limit: 3, now: at, beforeId: page1[2]?.id });
+        const page3 = await store.keys.list(user.id, { limit: 3, now: at, beforeId: page2[2]?.id });
+        expect([...ids(page1), ...ids(page2), ...ids(page3)]).toEqual(ids(all));
+        expect(page3).toHaveLength(1);
+
+        const byStatus = async (status: 'active' | 'expiring' | 'expired' | 'disabled') =>
+          ids(await store.keys.list(user.id, { limit: 50, now: at, status }));
+        expect(await byStatus('active')).toEqual([rows.active2.id, rows.active.id]);
+        expect(await byStatus('expiring')).toEqual([rows.expiring.id]);
+        expect(await byStatus('expired')).toEqual([rows.expiredNow.id, rows.expired.id]);
+        expect(await byStatus('disabled')).toEqual([rows.disabledExpiring.id, rows.disabled.id]);
+      });
+
+      test('update patches fields and returns the new row; an unknown id gives undefined', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const row = keyRow(user.id);
+        await store.keys.insert(row);
+        const updated = await store.keys.update(row.id, { name: 'renamed', disabled_at: iso(T0) });
+        expect(updated).toEqual({ ...row, name: 'renamed', disabled_at: iso(T0) });
+        expect(await store.keys.get(row.id)).toEqual(updated);
+        expect(await store.keys.update(row.id, { disabled_at: null })).toEqual({ ...row, name: 'renamed' });
+        expect(await store.keys.update(newKeyId(), { name: 'x' })).toBeUndefined();
+      });
+
+      test('delete removes the key once', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const row = keyRow(user.id);
+        await store.keys.insert(row);
+        expect(await store.keys.delete(row.id)).toBe(true);
+        expect(await store.keys.delete(row.id)).toBe(false);
+        expect(await store.keys.get(row.id)).toBeUndefined();
+        expect(await store.keys.findByHash(row.hash)).toBeUndefined();
+      });
+
+      test('touch records use and never moves last_used_at backwards', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const row = keyRow(user.id);
+        await store.keys.insert(row);
+        const lastUsed = async () => (await store.keys.get(row.id))?.last_used_at;
+        await store.keys.touch(row.id, iso(T0 + 5 * MINUTE));
+        expect(await lastUsed()).toBe(iso(T0 + 5 * MINUTE));
+        await store.keys.touch(row.id, iso(T0 + 2 * MINUTE));
+        expect(await lastUsed()).toBe(iso(T0 + 5 * MINUTE));
+        await store.keys.touch(row.id, iso(T0 + 61 * MINUTE));
+        expect(await lastUsed()).toBe(iso(T0 + 61 * MINUTE));
+        // concurrent touches: the latest wins whatever order they land in
+        await Promise.all([3, 90, 70, 10].map((m) => store.keys.touch(row.id, iso(T0 + m * MINUTE))));
+        expect(await lastUsed()).toBe(iso(T0 + 90 * MINUTE));
+      });
+    });
+
+    describe('transactions', () => {
+      test('commit keeps every write; a throw rolls them all back', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const kept = keyRow(user.id);
+        await store.transaction(async (tx) => {
+          await tx.keys.insert(kept);
+        });
+        expect(await store.keys.get(kept.id)).toEqual(kept);
+
+        const lost = keyRow(user.id);
+        await expect(
+          store.transaction(async (tx) => {
+            await tx.keys.insert(lost);
+            await tx.keys.update(kept.id, { name: 'changed in a failed tx' });
+            throw new Error('boom');
+          }),
+        ).rejects.toThrow('boom');
+        expect(await store.keys.get(lost.id)).toBeUndefined();
+        expect((await store.keys.get(kept.id))?.name).toBe(kept.name);
+      });
+    });
+
+    describe('key-change notifications', () => {
+      test('listeners in this process hear publishKeyChange at once, until they unsubscribe', async () => {
+        const heard: string[] = [];
+        const off = store.onKeyChange((id) => heard.push(id));
+        const pending = store.publishKeyChange('key_A');
+        // synchronous delivery: the local cache is clean before the call even resolves
+        expect(heard).toEqual(['key_A']);
+        await pending;
+        off();
+        await store.publishKeyChange('key_B');
+        await new Promise((r) => setTimeout(r, 100));
+        expect(heard).toEqual(['key_A']);
+      });
+    });
+
+    describe('email codes', () => {
+      const MAX = 5;
+      function codeRow(o: { expiresAt?: number } = {}) {
+        return {
+          id: `code_${ulid()}`,
+          email: 'a@example.com',
+          purpose: 'api_key',
+          code_hash: `h-${ulid()}`,
+          created_at: iso(T0),
+          expires_at: iso(o.expiresAt ?? T0 + 10 * MINUTE),
+          used_at: null,
+        };
+      }
+
+      test('insert then get: attempts starts at 0 and is a number', async () => {
+        const codes = new CodesRepo(store.db);
+        const row = codeRow();
+        await codes.insert(row);
+        const got = await codes.get(row.id);
+        expect(got).toEqual({ ...row, attempts: 0 });
+        expect(typeof got?.attempts).toBe('number');
+        expect(await codes.get('code_nope')).toBeUndefined();
+      });
+
+      test('failed attempts count up to the limit, then the code is dead', async () => {
+        const codes = new CodesRepo(store.db);
+        const row = codeRow();
+        await codes.insert(row);
+        for (let i = 1; i <= MAX; i++) {
+          expect(await codes.addFailedAttempt(row.id, MAX)).toBe(true);
+          expect((await codes.get(row.id))?.attempts).toBe(i);
+        }
+        expect(await codes.addFailedAttempt(row.id, MAX)).toBe(false);
+        expect(await codes.consume(row.id, iso(T0 + MINUTE), MAX)).toBe(false);
+      });
+
+      test('consume: exactly one of many concurrent callers wins, and only before expiry', async () => {
+        const codes = new CodesRepo(store.db);
+        const row = codeRow();
+        await codes.insert(row);
+        const wins = await Promise.all(
+          Array.from({ length: 6 }, () => codes.consume(row.id, iso(T0 + MINUTE), MAX)),
+        );
+        expect(wins.filter(Boolean)).toHaveLength(1);
+        expect((await codes.get(row.id))?.used_at).toBe(iso(T0 + MINUTE));
+        expect(await codes.addFailedAttempt(row.id, MAX)).toBe(false);
+
+        const late = codeRow();
+        await codes.insert(late);
+        expect(await codes.consume(late.id, iso(T0 + 10 * MINUTE), MAX)).toBe(false);
+        expect(await codes.consume(late.id, iso(T0 + 10 * MINUTE - 1), MAX)).toBe(true);
+      });
+
+      test('deleteExpired removes only codes past their life', async () => {
+        const codes = new CodesRepo(store.db);
+        const old = codeRow({ expiresAt: T0 - MINUTE });
+        const fresh = codeRow({ expiresAt: T0 + MINUTE });
+        await codes.insert(old);
+        await codes.insert(fresh);
+        await codes.deleteExpired(iso(T0));
+        expect(await codes.get(old.id)).toBeUndefined();
+        expect(await codes.get(fresh.id)).toBeDefined();
+      });
+    });
+
+    describe('API keys over HTTP', () => {
+      let server: TestServer;
+      let admin: { apiKey: string; keyId: string; userId: string };
+      let adminEmail: string;
+
+      beforeAll(async () => {
+        server = await startTestServer({ store });
+        adminEmail = uniqueEmail();
+        admin = await server.seedKey({ email: adminEmail });
+      });
+      afterAll(async () => {
+        await server?.close();
+      });
+
+      const call = (
+        method: 'GET' | 'POST' | 'PATCH' | 'DELETE',
+        url: string,
+        key: string,
+        payload?: object,
+      ) =>
+        server.app.inject({ method, url, headers: { 'xi-api-key': key }, ...(payload ? { payload } : {}) });
+
+      test('/v1/me names the user and the key', async () => {
+        const res = await call('GET', '/v1/me', admin.apiKey);
+        expect(res.statusCode).toBe(200);
+        expect(res.json()).toEqual({
+          user: { id: admin.userId, email: adminEmail },
+          auth: { type: 'api_key', key_id: admin.keyId, scopes: ['read', 'write', 'admin'] },
+        });
+        expect(res.headers['x-breeze-api-key-id']).toBe(admin.keyId);
+      });
+
+      test('create, list (newest first, paginated, filtered), patch', async () => {
+        const created: ApiKeyInfo[] = [];
+        for (const name of ['one', 'two', 'three']) {
+          const res = await call('POST', '/v1/api-keys', admin.apiKey, { name, scopes: ['write'] });
+          expect(res.statusCode).toBe(201);
+          const body = res.json();
+          expect(body.api_key).toMatch(/^brz_[0-9A-Za-z]{46}$/);
+          expect(body).toMatchObject({
+            name,
+            scopes: ['read', 'write'],
+            status: 'active',
+            created_via: 'api',
+          });
+          created.push(body);
+          // distinct milliseconds: ids order by creation time
+          await new Promise((r) => setTimeout(r, 3));
+        }
+        const newest = created.map((k) => k.key_id).reverse();
+
+        const first = await call('GET', '/v1/api-keys?limit=2', admin.apiKey);
+        const firstBody = first.json() as KeyListResponse;
+        expect(firstBody.data.map((k) => k.key_id)).toEqual(newest.slice(0, 2));
+        expect(firstBody.next_cursor).toEqual(expect.any(String));
+        const second = await call(
+          'GET',
+          `/v1/api-keys?limit=2&cursor=${firstBody.next_cursor}`,
+          admin.apiKey,
+        );
+        const secondBody = second.json() as KeyListResponse;
+        expect(secondBody.data.map((k) => k.key_id)).toEqual([newest[2], admin.keyId]);
+        expect(secondBody.next_cursor).toBeNull();
+
+        const patched = await call('PATCH', `/v1/api-keys/${newest[0]}`, admin.apiKey, { name: 'renamed' });
+        expect(patched.statusCode).toBe(200);
+        expect(patched.json().name).toBe('renamed');
+        expect((await call('GET', `/v1/api-keys/${newest[0]}`, admin.apiKey)).json().name).toBe('renamed');
+      });
+
+      test('disable refuses the key at once, enable accepts it again, status filter follows', async () => {
+        const made = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'toggle' })).json();
+        const key: string = made.api_key;
+        expect((await call('GET', '/v1/me', key)).statusCode).toBe(200); // now cached
+
+        const disabled = await call('POST', `/v1/api-keys/${made.key_id}/disable`, admin.apiKey);
+        expect(disabled.statusCode).toBe(200);
+        expect(disabled.json()).toMatchObject({ status: 'disabled', disabled_at: expect.any(String) });
+        const refused = await call('GET', '/v1/me', key);
+        expect(refused.statusCode).toBe(401);
+        expect(refused.json().error.code).toBe('AUTH_REQUIRED');
+        const listed = (
+          await call('GET', '/v1/api-keys?status=disabled', admin.apiKey)
+        ).json() as KeyListResponse;
+        expect(listed.data.map((k) => k.key_id)).toContain(made.key_id);
+
+        const enabled = await call('POST', `/v1/api-keys/${made.key_id}/enable`, admin.apiKey);
+        expect(enabled.json()).toMatchObject({ status: 'active', disabled_at: null });
+        expect((await call('GET', '/v1/me', key)).statusCode).toBe(200);
+      });
+
+      test('rotate mints a successor and ends the old key after the grace period', async () => {
+        const made = (
+          await call('POST', '/v1/api-keys', admin.apiKey, {
+            name: 'rot',
+            scopes: ['read', 'write'] as Scope[],
+          })
+        ).json();
+        const res = await call('POST', `/v1/api-keys/${made.key_id}/rotate`, admin.apiKey, {
+          grace_period_s: 0,
+        });
+        expect(res.statusCode).toBe(201);
+        const body = res.json();
+        expect(body).toMatchObject({
+          name: 'rot',
+          scopes: ['read', 'write'],
+          rotated_from: made.key_id,
+          created_via: 'rotation',
+          previous: { key_id: made.key_id, status: 'expired' },
+        });
+        expect((await call('GET', '/v1/me', made.api_key)).statusCode).toBe(401);
+        expect((await call('GET', '/v1/me', body.api_key)).json().auth.key_id).toBe(body.key_id);
+        const again = await call('POST', `/v1/api-keys/${made.key_id}/rotate`, admin.apiKey);
+        expect(again.statusCode).toBe(409);
+      });
+
+      test('delete: 204, then the key is refused and gone', async () => {
+        const made = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'doomed' })).json();
+        expect((await call('GET', '/v1/me', made.api_key)).statusCode).toBe(200);
+        const res = await call('DELETE', `/v1/api-keys/${made.key_id}`, admin.apiKey);
+        expect(res.statusCode).toBe(204);
+        expect((await call('GET', '/v1/me', made.api_key)).statusCode).toBe(401);
+        expect((await call('GET', `/v1/api-keys/${made.key_id}`, admin.apiKey)).statusCode).toBe(404);
+      });
+    });
+  });
+}
