@@ -1,0 +1,39 @@
+import type { Command } from 'commander';
+import type { CliContext } from '../context.js';
+
+/** What main gives each command module: a way to build the CliContext for the invoked command. */
+export interface CommandHost {
+  /** builds (once) the context from the global options seen on `cmd` and its parents */
+  context(cmd: Command): Promise<CliContext>;
+}
+
+/** A command file's default shape: it builds its commander `Command`; the action calls `run…(opts, ctx)`. */
+export interface CommandModule {
+  createCommand(host: CommandHost): Command;
+}
+
+/** Commands by name, each lazily imported: `breeze env` loads env.ts and nothing else. */
+export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  serve: () => import('./serve.js'),
+};
+
+/** Aliases resolved before loading (`whoami` is `status`). */
+export const ALIASES: Record<string, string> = { whoami: 'status' };
+
+/** Global options that take a value; used to find the command name without loading commander. */
+export const GLOBAL_VALUE_OPTIONS = new Set(['--server', '--profile', '--config-dir']);
+
+/** The command name in argv (first operand outside global options), or undefined. */
+export function findCommandName(argv: readonly string[]): string | undefined {
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--') return undefined;
+    if (GLOBAL_VALUE_OPTIONS.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    return ALIASES[a] ?? a;
+  }
+  return undefined;
+}

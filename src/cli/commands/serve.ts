@@ -1,0 +1,116 @@
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { CliContext } from '../context.js';
+import { UsageError } from '../errors.js';
+import type { CommandHost } from './index.js';
+
+export interface ServeCommandOptions {
+  host: string;
+  port: number;
+  dataDir?: string;
+  databaseUrl?: string;
+  smtpUrl?: string;
+  publicUrl?: string;
+  signup: 'open' | 'closed';
+  rateLimitPerKey: number;
+}
+
+function intArg(name: string, min: number, max: number) {
+  return (v: string) => {
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      throw new InvalidArgumentError(`${name} must be an integer from ${min} to ${max}.`);
+    }
+    return Number(v);
+  };
+}
+
+/**
+ * Runs the server in the foreground until SIGINT/SIGTERM, then closes it cleanly (exit 0). Resolves
+ * with the URL it served once it has stopped; `onListening` fires as soon as it listens.
+ */
+export async function runServe(
+  opts: ServeCommandOptions,
+  ctx: CliContext,
+  hooks: { onListening?: (url: string) => void; stop?: Promise<unknown> } = {},
+): Promise<{ url: string }> {
+  const [{ startServer }, { loggerOptions }, { embeddedDataDir }] = await Promise.all([
+    import('../../server/serve.js'),
+    import('../../server/logging.js'),
+    import('../../server/embedded.js'),
+  ]);
+  const { ensurePrivateDir } = await import('../../credentials/atomic-file.js');
+  const dataDir = opts.dataDir ?? embeddedDataDir(ctx.configDir);
+  if (!opts.databaseUrl) ensurePrivateDir(dataDir);
+  if (opts.publicUrl) {
+    try {
+      new URL(opts.publicUrl);
+    } catch {
+      throw new UsageError(`Invalid --public-url "${opts.publicUrl}".`);
+    }
+  }
+  let stopRequested!: () => void;
+  const stopped = new Promise<void>((resolve) => {
+    stopRequested = resolve;
+  });
+  // Take over SIGINT/SIGTERM before listening: a signal during start-up still stops cleanly.
+  ctx.onSignal(() => stopRequested());
+  const server = await startServer({
+    host: opts.host,
+    port: opts.port,
+    dataDir,
+    databaseUrl: opts.databaseUrl,
+    smtpUrl: opts.smtpUrl,
+    publicUrl: opts.publicUrl,
+    signup: opts.signup,
+    rateLimitPerKey: opts.rateLimitPerKey,
+    logger: loggerOptions(),
+  });
+  process.stderr.write(`Breeze server listening on ${server.url}\n`);
+  server.app.log.info(
+    { url: server.url, data_dir: opts.databaseUrl ? undefined : dataDir },
+    `listening on ${server.url}`,
+  );
+  hooks.onListening?.(server.url);
+  await (hooks.stop ? Promise.race([stopped, hooks.stop]) : stopped);
+  server.app.log.info('shutting down');
+  await server.close();
+  ctx.onSignal(null);
+  process.stderr.write('Breeze server stopped.\n');
+  return { url: server.url };
+}
+
+export function createCommand(host: CommandHost): Command {
+  return new Command('serve')
+    .description('run the Breeze server in the foreground (JSON log lines on stdout)')
+    .option('--host <host>', 'interface to listen on', '127.0.0.1')
+    .option('--port <port>', 'TCP port (0 picks a free one)', intArg('--port', 0, 65535), 4455)
+    .option('--data-dir <dir>', 'SQLite data directory (default <config dir>/server)')
+    .option('--database-url <url>', 'PostgreSQL URL instead of SQLite')
+    .option(
+      '--smtp-url <url>',
+      'send mail through this SMTP server (default: .eml files in <data dir>/outbox)',
+    )
+    .option('--public-url <url>', 'URL browsers reach the server at (links, mails, JWT issuer)')
+    .addOption(
+      new Option('--signup <policy>', 'whether unknown emails get an account')
+        .choices(['open', 'closed'])
+        .default('open'),
+    )
+    .option(
+      '--rate-limit-per-key <n>',
+      'requests per minute per key; 0 turns it off',
+      intArg('--rate-limit-per-key', 0, 1e9),
+      600,
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ breeze serve                                   http://127.0.0.1:4455, data in ~/.breeze/server
+  $ breeze serve --port 0 --data-dir ./data        a free port, a project-local database
+  $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
+  $ breeze serve --database-url postgres://breeze@db/breeze --signup closed`,
+    )
+    .action(async (opts: ServeCommandOptions, cmd: Command) => {
+      await runServe(opts, await host.context(cmd));
+    });
+}

@@ -1,0 +1,278 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import type { BreezeClient } from '../client/client.js';
+import type { ResolvedCredential } from '../credentials/manager.js';
+import { CredentialManager } from '../credentials/manager.js';
+import { accountName, type StorageBackend } from '../credentials/types.js';
+import { ConfigFile, type ProfileConfig } from './config.js';
+import { InterruptedError, NotAuthenticatedError, UsageError } from './errors.js';
+import { createOutput, type Output } from './ui/output.js';
+import { createPrompts, isInteractive, type Prompts } from './ui/prompts.js';
+import type { Spinner } from './ui/spinner.js';
+import { cliVersion } from './version.js';
+
+/** Global options as commander parsed them (before or after the command name). */
+export interface GlobalOptions {
+  server?: string;
+  profile?: string;
+  json?: boolean;
+  configDir?: string;
+  color?: boolean;
+  verbose?: boolean;
+}
+
+/** The server id `embedded` (the in-process server over `<config dir>/server/`). */
+export const EMBEDDED = 'embedded';
+
+/** The credential in use, with the profile it belongs to. */
+export interface Session extends ResolvedCredential {
+  profile: string;
+  /** server URL or `embedded` */
+  server: string;
+  /** the profile's saved entry, when there is one for this server */
+  saved: ProfileConfig | undefined;
+  /** where a stored key of this profile lives (undefined when none is saved) */
+  storage: StorageBackend | undefined;
+}
+
+/**
+ * Everything a command touches outside itself. Built once per run by program.ts; tests build one
+ * with `createContext({ configDir: tmp, server: url }, { env })`.
+ */
+export interface CliContext {
+  readonly env: NodeJS.ProcessEnv;
+  readonly configDir: string;
+  /** `--profile` / `BREEZE_PROFILE` / `default` */
+  readonly profile: string;
+  readonly json: boolean;
+  readonly verbose: boolean;
+  readonly out: Output;
+  /** prompts; non-interactive runs get exit-2 errors naming the flag */
+  readonly prompts: Prompts;
+  /** aborted on Ctrl-C (SIGINT) or SIGTERM: pass it to every wait */
+  readonly signal: AbortSignal;
+  readonly config: ConfigFile;
+  readonly credentials: CredentialManager;
+  /** the exit code when the command returns normally (e.g. `run` passes on its child's) */
+  exitCode: number;
+  clock(): Date;
+  /** opens a URL in the user's browser; false when that was not possible (the caller prints it) */
+  openUrl(url: string): Promise<boolean>;
+  /** a spinner on stderr (a no-op when stderr is not a TTY) */
+  spinner(text: string): Promise<Spinner>;
+  /** `--server` / `BREEZE_SERVER` / the profile's saved server / `embedded` */
+  server(): string;
+  /** the base URL of `server()`, starting the embedded server when that is the target */
+  baseUrl(): Promise<string>;
+  /**
+   * An API client for `server()` (the embedded server is started on first use). `apiKey`: the
+   * credential to send; omitted = anonymous (login flows).
+   */
+  client(opts?: { apiKey?: string }): Promise<BreezeClient>;
+  /** the credential in use (BREEZE_API_KEY, else the profile's stored key); throws exit 3 when none */
+  session(): Promise<Session>;
+  /** `session()` plus a client sending its key */
+  authenticated(): Promise<{ session: Session; client: BreezeClient }>;
+  /** the keychain / config account for the current profile and server */
+  account(server?: string): string;
+  /**
+   * Takes over SIGINT/SIGTERM (e.g. `run` forwards them to its child, `serve` shuts down); null
+   * restores the default (abort + exit 130).
+   */
+  onSignal(handler: ((signal: NodeJS.Signals) => void) | null): void;
+  /** work to do before the process exits (also after Ctrl-C) */
+  onCleanup(fn: () => Promise<void> | void): void;
+  /** runs the cleanups (program.ts calls it) */
+  close(): Promise<void>;
+}
+
+/** SIGINT/SIGTERM handling for one CLI run: abort by default, or a command's own handler. */
+export class Interrupts {
+  private readonly controller = new AbortController();
+  private handler: ((signal: NodeJS.Signals) => void) | null = null;
+  private rejectInterrupted?: (err: Error) => void;
+  private readonly interrupted = new Promise<never>((_, reject) => {
+    this.rejectInterrupted = reject;
+  });
+  readonly signal = this.controller.signal;
+  private readonly listener = (sig: NodeJS.Signals) => {
+    if (this.handler) return this.handler(sig);
+    if (this.signal.aborted) return;
+    const err = new InterruptedError();
+    if (sig === 'SIGTERM') (err as { exitCode: number }).exitCode = 143;
+    this.controller.abort(err);
+    this.rejectInterrupted?.(err);
+  };
+
+  constructor() {
+    this.interrupted.catch(() => {});
+  }
+  install(): void {
+    process.on('SIGINT', this.listener);
+    process.on('SIGTERM', this.listener);
+  }
+  uninstall(): void {
+    process.off('SIGINT', this.listener);
+    process.off('SIGTERM', this.listener);
+  }
+  setHandler(handler: ((signal: NodeJS.Signals) => void) | null): void {
+    this.handler = handler;
+  }
+  /** rejects with InterruptedError on the first unhandled signal */
+  whenInterrupted(): Promise<never> {
+    return this.interrupted;
+  }
+}
+
+export interface ContextDeps {
+  env?: NodeJS.ProcessEnv;
+  interrupts?: Interrupts;
+  output?: Output;
+  prompts?: Prompts;
+  clock?: () => Date;
+  openUrl?: (url: string) => Promise<boolean>;
+}
+
+/** Normalises a server given by flag, env or profile: `embedded`, or an http(s) URL without trailing slash. */
+export function normaliseServer(value: string): string {
+  const v = value.trim();
+  if (v === EMBEDDED) return EMBEDDED;
+  let url: URL;
+  try {
+    url = new URL(v);
+  } catch {
+    throw new UsageError(`Invalid server "${value}".`, {
+      hint: 'Pass an http(s) URL or "embedded" to --server.',
+    });
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`Invalid server "${value}": only http and https are supported.`);
+  }
+  return url.toString().replace(/\/+$/, '');
+}
+
+/** Builds the CliContext from the global options; nothing heavy is loaded until used. */
+export async function createContext(globals: GlobalOptions, deps: ContextDeps = {}): Promise<CliContext> {
+  const env = deps.env ?? process.env;
+  const interrupts = deps.interrupts ?? new Interrupts();
+  const configDir = resolve(globals.configDir ?? (env.BREEZE_CONFIG_DIR || join(homedir(), '.breeze')));
+  const profile = globals.profile ?? (env.BREEZE_PROFILE || 'default');
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(profile)) {
+    throw new UsageError(`Invalid profile name "${profile}".`, {
+      hint: 'Use letters, digits, ".", "_" or "-".',
+    });
+  }
+  const out = deps.output ?? createOutput();
+  const verbose = Boolean(globals.verbose) || env.BREEZE_DEBUG === '1';
+  const config = new ConfigFile(configDir);
+  const credentials = new CredentialManager({ configDir, env, warn: (m) => out.warn(m) });
+  const cleanups: Array<() => Promise<void> | void> = [];
+  const serverFlag = globals.server ?? (env.BREEZE_SERVER || undefined);
+  let embedded: Promise<{ url: string }> | undefined;
+
+  const ctx: CliContext = {
+    env,
+    configDir,
+    profile,
+    json: Boolean(globals.json),
+    verbose,
+    out,
+    prompts: deps.prompts ?? createPrompts(isInteractive(env), interrupts.signal),
+    signal: interrupts.signal,
+    config,
+    credentials,
+    exitCode: 0,
+    clock: deps.clock ?? (() => new Date()),
+    async openUrl(url) {
+      if (deps.openUrl) return deps.openUrl(url);
+      try {
+        const { default: open } = await import('open');
+        const child = await open(url);
+        child.on('error', () => {});
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    async spinner(text) {
+      const { createSpinner } = await import('./ui/spinner.js');
+      return createSpinner(text);
+    },
+    server() {
+      if (serverFlag) return normaliseServer(serverFlag);
+      const saved = config.profile(profile)?.server;
+      return saved ? normaliseServer(saved) : EMBEDDED;
+    },
+    async baseUrl() {
+      const server = ctx.server();
+      if (server !== EMBEDDED) return server;
+      embedded ??= (async () => {
+        const { startEmbeddedServer } = await import('../server/embedded.js');
+        const running = await startEmbeddedServer({
+          configDir,
+          onMail: (m) => out.info(`[embedded server] mail to ${m.to}: ${m.subject}`),
+        });
+        cleanups.push(() => running.close());
+        return running;
+      })();
+      return (await embedded).url;
+    },
+    async client(opts = {}) {
+      const [{ BreezeClient }, baseUrl] = await Promise.all([import('../client/client.js'), ctx.baseUrl()]);
+      return new BreezeClient({
+        baseUrl,
+        apiKey: opts.apiKey,
+        userAgent: `breeze/${cliVersion()}`,
+        signal: interrupts.signal,
+        // the embedded server is on loopback: never send it through a proxy
+        proxy: ctx.server() !== EMBEDDED,
+        trace: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+      });
+    },
+    account(server = ctx.server()) {
+      return accountName(profile, server);
+    },
+    async session() {
+      const server = ctx.server();
+      const savedProfile = config.profile(profile);
+      const saved =
+        savedProfile && normaliseServer(savedProfile.server) === server ? savedProfile : undefined;
+      const resolved = await credentials.resolve(ctx.account(server), saved?.storage);
+      if (!resolved) {
+        const where = server === EMBEDDED ? 'the embedded server' : server;
+        throw new NotAuthenticatedError(
+          savedProfile && !saved
+            ? `Profile "${profile}" is logged in to ${savedProfile.server}, not ${where}.`
+            : saved
+              ? `The key of profile "${profile}" is missing from the ${saved.storage === 'file' ? 'credentials file' : 'OS keychain'}.`
+              : `Not logged in (profile "${profile}", ${where}).`,
+          {
+            hint: `Run "breeze login"${profile !== 'default' ? ` --profile ${profile}` : ''} or set BREEZE_API_KEY.`,
+          },
+        );
+      }
+      return { ...resolved, profile, server, saved, storage: saved?.storage };
+    },
+    async authenticated() {
+      const session = await ctx.session();
+      const client = await ctx.client({ apiKey: session.apiKey });
+      return { session, client };
+    },
+    onSignal(handler) {
+      interrupts.setHandler(handler);
+    },
+    onCleanup(fn) {
+      cleanups.push(fn);
+    },
+    async close() {
+      for (const fn of cleanups.splice(0).reverse()) {
+        try {
+          await fn();
+        } catch {
+          // best effort: the process is leaving
+        }
+      }
+    },
+  };
+  return ctx;
+}

@@ -1,0 +1,102 @@
+/**
+ * Errors commands throw, and the one mapping from any error to a message and an exit code
+ * (`exitCodeOf`, `describeError`), applied only by `main.ts`. Cheap to import (no dependencies).
+ */
+import { ApiError, NetworkError } from '../client/errors.js';
+
+export const EXIT = {
+  OK: 0,
+  FAILURE: 1,
+  USAGE: 2,
+  NOT_AUTHENTICATED: 3,
+  FORBIDDEN: 4,
+  INTERRUPTED: 130,
+} as const;
+
+/** Something the user can fix; `hint` says how. Exit code 1 unless given. */
+export class UserError extends Error {
+  override name = 'UserError';
+  readonly hint?: string;
+  readonly exitCode: number;
+  constructor(message: string, opts: { hint?: string; exitCode?: number; cause?: unknown } = {}) {
+    super(message, { cause: opts.cause });
+    this.hint = opts.hint;
+    this.exitCode = opts.exitCode ?? EXIT.FAILURE;
+  }
+}
+
+/** Bad flags or arguments, or a prompt needed in a non-interactive run (exit 2). */
+export class UsageError extends UserError {
+  override name = 'UsageError';
+  constructor(message: string, opts: { hint?: string } = {}) {
+    super(message, { ...opts, exitCode: EXIT.USAGE });
+  }
+}
+
+/** No credential, or the server refused it (exit 3). */
+export class NotAuthenticatedError extends UserError {
+  override name = 'NotAuthenticatedError';
+  constructor(message = 'Not logged in.', opts: { hint?: string; cause?: unknown } = {}) {
+    super(message, {
+      hint: opts.hint ?? 'Run "breeze login".',
+      exitCode: EXIT.NOT_AUTHENTICATED,
+      cause: opts.cause,
+    });
+  }
+}
+
+/** Ctrl-C (exit 130). */
+export class InterruptedError extends UserError {
+  override name = 'InterruptedError';
+  constructor(message = 'Interrupted.') {
+    super(message, { exitCode: EXIT.INTERRUPTED });
+  }
+}
+
+/**
+ * Exit codes of CLI.md: 1 failure, 2 usage, 3 not authenticated (incl. a 401), 4 forbidden / not
+ * found (403, 404), 130 interrupted.
+ */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof UserError) return err.exitCode;
+  if (err instanceof ApiError) {
+    if (err.status === 401) return EXIT.NOT_AUTHENTICATED;
+    if (err.status === 403 || err.status === 404) return EXIT.FORBIDDEN;
+    if (err.status === 400 && err.code === 'VALIDATION_FAILED') return EXIT.USAGE;
+    return EXIT.FAILURE;
+  }
+  if (err instanceof NetworkError) return EXIT.FAILURE;
+  const e = err as { code?: unknown; exitCode?: unknown; name?: unknown };
+  if (typeof e?.code === 'string' && e.code.startsWith('commander.')) {
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT.OK;
+    return EXIT.USAGE;
+  }
+  // @inquirer/prompts on Ctrl-C, or an abort triggered by our SIGINT handler
+  if (e?.name === 'ExitPromptError' || e?.name === 'AbortError' || e?.name === 'AbortPromptError') {
+    return EXIT.INTERRUPTED;
+  }
+  return EXIT.FAILURE;
+}
+
+/** One human message on stderr for an error (commander has already printed its own). */
+export function describeError(err: unknown, verbose: boolean): string | null {
+  const e = err as { code?: unknown; name?: unknown };
+  if (typeof e?.code === 'string' && e.code.startsWith('commander.')) return null;
+  if (exitCodeOf(err) === EXIT.INTERRUPTED) return 'Interrupted.';
+  if (err instanceof UserError)
+    return err.hint ? `Error: ${err.message}\n${err.hint}` : `Error: ${err.message}`;
+  if (err instanceof ApiError) {
+    const hint =
+      err.status === 401
+        ? '\nThe server refused the credential. Run "breeze login" (or check BREEZE_API_KEY).'
+        : err.status === 429 && err.retryAfter !== undefined
+          ? `\nRate limited: try again in ${err.retryAfter}s.`
+          : '';
+    const rid = err.requestId ? ` (request ${err.requestId})` : '';
+    return `Error: ${err.message} [${err.code}]${rid}${hint}`;
+  }
+  if (err instanceof NetworkError)
+    return `Error: ${err.message}\nCheck the server URL (--server / BREEZE_SERVER) and your network or proxy settings.`;
+  if (verbose && err instanceof Error && err.stack) return `Error: ${err.stack}`;
+  return `Error: ${err instanceof Error ? err.message : String(err)}`;
+}

@@ -1,0 +1,29 @@
+/**
+ * stdout for data, stderr for people. No chalk here: `token` and `env` use this and must start fast;
+ * colourful output goes through ./theme.ts, loaded by the commands that draw tables.
+ */
+export interface Output {
+  /** a line of data on stdout */
+  data(text: string): void;
+  /** one JSON document on stdout */
+  json(value: unknown): void;
+  /** a message for people on stderr */
+  info(message: string): void;
+  /** a warning on stderr (one line, prefixed) */
+  warn(message: string): void;
+  /** a success message on stderr */
+  success(message: string): void;
+}
+
+export function createOutput(
+  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
+): Output {
+  const line = (s: NodeJS.WritableStream, text: string) => s.write(text.endsWith('\n') ? text : `${text}\n`);
+  return {
+    data: (text) => line(streams.stdout, text),
+    json: (value) => line(streams.stdout, JSON.stringify(value, null, 2)),
+    info: (message) => line(streams.stderr, message),
+    warn: (message) => line(streams.stderr, /^warning:/i.test(message) ? message : `Warning: ${message}`),
+    success: (message) => line(streams.stderr, `✓ ${message}`),
+  };
+}

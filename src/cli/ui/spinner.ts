@@ -1,0 +1,31 @@
+/** A progress indicator on stderr (ora); silent when stderr is not a TTY. */
+export interface Spinner {
+  text(text: string): void;
+  succeed(text?: string): void;
+  fail(text?: string): void;
+  stop(): void;
+}
+
+export async function createSpinner(text: string): Promise<Spinner> {
+  const { default: ora } = await import('ora');
+  const s = ora({
+    text,
+    stream: process.stderr,
+    discardStdin: false,
+    isEnabled: Boolean(process.stderr.isTTY),
+  }).start();
+  return {
+    text: (t) => {
+      s.text = t;
+    },
+    succeed: (t) => {
+      s.succeed(t);
+    },
+    fail: (t) => {
+      s.fail(t);
+    },
+    stop: () => {
+      s.stop();
+    },
+  };
+}

@@ -1,0 +1,354 @@
+import { Agent, type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
+import type {
+  ApiKeyInfo,
+  CliLoginExchangeResult,
+  CliLoginStart,
+  CreatedKeyResponse,
+  KeyListResponse,
+  KeyStatus,
+  MeResponse,
+  RotatedKeyResponse,
+  Scope,
+} from '../core/types.js';
+import { ApiError, NetworkError } from './errors.js';
+import { redactBody, redactHeaders, redactUrl } from './redact.js';
+
+export { ApiError, NetworkError } from './errors.js';
+
+export interface ClientOptions {
+  /** e.g. `http://127.0.0.1:4455` (no trailing slash needed) */
+  baseUrl: string;
+  /** sent as `xi-api-key` */
+  apiKey?: string;
+  /** `breeze/<version>` */
+  userAgent?: string;
+  /** per attempt; default 30 s */
+  timeoutMs?: number;
+  /** extra attempts on network errors and 429; default 2 */
+  retries?: number;
+  /** longest `Retry-After` honoured by waiting (longer ones are thrown); default 60 s */
+  maxRetryAfterS?: number;
+  /** cancels requests and retry waits (Ctrl-C) */
+  signal?: AbortSignal;
+  /** honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY (default true) */
+  proxy?: boolean;
+  dispatcher?: Dispatcher;
+  /** `--verbose`: one line at a time, secrets already redacted */
+  trace?: (line: string) => void;
+}
+
+export interface RequestOptions {
+  body?: unknown;
+  query?: Record<string, string | number | undefined>;
+  /** send the API key (default true when the client has one) */
+  auth?: boolean;
+  headers?: Record<string, string>;
+  /** override the client's retry policy for this call */
+  retries?: number;
+}
+
+export interface ApiResponse<T> {
+  status: number;
+  body: T;
+  headers: Record<string, string | string[] | undefined>;
+  requestId: string | null;
+}
+
+// POSTs are retried on network errors only when the request cannot have reached the server
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
+
+const dispatchers = new Map<string, Dispatcher>();
+function sharedDispatcher(proxy: boolean, timeoutMs: number): Dispatcher {
+  const k = `${proxy}:${timeoutMs}`;
+  let d = dispatchers.get(k);
+  if (!d) {
+    const opts = {
+      headersTimeout: timeoutMs,
+      bodyTimeout: timeoutMs,
+      connect: { timeout: Math.min(timeoutMs, 10_000) },
+    };
+    d = proxy ? new EnvHttpProxyAgent(opts) : new Agent(opts);
+    dispatchers.set(k, d);
+  }
+  return d;
+}
+
+/**
+ * Typed client of the Breeze HTTP API (API.md) over undici. Errors: `ApiError` (`code`, `status`,
+ * `requestId`) for error answers, `NetworkError` when no answer came.
+ */
+export class BreezeClient {
+  readonly baseUrl: string;
+  constructor(private readonly opts: ClientOptions) {
+    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+  }
+
+  /** the same client sending another key */
+  withKey(apiKey: string | undefined): BreezeClient {
+    return new BreezeClient({ ...this.opts, apiKey });
+  }
+
+  get hasKey(): boolean {
+    return Boolean(this.opts.apiKey);
+  }
+
+  /** One API call with retries; resolves for 2xx, throws ApiError / NetworkError otherwise. */
+  async request<T>(method: string, path: string, o: RequestOptions = {}): Promise<ApiResponse<T>> {
+    const url = new URL(this.baseUrl + path);
+    for (const [k, v] of Object.entries(o.query ?? {}))
+      if (v !== undefined) url.searchParams.set(k, String(v));
+    const headers: Record<string, string> = {
+      accept: 'application/json',
+      'user-agent': this.opts.userAgent ?? 'breeze',
+      ...o.headers,
+    };
+    if (this.opts.apiKey && o.auth !== false) headers['xi-api-key'] = this.opts.apiKey;
+    let payload: string | undefined;
+    if (o.body !== undefined) {
+      payload = JSON.stringify(o.body);
+      headers['content-type'] = 'application/json';
+    }
+    const retries = o.retries ?? this.opts.retries ?? 2;
+    const timeoutMs = this.opts.timeoutMs ?? 30_000;
+    const dispatcher = this.opts.dispatcher ?? sharedDispatcher(this.opts.proxy !== false, timeoutMs);
+    for (let attempt = 0; ; attempt++) {
+      this.trace(`> ${method} ${redactUrl(url.toString())}`);
+      for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
+      if (payload) this.trace(`> ${redactBody(payload)}`);
+      const started = performance.now();
+      let res: Dispatcher.ResponseData;
+      try {
+        const signals = [AbortSignal.timeout(timeoutMs)];
+        if (this.opts.signal) signals.push(this.opts.signal);
+        res = await request(url, {
+          method: method as Dispatcher.HttpMethod,
+          headers,
+          body: payload,
+          dispatcher,
+          signal: AbortSignal.any(signals),
+        });
+      } catch (err) {
+        if (this.opts.signal?.aborted) throw this.opts.signal.reason ?? err;
+        const code = (err as { code?: string }).code ?? (err as Error).name;
+        this.trace(`< network error: ${code}`);
+        const retriable = IDEMPOTENT.has(method) || NEVER_SENT.has(code);
+        if (attempt < retries && retriable) {
+          await this.sleep(250 * 4 ** attempt);
+          continue;
+        }
+        throw new NetworkError(`Cannot reach ${this.baseUrl}: ${describeNetworkError(err)}`, url.toString(), {
+          cause: err,
+        });
+      }
+      const text = await res.body.text();
+      const ms = Math.round(performance.now() - started);
+      const requestId = headerValue(res.headers['x-request-id']);
+      this.trace(`< ${res.statusCode} (${ms} ms)`);
+      for (const [k, v] of Object.entries(redactHeaders(res.headers))) this.trace(`< ${k}: ${v}`);
+      if (text) this.trace(`< ${redactBody(text)}`);
+      if (res.statusCode >= 200 && res.statusCode < 300) {
+        let body: unknown;
+        try {
+          body = text ? JSON.parse(text) : undefined;
+        } catch {
+          throw new ApiError(`The server sent a response that is not JSON (HTTP ${res.statusCode}).`, {
+            code: 'UNEXPECTED_RESPONSE',
+            status: res.statusCode,
+            requestId,
+          });
+        }
+        return { status: res.statusCode, body: body as T, headers: res.headers, requestId };
+      }
+      const error = toApiError(res.statusCode, text, requestId, headerValue(res.headers['retry-after']));
+      const maxWait = this.opts.maxRetryAfterS ?? 60;
+      if (res.statusCode === 429 && attempt < retries && (error.retryAfter ?? 1) <= maxWait) {
+        await this.sleep((error.retryAfter ?? 2 ** attempt) * 1000);
+        continue;
+      }
+      throw error;
+    }
+  }
+
+  private trace(line: string): void {
+    this.opts.trace?.(line);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    const signal = this.opts.signal;
+    return new Promise((resolve, reject) => {
+      if (signal?.aborted) return reject(signal.reason);
+      const t = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      }, ms);
+      const onAbort = () => {
+        clearTimeout(t);
+        reject(signal?.reason);
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  // --- typed methods (API.md) ---
+
+  /** `GET /v1/me` */
+  async me(): Promise<MeResponse> {
+    return (await this.request<MeResponse>('GET', '/v1/me')).body;
+  }
+
+  /** `GET /v1/api-keys` (one page) */
+  async listKeys(q: { limit?: number; cursor?: string; status?: KeyStatus } = {}): Promise<KeyListResponse> {
+    return (await this.request<KeyListResponse>('GET', '/v1/api-keys', { query: q })).body;
+  }
+
+  /** every page of `GET /v1/api-keys` */
+  async listAllKeys(q: { status?: KeyStatus } = {}): Promise<ApiKeyInfo[]> {
+    const all: ApiKeyInfo[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.listKeys({ ...q, limit: 200, cursor });
+      all.push(...page.data);
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    return all;
+  }
+
+  async getKey(keyId: string): Promise<ApiKeyInfo> {
+    return (await this.request<ApiKeyInfo>('GET', `/v1/api-keys/${encodeURIComponent(keyId)}`)).body;
+  }
+
+  async createKey(body: {
+    name: string;
+    scopes?: Scope[];
+    expires_in_s?: number;
+    expires_at?: string;
+  }): Promise<CreatedKeyResponse> {
+    return (await this.request<CreatedKeyResponse>('POST', '/v1/api-keys', { body })).body;
+  }
+
+  async updateKey(keyId: string, body: { name?: string; scopes?: Scope[] }): Promise<ApiKeyInfo> {
+    return (await this.request<ApiKeyInfo>('PATCH', `/v1/api-keys/${encodeURIComponent(keyId)}`, { body }))
+      .body;
+  }
+
+  async rotateKey(keyId: string, body: { grace_period_s?: number } = {}): Promise<RotatedKeyResponse> {
+    return (
+      await this.request<RotatedKeyResponse>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/rotate`, {
+        body,
+      })
+    ).body;
+  }
+
+  async disableKey(keyId: string): Promise<ApiKeyInfo> {
+    return (await this.request<ApiKeyInfo>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/disable`)).body;
+  }
+
+  async enableKey(keyId: string): Promise<ApiKeyInfo> {
+    return (await this.request<ApiKeyInfo>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/enable`)).body;
+  }
+
+  async deleteKey(keyId: string): Promise<void> {
+    await this.request<void>('DELETE', `/v1/api-keys/${encodeURIComponent(keyId)}`);
+  }
+
+  /** `POST /v1/cli/logins` (anonymous) */
+  async startCliLogin(body: {
+    code_challenge: string;
+    code_challenge_method: 'S256';
+    client_name: string;
+    hostname: string;
+    key_name?: string;
+    scopes?: Scope[];
+    redirect_uri?: string;
+    state?: string;
+  }): Promise<CliLoginStart> {
+    return (await this.request<CliLoginStart>('POST', '/v1/cli/logins', { body, auth: false })).body;
+  }
+
+  /** `POST /v1/cli/logins/:id/exchange` (anonymous; no automatic retry: the caller polls) */
+  async exchangeCliLogin(
+    loginId: string,
+    body: { code_verifier: string; code?: string },
+  ): Promise<CliLoginExchangeResult> {
+    return (
+      await this.request<CliLoginExchangeResult>(
+        'POST',
+        `/v1/cli/logins/${encodeURIComponent(loginId)}/exchange`,
+        {
+          body,
+          auth: false,
+          retries: 0,
+        },
+      )
+    ).body;
+  }
+
+  /** `POST /auth/code` (anonymous) */
+  async requestEmailCode(body: { email: string; type: 'api_key' | 'jwt' }): Promise<{ id: string }> {
+    return (await this.request<{ id: string }>('POST', '/auth/code', { body, auth: false })).body;
+  }
+
+  /** `POST /auth/code/:id/verifications` (anonymous) */
+  async verifyEmailCode(
+    id: string,
+    code: string,
+  ): Promise<{ secret?: string; key_id?: string; token?: string; expires_at?: string }> {
+    return (
+      await this.request<{ secret?: string; key_id?: string; token?: string; expires_at?: string }>(
+        'POST',
+        `/auth/code/${encodeURIComponent(id)}/verifications`,
+        { body: { code }, auth: false, retries: 0 },
+      )
+    ).body;
+  }
+
+  /** `GET /healthz` */
+  async health(): Promise<{ status: string }> {
+    return (await this.request<{ status: string }>('GET', '/healthz', { auth: false })).body;
+  }
+}
+
+function headerValue(v: string | string[] | undefined): string | null {
+  if (v === undefined) return null;
+  return Array.isArray(v) ? (v[0] ?? null) : v;
+}
+
+function toApiError(
+  status: number,
+  text: string,
+  requestId: string | null,
+  retryAfterHeader: string | null,
+): ApiError {
+  const retryAfter =
+    retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader) ? Number(retryAfterHeader) : undefined;
+  try {
+    const body = JSON.parse(text) as {
+      error?: { code?: string; message?: string; request_id?: string; details?: unknown };
+    };
+    if (body?.error?.code) {
+      return new ApiError(body.error.message ?? `HTTP ${status}`, {
+        code: body.error.code,
+        status,
+        requestId: body.error.request_id ?? requestId,
+        details: body.error.details,
+        retryAfter,
+      });
+    }
+  } catch {}
+  return new ApiError(`The server answered HTTP ${status}.`, {
+    code: 'UNEXPECTED_RESPONSE',
+    status,
+    requestId,
+    retryAfter,
+  });
+}
+
+function describeNetworkError(err: unknown): string {
+  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code;
+  if (code === 'ECONNREFUSED') return 'connection refused';
+  if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
+  if (e.name === 'TimeoutError' || code?.includes('TIMEOUT')) return 'timed out';
+  return e.message ?? String(err);
+}
