@@ -1,0 +1,340 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { createSecretHasher } from '../../src/core/hash.js';
+import { KeyService } from '../../src/server/key-service.js';
+import { openStore, type Store } from '../../src/server/store/index.js';
+import { VerificationCache } from '../../src/server/verification-cache.js';
+import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
+import { requirePart } from '../helpers/require.js';
+
+/**
+ * Several server PROCESSES behind one PostgreSQL database, as behind a load balancer: A and B are
+ * the real `breeze serve --database-url`, C is test/fixtures/serve-instance.mjs with a 60 s key
+ * cache, so a revocation C honours within a second can only have arrived by NOTIFY.
+ */
+
+const avail = postgresAvailability();
+const builtCli = existsSync('dist/cli/main.js') && existsSync('dist/server/serve.js');
+const skip =
+  requirePart('PostgreSQL', avail.available, avail.why) ||
+  requirePart('built dist/', builtCli, 'dist/ is missing: run "npx tsc -p tsconfig.build.json"');
+
+const PEPPER = `multi-instance-${randomBytes(8).toString('hex')}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Instance {
+  name: string;
+  url: string;
+  dataDir: string;
+  proc: ChildProcess;
+  output: () => string;
+}
+
+async function startInstance(
+  name: string,
+  kind: 'cli' | 'fixture',
+  databaseUrl: string,
+  root: string,
+): Promise<Instance> {
+  const dataDir = join(root, name);
+  const args =
+    kind === 'cli'
+      ? ['bin/breeze.js', 'serve', '--port', '0', '--database-url', databaseUrl, '--data-dir', dataDir]
+      : ['test/fixtures/serve-instance.mjs', dataDir, databaseUrl, '60000'];
+  const proc = spawn(process.execPath, args, {
+    env: {
+      ...process.env,
+      BREEZE_PEPPER: PEPPER,
+      BREEZE_CONFIG_DIR: join(root, `${name}-config`),
+      FORCE_COLOR: '0',
+      CI: '1',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d) => {
+    out += d;
+  });
+  proc.stderr?.on('data', (d) => {
+    out += d;
+  });
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const m = /"url":"(http:\/\/[^"]+)"|listening on (http:\/\/\S+)/.exec(out);
+    const url = m?.[1] ?? m?.[2];
+    if (url) return { name, url, dataDir, proc, output: () => out };
+    if (proc.exitCode !== null || Date.now() > deadline) {
+      proc.kill('SIGKILL');
+      throw new Error(`instance ${name} did not start:\n${out}`);
+    }
+    await sleep(50);
+  }
+}
+
+async function stopInstance(i: Instance): Promise<void> {
+  if (i.proc.exitCode !== null || i.proc.signalCode !== null) return;
+  const exited = new Promise((r) => i.proc.once('exit', r));
+  i.proc.kill('SIGTERM');
+  const timedOut = await Promise.race([exited.then(() => false), sleep(10_000).then(() => true)]);
+  if (timedOut) i.proc.kill('SIGKILL');
+}
+
+function api(i: Instance, method: string, path: string, key?: string, body?: unknown) {
+  return fetch(`${i.url}${path}`, {
+    method,
+    headers: {
+      ...(key ? { 'xi-api-key': key } : {}),
+      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+    },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+  });
+}
+
+describe.skipIf(skip)('several server processes on one PostgreSQL database', () => {
+  let pgs: TestPostgres;
+  let root: string;
+  let store: Store;
+  let A: Instance;
+  let B: Instance;
+  let C: Instance;
+  let adminKey: string;
+  const latencies: string[] = [];
+
+  beforeAll(async () => {
+    pgs = await startPostgres();
+    const url = await pgs.createDatabase(uniqueDbName('multi'));
+    root = mkdtempSync('/tmp/breeze-multi-');
+    // all three start at once on the fresh database: migrations must serialise themselves
+    [A, B, C] = await Promise.all([
+      startInstance('a', 'cli', url, root),
+      startInstance('b', 'cli', url, root),
+      startInstance('c', 'fixture', url, root),
+    ]);
+    // the first admin key, minted as the email-code flow would, with the deployment's pepper
+    store = await openStore({ databaseUrl: url });
+    const user = await store.users.ensure('ops@example.com');
+    const keys = new KeyService(
+      store,
+      createSecretHasher(Buffer.from(PEPPER)),
+      new VerificationCache(0),
+      () => new Date(),
+    );
+    adminKey = (
+      await keys.mint({
+        userId: user.id,
+        name: 'seed',
+        scopes: ['read', 'write', 'admin'],
+        expiresAt: null,
+        createdVia: 'api',
+      })
+    ).apiKey;
+  }, 90_000);
+
+  afterAll(async () => {
+    if (latencies.length) console.info(`[multi-instance] revocation latency: ${latencies.join(', ')}`);
+    await Promise.all([A, B, C].filter(Boolean).map(stopInstance));
+    await store?.close();
+    await pgs?.stop();
+    if (root) rmSync(root, { recursive: true, force: true });
+  });
+
+  async function createKey(on: Instance, name: string): Promise<{ key: string; id: string }> {
+    const res = await api(on, 'POST', '/v1/api-keys', adminKey, { name, scopes: ['read'] });
+    expect(res.status).toBe(201);
+    const body = await res.json();
+    return { key: body.api_key, id: body.key_id };
+  }
+
+  /** Polls `on` every 50 ms until it refuses `key`; returns ms since `since`. */
+  async function msUntilRefused(on: Instance, key: string, since: number): Promise<number> {
+    for (;;) {
+      const res = await api(on, 'GET', '/v1/me', key);
+      const elapsed = performance.now() - since;
+      if (res.status === 401) return elapsed;
+      expect(res.status).toBe(200);
+      if (elapsed > 5_000) return elapsed;
+      await sleep(50);
+    }
+  }
+
+  test('a key created on A authenticates on B and C', async () => {
+    const { key, id } = await createKey(A, 'made on A');
+    for (const other of [B, C]) {
+      const res = await api(other, 'GET', '/v1/me', key);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-breeze-api-key-id')).toBe(id);
+      expect((await res.json()).user.email).toBe('ops@example.com');
+    }
+  });
+
+  for (const action of ['disable', 'delete'] as const) {
+    test(`${action} on A: B and C refuse the key within one second`, async () => {
+      const { key, id } = await createKey(A, `to ${action}`);
+      // warm both caches: C would keep serving the key for 60 s without a notification
+      for (const other of [B, C]) expect((await api(other, 'GET', '/v1/me', key)).status).toBe(200);
+
+      const t0 = performance.now();
+      const res =
+        action === 'disable'
+          ? await api(A, 'POST', `/v1/api-keys/${id}/disable`, adminKey)
+          : await api(A, 'DELETE', `/v1/api-keys/${id}`, adminKey);
+      expect(res.status).toBe(action === 'disable' ? 200 : 204);
+      const [onB, onC] = await Promise.all([msUntilRefused(B, key, t0), msUntilRefused(C, key, t0)]);
+      latencies.push(`${action}: B ${onB.toFixed(0)} ms, C ${onC.toFixed(0)} ms`);
+      expect(onB).toBeLessThan(1000);
+      expect(onC).toBeLessThan(1000);
+      expect((await api(A, 'GET', '/v1/me', key)).status).toBe(401);
+    });
+  }
+
+  test('enable on B: A and C accept the key again', async () => {
+    const { key, id } = await createKey(A, 'toggle');
+    expect((await api(A, 'POST', `/v1/api-keys/${id}/disable`, adminKey)).status).toBe(200);
+    expect((await api(C, 'GET', '/v1/me', key)).status).toBe(401);
+    expect((await api(B, 'POST', `/v1/api-keys/${id}/enable`, adminKey)).status).toBe(200);
+    for (const other of [A, C]) expect((await api(other, 'GET', '/v1/me', key)).status).toBe(200);
+  });
+
+  test.skipIf(!existsSync('src/server/routes/cli-logins.ts'))(
+    'a CLI login started on A, approved in the browser on B, exchanged on C',
+    async () => {
+      const verifier = randomBytes(32).toString('base64url');
+      const started = await api(A, 'POST', '/v1/cli/logins', undefined, {
+        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+        code_challenge_method: 'S256',
+        client_name: 'breeze/test',
+        hostname: 'multi-host',
+      });
+      expect(started.status).toBe(201);
+      const login = await started.json();
+
+      // C knows the login A created: not approved yet
+      const early = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
+        code_verifier: verifier,
+      });
+      expect(early.status).toBe(400);
+      expect((await early.json()).error.code).toBe('AUTHORIZATION_PENDING');
+
+      // sign in on B's pages (email -> mailed code -> session cookie), then approve there
+      const browser = new Browser(B);
+      const signIn = await browser.get('/login');
+      const formCsrf = hidden(signIn, 'csrf');
+      const codePage = await browser.post('/login', {
+        csrf: formCsrf,
+        email: 'ops@example.com',
+        next: '/device',
+      });
+      const codeId = hidden(codePage, 'code_id');
+      const code = await mailedCode(B);
+      const signedIn = await browser.post(
+        '/login/code',
+        { csrf: hidden(codePage, 'csrf'), code_id: codeId, email: 'ops@example.com', code, next: '/device' },
+        303,
+      );
+      expect(signedIn).toBe('');
+      const approvePage = await browser.get(`/device?user_code=${encodeURIComponent(login.user_code)}`);
+      expect(approvePage).toContain('multi-host');
+      const approved = await browser.post('/device/approve', {
+        csrf: hidden(approvePage, 'csrf'),
+        user_code: login.user_code,
+      });
+      expect(approved).toContain('approved');
+
+      // exchange on C (respecting the polling interval), then the key works on A
+      await sleep(login.interval * 1000 + 100);
+      const exchanged = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
+        code_verifier: verifier,
+      });
+      expect(exchanged.status).toBe(200);
+      const result = await exchanged.json();
+      expect(result.user.email).toBe('ops@example.com');
+      expect(result.key.created_via).toBe('cli_login');
+      const me = await api(A, 'GET', '/v1/me', result.api_key);
+      expect(me.status).toBe(200);
+      expect((await me.json()).auth.key_id).toBe(result.key.key_id);
+
+      // and never twice, whichever instance is asked
+      await sleep(login.interval * 1000 + 100);
+      const replay = await api(B, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
+        code_verifier: verifier,
+      });
+      expect(replay.status).toBe(400);
+      expect((await replay.json()).error.code).toBe('INVALID_GRANT');
+    },
+  );
+});
+
+/** A cookie jar over fetch, for the HTML pages of one instance. */
+class Browser {
+  private readonly cookies = new Map<string, string>();
+  constructor(private readonly instance: Instance) {}
+
+  private remember(res: Response): void {
+    for (const c of res.headers.getSetCookie()) {
+      const [pair] = c.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq < 0) continue;
+      this.cookies.set(pair.slice(0, eq).trim(), pair.slice(eq + 1).trim());
+    }
+  }
+
+  private get cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  async get(path: string): Promise<string> {
+    const res = await fetch(`${this.instance.url}${path}`, {
+      headers: { cookie: this.cookieHeader },
+      redirect: 'manual',
+    });
+    this.remember(res);
+    const text = await res.text();
+    expect(res.status, `GET ${path}: ${text.slice(0, 300)}`).toBe(200);
+    return text;
+  }
+
+  async post(path: string, form: Record<string, string>, status = 200): Promise<string> {
+    const res = await fetch(`${this.instance.url}${path}`, {
+      method: 'POST',
+      headers: {
+        cookie: this.cookieHeader,
+        'content-type': 'application/x-www-form-urlencoded',
+        origin: this.instance.url,
+      },
+      body: new URLSearchParams(form).toString(),
+      redirect: 'manual',
+    });
+    this.remember(res);
+    const text = await res.text();
+    expect(res.status, `POST ${path}: ${text.slice(0, 300)}`).toBe(status);
+    return text;
+  }
+}
+
+function hidden(page: string, name: string): string {
+  const m = new RegExp(`name="${name}" value="([^"]*)"`).exec(page);
+  if (!m?.[1]) throw new Error(`no hidden field "${name}" on the page`);
+  return m[1];
+}
+
+/** The sign-in code from the newest mail in the instance's dev outbox. */
+async function mailedCode(i: Instance): Promise<string> {
+  const outbox = join(i.dataDir, 'outbox');
+  for (let tries = 0; tries < 100; tries++) {
+    const files = existsSync(outbox)
+      ? readdirSync(outbox)
+          .filter((f) => f.endsWith('.eml'))
+          .sort()
+      : [];
+    const newest = files[files.length - 1];
+    if (newest) {
+      const m = /Subject: Your Breeze code: ([0-9A-Z]{8})/.exec(readFileSync(join(outbox, newest), 'utf8'));
+      if (m?.[1]) return m[1];
+    }
+    await sleep(50);
+  }
+  throw new Error(`no code mail in ${outbox}`);
+}
