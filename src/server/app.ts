@@ -8,12 +8,15 @@ import { defaultConfig, type ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
+import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
 import { handleError, registerErrorHandling } from './plugins/errors.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
 import { meRoutes } from './routes/me.js';
+import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { VerificationCache } from './verification-cache.js';
 
@@ -99,11 +102,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     },
   });
 
-  registerAuth(app, opts.authenticators ?? {});
+  registerAuth(app, { session: new Sessions(ctx).authenticator, ...opts.authenticators });
   await registerKeyRateLimit(app, config.rateLimitPerKey);
 
   await app.register(healthRoutes);
   await app.register(meRoutes);
   await app.register(apiKeyRoutes);
+  await app.register(cliLoginRoutes);
+  await app.register(pageRoutes);
   return app;
 }

@@ -1,0 +1,366 @@
+import formbody from '@fastify/formbody';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { HttpError } from '../../core/errors.js';
+import { normaliseScopes } from '../../core/types.js';
+import { EmailCodes } from '../email-codes.js';
+import { CliLoginService } from '../routes/cli-logins.js';
+import { type BrowserSession, Sessions } from '../session.js';
+import type { LoginRow } from '../store/logins.js';
+import { normaliseEmail } from '../store/users.js';
+import {
+  authorizePage,
+  codePage,
+  emailPage,
+  errorPage,
+  html,
+  pageCsp,
+  resultPage,
+  typeCodePage,
+} from './views.js';
+
+const EMAIL = /^[^\s@<>"']+@[^\s@<>"']+\.[^\s@<>"']+$/;
+const HIDE = { hide: true } as const;
+/** Per-email cap on mailed sign-in codes (a mailbox must not be flooded from this form). */
+const CODES_PER_EMAIL = 10;
+const CODES_PER_EMAIL_WINDOW_MS = 10 * 60_000;
+
+type Fields = Record<string, unknown> | null | undefined;
+
+/** A single text field of a form or query string; repeated or non-text fields count as missing. */
+function field(source: unknown, name: string): string | undefined {
+  const v = (source as Fields)?.[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Where to go after sign-in: a path on this site only (no `//host`, no scheme). */
+export function safeNext(value: string | undefined): string {
+  if (!value || value.length > 500 || !value.startsWith('/') || value.startsWith('//')) return '/device';
+  // URL characters only: no backslash (some browsers read it as a slash), spaces or controls
+  if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/.test(value)) return '/device';
+  return value;
+}
+
+function sendPage(
+  reply: FastifyReply,
+  status: number,
+  page: string,
+  formTargets: string[] = [],
+): FastifyReply {
+  return reply
+    .code(status)
+    .type('text/html; charset=utf-8')
+    .header('content-security-policy', pageCsp(formTargets))
+    .send(page);
+}
+
+function seeOther(reply: FastifyReply, location: string): FastifyReply {
+  return reply.code(303).header('location', location).send();
+}
+
+/** A sliding-window counter in memory (per instance), for the per-email mail limit. */
+class WindowCounter {
+  private readonly hits = new Map<string, number[]>();
+  constructor(
+    private readonly max: number,
+    private readonly windowMs: number,
+  ) {}
+
+  /** Counts a hit; false when over the limit. */
+  take(key: string, now: number): boolean {
+    const recent = (this.hits.get(key) ?? []).filter((t) => now - t < this.windowMs);
+    if (recent.length >= this.max) {
+      this.hits.set(key, recent);
+      return false;
+    }
+    recent.push(now);
+    this.hits.set(key, recent);
+    if (this.hits.size > 10_000) this.hits.clear();
+    return true;
+  }
+}
+
+/**
+ * The browser pages: `/login` (email -> mailed code -> session cookie), `/device` (type the code,
+ * or arrive with `?user_code=`; then Approve / Deny), `/logout`. HTML, no scripts, strict CSP,
+ * not frameable, CSRF tokens on every POST, and no input ever yields a 5xx.
+ */
+export async function pageRoutes(app: FastifyInstance): Promise<void> {
+  const ctx = app.breeze;
+  const sessions = new Sessions(ctx);
+  const codes = new EmailCodes(ctx);
+  const logins = new CliLoginService(ctx);
+  const perEmail = new WindowCounter(CODES_PER_EMAIL, CODES_PER_EMAIL_WINDOW_MS);
+
+  // form posts are for these pages only; the JSON API keeps accepting JSON alone
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (!reply.hasHeader('content-security-policy')) reply.header('content-security-policy', pageCsp());
+    reply.header('x-frame-options', 'DENY');
+    reply.header('x-content-type-options', 'nosniff');
+    reply.header('referrer-policy', 'same-origin');
+    reply.header('cache-control', 'no-store');
+    return payload;
+  });
+
+  app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
+    const status = err.statusCode ?? 500;
+    if (err instanceof HttpError && err.headers) reply.headers(err.headers);
+    if (status === 429) {
+      return sendPage(reply, 429, errorPage(429, 'Too many attempts', 'Wait a minute, then try again.'));
+    }
+    if (status >= 400 && status < 500) {
+      return sendPage(
+        reply,
+        status,
+        errorPage(status, 'That did not work', 'The request could not be understood. Go back and try again.'),
+      );
+    }
+    request.log.error({ err }, 'page error');
+    return sendPage(reply, 500, errorPage(500, 'Something went wrong', 'Please try again in a moment.'));
+  });
+
+  const rateLimit = (max: number) => ({ rateLimit: { max, timeWindow: 60_000 } });
+
+  function expiredForm(reply: FastifyReply): FastifyReply {
+    return sendPage(
+      reply,
+      403,
+      errorPage(403, 'This form expired', 'Go back, reload the page and try again.'),
+    );
+  }
+
+  /** A POST from a page of ours: same origin (as far as the browser tells) and a valid form token. */
+  function preSessionFormOk(request: FastifyRequest): boolean {
+    return sessions.isSameOrigin(request) && sessions.checkFormToken(request, field(request.body, 'csrf'));
+  }
+
+  function sessionFormOk(request: FastifyRequest, session: BrowserSession): boolean {
+    return sessions.isSameOrigin(request) && sessions.checkCsrf(session, field(request.body, 'csrf'));
+  }
+
+  function signInFirst(reply: FastifyReply, next: string): FastifyReply {
+    return seeOther(reply, `/login?next=${encodeURIComponent(safeNext(next))}`);
+  }
+
+  // ---- sign-in -----------------------------------------------------------------------------
+
+  app.get('/login', { schema: HIDE }, async (request, reply) => {
+    const next = safeNext(field(request.query, 'next'));
+    if (await sessions.current(request)) return seeOther(reply, next);
+    return sendPage(
+      reply,
+      200,
+      emailPage({
+        csrf: sessions.formToken(request, reply),
+        next,
+        context: next.startsWith('/device')
+          ? 'Sign in to approve the login from your terminal. We will email you a one-time code.'
+          : undefined,
+      }),
+    );
+  });
+
+  app.post('/login', { schema: HIDE, config: rateLimit(20) }, async (request, reply) => {
+    const next = safeNext(field(request.body, 'next'));
+    if (!preSessionFormOk(request)) return expiredForm(reply);
+    const csrf = sessions.formToken(request, reply);
+    const raw = (field(request.body, 'email') ?? '').trim();
+    if (raw.length > 254 || !EMAIL.test(raw)) {
+      return sendPage(
+        reply,
+        400,
+        emailPage({ csrf, next, email: raw.slice(0, 254), error: 'Enter a valid email address.' }),
+      );
+    }
+    const email = normaliseEmail(raw);
+    if (!perEmail.take(email, ctx.clock().getTime())) {
+      reply.header('retry-after', String(CODES_PER_EMAIL_WINDOW_MS / 1000));
+      return sendPage(
+        reply,
+        429,
+        emailPage({ csrf, next, email, error: 'Too many codes were sent to this address. Try again later.' }),
+      );
+    }
+    // unknown addresses get the same answer; with signup closed they just never receive a code
+    const known = await ctx.store.users.findByEmail(email);
+    const codeId = await codes.issue(email, 'browser', !!known || ctx.config.signup === 'open');
+    return sendPage(reply, 200, codePage({ csrf, next, codeId, email, embedded: !!ctx.config.embedded }));
+  });
+
+  app.post('/login/code', { schema: HIDE, config: rateLimit(30) }, async (request, reply) => {
+    const next = safeNext(field(request.body, 'next'));
+    if (!preSessionFormOk(request)) return expiredForm(reply);
+    const csrf = sessions.formToken(request, reply);
+    const codeId = field(request.body, 'code_id') ?? '';
+    const email = (field(request.body, 'email') ?? '').slice(0, 254);
+    const code = (field(request.body, 'code') ?? '').slice(0, 64);
+    const result = /^code_[A-Za-z0-9_-]{1,64}$/.test(codeId)
+      ? await codes.verify(codeId, code, ['browser'])
+      : ({ ok: false, reason: 'gone' } as const);
+    if (result.ok && result.purpose === 'browser') {
+      const user =
+        (await ctx.store.users.findByEmail(result.email)) ??
+        (ctx.config.signup === 'open' ? await ctx.store.users.ensure(result.email, ctx.clock()) : undefined);
+      if (user) {
+        await sessions.create(reply, user.id);
+        return seeOther(reply, next);
+      }
+    }
+    if (!result.ok && result.reason === 'wrong') {
+      return sendPage(
+        reply,
+        401,
+        codePage({
+          csrf,
+          next,
+          codeId,
+          email,
+          embedded: !!ctx.config.embedded,
+          error: 'That code is not right. Check the email and try again.',
+        }),
+      );
+    }
+    return sendPage(
+      reply,
+      400,
+      emailPage({
+        csrf,
+        next,
+        email,
+        error: 'That code expired or was tried too many times. Request a new one.',
+      }),
+    );
+  });
+
+  app.post('/logout', { schema: HIDE }, async (request, reply) => {
+    const session = await sessions.current(request);
+    if (session && !sessionFormOk(request, session)) return expiredForm(reply);
+    await sessions.destroy(request, reply);
+    return seeOther(reply, '/login');
+  });
+
+  // ---- CLI login approval ------------------------------------------------------------------
+
+  function decidedPage(reply: FastifyReply, login: LoginRow): FastifyReply {
+    switch (login.status) {
+      case 'approved':
+      case 'exchanged':
+        return sendPage(
+          reply,
+          409,
+          resultPage('ok', 'Already approved', 'This login was approved already. Return to your terminal.'),
+        );
+      case 'denied':
+        return sendPage(
+          reply,
+          409,
+          resultPage(
+            'bad',
+            'Login denied',
+            'This login was denied. Run "breeze login" again if that was a mistake.',
+          ),
+        );
+      default:
+        return expiredPage(reply);
+    }
+  }
+
+  function expiredPage(reply: FastifyReply): FastifyReply {
+    return sendPage(
+      reply,
+      410,
+      resultPage(
+        'warn',
+        'This login expired',
+        html`Codes are valid for 10 minutes. Run <kbd>breeze login</kbd> again to get a new one.`,
+      ),
+    );
+  }
+
+  function unknownCode(reply: FastifyReply, session: BrowserSession, value: string): FastifyReply {
+    return sendPage(
+      reply,
+      404,
+      typeCodePage({
+        email: session.user.email,
+        csrf: session.csrf,
+        value: value.slice(0, 12),
+        error: 'No login is waiting for that code. Check the code in your terminal.',
+      }),
+    );
+  }
+
+  app.get('/device', { schema: HIDE, config: rateLimit(60) }, async (request, reply) => {
+    const session = await sessions.current(request);
+    const userCode = field(request.query, 'user_code')?.trim();
+    if (!session)
+      return signInFirst(reply, userCode ? `/device?user_code=${encodeURIComponent(userCode)}` : '/device');
+    if (!userCode)
+      return sendPage(reply, 200, typeCodePage({ email: session.user.email, csrf: session.csrf }));
+    const found = await logins.lookup(userCode);
+    if (found.kind === 'unknown') return unknownCode(reply, session, userCode);
+    if (found.kind === 'expired') return expiredPage(reply);
+    const login = found.login;
+    if (login.status !== 'pending') return decidedPage(reply, login);
+    const now = ctx.clock();
+    const targets = login.redirect_uri ? [new URL(login.redirect_uri).origin] : [];
+    return sendPage(
+      reply,
+      200,
+      authorizePage({
+        userCode: `${userCode.replace(/[\s-]/g, '').toUpperCase().slice(0, 4)}-${userCode
+          .replace(/[\s-]/g, '')
+          .toUpperCase()
+          .slice(4)}`,
+        clientName: login.client_name,
+        hostname: login.hostname,
+        ip: login.requester_ip,
+        createdAt: new Date(login.created_at),
+        now,
+        expiresAt: new Date(login.expires_at),
+        scopes: normaliseScopes(login.scopes.split(' ')),
+        keyName: login.key_name ?? `${login.hostname} (breeze login)`,
+        email: session.user.email,
+        csrf: session.csrf,
+      }),
+      targets,
+    );
+  });
+
+  for (const action of ['approve', 'deny'] as const) {
+    app.post(`/device/${action}`, { schema: HIDE, config: rateLimit(60) }, async (request, reply) => {
+      const userCode = (field(request.body, 'user_code') ?? '').trim();
+      const session = await sessions.current(request);
+      if (!session) return signInFirst(reply, `/device?user_code=${encodeURIComponent(userCode)}`);
+      if (!sessionFormOk(request, session)) return expiredForm(reply);
+      const found = await logins.lookup(userCode);
+      if (found.kind === 'unknown') return unknownCode(reply, session, userCode);
+      if (found.kind === 'expired') return expiredPage(reply);
+      const decided =
+        action === 'approve'
+          ? await logins.approve(found.login, session.user.id)
+          : await logins.deny(found.login, session.user.id);
+      if (!decided) {
+        const again = await logins.lookup(userCode);
+        return again.kind === 'live' ? decidedPage(reply, again.login) : expiredPage(reply);
+      }
+      if (decided.redirect) return seeOther(reply, decided.redirect);
+      return action === 'approve'
+        ? sendPage(
+            reply,
+            200,
+            resultPage(
+              'ok',
+              'Login approved',
+              'Return to your terminal: breeze is finishing the login. You can close this tab.',
+            ),
+          )
+        : sendPage(
+            reply,
+            200,
+            resultPage('bad', 'Login denied', 'No key was created. You can close this tab.'),
+          );
+    });
+  }
+}

@@ -1,0 +1,367 @@
+import { createHash } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import { randomString } from '../../core/base62.js';
+import { HttpError } from '../../core/errors.js';
+import { safeEqual } from '../../core/hash.js';
+import { randomToken } from '../../core/ids.js';
+import type { CliLoginExchangeResult, CliLoginStart, Scope } from '../../core/types.js';
+import { normaliseScopes } from '../../core/types.js';
+import type { ServerContext } from '../context.js';
+import { scopesOf, toKeyInfo } from '../store/keys.js';
+import { type LoginRow, LoginsRepo } from '../store/logins.js';
+import { errorResponses, keySchema, scopesSchema, userSchema } from './schemas.js';
+
+/** RFC 8628 §6.1: no vowels (no words), no look-alikes. */
+export const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
+export const USER_CODE_LENGTH = 8;
+export const LOGIN_TTL_S = 600;
+/** Seconds a polling client waits between exchanges. */
+export const POLL_INTERVAL_S = 1;
+/** Expired logins are kept this long so their page can still say "expired" rather than "unknown". */
+const KEEP_EXPIRED_MS = 24 * 3600_000;
+const DEFAULT_SCOPES: Scope[] = ['read', 'write', 'admin'];
+
+/** `BCDFGHJK` -> `BCDF-GHJK` */
+export function formatUserCode(code: string): string {
+  return `${code.slice(0, 4)}-${code.slice(4)}`;
+}
+
+/** What a person typed -> the canonical 8 letters, or null when it cannot be a user code. */
+export function normaliseUserCode(input: string): string | null {
+  const code = input.replace(/[\s-]/g, '').toUpperCase();
+  if (code.length !== USER_CODE_LENGTH) return null;
+  for (const c of code) if (!USER_CODE_ALPHABET.includes(c)) return null;
+  return code;
+}
+
+/**
+ * True for the loopback redirect targets RFC 8252 §7.3 allows: `http://127.0.0.1:<port>/...` or
+ * `http://[::1]:<port>/...` with an explicit port and no credentials or fragment. `localhost` is
+ * refused: it may resolve elsewhere.
+ */
+export function parseLoopbackRedirect(value: string): URL | null {
+  if (!/^http:\/\/(127\.0\.0\.1|\[::1\]):[0-9]{1,5}(\/[^\s#\\]*)?$/.test(value)) return null;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return null;
+  }
+  if (url.protocol !== 'http:' || (url.hostname !== '127.0.0.1' && url.hostname !== '[::1]')) return null;
+  if (url.username || url.password || url.hash) return null;
+  const port = Number(url.port);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
+  return url;
+}
+
+function s256(verifier: string): string {
+  return createHash('sha256').update(verifier).digest('base64url');
+}
+
+const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
+
+function invalidGrant(message: string): HttpError {
+  return new HttpError('INVALID_GRANT', message);
+}
+
+export type LookupResult =
+  | { kind: 'unknown' }
+  | { kind: 'expired'; login: LoginRow }
+  | { kind: 'live'; login: LoginRow };
+
+/**
+ * CLI logins (API.md "CLI login"): created by the CLI, approved or denied by a signed-in browser,
+ * exchanged once by the CLI that holds the PKCE verifier (and, with a loopback redirect, the code
+ * the browser delivered to it).
+ */
+export class CliLoginService {
+  readonly repo: LoginsRepo;
+
+  constructor(private readonly ctx: ServerContext) {
+    this.repo = new LoginsRepo(ctx.store.db);
+  }
+
+  private userCodeHash(code: string): string {
+    return this.ctx.hasher(`user-code:${code}`);
+  }
+
+  private approvalCodeHash(loginId: string, code: string): string {
+    return this.ctx.hasher(`approval-code:${loginId}:${code}`);
+  }
+
+  async create(input: CreateBody, requesterIp: string): Promise<CliLoginStart> {
+    const now = this.ctx.clock();
+    let redirect: string | null = null;
+    if (input.redirect_uri !== undefined) {
+      const url = parseLoopbackRedirect(input.redirect_uri);
+      if (!url) {
+        throw new HttpError(
+          'VALIDATION_FAILED',
+          'redirect_uri must be a loopback URL: http://127.0.0.1:<port>/... or http://[::1]:<port>/...',
+          { details: [{ field: 'body.redirect_uri', message: 'is not a loopback http URL with a port' }] },
+        );
+      }
+      redirect = url.href;
+    }
+    this.repo.deleteExpired(new Date(now.getTime() - KEEP_EXPIRED_MS).toISOString()).catch(() => {});
+    const id = `login_${randomToken(24)}`;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const code = randomString(USER_CODE_LENGTH, USER_CODE_ALPHABET);
+      const inserted = await this.repo.insert({
+        id,
+        user_code_hash: this.userCodeHash(code),
+        code_challenge: input.code_challenge,
+        client_name: input.client_name.trim(),
+        hostname: input.hostname.trim(),
+        key_name: input.key_name?.trim() || null,
+        scopes: normaliseScopes(input.scopes ?? DEFAULT_SCOPES).join(' '),
+        redirect_uri: redirect,
+        state: input.state ?? null,
+        requester_ip: requesterIp,
+        status: 'pending',
+        user_id: null,
+        approval_code_hash: null,
+        interval_s: POLL_INTERVAL_S,
+        created_at: now.toISOString(),
+        expires_at: new Date(now.getTime() + LOGIN_TTL_S * 1000).toISOString(),
+        last_poll_at: null,
+        decided_at: null,
+      });
+      if (!inserted) continue;
+      const base = this.ctx.config.publicUrl.replace(/\/+$/, '');
+      const shown = formatUserCode(code);
+      return {
+        login_id: id,
+        user_code: shown,
+        verification_uri: `${base}/device`,
+        verification_uri_complete: `${base}/device?user_code=${shown}`,
+        expires_in: LOGIN_TTL_S,
+        interval: POLL_INTERVAL_S,
+      };
+    }
+    throw new Error('could not find a free user code');
+  }
+
+  /** The login a typed (or linked) user code names. */
+  async lookup(userCode: string): Promise<LookupResult> {
+    const code = normaliseUserCode(userCode);
+    if (!code) return { kind: 'unknown' };
+    const login = await this.repo.findByUserCodeHash(this.userCodeHash(code));
+    if (!login) return { kind: 'unknown' };
+    if (login.expires_at <= this.ctx.clock().toISOString()) return { kind: 'expired', login };
+    return { kind: 'live', login };
+  }
+
+  /**
+   * Approves a pending login for `userId`. Returns where to send the browser: the loopback
+   * redirect with a fresh one-time code, or null when the CLI polls. False when it was already
+   * decided or expired.
+   */
+  async approve(login: LoginRow, userId: string): Promise<{ redirect: string | null } | false> {
+    const code = login.redirect_uri ? randomToken(32) : null;
+    const ok = await this.repo.decide(
+      login.id,
+      { status: 'approved', userId, approvalCodeHash: code ? this.approvalCodeHash(login.id, code) : null },
+      this.ctx.clock(),
+    );
+    if (!ok) return false;
+    if (!login.redirect_uri || !code) return { redirect: null };
+    const url = new URL(login.redirect_uri);
+    url.searchParams.set('code', code);
+    if (login.state !== null) url.searchParams.set('state', login.state);
+    return { redirect: url.href };
+  }
+
+  /** Denies a pending login; returns the loopback URL to tell the CLI at once (or null). */
+  async deny(login: LoginRow, userId: string): Promise<{ redirect: string | null } | false> {
+    const ok = await this.repo.decide(
+      login.id,
+      { status: 'denied', userId, approvalCodeHash: null },
+      this.ctx.clock(),
+    );
+    if (!ok) return false;
+    if (!login.redirect_uri) return { redirect: null };
+    const url = new URL(login.redirect_uri);
+    url.searchParams.set('error', 'access_denied');
+    if (login.state !== null) url.searchParams.set('state', login.state);
+    return { redirect: url.href };
+  }
+
+  /**
+   * The exchange. Checks, in this order: the verifier (a caller without it learns nothing, not even
+   * the state), replay, expiry, polling speed, the decision, the loopback code; then flips
+   * approved -> exchanged with a conditional UPDATE inside the transaction that mints the key, so
+   * of two concurrent exchanges exactly one gets a key.
+   */
+  async exchange(
+    loginId: string,
+    verifier: string,
+    code: string | undefined,
+  ): Promise<CliLoginExchangeResult> {
+    const login = await this.repo.get(loginId);
+    if (!login) throw invalidGrant('Unknown login.');
+    if (!VERIFIER.test(verifier) || !safeEqual(s256(verifier), login.code_challenge)) {
+      throw invalidGrant('The code_verifier does not match this login.');
+    }
+    if (login.status === 'exchanged') throw invalidGrant('This login was already exchanged for a key.');
+    const now = this.ctx.clock();
+    if (login.expires_at <= now.toISOString()) {
+      throw new HttpError('EXPIRED_TOKEN', 'This login expired: run "breeze login" again.');
+    }
+    if (!(await this.repo.recordPoll(login.id, now))) {
+      throw new HttpError('SLOW_DOWN', `Polling too fast: wait ${login.interval_s} s between exchanges.`, {
+        details: { interval: login.interval_s },
+      });
+    }
+    if (login.status === 'pending') {
+      throw new HttpError('AUTHORIZATION_PENDING', 'Not approved yet: waiting for the browser.');
+    }
+    if (login.status === 'denied')
+      throw new HttpError('ACCESS_DENIED', 'The login was denied in the browser.');
+    if (login.redirect_uri) {
+      if (code === undefined || login.approval_code_hash === null) {
+        throw invalidGrant('This login needs the code the browser delivered to the loopback redirect.');
+      }
+      if (!safeEqual(this.approvalCodeHash(login.id, code), login.approval_code_hash)) {
+        throw invalidGrant('Wrong loopback code.');
+      }
+    }
+    const userId = login.user_id;
+    if (!userId) throw invalidGrant('This login has no approver.');
+    const result = await this.ctx.store.transaction(async (tx) => {
+      const txRepo = new LoginsRepo(tx.db);
+      if (!(await txRepo.markExchanged(login.id, now))) return null;
+      const user = await tx.users.get(userId);
+      if (!user) return null;
+      const minted = await this.ctx.keys.mint(
+        {
+          userId,
+          name: login.key_name ?? `${login.hostname} (breeze login)`,
+          scopes: scopesOf(login),
+          expiresAt: null,
+          createdVia: 'cli_login',
+        },
+        tx,
+      );
+      return { minted, user };
+    });
+    if (!result) throw invalidGrant('This login was already exchanged for a key.');
+    return {
+      api_key: result.minted.apiKey,
+      key: toKeyInfo(result.minted.row, now),
+      user: { id: result.user.id, email: result.user.email },
+    };
+  }
+}
+
+interface CreateBody {
+  code_challenge: string;
+  code_challenge_method: 'S256';
+  client_name: string;
+  hostname: string;
+  key_name?: string;
+  scopes?: Scope[];
+  redirect_uri?: string;
+  state?: string;
+}
+
+interface ExchangeBody {
+  code_verifier: string;
+  code?: string;
+}
+
+const printable = (max: number) =>
+  ({ type: 'string', minLength: 1, maxLength: max, pattern: '\\S' }) as const;
+
+/** `POST /v1/cli/logins` and its exchange. */
+export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
+  const logins = new CliLoginService(app.breeze);
+
+  app.post<{ Body: CreateBody }>(
+    '/v1/cli/logins',
+    {
+      schema: {
+        summary: 'Start a CLI login (PKCE S256); the user approves it in a browser',
+        tags: ['cli-login'],
+        security: [],
+        body: {
+          type: 'object',
+          required: ['code_challenge', 'code_challenge_method', 'client_name', 'hostname'],
+          properties: {
+            code_challenge: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
+            code_challenge_method: { type: 'string', enum: ['S256'] },
+            client_name: printable(100),
+            hostname: printable(100),
+            key_name: printable(200),
+            scopes: scopesSchema,
+            redirect_uri: { type: 'string', maxLength: 2000 },
+            state: { type: 'string', maxLength: 500 },
+          },
+        },
+        response: {
+          201: {
+            type: 'object',
+            required: [
+              'login_id',
+              'user_code',
+              'verification_uri',
+              'verification_uri_complete',
+              'expires_in',
+              'interval',
+            ],
+            properties: {
+              login_id: { type: 'string' },
+              user_code: { type: 'string' },
+              verification_uri: { type: 'string' },
+              verification_uri_complete: { type: 'string' },
+              expires_in: { type: 'integer' },
+              interval: { type: 'integer' },
+            },
+          },
+          ...errorResponses(400, 413),
+        },
+      },
+    },
+    async (request, reply) => {
+      const started = await logins.create(request.body, request.ip);
+      return reply.code(201).header('cache-control', 'no-store').send(started);
+    },
+  );
+
+  app.post<{ Params: { login_id: string }; Body: ExchangeBody }>(
+    '/v1/cli/logins/:login_id/exchange',
+    {
+      schema: {
+        summary: 'Exchange an approved login for a new API key (once)',
+        tags: ['cli-login'],
+        security: [],
+        params: {
+          type: 'object',
+          required: ['login_id'],
+          properties: { login_id: { type: 'string', minLength: 1, maxLength: 200 } },
+        },
+        body: {
+          type: 'object',
+          required: ['code_verifier'],
+          properties: {
+            code_verifier: { type: 'string', maxLength: 1000 },
+            code: { type: 'string', maxLength: 1000 },
+          },
+        },
+        response: {
+          200: {
+            type: 'object',
+            required: ['api_key', 'key', 'user'],
+            properties: { api_key: { type: 'string' }, key: keySchema, user: userSchema },
+          },
+          ...errorResponses(400, 413),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { code_verifier, code } = request.body;
+      const result = await logins.exchange(request.params.login_id, code_verifier, code);
+      return reply.header('cache-control', 'no-store').send(result);
+    },
+  );
+}

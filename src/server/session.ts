@@ -1,0 +1,197 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { safeEqual } from '../core/hash.js';
+import { randomToken, ulid } from '../core/ids.js';
+import { SCOPES } from '../core/types.js';
+import type { AuthContext, ServerContext } from './context.js';
+import { SessionsRepo, type SessionWithUser } from './store/sessions.js';
+
+/** How long a browser stays signed in. */
+export const SESSION_TTL_MS = 7 * 24 * 3600_000;
+/** Lifetime of the pre-sign-in CSRF cookie (the email and code forms). */
+const FORM_COOKIE_TTL_S = 3600;
+
+/** Parses a Cookie header; first occurrence of a name wins, malformed pairs are skipped. */
+export function parseCookies(header: string | undefined): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!header) return out;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq < 0) continue;
+    const name = part.slice(0, eq).trim();
+    let value = part.slice(eq + 1).trim();
+    if (value.startsWith('"') && value.endsWith('"') && value.length >= 2) value = value.slice(1, -1);
+    if (name && !out.has(name)) out.set(name, value);
+  }
+  return out;
+}
+
+export interface CookieOptions {
+  maxAgeS: number;
+  secure: boolean;
+}
+
+function serialiseCookie(name: string, value: string, o: CookieOptions): string {
+  const parts = [`${name}=${value}`, 'Path=/', `Max-Age=${o.maxAgeS}`, 'HttpOnly', 'SameSite=Lax'];
+  if (o.secure) parts.push('Secure');
+  return parts.join('; ');
+}
+
+function appendCookie(reply: FastifyReply, cookie: string): void {
+  const prev = reply.getHeader('set-cookie');
+  const list = prev === undefined ? [] : Array.isArray(prev) ? prev.map(String) : [String(prev)];
+  reply.header('set-cookie', [...list, cookie]);
+}
+
+/** A signed-in browser, as the pages see it. */
+export interface BrowserSession {
+  id: string;
+  user: { id: string; email: string };
+  /** a per-session token for the pages' POST forms; a token of another session never matches */
+  csrf: string;
+}
+
+/**
+ * Browser sessions: a random token in an HttpOnly, SameSite=Lax cookie (`Secure`, and the
+ * `__Host-` prefix, when the public URL is https); the database holds only its hash. CSRF tokens
+ * are derived from the session token, so they need no storage and die with the session.
+ */
+export class Sessions {
+  private readonly repo: SessionsRepo;
+
+  constructor(private readonly ctx: ServerContext) {
+    this.repo = new SessionsRepo(ctx.store.db);
+  }
+
+  get secure(): boolean {
+    return this.ctx.config.publicUrl.startsWith('https:');
+  }
+
+  get cookieName(): string {
+    return this.secure ? '__Host-breeze_session' : 'breeze_session';
+  }
+
+  get formCookieName(): string {
+    return this.secure ? '__Host-breeze_form' : 'breeze_form';
+  }
+
+  private tokenHash(token: string): string {
+    return this.ctx.hasher(`session:${token}`);
+  }
+
+  private csrfFor(token: string): string {
+    return this.ctx.hasher(`csrf:${token}`);
+  }
+
+  /** Starts a session for `userId` and sets its cookie. */
+  async create(reply: FastifyReply, userId: string): Promise<void> {
+    const now = this.ctx.clock();
+    const token = randomToken(32);
+    await this.repo.insert({
+      id: `ses_${ulid(now.getTime())}`,
+      token_hash: this.tokenHash(token),
+      user_id: userId,
+      created_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + SESSION_TTL_MS).toISOString(),
+    });
+    // housekeeping off the request path; a failure only leaves dead rows behind
+    this.repo.deleteExpired(now.toISOString()).catch(() => {});
+    appendCookie(
+      reply,
+      serialiseCookie(this.cookieName, token, { maxAgeS: SESSION_TTL_MS / 1000, secure: this.secure }),
+    );
+  }
+
+  private tokenOf(request: FastifyRequest): string | undefined {
+    const token = parseCookies(request.headers.cookie).get(this.cookieName);
+    // our tokens are 43 base64url characters; anything else is not worth a lookup
+    return token && /^[A-Za-z0-9_-]{43}$/.test(token) ? token : undefined;
+  }
+
+  private async lookup(request: FastifyRequest): Promise<{ token: string; found: SessionWithUser } | null> {
+    const token = this.tokenOf(request);
+    if (!token) return null;
+    const found = await this.repo.findLive(this.tokenHash(token), this.ctx.clock().toISOString());
+    return found ? { token, found } : null;
+  }
+
+  /** The signed-in browser, or null. */
+  async current(request: FastifyRequest): Promise<BrowserSession | null> {
+    const hit = await this.lookup(request);
+    if (!hit) return null;
+    const { session, email } = hit.found;
+    return { id: session.id, user: { id: session.user_id, email }, csrf: this.csrfFor(hit.token) };
+  }
+
+  /** Ends the session (if any) and clears its cookie. */
+  async destroy(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const token = this.tokenOf(request);
+    if (token) await this.repo.deleteByTokenHash(this.tokenHash(token));
+    appendCookie(reply, serialiseCookie(this.cookieName, '', { maxAgeS: 0, secure: this.secure }));
+  }
+
+  /** True when `given` is the CSRF token of `session`. */
+  checkCsrf(session: BrowserSession, given: string | undefined): boolean {
+    return typeof given === 'string' && safeEqual(given, session.csrf);
+  }
+
+  /**
+   * The CSRF token for forms shown before sign-in (double submit: a random value in a cookie that
+   * the form must echo). Sets the cookie when the browser has none yet.
+   */
+  formToken(request: FastifyRequest, reply: FastifyReply): string {
+    const existing = parseCookies(request.headers.cookie).get(this.formCookieName);
+    if (existing && /^[A-Za-z0-9_-]{32}$/.test(existing)) return existing;
+    const token = randomToken(24);
+    appendCookie(
+      reply,
+      serialiseCookie(this.formCookieName, token, { maxAgeS: FORM_COOKIE_TTL_S, secure: this.secure }),
+    );
+    return token;
+  }
+
+  /** True when a pre-sign-in form echoes the browser's form cookie. */
+  checkFormToken(request: FastifyRequest, given: string | undefined): boolean {
+    const cookie = parseCookies(request.headers.cookie).get(this.formCookieName);
+    return !!cookie && typeof given === 'string' && safeEqual(given, cookie);
+  }
+
+  /**
+   * The `session` authenticator of the auth plugin: a signed-in browser may call the JSON API
+   * (`auth.type: "session"`). A state-changing request must come from our own origin: browsers say
+   * so in `Sec-Fetch-Site` / `Origin`, and a cross-site one is treated as unauthenticated.
+   */
+  authenticator = async (request: FastifyRequest): Promise<AuthContext | null> => {
+    const token = this.tokenOf(request);
+    if (!token) return null;
+    if (!['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !this.isSameOrigin(request)) return null;
+    const found = await this.repo.findLive(this.tokenHash(token), this.ctx.clock().toISOString());
+    if (!found) return null;
+    return {
+      type: 'session',
+      user: { id: found.session.user_id, email: found.email },
+      scopes: [...SCOPES],
+    };
+  };
+
+  /** False when the browser tells us the request was started by another site (or an opaque origin). */
+  isSameOrigin(request: FastifyRequest): boolean {
+    const site = request.headers['sec-fetch-site'];
+    if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
+    const origin = request.headers.origin;
+    // no Origin: not a browser, or an old one; SameSite=Lax and the CSRF tokens still hold
+    if (origin === undefined) return true;
+    if (typeof origin !== 'string' || origin === 'null') return false;
+    let theirs: URL;
+    try {
+      theirs = new URL(origin);
+    } catch {
+      return false;
+    }
+    if (theirs.host === request.headers.host) return true;
+    try {
+      return theirs.origin === new URL(this.ctx.config.publicUrl).origin;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import type { Kysely } from 'kysely';
+import type { BrowserSessionsTable, Database } from './schema.js';
+
+export type SessionRow = BrowserSessionsTable;
+
+export interface SessionWithUser {
+  session: SessionRow;
+  email: string;
+}
+
+/** Browser sessions; only a hash of the cookie's token is stored. */
+export class SessionsRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insert(row: SessionRow): Promise<void> {
+    await this.db.insertInto('browser_sessions').values(row).execute();
+  }
+
+  /** The live session with this token hash, with its user's email. */
+  async findLive(tokenHash: string, now: string): Promise<SessionWithUser | undefined> {
+    const row = await this.db
+      .selectFrom('browser_sessions')
+      .innerJoin('users', 'users.id', 'browser_sessions.user_id')
+      .selectAll('browser_sessions')
+      .select('users.email as email')
+      .where('browser_sessions.token_hash', '=', tokenHash)
+      .where('browser_sessions.expires_at', '>', now)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { email, ...session } = row;
+    return { session, email };
+  }
+
+  async deleteByTokenHash(tokenHash: string): Promise<void> {
+    await this.db.deleteFrom('browser_sessions').where('token_hash', '=', tokenHash).execute();
+  }
+
+  /** Housekeeping: forgets sessions that expired before `before`. */
+  async deleteExpired(before: string): Promise<void> {
+    await this.db.deleteFrom('browser_sessions').where('expires_at', '<', before).execute();
+  }
+}

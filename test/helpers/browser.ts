@@ -1,0 +1,141 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
+import type { Browser } from 'playwright-core';
+
+export const CHROMIUM_PATH = '/usr/bin/chromium';
+export const chromiumAvailable = (): boolean => existsSync(CHROMIUM_PATH);
+
+/** Launches the system's headless Chromium (never a downloaded one). */
+export async function launchChromium(): Promise<Browser> {
+  const { chromium } = await import('playwright-core');
+  return chromium.launch({
+    executablePath: CHROMIUM_PATH,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+}
+
+/** The newest sign-in code in a dev outbox directory (from the mail's subject). */
+export function latestOutboxCode(outboxDir: string, to?: string): string | undefined {
+  if (!existsSync(outboxDir)) return undefined;
+  const files = readdirSync(outboxDir)
+    .filter((f) => f.endsWith('.eml'))
+    .sort();
+  for (const f of files.reverse()) {
+    const eml = readFileSync(join(outboxDir, f), 'utf8');
+    if (to && !eml.includes(`To: ${to}`)) continue;
+    const m = /^Subject: Your Breeze code: ([0-9A-Z]{8})\r?$/m.exec(eml);
+    if (m?.[1]) return m[1];
+  }
+  return undefined;
+}
+
+export function countOutbox(outboxDir: string): number {
+  return existsSync(outboxDir) ? readdirSync(outboxDir).filter((f) => f.endsWith('.eml')).length : 0;
+}
+
+/**
+ * A browser simulated over `app.inject`: keeps cookies, posts forms the way a browser does
+ * (urlencoded, with the page's hidden fields) and sends a same-origin `Origin` on POSTs.
+ */
+export class InjectBrowser {
+  readonly cookies = new Map<string, string>();
+  origin = 'http://127.0.0.1:4455';
+
+  constructor(private readonly app: FastifyInstance) {}
+
+  cookieHeader(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  private keep(res: LightMyRequestResponse): void {
+    const raw = res.headers['set-cookie'];
+    const list = raw === undefined ? [] : Array.isArray(raw) ? raw : [raw];
+    for (const c of list) {
+      const [pair] = c.split(';');
+      const eq = pair?.indexOf('=') ?? -1;
+      if (!pair || eq < 0) continue;
+      const name = pair.slice(0, eq);
+      const value = pair.slice(eq + 1);
+      if (/Max-Age=0/i.test(c) || value === '') this.cookies.delete(name);
+      else this.cookies.set(name, value);
+    }
+  }
+
+  async get(url: string, headers: Record<string, string> = {}): Promise<LightMyRequestResponse> {
+    const res = await this.app.inject({
+      method: 'GET',
+      url,
+      headers: { cookie: this.cookieHeader(), ...headers },
+    });
+    this.keep(res);
+    return res;
+  }
+
+  async post(
+    url: string,
+    form: Record<string, string | undefined>,
+    headers: Record<string, string> = {},
+  ): Promise<LightMyRequestResponse> {
+    const body = new URLSearchParams();
+    for (const [k, v] of Object.entries(form)) if (v !== undefined) body.set(k, v);
+    const res = await this.app.inject({
+      method: 'POST',
+      url,
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        cookie: this.cookieHeader(),
+        origin: this.origin,
+        'sec-fetch-site': 'same-origin',
+        ...headers,
+      },
+      payload: body.toString(),
+    });
+    this.keep(res);
+    return res;
+  }
+
+  /** Signs in through /login with the code read by `readCode`; returns nothing, keeps the cookie. */
+  async signIn(email: string, readCode: () => string | undefined): Promise<void> {
+    const page = await this.get('/login');
+    const res = await this.post('/login', { email, csrf: hiddenField(page.body, 'csrf'), next: '/device' });
+    if (res.statusCode !== 200) throw new Error(`POST /login: ${res.statusCode}`);
+    const code = readCode();
+    if (!code) throw new Error('no code was mailed');
+    const done = await this.post('/login/code', {
+      code,
+      code_id: hiddenField(res.body, 'code_id'),
+      email,
+      csrf: hiddenField(res.body, 'csrf'),
+      next: '/device',
+    });
+    if (done.statusCode !== 303) throw new Error(`POST /login/code: ${done.statusCode}`);
+  }
+
+  /** Opens the authorize page for `userCode` and returns its CSRF token. */
+  async authorizeCsrf(userCode: string): Promise<string> {
+    const page = await this.get(`/device?user_code=${encodeURIComponent(userCode)}`);
+    if (page.statusCode !== 200) throw new Error(`authorize page: ${page.statusCode}`);
+    return hiddenField(page.body, 'csrf');
+  }
+
+  async decide(userCode: string, action: 'approve' | 'deny'): Promise<LightMyRequestResponse> {
+    const csrf = await this.authorizeCsrf(userCode);
+    return this.post(`/device/${action}`, { csrf, user_code: userCode });
+  }
+}
+
+/** The value of `<input type="hidden" name="...">` in a page. */
+export function hiddenField(page: string, name: string): string {
+  const m = new RegExp(`<input type="hidden" name="${name}" value="([^"]*)">`).exec(page);
+  if (!m || m[1] === undefined) throw new Error(`no hidden field ${name}`);
+  return m[1].replaceAll('&amp;', '&').replaceAll('&quot;', '"').replaceAll('&#39;', "'");
+}
