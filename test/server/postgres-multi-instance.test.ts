@@ -4,6 +4,12 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createSecretHasher } from '../../src/core/hash.js';
+import type {
+  CliLoginExchangeResult,
+  CliLoginStart,
+  CreatedKeyResponse,
+  MeResponse,
+} from '../../src/core/types.js';
 import { KeyService } from '../../src/server/key-service.js';
 import { openStore, type Store } from '../../src/server/store/index.js';
 import { VerificationCache } from '../../src/server/verification-cache.js';
@@ -82,6 +88,11 @@ async function stopInstance(i: Instance): Promise<void> {
   if (timedOut) i.proc.kill('SIGKILL');
 }
 
+interface ErrorBody {
+  error: { code: string };
+}
+const json = async <T>(res: Response): Promise<T> => (await res.json()) as T;
+
 function api(i: Instance, method: string, path: string, key?: string, body?: unknown) {
   return fetch(`${i.url}${path}`, {
     method,
@@ -144,7 +155,7 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
   async function createKey(on: Instance, name: string): Promise<{ key: string; id: string }> {
     const res = await api(on, 'POST', '/v1/api-keys', adminKey, { name, scopes: ['read'] });
     expect(res.status).toBe(201);
-    const body = await res.json();
+    const body = (await res.json()) as CreatedKeyResponse;
     return { key: body.api_key, id: body.key_id };
   }
 
@@ -166,7 +177,7 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
       const res = await api(other, 'GET', '/v1/me', key);
       expect(res.status).toBe(200);
       expect(res.headers.get('x-breeze-api-key-id')).toBe(id);
-      expect((await res.json()).user.email).toBe('ops@example.com');
+      expect((await json<MeResponse>(res)).user.email).toBe('ops@example.com');
     }
   });
 
@@ -209,14 +220,14 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
         hostname: 'multi-host',
       });
       expect(started.status).toBe(201);
-      const login = await started.json();
+      const login = await json<CliLoginStart>(started);
 
       // C knows the login A created: not approved yet
       const early = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
         code_verifier: verifier,
       });
       expect(early.status).toBe(400);
-      expect((await early.json()).error.code).toBe('AUTHORIZATION_PENDING');
+      expect((await json<ErrorBody>(early)).error.code).toBe('AUTHORIZATION_PENDING');
 
       // sign in on B's pages (email -> mailed code -> session cookie), then approve there
       const browser = new Browser(B);
@@ -249,12 +260,12 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
         code_verifier: verifier,
       });
       expect(exchanged.status).toBe(200);
-      const result = await exchanged.json();
+      const result = await json<CliLoginExchangeResult>(exchanged);
       expect(result.user.email).toBe('ops@example.com');
       expect(result.key.created_via).toBe('cli_login');
       const me = await api(A, 'GET', '/v1/me', result.api_key);
       expect(me.status).toBe(200);
-      expect((await me.json()).auth.key_id).toBe(result.key.key_id);
+      expect((await json<MeResponse>(me)).auth.key_id).toBe(result.key.key_id);
 
       // and never twice, whichever instance is asked
       await sleep(login.interval * 1000 + 100);
@@ -262,7 +273,7 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
         code_verifier: verifier,
       });
       expect(replay.status).toBe(400);
-      expect((await replay.json()).error.code).toBe('INVALID_GRANT');
+      expect((await json<ErrorBody>(replay)).error.code).toBe('INVALID_GRANT');
     },
   );
 });
