@@ -18,6 +18,8 @@ export interface ServerProcess {
   output(): string;
   /** SIGTERM, then wait for the exit; SIGKILL after `graceMs` */
   stop(graceMs?: number): Promise<number | null>;
+  /** calls `listener` with every complete line of output from now on; returns an unsubscribe */
+  onLine(listener: (line: string) => void): () => void;
   /** resolves with the exit code / signal once the process is gone */
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -28,9 +30,15 @@ export interface ServerProcess {
  */
 export async function spawnFixtureServer(
   dataDir: string,
-  opts: { seedEmail?: string; rateLimitPerKey?: number; timeoutMs?: number } = {},
+  opts: { seedEmail?: string; rateLimitPerKey?: number; timeoutMs?: number; exposeGc?: boolean } = {},
 ): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [FIXTURE, dataDir, String(opts.rateLimitPerKey ?? 0)], {
+  const args = [
+    ...(opts.exposeGc ? ['--expose-gc'] : []),
+    FIXTURE,
+    dataDir,
+    String(opts.rateLimitPerKey ?? 0),
+  ];
+  const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, BREEZE_FIXTURE_SEED: opts.seedEmail ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -59,22 +67,24 @@ export function attach(
     child.once('exit', (code, signal) => res({ code, signal })),
   );
   return new Promise((resolvePromise, reject) => {
-    let pending = '';
     let done = false;
+    const listeners = new Set<(line: string) => void>();
     const timer = setTimeout(() => {
       if (done) return;
       done = true;
       child.kill('SIGKILL');
       reject(new Error(`server did not start within ${timeoutMs} ms:\n${chunks.join('')}`));
     }, timeoutMs);
-    const onData = (buf: Buffer) => {
+    // one line buffer per stream: stdout and stderr interleave at any byte
+    const pendingOf = { out: '', err: '' };
+    const onData = (stream: 'out' | 'err') => (buf: Buffer) => {
       const text = buf.toString('utf8');
       chunks.push(text);
-      if (done) return;
-      pending += text;
-      const lines = pending.split('\n');
-      pending = lines.pop() ?? '';
+      const lines = (pendingOf[stream] + text).split('\n');
+      pendingOf[stream] = lines.pop() ?? '';
       for (const line of lines) {
+        for (const l of listeners) l(line);
+        if (done) continue;
         const r = ready(line.trim());
         if (!r) continue;
         done = true;
@@ -84,6 +94,10 @@ export function attach(
           pid: child.pid!,
           child,
           output: () => chunks.join(''),
+          onLine(listener) {
+            listeners.add(listener);
+            return () => listeners.delete(listener);
+          },
           exited,
           async stop(graceMs = 5000) {
             if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
@@ -94,11 +108,10 @@ export function attach(
             return code;
           },
         });
-        return;
       }
     };
-    child.stdout?.on('data', onData);
-    child.stderr?.on('data', onData);
+    child.stdout?.on('data', onData('out'));
+    child.stderr?.on('data', onData('err'));
     exited.then(({ code, signal }) => {
       if (done) return;
       done = true;
@@ -132,4 +145,32 @@ export async function call(
     // not JSON: keep the text
   }
   return { status: res.status, body, headers: res.headers };
+}
+
+/**
+ * Memory of a fixture server started with `exposeGc`, right after a full garbage collection
+ * (SIGUSR2 makes it collect and print `{"memory": {rss, heapUsed}}`).
+ */
+export function memoryAfterGc(
+  server: ServerProcess,
+  timeoutMs = 5000,
+): Promise<{ rss: number; heapUsed: number }> {
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      off();
+      reject(new Error('no memory report: was the server started with exposeGc?'));
+    }, timeoutMs);
+    const off = server.onLine((line) => {
+      try {
+        const m = (JSON.parse(line) as { memory?: { rss: number; heapUsed: number } }).memory;
+        if (!m) return;
+        clearTimeout(timer);
+        off();
+        resolvePromise(m);
+      } catch {
+        // another line
+      }
+    });
+    server.child.kill('SIGUSR2');
+  });
 }
