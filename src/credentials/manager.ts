@@ -106,7 +106,7 @@ export class CredentialManager {
     } catch (err) {
       if (!(err instanceof KeychainUnavailableError) || preference === 'keychain') throw err;
       this.opts.warn(
-        `Warning: ${err.message} Storing the key in ${this.opts.configDir}/credentials.json (0600) instead.`,
+        `Warning: ${err.message.replace(/\.?$/, '.')} Storing the key in ${this.opts.configDir}/credentials.json (0600) instead.`,
       );
       await this.store('file', opts).set(account, secret);
       return 'file';

@@ -14,7 +14,15 @@ export interface CommandModule {
 
 /** Commands by name, each lazily imported: `breeze env` loads env.ts and nothing else. */
 export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
+  login: () => import('./login.js'),
+  logout: () => import('./logout.js'),
+  status: () => import('./status.js'),
+  token: () => import('./token.js'),
+  env: () => import('./env.js'),
+  run: () => import('./run.js'),
+  keys: () => import('./keys/index.js'),
   serve: () => import('./serve.js'),
+  completion: () => import('./completion.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */

@@ -1,15 +1,25 @@
 import { themeFor } from './theme.js';
 
-/** A plain table for a terminal: header in bold, columns padded, no borders (copy-paste friendly). */
-export function renderTable(headers: string[], rows: string[][]): string {
+/**
+ * A plain table for a terminal: bold header, padded columns, no borders (copy-paste friendly).
+ * `statusColumn`: a column of key statuses, coloured after padding so alignment holds.
+ */
+export function renderTable(
+  headers: string[],
+  rows: string[][],
+  opts: { statusColumn?: number } = {},
+): string {
   const c = themeFor('stdout');
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const fmt = (cells: string[]) =>
+  const fmt = (cells: string[], colour: boolean) =>
     cells
-      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0)))
+      .map((cell, i) => {
+        const padded = i === cells.length - 1 ? cell : cell.padEnd(widths[i] ?? 0);
+        return colour && i === opts.statusColumn ? padded.replace(cell, statusText(cell)) : padded;
+      })
       .join('  ')
       .trimEnd();
-  return [c.bold(fmt(headers)), ...rows.map(fmt)].join('\n');
+  return [c.bold(fmt(headers, false)), ...rows.map((r) => fmt(r, true))].join('\n');
 }
 
 /** Colours a key status word. */

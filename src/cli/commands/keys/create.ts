@@ -1,0 +1,51 @@
+import { Command } from 'commander';
+import type { CreatedKeyResponse, Scope } from '../../../core/types.js';
+import type { CliContext } from '../../context.js';
+import { replaceStoredKey } from '../../session.js';
+import type { CommandHost } from '../index.js';
+import { parseScopes } from '../login.js';
+import { durationArg, printNewKey } from './common.js';
+
+export interface KeysCreateOptions {
+  name: string;
+  scopes?: Scope[];
+  /** seconds */
+  expiresIn?: number;
+  save?: boolean;
+}
+
+/** Creates a key; with `save`, stores it as the current profile's key. */
+export async function runKeysCreate(opts: KeysCreateOptions, ctx: CliContext): Promise<CreatedKeyResponse> {
+  const { client } = await ctx.authenticated();
+  const created = await client.createKey({
+    name: opts.name,
+    scopes: opts.scopes,
+    expires_in_s: opts.expiresIn || undefined,
+  });
+  if (opts.save) {
+    const me = await client.withKey(created.api_key).me();
+    const storage = await replaceStoredKey(ctx, created.api_key, created, me.user);
+    ctx.out.success(`Stored key ${created.prefix}… for profile "${ctx.profile}" (${storage}).`);
+  }
+  return created;
+}
+
+export function createCreateCommand(host: CommandHost): Command {
+  return new Command('create')
+    .description('create a key; the plaintext is printed once')
+    .requiredOption('--name <name>', 'a name to recognise it by')
+    .option('--scopes <list>', 'comma-separated: read,write,admin (default read)', parseScopes)
+    .option('--expires-in <duration>', 'lifetime: 90s, 15m, 24h, 30d (default: never)', durationArg)
+    .option('--save', "store it as this profile's key")
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ breeze keys create --name ci --scopes read,write --expires-in 30d
+  $ breeze keys create --name laptop --scopes read,write,admin --save`,
+    )
+    .action(async (opts: KeysCreateOptions, cmd: Command) => {
+      const ctx = await host.context(cmd);
+      printNewKey(ctx, await runKeysCreate(opts, ctx));
+    });
+}

@@ -1,0 +1,27 @@
+import { Command } from 'commander';
+import type { CommandHost } from '../index.js';
+import { createCreateCommand } from './create.js';
+import { createDeleteCommand } from './delete.js';
+import { createListCommand } from './list.js';
+import { createRotateCommand } from './rotate.js';
+import { createToggleCommand } from './toggle.js';
+
+export function createCommand(host: CommandHost): Command {
+  return new Command('keys')
+    .description('list, create, rotate, disable, enable and delete API keys')
+    .addCommand(createListCommand(host))
+    .addCommand(createCreateCommand(host))
+    .addCommand(createRotateCommand(host))
+    .addCommand(createToggleCommand(host, 'disable'))
+    .addCommand(createToggleCommand(host, 'enable'))
+    .addCommand(createDeleteCommand(host))
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ breeze keys list --all
+  $ breeze keys create --name ci --scopes read,write --expires-in 30d
+  $ BREEZE_API_KEY=$OLD breeze keys rotate --self --grace 0 --json
+  $ breeze keys delete key_01J... --yes`,
+    );
+}

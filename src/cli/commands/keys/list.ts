@@ -1,0 +1,49 @@
+import { Command } from 'commander';
+import type { ApiKeyInfo } from '../../../core/types.js';
+import type { CliContext } from '../../context.js';
+import type { CommandHost } from '../index.js';
+
+/** The caller's keys, newest first; without `all`, only usable ones (active, expiring). */
+export async function runKeysList(opts: { all?: boolean }, ctx: CliContext): Promise<{ data: ApiKeyInfo[] }> {
+  const { client } = await ctx.authenticated();
+  const keys = await client.listAllKeys();
+  return { data: opts.all ? keys : keys.filter((k) => k.status === 'active' || k.status === 'expiring') };
+}
+
+function day(ts: string | null): string {
+  return ts ? ts.slice(0, 16).replace('T', ' ') : '-';
+}
+
+export function createListCommand(host: CommandHost): Command {
+  return new Command('list')
+    .alias('ls')
+    .description('list your keys')
+    .option('--all', 'include disabled and expired keys')
+    .addHelpText('after', '\nExamples:\n  $ breeze keys list\n  $ breeze keys list --all --json')
+    .action(async (opts: { all?: boolean }, cmd: Command) => {
+      const ctx = await host.context(cmd);
+      const result = await runKeysList(opts, ctx);
+      if (ctx.json) return ctx.out.json(result);
+      if (result.data.length === 0) {
+        ctx.out.info(opts.all ? 'No keys.' : 'No active keys (see --all).');
+        return;
+      }
+      const { renderTable } = await import('../../ui/table.js');
+      const own = ctx.config.profile(ctx.profile)?.key_id;
+      const rows = result.data.map((k) => [
+        k.key_id === own ? `${k.key_id} *` : k.key_id,
+        k.name,
+        k.prefix,
+        k.scopes.join(','),
+        k.status,
+        day(k.created_at),
+        day(k.last_used_at),
+        day(k.expires_at),
+      ]);
+      ctx.out.data(
+        renderTable(['ID', 'NAME', 'PREFIX', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'], rows, {
+          statusColumn: 4,
+        }),
+      );
+    });
+}

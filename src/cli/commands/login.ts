@@ -1,0 +1,149 @@
+import { Command, Option } from 'commander';
+import { isWellFormedApiKey } from '../../core/api-key.js';
+import { normaliseScopes, SCOPES, type Scope } from '../../core/types.js';
+import type { CliContext } from '../context.js';
+import { NotAuthenticatedError, UsageError } from '../errors.js';
+import { type LoginResult, type SavedLogin, saveLogin, storagePreference } from '../session.js';
+import type { CommandHost } from './index.js';
+
+/**
+ * Parsed `breeze login` flags, handed to every login flow (src/login/browser.ts `runBrowserLogin`,
+ * src/login/email.ts `runEmailLogin`). Flows return a `LoginResult`; saving is done here.
+ */
+export interface LoginOptions {
+  /** false with `--no-browser` (device mode: print the URL and user code, poll) */
+  browser: boolean;
+  /** `--email [addr]`: true when given without an address (ask for it) */
+  email?: string | true;
+  /** `--code <code>`: the mailed code, for non-interactive email login */
+  code?: string;
+  /** `--with-key`: read a key from stdin */
+  withKey?: boolean;
+  /** `--name <key name>` for the key the server mints */
+  name?: string;
+  /** `--scopes read,write,admin` (normalised; undefined = server default) */
+  scopes?: Scope[];
+  /** `--storage keychain|file` (undefined = BREEZE_STORAGE, else auto) */
+  storage?: 'keychain' | 'file';
+}
+
+/** Runs the chosen login flow and saves the result through `saveLogin`. */
+export async function runLogin(opts: LoginOptions, ctx: CliContext): Promise<SavedLogin> {
+  const storage = storagePreference(ctx, opts.storage);
+  let result: LoginResult;
+  if (opts.withKey) {
+    result = await loginWithKey(ctx);
+  } else if (opts.email !== undefined || opts.code !== undefined) {
+    const { runEmailLogin } = await import('../../login/email.js');
+    result = await runEmailLogin(opts, ctx);
+  } else {
+    const { runBrowserLogin } = await import('../../login/browser.js');
+    result = await runBrowserLogin(opts, ctx);
+  }
+  return saveLogin(ctx, result, { storage });
+}
+
+/** Reads all of stdin (the key may come from a pipe or a file). */
+async function readStdin(signal: AbortSignal): Promise<string> {
+  const chunks: Buffer[] = [];
+  const onAbort = () => process.stdin.destroy();
+  signal.addEventListener('abort', onAbort, { once: true });
+  try {
+    for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  } finally {
+    signal.removeEventListener('abort', onAbort);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** `--with-key`: a key from stdin (or a hidden prompt on a terminal), checked with `GET /v1/me`. */
+export async function loginWithKey(ctx: CliContext): Promise<LoginResult> {
+  const raw = process.stdin.isTTY
+    ? await ctx.prompts.password('API key', { flag: '--with-key with the key on stdin' })
+    : await readStdin(ctx.signal);
+  const apiKey = raw.trim();
+  if (!apiKey)
+    throw new UsageError('No key on stdin.', { hint: 'Pipe it in: breeze login --with-key < key.txt' });
+  if (!isWellFormedApiKey(apiKey)) {
+    throw new NotAuthenticatedError(
+      'That is not a Breeze API key (expected brz_ followed by 46 letters and digits).',
+      {
+        hint: 'Check for a copy-paste error, or create a key with "breeze keys create".',
+      },
+    );
+  }
+  const client = await ctx.client({ apiKey });
+  const me = await client.me();
+  if (me.auth.type !== 'api_key' || !me.auth.key_id) {
+    throw new NotAuthenticatedError('The server did not accept this as an API key.');
+  }
+  const key = await client.getKey(me.auth.key_id);
+  return { apiKey, key, user: me.user };
+}
+
+function parseScopes(value: string): Scope[] {
+  const list = value
+    .split(/[\s,]+/)
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = list.filter((s) => !(SCOPES as readonly string[]).includes(s));
+  if (unknown.length)
+    throw new UsageError(`Unknown scope(s): ${unknown.join(', ')}.`, { hint: `Use ${SCOPES.join(', ')}.` });
+  return normaliseScopes(list);
+}
+
+export { parseScopes };
+
+export function createCommand(host: CommandHost): Command {
+  return new Command('login')
+    .description('log in and store an API key for this profile')
+    .option('--no-browser', 'do not open a browser: print the URL and code (SSH, headless)')
+    .option('--email [addr]', 'log in with a code mailed to this address')
+    .option('--code <code>', 'the mailed code (with --email, for scripts)')
+    .option('--with-key', 'read an existing key from stdin and check it')
+    .option('--name <key name>', 'name of the key to create (default "<hostname> (breeze login)")')
+    .option('--scopes <list>', 'comma-separated scopes: read,write,admin')
+    .addOption(
+      new Option('--storage <backend>', 'where to store the key (env BREEZE_STORAGE)').choices([
+        'keychain',
+        'file',
+      ]),
+    )
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ breeze login                              opens the browser, waits for your approval
+  $ breeze login --no-browser                 prints a URL and a code to enter elsewhere
+  $ breeze login --email me@example.com       sends a code by mail, then asks for it
+  $ breeze login --email me@example.com --code 09HD74KM
+  $ breeze login --with-key < key.txt         stores an existing key after checking it
+  $ breeze --server https://breeze.example.com login --storage file`,
+    )
+    .action(async (raw: Record<string, unknown>, cmd: Command) => {
+      const ctx = await host.context(cmd);
+      const opts: LoginOptions = {
+        browser: raw.browser !== false,
+        email: raw.email as string | true | undefined,
+        code: raw.code as string | undefined,
+        withKey: Boolean(raw.withKey),
+        name: raw.name as string | undefined,
+        scopes: typeof raw.scopes === 'string' ? parseScopes(raw.scopes) : undefined,
+        storage: raw.storage as 'keychain' | 'file' | undefined,
+      };
+      if (opts.withKey && (opts.email !== undefined || opts.code !== undefined)) {
+        throw new UsageError('--with-key cannot be combined with --email or --code.');
+      }
+      const saved = await runLogin(opts, ctx);
+      if (ctx.json) {
+        ctx.out.json({
+          profile: saved.profile,
+          server: saved.server,
+          user: saved.user,
+          key_id: saved.key.key_id,
+          prefix: saved.key.prefix,
+          storage: saved.storage,
+        });
+      }
+    });
+}

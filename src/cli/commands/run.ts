@@ -1,0 +1,62 @@
+import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
+import { Command } from 'commander';
+import type { CliContext } from '../context.js';
+import { credentialEnv } from '../env-vars.js';
+import { UsageError, UserError } from '../errors.js';
+import type { CommandHost } from './index.js';
+
+const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
+
+/**
+ * Runs `argv` with the credential variables in its environment, stdio inherited, signals passed on.
+ * Resolves with the exit code to pass on (128 + signal number when it was killed by a signal).
+ */
+export async function runRun(opts: { argv: string[] }, ctx: CliContext): Promise<number> {
+  const [file, ...args] = opts.argv;
+  if (!file) throw new UsageError('No command given.', { hint: 'Usage: breeze run -- <cmd> [args...]' });
+  const vars = await credentialEnv(ctx);
+  const child = spawn(file, args, { stdio: 'inherit', env: { ...ctx.env, ...vars } });
+  const extra = FORWARDED.filter((s) => s !== 'SIGINT' && s !== 'SIGTERM');
+  const forward = (sig: NodeJS.Signals) => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(sig);
+  };
+  // SIGINT/SIGTERM come through the context (they would otherwise abort breeze itself)
+  ctx.onSignal(forward);
+  for (const s of extra) process.on(s, forward);
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      child.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') reject(new UserError(`Command not found: ${file}`, { exitCode: 127 }));
+        else if (err.code === 'EACCES')
+          reject(new UserError(`Permission denied: ${file}`, { exitCode: 126 }));
+        else reject(err);
+      });
+      child.once('exit', (code, signal) => {
+        if (signal) resolve(128 + (constants.signals[signal] ?? 0));
+        else resolve(code ?? 0);
+      });
+    });
+  } finally {
+    ctx.onSignal(null);
+    for (const s of extra) process.off(s, forward);
+  }
+}
+
+export function createCommand(host: CommandHost): Command {
+  return new Command('run')
+    .description('run a command with BREEZE_API_KEY (and friends) in its environment')
+    .argument('<cmd...>', 'the command and its arguments (after --)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ breeze run -- npm test
+  $ breeze run -- sh -c 'curl -H "xi-api-key: $BREEZE_API_KEY" "$BREEZE_SERVER/v1/me"'
+  $ breeze --profile ci run -- ./deploy.sh --prod`,
+    )
+    .action(async (argv: string[], _o, cmd: Command) => {
+      const ctx = await host.context(cmd);
+      ctx.exitCode = await runRun({ argv }, ctx);
+    });
+}

@@ -1,0 +1,123 @@
+import { Command } from 'commander';
+import type { UserInfo } from '../../core/types.js';
+import type { CredentialSource } from '../../credentials/types.js';
+import { type CliContext, EMBEDDED } from '../context.js';
+import { NotAuthenticatedError } from '../errors.js';
+import type { CommandHost } from './index.js';
+
+const WEEK_MS = 7 * 86400_000;
+
+/** `status --json` shape of CLI.md (plus `expires_at` and `shadowed`). */
+export interface StatusReport {
+  profile: string;
+  server: string;
+  user: UserInfo | null;
+  key_id: string | null;
+  prefix: string | null;
+  /** where the key came from: env (BREEZE_API_KEY), keychain or file */
+  storage: CredentialSource;
+  valid: boolean;
+  expires_at: string | null;
+  /** BREEZE_API_KEY hides a key stored for this profile */
+  shadowed: boolean;
+}
+
+/** Who the key belongs to and whether the server accepts it. Never throws for a refused key: `valid` says. */
+export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusReport> {
+  const { session, client } = await ctx.authenticated();
+  const report: StatusReport = {
+    profile: session.profile,
+    server: session.server,
+    user: null,
+    key_id: session.source === 'env' ? null : (session.saved?.key_id ?? null),
+    prefix: session.apiKey.slice(0, 12),
+    storage: session.source,
+    valid: false,
+    expires_at: null,
+    shadowed: session.shadowsStored,
+  };
+  try {
+    const me = await client.me();
+    report.valid = true;
+    report.user = me.user;
+    report.key_id = me.auth.key_id ?? report.key_id;
+    if (me.auth.key_id) {
+      const key = await client.getKey(me.auth.key_id);
+      report.expires_at = key.expires_at;
+      report.prefix = key.prefix;
+    }
+  } catch (err) {
+    if ((err as { status?: number }).status !== 401) throw err;
+  }
+  return report;
+}
+
+function render(r: StatusReport, ctx: CliContext): string {
+  const where =
+    r.storage === 'env'
+      ? 'BREEZE_API_KEY (environment)'
+      : r.storage === 'keychain'
+        ? 'OS keychain'
+        : `file (${ctx.configDir}/credentials.json)`;
+  const lines = [
+    `Profile:  ${r.profile}`,
+    `Server:   ${r.server === EMBEDDED ? `embedded (${ctx.configDir}/server)` : r.server}`,
+    `User:     ${r.user ? r.user.email : 'unknown'}`,
+    `Key:      ${r.prefix ?? '?'}… (${r.key_id ?? 'id unknown'})`,
+    `Source:   ${where}`,
+    `Valid:    ${r.valid ? 'yes, the server accepts this key' : 'NO, the server refuses this key'}`,
+  ];
+  if (r.expires_at) lines.push(`Expires:  ${r.expires_at}`);
+  return lines.join('\n');
+}
+
+export function createCommand(host: CommandHost): Command {
+  return new Command('status')
+    .description('show the profile, server, user, key and where it is stored; check it with the server')
+    .addHelpText(
+      'after',
+      `
+Exit code 3 when there is no key or the server refuses it.
+
+Examples:
+  $ breeze status
+  $ breeze whoami --json
+  $ BREEZE_API_KEY=brz_... breeze status      check a key from the environment`,
+    )
+    .action(async (_o, cmd: Command) => {
+      const ctx = await host.context(cmd);
+      const r = await runStatus({}, ctx);
+      if (ctx.json) {
+        ctx.out.json({
+          profile: r.profile,
+          server: r.server,
+          user: r.user,
+          key_id: r.key_id,
+          prefix: r.prefix,
+          storage: r.storage,
+          valid: r.valid,
+          expires_at: r.expires_at,
+          shadowed: r.shadowed,
+        });
+      } else {
+        ctx.out.data(render(r, ctx));
+      }
+      if (r.shadowed) {
+        ctx.out.warn(`BREEZE_API_KEY is set: it shadows the key stored for profile "${r.profile}".`);
+      }
+      if (r.expires_at) {
+        const left = Date.parse(r.expires_at) - ctx.clock().getTime();
+        if (left > 0 && left <= WEEK_MS) {
+          const days = Math.max(1, Math.round(left / 86400_000));
+          ctx.out.warn(
+            `This key expires in ${left < 86400_000 ? 'less than a day' : `${days} day(s)`} (${r.expires_at}). Rotate it with "breeze keys rotate --self".`,
+          );
+        }
+      }
+      if (!r.valid) {
+        throw new NotAuthenticatedError('The server refused this key (deleted, disabled or expired).', {
+          hint: r.storage === 'env' ? 'Check BREEZE_API_KEY.' : 'Run "breeze login".',
+        });
+      }
+    });
+}

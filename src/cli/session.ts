@@ -1,0 +1,145 @@
+import type { ApiKeyInfo, UserInfo } from '../core/types.js';
+import {
+  KeychainUnavailableError,
+  type StorageBackend,
+  type StoragePreference,
+} from '../credentials/types.js';
+import type { CliContext } from './context.js';
+import { UserError } from './errors.js';
+
+/** What every login flow hands back (browser, device, email code, --with-key). */
+export interface LoginResult {
+  /** the plaintext key, shown to nobody: it goes straight to the store */
+  apiKey: string;
+  key: ApiKeyInfo;
+  user: UserInfo;
+}
+
+export interface SavedLogin {
+  profile: string;
+  server: string;
+  storage: StorageBackend;
+  key: ApiKeyInfo;
+  user: UserInfo;
+  /** key id of the profile's previous key that was deleted on the server, if any */
+  replacedKeyId: string | null;
+}
+
+/** `--storage` flag, else `BREEZE_STORAGE`, else auto. Invalid values are usage errors. */
+export function storagePreference(ctx: CliContext, flag?: string): StoragePreference {
+  const value = flag ?? (ctx.env.BREEZE_STORAGE || undefined);
+  if (value === undefined) return 'auto';
+  if (value === 'keychain' || value === 'file') return value;
+  throw new UserError(`Invalid storage "${value}".`, {
+    hint: 'Use --storage keychain or --storage file.',
+    exitCode: 2,
+  });
+}
+
+/**
+ * Saves a fresh login for `ctx.profile` on `ctx.server()` — the one place every login flow ends:
+ * stores the key (keychain, or file with a warning when the keychain is unusable; an error when
+ * `keychain` was asked for), records the profile in config.json (never the secret), removes the
+ * key from the other backend, deletes the profile's previous key on the server (re-login), and
+ * prints one line naming the user, the key prefix and where it went.
+ */
+export async function saveLogin(
+  ctx: CliContext,
+  result: LoginResult,
+  opts: { storage?: StoragePreference; quiet?: boolean } = {},
+): Promise<SavedLogin> {
+  const server = ctx.server();
+  const account = ctx.account(server);
+  const preference = opts.storage ?? storagePreference(ctx);
+  const { saved, previous } = await ctx.config.locked(async () => {
+    const before = ctx.config.profile(ctx.profile);
+    let storage: StorageBackend;
+    try {
+      storage = await ctx.credentials.save(account, result.apiKey, preference, { locked: true });
+    } catch (err) {
+      if (err instanceof KeychainUnavailableError) {
+        throw new UserError(`Cannot store the key in the OS keychain: ${err.message}`, {
+          hint: 'Use --storage file (or BREEZE_STORAGE=file) to keep it in credentials.json (0600).',
+        });
+      }
+      throw err;
+    }
+    // The other backend must not keep a stale copy that could shadow or outlive this one.
+    const other: StorageBackend = storage === 'file' ? 'keychain' : 'file';
+    if (before && (before.storage === other || before.server !== server)) {
+      await ctx.credentials.remove(ctx.account(before.server), before.storage, { locked: true });
+    }
+    await ctx.config.update(
+      (data) => {
+        data.profiles[ctx.profile] = {
+          server,
+          key_id: result.key.key_id,
+          prefix: result.key.prefix,
+          email: result.user.email,
+          user_id: result.user.id,
+          storage,
+        };
+      },
+      { locked: true },
+    );
+    return { saved: storage, previous: before };
+  });
+
+  let replacedKeyId: string | null = null;
+  if (previous && previous.server === server && previous.key_id !== result.key.key_id) {
+    // Re-login: the old key of this profile is no longer stored anywhere; do not leave it alive.
+    try {
+      const client = await ctx.client({ apiKey: result.apiKey });
+      await client.deleteKey(previous.key_id);
+      replacedKeyId = previous.key_id;
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      if (status !== 404) {
+        ctx.out.warn(
+          `Could not delete the previous key ${previous.key_id} on the server (${(err as Error).message}).`,
+        );
+      }
+    }
+  }
+  if (!opts.quiet) {
+    const where = saved === 'keychain' ? 'the OS keychain' : `${ctx.configDir}/credentials.json`;
+    ctx.out.success(
+      `Logged in as ${result.user.email} with key ${result.key.prefix}… (${result.key.key_id}), stored in ${where}` +
+        (ctx.profile !== 'default' ? ` for profile "${ctx.profile}".` : '.'),
+    );
+  }
+  return { profile: ctx.profile, server, storage: saved, key: result.key, user: result.user, replacedKeyId };
+}
+
+/**
+ * Replaces the stored key of the current profile in place (rotation of the profile's own key):
+ * same backend, same profile; config.json gets the new key id and prefix.
+ */
+export async function replaceStoredKey(
+  ctx: CliContext,
+  apiKey: string,
+  key: ApiKeyInfo,
+  user?: UserInfo,
+): Promise<StorageBackend> {
+  const server = ctx.server();
+  return ctx.config.locked(async () => {
+    const before = ctx.config.profile(ctx.profile);
+    const preference: StoragePreference = before?.server === server ? before.storage : storagePreference(ctx);
+    const storage = await ctx.credentials.save(ctx.account(server), apiKey, preference, { locked: true });
+    await ctx.config.update(
+      (data) => {
+        const prev = data.profiles[ctx.profile];
+        data.profiles[ctx.profile] = {
+          server,
+          key_id: key.key_id,
+          prefix: key.prefix,
+          email: user?.email ?? (prev?.server === server ? prev.email : ''),
+          user_id: user?.id ?? (prev?.server === server ? prev.user_id : undefined),
+          storage,
+        };
+      },
+      { locked: true },
+    );
+    return storage;
+  });
+}
