@@ -7,6 +7,13 @@ import type { ApiKeyInfo, KeyListResponse, Scope } from '../../src/core/types.js
 import { CodesRepo } from '../../src/server/store/codes.js';
 import { openStore, type Store } from '../../src/server/store/index.js';
 import { type KeyRow, newKeyRow } from '../../src/server/store/keys.js';
+import { type LoginRow, LoginsRepo } from '../../src/server/store/logins.js';
+import { SessionsRepo } from '../../src/server/store/sessions.js';
+import {
+  type SigningKeyRow,
+  SigningKeysRepo,
+  withSigningKeyLock,
+} from '../../src/server/store/signing-keys.js';
 import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
 import { requirePart } from '../helpers/require.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -25,10 +32,17 @@ afterAll(async () => {
   await pgServer?.stop();
 });
 
+interface OpenedStore {
+  store: Store;
+  /** another store on the same database, as a second process or instance would open it */
+  openAnother(): Promise<Store>;
+  dispose(): Promise<void>;
+}
+
 interface EngineUnderTest {
   name: 'sqlite' | 'postgres';
   skip: boolean;
-  open(): Promise<{ store: Store; dispose(): Promise<void> }>;
+  open(): Promise<OpenedStore>;
 }
 
 const engines: EngineUnderTest[] = [
@@ -38,9 +52,16 @@ const engines: EngineUnderTest[] = [
     async open() {
       const dir = mkdtempSync(join(tmpdir(), 'breeze-contract-'));
       const store = await openStore({ dataDir: dir });
+      const others: Store[] = [];
       return {
         store,
+        async openAnother() {
+          const s = await openStore({ dataDir: dir });
+          others.push(s);
+          return s;
+        },
         async dispose() {
+          for (const s of others) await s.close();
           await store.close();
           rmSync(dir, { recursive: true, force: true });
         },
@@ -54,7 +75,19 @@ const engines: EngineUnderTest[] = [
       pgServer ??= await startPostgres();
       const url = await pgServer.createDatabase(uniqueDbName('contract'), { icuLocale: 'en-US' });
       const store = await openStore({ databaseUrl: url });
-      return { store, dispose: () => store.close() };
+      const others: Store[] = [];
+      return {
+        store,
+        async openAnother() {
+          const s = await openStore({ databaseUrl: url });
+          others.push(s);
+          return s;
+        },
+        async dispose() {
+          for (const s of others) await s.close();
+          await store.close();
+        },
+      };
     },
   },
 ];
@@ -88,10 +121,11 @@ function keyRow(userId: string, o: Partial<KeyRow> & { at?: number } = {}): KeyR
 for (const engine of engines) {
   describe.skipIf(engine.skip)(`store contract on ${engine.name}`, () => {
     let store: Store;
+    let openAnother: () => Promise<Store>;
     let dispose: () => Promise<void>;
 
     beforeAll(async () => {
-      ({ store, dispose } = await engine.open());
+      ({ store, openAnother, dispose } = await engine.open());
     });
     afterAll(async () => {
       await dispose?.();
@@ -343,6 +377,203 @@ for (const engine of engines) {
         await codes.deleteExpired(iso(T0));
         expect(await codes.get(old.id)).toBeUndefined();
         expect(await codes.get(fresh.id)).toBeDefined();
+      });
+    });
+
+    describe('browser sessions', () => {
+      function sessionRow(userId: string, expiresAt = T0 + 60 * MINUTE) {
+        return {
+          id: `ses_${ulid()}`,
+          token_hash: `th-${ulid()}`,
+          user_id: userId,
+          created_at: iso(T0),
+          expires_at: iso(expiresAt),
+        };
+      }
+
+      test('findLive returns a live session with its email; expired or unknown ones are not found', async () => {
+        const email = uniqueEmail();
+        const user = await store.users.ensure(email);
+        const sessions = new SessionsRepo(store.db);
+        const row = sessionRow(user.id);
+        await sessions.insert(row);
+        expect(await sessions.findLive(row.token_hash, iso(T0 + MINUTE))).toEqual({ session: row, email });
+        expect(await sessions.findLive(row.token_hash, iso(T0 + 60 * MINUTE))).toBeUndefined();
+        expect(await sessions.findLive('th-unknown', iso(T0))).toBeUndefined();
+        await expect(
+          sessions.insert({ ...sessionRow(user.id), token_hash: row.token_hash }),
+        ).rejects.toThrow();
+      });
+
+      test('deleteByTokenHash ends one session; deleteExpired only dead ones', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const sessions = new SessionsRepo(store.db);
+        const ended = sessionRow(user.id);
+        const dead = sessionRow(user.id, T0 - MINUTE);
+        const live = sessionRow(user.id);
+        for (const r of [ended, dead, live]) await sessions.insert(r);
+        await sessions.deleteByTokenHash(ended.token_hash);
+        expect(await sessions.findLive(ended.token_hash, iso(T0))).toBeUndefined();
+        await sessions.deleteExpired(iso(T0));
+        const left = await store.db
+          .selectFrom('browser_sessions')
+          .select('id')
+          .where('id', 'in', [ended.id, dead.id, live.id])
+          .execute();
+        expect(left.map((r) => r.id)).toEqual([live.id]);
+      });
+    });
+
+    describe('CLI logins', () => {
+      function loginRow(o: Partial<LoginRow> = {}): LoginRow {
+        return {
+          id: `login_${ulid()}`,
+          user_code_hash: `uc-${ulid()}`,
+          code_challenge: 'challenge',
+          client_name: 'breeze/1.0.0',
+          hostname: 'laptop',
+          key_name: null,
+          scopes: 'read write admin',
+          redirect_uri: null,
+          state: null,
+          requester_ip: '127.0.0.1',
+          status: 'pending',
+          user_id: null,
+          approval_code_hash: null,
+          interval_s: 2,
+          created_at: iso(T0),
+          expires_at: iso(T0 + 10 * MINUTE),
+          last_poll_at: null,
+          decided_at: null,
+          ...o,
+        };
+      }
+
+      test('insert then get and findByUserCodeHash; a colliding user code is refused, not thrown', async () => {
+        const logins = new LoginsRepo(store.db);
+        const row = loginRow();
+        expect(await logins.insert(row)).toBe(true);
+        const got = await logins.get(row.id);
+        expect(got).toEqual(row);
+        expect(typeof got?.interval_s).toBe('number');
+        expect(await logins.findByUserCodeHash(row.user_code_hash)).toEqual(row);
+        expect(await logins.insert(loginRow({ user_code_hash: row.user_code_hash }))).toBe(false);
+        expect(await logins.get('login_unknown')).toBeUndefined();
+      });
+
+      test('recordPoll refuses polls faster than the interval', async () => {
+        const logins = new LoginsRepo(store.db);
+        const row = loginRow();
+        await logins.insert(row);
+        const at = (ms: number) => new Date(T0 + ms);
+        expect(await logins.recordPoll(row.id, at(0))).toBe(true);
+        expect(await logins.recordPoll(row.id, at(1_999))).toBe(false);
+        expect(await logins.recordPoll(row.id, at(2_000))).toBe(true);
+        expect(await logins.recordPoll('login_unknown', at(0))).toBe(false);
+      });
+
+      test('decide: one decision wins among concurrent ones, and only while alive', async () => {
+        const logins = new LoginsRepo(store.db);
+        const user = await store.users.ensure(uniqueEmail());
+        const row = loginRow();
+        await logins.insert(row);
+        const results = await Promise.all(
+          (['approved', 'denied', 'approved', 'denied'] as const).map((status) =>
+            logins.decide(row.id, { status, userId: user.id, approvalCodeHash: null }, new Date(T0 + MINUTE)),
+          ),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        const decided = await logins.get(row.id);
+        expect(decided?.status).toBe(results[0] || results[2] ? 'approved' : 'denied');
+        expect(decided).toMatchObject({ user_id: user.id, decided_at: iso(T0 + MINUTE) });
+
+        const late = loginRow();
+        await logins.insert(late);
+        const decision = { status: 'approved' as const, userId: user.id, approvalCodeHash: null };
+        expect(await logins.decide(late.id, decision, new Date(T0 + 10 * MINUTE))).toBe(false);
+      });
+
+      test('markExchanged: exactly one of many concurrent exchanges wins, only after approval', async () => {
+        const logins = new LoginsRepo(store.db);
+        const user = await store.users.ensure(uniqueEmail());
+        const row = loginRow();
+        await logins.insert(row);
+        const at = new Date(T0 + MINUTE);
+        expect(await logins.markExchanged(row.id, at)).toBe(false); // still pending
+        await logins.decide(row.id, { status: 'approved', userId: user.id, approvalCodeHash: 'ach' }, at);
+        const wins = await Promise.all(Array.from({ length: 6 }, () => logins.markExchanged(row.id, at)));
+        expect(wins.filter(Boolean)).toHaveLength(1);
+        expect(await logins.get(row.id)).toMatchObject({ status: 'exchanged', approval_code_hash: null });
+      });
+
+      test('deleteExpired forgets only logins that expired before the cut-off', async () => {
+        const logins = new LoginsRepo(store.db);
+        const old = loginRow({ expires_at: iso(T0 - MINUTE) });
+        const alive = loginRow();
+        await logins.insert(old);
+        await logins.insert(alive);
+        await logins.deleteExpired(iso(T0));
+        expect(await logins.get(old.id)).toBeUndefined();
+        expect(await logins.get(alive.id)).toEqual(alive);
+      });
+    });
+
+    describe('signing keys', () => {
+      const signingRow = (
+        kid: string,
+        createdAt: number,
+        retiredAt: number | null = null,
+      ): SigningKeyRow => ({
+        kid,
+        alg: 'Ed25519',
+        public_jwk: '{"kty":"OKP"}',
+        private_jwk: 'wrapped',
+        created_at: iso(createdAt),
+        retired_at: retiredAt === null ? null : iso(retiredAt),
+      });
+
+      test('current, listLive, retireAllExcept and deleteRetiredBefore', async () => {
+        // a database of its own: signing keys are global, not per user
+        const s = await openAnother();
+        await s.db.deleteFrom('signing_keys').execute();
+        const repo = new SigningKeysRepo(s.db);
+        expect(await repo.current()).toBeUndefined();
+        await repo.insert(signingRow('k1', T0));
+        await repo.insert(signingRow('k2', T0 + MINUTE));
+        await repo.insert(signingRow('k0', T0 - 120 * MINUTE, T0 - 90 * MINUTE));
+        expect((await repo.current())?.kid).toBe('k2');
+        await repo.retireAllExcept('k2', iso(T0 + 2 * MINUTE));
+        expect((await repo.current())?.kid).toBe('k2');
+        const live = await repo.listLive(iso(T0 - 60 * MINUTE));
+        expect(live.map((k) => k.kid)).toEqual(['k2', 'k1']);
+        expect(live[1]?.retired_at).toBe(iso(T0 + 2 * MINUTE));
+        await repo.deleteRetiredBefore(iso(T0));
+        const all = await s.db.selectFrom('signing_keys').select('kid').orderBy('kid').execute();
+        expect(all.map((k) => k.kid)).toEqual(['k1', 'k2']);
+        await s.db.deleteFrom('signing_keys').execute();
+      });
+
+      test('withSigningKeyLock serialises instances: concurrent "create if missing" makes one key', async () => {
+        // PostgreSQL: two pools, as two instances have. SQLite: one store; a second one in this same
+        // process would wait for the file lock synchronously, blocking the holder's event loop.
+        const a = engine.name === 'postgres' ? await openAnother() : store;
+        const b = engine.name === 'postgres' ? await openAnother() : store;
+        await a.db.deleteFrom('signing_keys').execute();
+        let n = 0;
+        const createIfMissing = (s: Store) =>
+          withSigningKeyLock(s, async (repo) => {
+            const current = await repo.current();
+            if (current) return current.kid;
+            // widen the race window: without the lock, the other instance would also see no key
+            await new Promise((r) => setTimeout(r, 30));
+            const kid = `kid-${++n}`;
+            await repo.insert(signingRow(kid, T0));
+            return kid;
+          });
+        const kids = await Promise.all([a, b, a, b].map(createIfMissing));
+        expect(new Set(kids).size).toBe(1);
+        expect(await a.db.selectFrom('signing_keys').select('kid').execute()).toHaveLength(1);
+        await a.db.deleteFrom('signing_keys').execute();
       });
     });
 
