@@ -6,6 +6,7 @@ import { createSecretHasher } from '../core/hash.js';
 import { newRequestId } from '../core/ids.js';
 import { defaultConfig, type ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
+import { JwtService } from './jwt.js';
 import { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
 import { pageRoutes } from './pages/routes.js';
@@ -13,8 +14,10 @@ import { type Authenticators, registerAuth } from './plugins/auth.js';
 import { handleError, registerErrorHandling } from './plugins/errors.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
+import { jwksRoutes } from './routes/jwks.js';
 import { meRoutes } from './routes/me.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
@@ -82,6 +85,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     keys: new KeyService(opts.store, hasher, cache, clock),
   };
   app.decorate('breeze', ctx);
+  const jwt = new JwtService(ctx);
+  app.decorate('jwtService', jwt);
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -102,12 +107,18 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     },
   });
 
-  registerAuth(app, { session: new Sessions(ctx).authenticator, ...opts.authenticators });
+  registerAuth(app, {
+    jwt: (token) => jwt.authenticate(token),
+    session: new Sessions(ctx).authenticator,
+    ...opts.authenticators,
+  });
   await registerKeyRateLimit(app, config.rateLimitPerKey);
 
   await app.register(healthRoutes);
   await app.register(meRoutes);
   await app.register(apiKeyRoutes);
+  await app.register(jwksRoutes, { jwt });
+  await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
   return app;

@@ -67,18 +67,26 @@ export class EmailCodes {
     return id;
   }
 
-  async verify(id: string, input: string): Promise<VerifyResult> {
+  /**
+   * Checks `input` against code `id` and, when it matches, uses the code up. `purposes`, when given,
+   * are the purposes this caller redeems: a code issued for another one is 'gone' (and left intact).
+   */
+  async verify(id: string, input: string, purposes?: readonly CodePurpose[]): Promise<VerifyResult> {
     const row = await this.repo.get(id);
     const now = this.ctx.clock().toISOString();
     if (!row || row.used_at || row.attempts >= EMAIL_CODE_MAX_ATTEMPTS || row.expires_at <= now) {
       return { ok: false, reason: 'gone' };
     }
+    if (purposes && !purposes.includes(row.purpose as CodePurpose)) return { ok: false, reason: 'gone' };
+    // Count the try before comparing: concurrent guesses then get at most 5 comparisons in all
+    // (counting only after a wrong compare let a burst of parallel guesses all be compared).
+    if (!(await this.repo.addFailedAttempt(id, EMAIL_CODE_MAX_ATTEMPTS)))
+      return { ok: false, reason: 'gone' };
     const given = this.ctx.hasher(`email-code:${id}:${normaliseCode(input)}`);
-    if (!safeEqual(given, row.code_hash)) {
-      const counted = await this.repo.addFailedAttempt(id, EMAIL_CODE_MAX_ATTEMPTS);
-      return counted ? { ok: false, reason: 'wrong' } : { ok: false, reason: 'gone' };
-    }
-    if (!(await this.repo.consume(id, now, EMAIL_CODE_MAX_ATTEMPTS))) return { ok: false, reason: 'gone' };
+    if (!safeEqual(given, row.code_hash)) return { ok: false, reason: 'wrong' };
+    // our own try is counted, so a right code on the 5th try has attempts == 5 here
+    if (!(await this.repo.consume(id, now, EMAIL_CODE_MAX_ATTEMPTS + 1)))
+      return { ok: false, reason: 'gone' };
     return { ok: true, email: row.email, purpose: row.purpose as CodePurpose };
   }
 }

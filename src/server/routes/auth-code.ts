@@ -1,0 +1,176 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { HttpError } from '../../core/errors.js';
+import { EmailCodes } from '../email-codes.js';
+import type { JwtService } from '../jwt.js';
+import type { Mailer } from '../mail/mailer.js';
+import { rateLimitedError } from '../plugins/rate-limit.js';
+import { normaliseEmail } from '../store/users.js';
+import { errorResponses } from './schemas.js';
+
+export interface AuthCodeRoutesOptions {
+  jwt: JwtService;
+}
+
+/** Limits of API.md "Email-code flow". */
+export const CODE_REQUESTS_PER_IP = { max: 10, timeWindow: 60_000 } as const;
+export const CODE_REQUESTS_PER_EMAIL = { max: 5, timeWindow: 10 * 60_000 } as const;
+export const VERIFICATIONS_PER_IP = { max: 30, timeWindow: 60_000 } as const;
+
+interface CodeBody {
+  email: string;
+  type: 'api_key' | 'jwt';
+}
+interface VerifyBody {
+  code: string;
+}
+interface VerifyParams {
+  id: string;
+}
+
+const noStore = { 'cache-control': 'no-store' };
+
+/**
+ * Sends in the background, so that `POST /auth/code` answers in the same time whether or not a mail
+ * goes out (with `signup: closed` an unknown email gets none) and an SMTP outage cannot turn into a
+ * 5xx that tells known and unknown emails apart. Failures are logged without the message (it holds
+ * the code); mails still in flight are awaited when the server closes.
+ */
+function backgroundMailer(app: FastifyInstance, mailer: Mailer): Mailer {
+  const pending = new Set<Promise<void>>();
+  app.addHook('onClose', async () => {
+    await Promise.allSettled([...pending]);
+  });
+  return {
+    async send(message) {
+      const p: Promise<void> = mailer
+        .send(message)
+        .catch((err: NodeJS.ErrnoException & { responseCode?: number }) => {
+          app.log.error(
+            { err: { message: err.message, code: err.code, responseCode: err.responseCode } },
+            'could not send the code mail',
+          );
+        })
+        .finally(() => pending.delete(p));
+      pending.add(p);
+    },
+  };
+}
+
+/** `POST /auth/code` and `POST /auth/code/:id/verifications`: email codes traded for a key or a JWT. */
+export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesOptions): Promise<void> {
+  const ctx = app.breeze;
+  const codes = new EmailCodes({ ...ctx, mailer: backgroundMailer(app, ctx.mailer) });
+
+  // A second limiter on the same route: createRateLimit does not share the per-request "already
+  // limited" flag that @fastify/rate-limit's route limiters use, so both limits apply.
+  const perEmail = app.createRateLimit({
+    ...CODE_REQUESTS_PER_EMAIL,
+    keyGenerator: (req: FastifyRequest) => `auth-code-email:${normaliseEmail((req.body as CodeBody).email)}`,
+  });
+  async function limitPerEmail(request: FastifyRequest): Promise<void> {
+    const r = await perEmail(request);
+    if (r.isAllowed || !r.isExceeded) return;
+    throw rateLimitedError(request, { after: `${r.ttlInSeconds}s`, ttl: r.ttl });
+  }
+
+  app.post<{ Body: CodeBody }>(
+    '/auth/code',
+    {
+      config: { rateLimit: { ...CODE_REQUESTS_PER_IP, keyGenerator: (req) => `auth-code-ip:${req.ip}` } },
+      preHandler: limitPerEmail,
+      schema: {
+        summary: 'Mail a one-time code to an address (same answer whether or not it has an account)',
+        tags: ['auth'],
+        body: {
+          type: 'object',
+          required: ['email', 'type'],
+          properties: {
+            email: { type: 'string', format: 'email', minLength: 3, maxLength: 254 },
+            type: { type: 'string', enum: ['api_key', 'jwt'] },
+          },
+        },
+        response: {
+          201: { type: 'object', required: ['id'], properties: { id: { type: 'string' } } },
+          ...errorResponses(400, 413, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const email = normaliseEmail(request.body.email);
+      // Known and unknown emails cost the same: one lookup and one insert. With `signup: closed`
+      // an unknown email gets a code row nobody can learn (no mail): same answer, no account.
+      const user = await ctx.store.users.findByEmail(email);
+      const send = user !== undefined || ctx.config.signup === 'open';
+      const id = await codes.issue(email, request.body.type, send);
+      return reply.code(201).headers(noStore).send({ id });
+    },
+  );
+
+  app.post<{ Params: VerifyParams; Body: VerifyBody }>(
+    '/auth/code/:id/verifications',
+    {
+      config: { rateLimit: { ...VERIFICATIONS_PER_IP, keyGenerator: (req) => `auth-verify-ip:${req.ip}` } },
+      schema: {
+        summary: 'Trade a mailed code for an API key or a JWT (once)',
+        tags: ['auth'],
+        params: {
+          type: 'object',
+          required: ['id'],
+          properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+        },
+        body: {
+          type: 'object',
+          required: ['code'],
+          properties: { code: { type: 'string', minLength: 1, maxLength: 64 } },
+        },
+        response: {
+          200: {
+            type: 'object',
+            description: '`secret` and `key_id` for type api_key; `token` and `expires_at` for type jwt',
+            properties: {
+              secret: { type: 'string' },
+              key_id: { type: 'string' },
+              token: { type: 'string' },
+              expires_at: { type: 'string', format: 'date-time' },
+            },
+          },
+          ...errorResponses(400, 401, 404, 413, 429),
+        },
+      },
+    },
+    async (request, reply) => {
+      const result = await codes.verify(request.params.id, request.body.code, ['api_key', 'jwt']);
+      if (!result.ok) {
+        if (result.reason === 'wrong') throw new HttpError('AUTH_REQUIRED', 'Wrong code.');
+        throw codeGone();
+      }
+      const now = ctx.clock();
+      let user = await ctx.store.users.findByEmail(result.email);
+      if (!user) {
+        // only reachable when signup was closed after the code was issued: no mail went out for it
+        if (ctx.config.signup === 'closed') throw codeGone();
+        user = await ctx.store.users.ensure(result.email, now);
+      }
+      reply.headers(noStore);
+      if (result.purpose === 'jwt') {
+        const jwt = await opts.jwt.issue(user.id);
+        return { token: jwt.token, expires_at: jwt.expiresAt };
+      }
+      const { row, apiKey } = await ctx.keys.mint({
+        userId: user.id,
+        name: `email code (${now.toISOString().slice(0, 10)})`,
+        scopes: ['read', 'write', 'admin'],
+        expiresAt: null,
+        createdVia: 'email_code',
+      });
+      return { secret: apiKey, key_id: row.id };
+    },
+  );
+}
+
+function codeGone(): HttpError {
+  return new HttpError(
+    'NOT_FOUND',
+    'No such code: it is unknown, used, expired or had too many wrong tries. Ask for a new one.',
+  );
+}
