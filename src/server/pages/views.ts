@@ -76,6 +76,7 @@ font-size:30px;font-weight:650;letter-spacing:.14em}
 .usercode span{background:var(--soft);border:1px solid var(--line);border-radius:10px;padding:6px 12px}
 .usercode .dash{background:none;border:0;padding:6px 0;color:var(--muted)}
 .hint{font-size:13px;text-align:center;margin-bottom:20px}
+form+.hint{margin:16px 0 0}
 dl{display:grid;grid-template-columns:auto 1fr;gap:10px 16px;margin:0;padding:16px 0 0;border-top:1px solid var(--line);font-size:14px}
 dt{color:var(--muted)}
 dd{margin:0;font-weight:550;word-break:break-word}
@@ -124,6 +125,7 @@ export function layout(title: string, body: Html): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="same-origin">
+<link rel="icon" href="data:,">
 <title>${title} · Breeze</title>
 <style>${new Html(CSS)}</style>
 </head>
@@ -261,8 +263,8 @@ export function authorizePage(v: AuthorizeView) {
     html`<form method="post" action="/device/${action}">${hidden({ csrf: v.csrf, user_code: v.userCode })}<button class="${cls}" type="submit">${label}</button></form>`;
   return layout(
     'Authorize the CLI',
-    html`<h1>Authorize ${v.clientName}?</h1>
-<p>A command line on <strong>${v.hostname}</strong> asks for an API key for your account.</p>
+    html`<h1>Authorize the Breeze CLI?</h1>
+<p><strong>${v.clientName}</strong> on <strong>${v.hostname}</strong> is asking for an API key for your account.</p>
 <div class="usercode" aria-label="Code ${v.userCode}"><span>${a}</span><span class="dash">–</span><span>${b}</span></div>
 <p class="hint">Check that your terminal shows this same code. Expires in ${minutesLeft} min.</p>
 <dl>
