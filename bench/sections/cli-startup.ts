@@ -1,0 +1,119 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliEnv, cliHas, timeCommand } from '../lib/cli.js';
+import { BIN } from '../lib/paths.js';
+import { figure } from '../lib/report.js';
+import { type Section, SkipSection } from '../lib/section.js';
+import { median, shuffle } from '../lib/stats.js';
+import { mintKeys } from '../lib/stores.js';
+
+interface Subject {
+  id: string;
+  label: string;
+  argv: string[];
+  /** what a correct run prints: a run that does not is not timed as a success */
+  check(stdout: string): boolean;
+}
+
+/**
+ * Start-up cost of the commands people put in their shell prompt and scripts, against a bare
+ * `node -e 0` on the same machine: ratio of medians over interleaved runs (each round runs every
+ * command once, in a fresh random order, so drift and caches hit all of them alike).
+ */
+export const cliStartupSection: Section = {
+  id: 'cli',
+  title: 'CLI start-up (file credential store)',
+  budgetSeconds: 120,
+  async run(ctx) {
+    const missing = [
+      ['--version', cliHas([], ['--version'])],
+      ['token', cliHas(['token'])],
+      ['env', cliHas(['env'], ['--format'])],
+      ['login --with-key', cliHas(['login'], ['--with-key'])],
+    ].filter(([, ok]) => !ok);
+    if (missing.length > 0) {
+      throw new SkipSection(`the CLI has no ${missing.map(([n]) => `"breeze ${n}"`).join(', ')} yet`);
+    }
+    const dist = await ctx.dist();
+    const configDir = mkdtempSync(join(tmpdir(), 'breeze-bench-cli-'));
+    ctx.cleanup.add(() => rmSync(configDir, { recursive: true, force: true }));
+    const env = cliEnv(configDir);
+
+    // A real key in the embedded server's data dir (<config dir>/server), saved the way a user
+    // would: `breeze login --with-key` reading it from stdin (it checks the key with GET /v1/me).
+    const { keys } = await mintKeys(dist, { dataDir: join(configDir, 'server') }, 1);
+    const key = keys[0]!;
+    const login = await timeCommand([process.execPath, BIN, 'login', '--with-key'], env, {
+      input: `${key}\n`,
+      timeoutMs: 30_000,
+    });
+    if (login.code !== 0) {
+      throw new Error(
+        `breeze login --with-key exited ${login.code}: ${login.stderr.replace(key, '<key>').slice(0, 500)}`,
+      );
+    }
+
+    const subjects: Subject[] = [
+      { id: 'node', label: 'node -e 0', argv: [process.execPath, '-e', '0'], check: (o) => o === '' },
+      {
+        id: 'version',
+        label: 'breeze --version',
+        argv: [process.execPath, BIN, '--version'],
+        check: (o) => /^\d+\.\d+\.\d+/.test(o.trim()),
+      },
+      {
+        id: 'token',
+        label: 'breeze token',
+        argv: [process.execPath, BIN, 'token'],
+        check: (o) => o.trim() === key,
+      },
+      {
+        id: 'env',
+        label: 'breeze env',
+        argv: [process.execPath, BIN, 'env'],
+        check: (o) => o.includes(`BREEZE_API_KEY='${key}'`),
+      },
+    ];
+
+    const times = new Map<string, number[]>(subjects.map((s) => [s.id, []]));
+    const warmup = 2;
+    for (let round = 0; round < warmup + ctx.opts.cliRuns; round++) {
+      for (const s of shuffle([...subjects])) {
+        const r = await timeCommand(s.argv, env);
+        if (r.code !== 0 || !s.check(r.stdout)) {
+          throw new Error(
+            `${s.label} exited ${r.code} with unexpected output (stderr: ${r.stderr.replace(key, '<key>').slice(0, 300)})`,
+          );
+        }
+        if (round >= warmup) times.get(s.id)!.push(r.ms);
+      }
+    }
+
+    const base = median(times.get('node')!);
+    ctx.addFigure(
+      figure({ id: 'cli.node.median_ms', label: 'node -e 0 (baseline), median', value: base, unit: 'ms' }),
+    );
+    for (const s of subjects.slice(1)) {
+      const m = median(times.get(s.id)!);
+      ctx.addFigure(
+        figure({ id: `cli.${s.id}.median_ms`, label: `${s.label}, median`, value: m, unit: 'ms' }),
+      );
+      ctx.addFigure(
+        figure({
+          id: `cli.${s.id}.over_node`,
+          label: `${s.label} ÷ node -e 0`,
+          value: m / base,
+          unit: 'x',
+          target: { op: '<=', value: 1.5 },
+        }),
+      );
+    }
+    for (const s of subjects) ctx.addRun({ command: s.label, ms: times.get(s.id) });
+    ctx.note(
+      `${ctx.opts.cliRuns} timed runs per command after ${warmup} warm-up rounds, interleaved in random order; ` +
+        'time = spawn to exit, output checked on every run; BREEZE_STORAGE=file with a key saved by ' +
+        '"breeze login --with-key"',
+    );
+  },
+};
