@@ -189,7 +189,7 @@ export class CliLoginService {
 
   /**
    * The exchange. Checks, in this order: the verifier (a caller without it learns nothing, not even
-   * the state), replay, expiry, polling speed, the decision, the loopback code; then flips
+   * the state), replay, expiry, the decision (polling speed while pending), the loopback code; then flips
    * approved -> exchanged with a conditional UPDATE inside the transaction that mints the key, so
    * of two concurrent exchanges exactly one gets a key.
    */
@@ -208,12 +208,14 @@ export class CliLoginService {
     if (login.expires_at <= now.toISOString()) {
       throw new HttpError('EXPIRED_TOKEN', 'This login expired: run "breeze login" again.');
     }
-    if (!(await this.repo.recordPoll(login.id, now))) {
-      throw new HttpError('SLOW_DOWN', `Polling too fast: wait ${login.interval_s} s between exchanges.`, {
-        details: { interval: login.interval_s },
-      });
-    }
     if (login.status === 'pending') {
+      // RFC 8628 §3.5: slow_down is a variant of authorization_pending, so only waiting logins
+      // are paced; a decided one answers at once
+      if (!(await this.repo.recordPoll(login.id, now))) {
+        throw new HttpError('SLOW_DOWN', `Polling too fast: wait ${login.interval_s} s between exchanges.`, {
+          details: { interval: login.interval_s },
+        });
+      }
       throw new HttpError('AUTHORIZATION_PENDING', 'Not approved yet: waiting for the browser.');
     }
     if (login.status === 'denied')
