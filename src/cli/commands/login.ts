@@ -99,7 +99,10 @@ export function createCommand(host: CommandHost): Command {
     .description('log in and store an API key for this profile')
     .option('--no-browser', 'do not open a browser: print the URL and code (SSH, headless)')
     .option('--email [addr]', 'log in with a code mailed to this address')
-    .option('--code <code>', 'the mailed code (with --email, for scripts)')
+    .option(
+      '--code <code>',
+      'the mailed code; without a terminal, "login --email <addr>" mails it and exits 2, then this finishes (10 min)',
+    )
     .option('--with-key', 'read an existing key from stdin and check it')
     .option('--name <key name>', 'name of the key to create (default "<hostname> (breeze login)")')
     .option('--scopes <list>', 'comma-separated scopes: read,write,admin')
@@ -117,6 +120,8 @@ Examples:
   $ breeze login --no-browser                 prints a URL and a code to enter elsewhere
   $ breeze login --email me@example.com       sends a code by mail, then asks for it
   $ breeze login --email me@example.com --code 09HD74KM
+                                              finishes a code mailed by an earlier non-interactive
+                                              run (its id waits in the config dir for 10 minutes)
   $ breeze login --with-key < key.txt         stores an existing key after checking it
   $ breeze --server https://breeze.example.com login --storage file`,
     )
