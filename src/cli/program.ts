@@ -65,6 +65,14 @@ export async function runCli(argv: string[]): Promise<number> {
     for (const [alias, target] of Object.entries(ALIASES)) if (target === cmd.name()) cmd.alias(alias);
     program.addCommand(cmd);
   }
+  // Subcommands do not inherit these from addCommand: without them commander would process.exit itself.
+  const inherit = (cmd: Command) => {
+    for (const sub of cmd.commands) {
+      sub.exitOverride().configureOutput(program.configureOutput()).showSuggestionAfterError(true);
+      inherit(sub);
+    }
+  };
+  inherit(program);
   // --no-color: make every colour decision below (ours, ora's, inquirer's) see it
   if (argv.includes('--no-color')) process.env.FORCE_COLOR = '0';
   interrupts.install();

@@ -1,90 +1,110 @@
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { type CredentialStore, KeychainUnavailableError } from './types.js';
 
 export const KEYCHAIN_SERVICE = 'breeze';
 export const DEFAULT_KEYCHAIN_TIMEOUT_MS = 3000;
 
-type AsyncEntryCtor = typeof import('@napi-rs/keyring').AsyncEntry;
+type Op = 'get' | 'set' | 'delete';
+interface Reply {
+  ok: boolean;
+  value?: string | null;
+  deleted?: boolean;
+  message?: string;
+}
+
+// Runs in a child process: reads one request on stdin, answers one JSON line on stdout.
+const CHILD_SOURCE = `
+const { Entry } = require(process.argv[1]);
+let input = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (d) => { input += d; });
+process.stdin.on('end', () => {
+  const req = JSON.parse(input);
+  const reply = (r) => process.stdout.write(JSON.stringify(r) + '\\n');
+  try {
+    const e = new Entry(req.service, req.account);
+    if (req.op === 'get') reply({ ok: true, value: e.getPassword() ?? null });
+    else if (req.op === 'set') { e.setPassword(req.secret); reply({ ok: true, value: e.getPassword() ?? null }); }
+    else { const had = e.getPassword() != null; if (had) e.deleteCredential(); reply({ ok: true, deleted: had }); }
+  } catch (err) {
+    reply({ ok: false, message: String((err && err.message) || err).split('\\n')[0] });
+  }
+});
+`;
 
 /**
  * The OS keychain through @napi-rs/keyring (Secret Service on Linux, Keychain on macOS, Credential
  * Manager on Windows), service `breeze`, account `<profile>@<server>`.
  *
- * Every call is bounded by `timeoutMs`: the async entry points run on libuv's thread pool, and a
- * keyring that never answers (a D-Bus peer that accepts and stalls, a locked collection waiting for
- * a prompt nobody sees) is abandoned after the timeout. The stuck pool thread cannot block exit: the
- * CLI leaves through `process.exit`.
+ * Every call runs in a short-lived child process killed after `timeoutMs`. The napi calls are
+ * synchronous and can block forever (a D-Bus peer that accepts and never answers, a keyring waiting
+ * for an unlock prompt nobody sees): in our own thread that would freeze the event loop, and in a
+ * worker thread it would still block `process.exit` (which joins workers). A child can always be
+ * killed. The secret travels over a pipe, never on a command line.
  */
 export class KeychainCredentialStore implements CredentialStore {
   readonly backend = 'keychain' as const;
-  private entryCtor?: Promise<AsyncEntryCtor>;
 
   constructor(private readonly opts: { service?: string; timeoutMs?: number } = {}) {}
 
-  private get service(): string {
-    return this.opts.service ?? KEYCHAIN_SERVICE;
-  }
-
-  private async entry(account: string) {
-    this.entryCtor ??= import('@napi-rs/keyring').then((m) => m.AsyncEntry);
-    let Ctor: AsyncEntryCtor;
+  private call(op: Op, account: string, secret?: string): Promise<Reply> {
+    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_KEYCHAIN_TIMEOUT_MS;
+    let modulePath: string;
     try {
-      Ctor = await this.entryCtor;
+      modulePath = createRequire(import.meta.url).resolve('@napi-rs/keyring');
     } catch (err) {
-      throw new KeychainUnavailableError(
-        `The OS keychain module could not be loaded: ${(err as Error).message}`,
+      return Promise.reject(
+        new KeychainUnavailableError(`The OS keychain module is missing: ${(err as Error).message}`),
       );
     }
-    return new Ctor(this.service, account);
-  }
-
-  private async bounded<T>(what: string, op: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const timeoutMs = this.opts.timeoutMs ?? DEFAULT_KEYCHAIN_TIMEOUT_MS;
-    const ac = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        ac.abort();
-        reject(
-          new KeychainUnavailableError(`The OS keychain did not answer within ${timeoutMs} ms (${what}).`),
-        );
-      }, timeoutMs);
+    const child = spawn(process.execPath, ['-e', CHILD_SOURCE, modulePath], {
+      stdio: ['pipe', 'pipe', 'ignore'],
+      windowsHide: true,
     });
-    try {
-      return await Promise.race([op(ac.signal), timeout]);
-    } catch (err) {
-      if (err instanceof KeychainUnavailableError) throw err;
-      throw new KeychainUnavailableError(`The OS keychain cannot be used (${what}): ${firstLine(err)}`);
-    } finally {
-      clearTimeout(timer);
-    }
+    return new Promise<Reply>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        child.unref();
+        reject(new KeychainUnavailableError(`The OS keychain did not answer within ${timeoutMs} ms.`));
+      }, timeoutMs);
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        out += d;
+      });
+      child.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new KeychainUnavailableError(`The OS keychain cannot be used: ${err.message}`));
+      });
+      child.once('close', () => {
+        clearTimeout(timer);
+        try {
+          const reply = JSON.parse(out) as Reply;
+          if (!reply.ok)
+            reject(new KeychainUnavailableError(`The OS keychain cannot be used: ${reply.message}`));
+          else resolve(reply);
+        } catch {
+          reject(new KeychainUnavailableError('The OS keychain helper failed.'));
+        }
+      });
+      child.stdin!.on('error', () => {});
+      child.stdin!.end(
+        JSON.stringify({ op, service: this.opts.service ?? KEYCHAIN_SERVICE, account, secret }),
+      );
+    });
   }
 
   async get(account: string): Promise<string | null> {
-    const entry = await this.entry(account);
-    const value = await this.bounded('read', (signal) => entry.getPassword(signal));
-    return value ?? null;
+    return (await this.call('get', account)).value ?? null;
   }
 
   async set(account: string, secret: string): Promise<void> {
-    const entry = await this.entry(account);
-    await this.bounded('write', (signal) => entry.setPassword(secret, signal));
-    // Some backends accept a write they cannot read back (no collection, locked): make sure it stuck.
-    const back = await this.bounded('read', (signal) => entry.getPassword(signal));
-    if (back !== secret) throw new KeychainUnavailableError('The OS keychain did not keep the key.');
+    const reply = await this.call('set', account, secret);
+    // Some backends accept a write they cannot read back (no default collection): make sure it stuck.
+    if (reply.value !== secret) throw new KeychainUnavailableError('The OS keychain did not keep the key.');
   }
 
   async delete(account: string): Promise<boolean> {
-    const entry = await this.entry(account);
-    return this.bounded('delete', async (signal) => {
-      const existed = (await entry.getPassword(signal)) != null;
-      if (!existed) return false;
-      await entry.deleteCredential(signal);
-      return true;
-    });
+    return (await this.call('delete', account)).deleted ?? false;
   }
-}
-
-function firstLine(err: unknown): string {
-  const msg = err instanceof Error ? err.message : String(err);
-  return msg.split('\n')[0] ?? msg;
 }

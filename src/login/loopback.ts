@@ -75,6 +75,7 @@ export async function startLoopbackListener(state: string): Promise<LoopbackList
   let deliver: ((cb: PendingCallback) => void) | null = null;
   let delivered: PendingCallback | null = null;
   let answered: ServerResponse | null = null;
+  let flushed: Promise<void> = Promise.resolve();
 
   const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
     let url: URL;
@@ -105,6 +106,10 @@ export async function startLoopbackListener(state: string): Promise<LoopbackList
       ? { kind: 'code', code }
       : { kind: 'error', error: error ?? 'invalid_request' };
     answered = res;
+    flushed = new Promise<void>((resolve) => {
+      res.once('finish', resolve);
+      res.once('close', resolve);
+    });
     delivered = {
       result,
       respond(page) {
@@ -143,11 +148,11 @@ export async function startLoopbackListener(state: string): Promise<LoopbackList
       if (res && !res.writableEnded) {
         send(res, 400, { ok: false, title: 'Login stopped', message: 'The terminal stopped waiting.' });
       }
+      // once the tab has its page, no socket of the browser (keep-alive, preconnect) may hold us
+      await Promise.race([flushed, new Promise((r) => setTimeout(r, 1000).unref())]);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
-        // idle keep-alive sockets from the browser must not hold the process open
-        server.closeIdleConnections();
-        setTimeout(() => server.closeAllConnections(), 1000).unref();
+        server.closeAllConnections();
       });
     },
   };

@@ -1,0 +1,445 @@
+import { type ChildProcess, execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  BIN,
+  cliEnv,
+  runCli,
+  seedKeyInDataDir,
+  spawnCli,
+  tempConfigDir,
+  waitForOutput,
+} from '../helpers/cli.js';
+
+// No D-Bus session in these runs: the keychain is unusable and the CLI must fall back to the file.
+const NO_DBUS = { DBUS_SESSION_BUS_ADDRESS: undefined };
+
+let tmp: ReturnType<typeof tempConfigDir>;
+let serverProc: ChildProcess;
+let url: string;
+let dataDir: string;
+
+async function startServe(dir: string, cfg: string): Promise<{ proc: ChildProcess; url: string }> {
+  const proc = spawnCli(['serve', '--port', '0', '--data-dir', dir, '--rate-limit-per-key', '0'], {
+    configDir: cfg,
+  });
+  proc.stdout?.resume();
+  const m = await waitForOutput(proc, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
+  return { proc, url: m[1]! };
+}
+
+function stopped(proc: ChildProcess): Promise<number | null> {
+  return new Promise((resolve) => {
+    if (proc.exitCode !== null) return resolve(proc.exitCode);
+    proc.once('exit', (code) => resolve(code));
+  });
+}
+
+beforeAll(async () => {
+  tmp = tempConfigDir();
+  dataDir = join(tmp.dir, '..', 'server-data');
+  const s = await startServe(dataDir, join(tmp.dir, '..', 'serve-config'));
+  serverProc = s.proc;
+  url = s.url;
+});
+
+afterAll(async () => {
+  serverProc?.kill('SIGTERM');
+  if (serverProc) await stopped(serverProc);
+  tmp?.cleanup();
+});
+
+/** a fresh config dir and a fresh key, logged in with --with-key (file storage: no D-Bus here) */
+async function loggedIn(opts: { email?: string } = {}) {
+  const t = tempConfigDir();
+  const seeded = await seedKeyInDataDir(dataDir, { email: opts.email });
+  const r = await runCli(['--server', url, 'login', '--with-key'], {
+    configDir: t.dir,
+    input: `${seeded.apiKey}\n`,
+    env: NO_DBUS,
+  });
+  expect(r.code, r.stderr).toBe(0);
+  return { ...seeded, dir: t.dir, t };
+}
+
+async function meStatus(apiKey: string): Promise<number> {
+  const res = await fetch(`${url}/v1/me`, { headers: { 'xi-api-key': apiKey } });
+  return res.status;
+}
+
+describe('breeze against a real server (breeze serve on port 0)', () => {
+  it('serve stops cleanly with exit 0 on SIGINT and SIGTERM', async () => {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      const t = tempConfigDir();
+      const s = await startServe(join(t.dir, 'data'), t.dir);
+      expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+      s.proc.kill(sig);
+      expect(await stopped(s.proc)).toBe(0);
+      t.cleanup();
+    }
+  });
+
+  it('login --with-key stores the key in a 0600 file inside a 0700 dir, never in config.json', async () => {
+    const { apiKey, keyId, dir, t } = await loggedIn();
+    expect(statSync(dir).mode & 0o777).toBe(0o700);
+    expect(statSync(join(dir, 'credentials.json')).mode & 0o777).toBe(0o600);
+    const config = readFileSync(join(dir, 'config.json'), 'utf8');
+    expect(config).not.toContain(apiKey);
+    expect(JSON.parse(config).profiles.default).toMatchObject({
+      server: url,
+      key_id: keyId,
+      storage: 'file',
+      email: 'dev@example.com',
+    });
+    expect(readFileSync(join(dir, 'credentials.json'), 'utf8')).toContain(apiKey);
+    t.cleanup();
+  });
+
+  it('login warns in one line when the keychain is unusable, and fails when --storage keychain was asked for', async () => {
+    const t = tempConfigDir();
+    const { apiKey } = await seedKeyInDataDir(dataDir);
+    const auto = await runCli(['--server', url, 'login', '--with-key'], {
+      configDir: t.dir,
+      input: apiKey,
+      env: NO_DBUS,
+    });
+    expect(auto.code).toBe(0);
+    expect(auto.stderr).toMatch(/^Warning: .*keychain.*credentials\.json.*$/m);
+    expect(auto.stderr).toMatch(/Logged in as dev@example\.com with key brz_\w{8}/);
+    expect(auto.stderr).not.toContain(apiKey);
+    const t2 = tempConfigDir();
+    const forced = await runCli(['--server', url, 'login', '--with-key', '--storage', 'keychain'], {
+      configDir: t2.dir,
+      input: apiKey,
+      env: NO_DBUS,
+    });
+    expect(forced.code).toBe(1);
+    expect(forced.stderr).toMatch(/--storage file/);
+    t.cleanup();
+    t2.cleanup();
+  });
+
+  it('status --json has the documented shape; global flags work before and after the command', async () => {
+    const { keyId, dir, t } = await loggedIn();
+    for (const args of [
+      ['--json', 'status'],
+      ['status', '--json'],
+      ['whoami', '--json'],
+    ]) {
+      const r = await runCli(args, { configDir: dir, env: NO_DBUS });
+      expect(r.code, r.stderr).toBe(0);
+      const s = JSON.parse(r.stdout);
+      expect(s).toMatchObject({
+        profile: 'default',
+        server: url,
+        key_id: keyId,
+        storage: 'file',
+        valid: true,
+      });
+      expect(s.user).toMatchObject({ email: 'dev@example.com' });
+      expect(s.user.id).toMatch(/^usr_/);
+      expect(s.prefix).toMatch(/^brz_\w{8}$/);
+    }
+    t.cleanup();
+  });
+
+  it('status says when BREEZE_API_KEY shadows the stored key, and warns about a key expiring within 7 days', async () => {
+    const { dir, t } = await loggedIn();
+    const other = await seedKeyInDataDir(dataDir, {
+      expiresAt: new Date(Date.now() + 2 * 86400_000).toISOString(),
+    });
+    const r = await runCli(['status'], { configDir: dir, env: { ...NO_DBUS, BREEZE_API_KEY: other.apiKey } });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/Source:\s+BREEZE_API_KEY/);
+    expect(r.stderr).toMatch(/BREEZE_API_KEY is set: it shadows the key stored/);
+    expect(r.stderr).toMatch(/expires in 2 day/);
+    t.cleanup();
+  });
+
+  it('token prints the key alone; eval "$(breeze env)" in bash exports a working key', async () => {
+    const { apiKey, keyId, dir, t } = await loggedIn();
+    const tok = await runCli(['token'], { configDir: dir, env: NO_DBUS });
+    expect(tok.code).toBe(0);
+    expect(tok.stdout).toBe(`${apiKey}\n`);
+    const script = `eval "$(node ${BIN} env)" && curl -s -o /dev/null -w '%{http_code} ' -H "xi-api-key: $BREEZE_API_KEY" "$BREEZE_SERVER/v1/me" && printf %s "$BREEZE_API_KEY_ID"`;
+    const out = execFileSync('bash', ['-c', script], { env: cliEnv(dir, NO_DBUS), encoding: 'utf8' });
+    expect(out).toBe(`200 ${keyId}`);
+    const json = await runCli(['env', '--format', 'json'], { configDir: dir, env: NO_DBUS });
+    expect(JSON.parse(json.stdout)).toEqual({
+      BREEZE_API_KEY: apiKey,
+      BREEZE_API_KEY_ID: keyId,
+      BREEZE_SERVER: url,
+    });
+    t.cleanup();
+  });
+
+  it('run -- injects the variables and passes the exit code on', async () => {
+    const { dir, t } = await loggedIn();
+    const r = await runCli(
+      [
+        'run',
+        '--',
+        'sh',
+        '-c',
+        'curl -s -o /dev/null -w "%{http_code}" -H "xi-api-key: $BREEZE_API_KEY" "$BREEZE_SERVER/v1/me"; exit 7',
+      ],
+      { configDir: dir, env: NO_DBUS },
+    );
+    expect(r.stdout).toBe('200');
+    expect(r.code).toBe(7);
+    const missing = await runCli(['run', '--', 'definitely-not-a-command-xyz'], {
+      configDir: dir,
+      env: NO_DBUS,
+    });
+    expect(missing.code).toBe(127);
+    t.cleanup();
+  });
+
+  it('run forwards SIGINT to the child and exits 130 when it dies of it', async () => {
+    const { dir, t } = await loggedIn();
+    const child = spawnCli(
+      ['run', '--', 'sh', '-c', 'trap "echo got-int; exit 130" INT; echo ready; while :; do sleep 0.1; done'],
+      {
+        configDir: dir,
+        env: NO_DBUS,
+      },
+    );
+    await waitForOutput(child, /ready/, 'stdout');
+    let out = '';
+    child.stdout?.on('data', (d) => {
+      out += d;
+    });
+    child.kill('SIGINT');
+    expect(await stopped(child)).toBe(130);
+    expect(out).toContain('got-int');
+    t.cleanup();
+  });
+
+  it('the CI rotation story: BREEZE_API_KEY=old keys rotate --self --grace 0 --json', async () => {
+    const t = tempConfigDir();
+    const old = await seedKeyInDataDir(dataDir, { email: 'ci@example.com' });
+    const r = await runCli(['keys', 'rotate', '--self', '--grace', '0', '--json'], {
+      configDir: t.dir,
+      env: { ...NO_DBUS, BREEZE_API_KEY: old.apiKey, BREEZE_SERVER: url },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    const body = JSON.parse(r.stdout);
+    expect(body.api_key).toMatch(/^brz_/);
+    expect(body.rotated_from).toBe(old.keyId);
+    expect(body.previous.key_id).toBe(old.keyId);
+    expect(r.stderr).not.toContain(body.api_key);
+    expect(await meStatus(body.api_key)).toBe(200);
+    await new Promise((res) => setTimeout(res, 1100)); // revocation bound: 1 s
+    expect(await meStatus(old.apiKey)).toBe(401);
+    const oldStatus = await runCli(['status'], {
+      configDir: t.dir,
+      env: { ...NO_DBUS, BREEZE_API_KEY: old.apiKey, BREEZE_SERVER: url },
+    });
+    expect(oldStatus.code).toBe(3);
+    t.cleanup();
+  });
+
+  it('keys rotate --self replaces the stored copy; keys list/create --json shapes', async () => {
+    const { dir, keyId, t } = await loggedIn();
+    const rot = await runCli(['keys', 'rotate', '--self', '--grace', '0', '--json'], {
+      configDir: dir,
+      env: NO_DBUS,
+    });
+    expect(rot.code, rot.stderr).toBe(0);
+    const rotated = JSON.parse(rot.stdout);
+    const tok = await runCli(['token'], { configDir: dir, env: NO_DBUS });
+    expect(tok.stdout.trim()).toBe(rotated.api_key);
+    expect(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')).profiles.default.key_id).toBe(
+      rotated.key_id,
+    );
+    const created = await runCli(
+      ['keys', 'create', '--name', 'ci', '--scopes', 'read,write', '--expires-in', '30d', '--json'],
+      {
+        configDir: dir,
+        env: NO_DBUS,
+      },
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const c = JSON.parse(created.stdout);
+    expect(c).toMatchObject({
+      name: 'ci',
+      scopes: ['read', 'write'],
+      status: 'expiring',
+      created_via: 'api',
+    });
+    expect(created.stderr).toMatch(/not be shown again/);
+    const list = await runCli(['keys', 'list', '--all', '--json'], { configDir: dir, env: NO_DBUS });
+    const ids = JSON.parse(list.stdout).data.map((k: { key_id: string }) => k.key_id);
+    expect(ids).toEqual(expect.arrayContaining([rotated.key_id, c.key_id, keyId]));
+    const active = JSON.parse(
+      (await runCli(['keys', 'list', '--json'], { configDir: dir, env: NO_DBUS })).stdout,
+    ).data;
+    expect(active.map((k: { key_id: string }) => k.key_id)).not.toContain(keyId); // expired by the rotation
+    const table = await runCli(['keys', 'list'], { configDir: dir, env: NO_DBUS });
+    expect(table.stdout).toMatch(/^ID\s+NAME\s+PREFIX\s+SCOPES\s+STATUS/);
+    expect(table.stdout).toContain(c.key_id);
+    t.cleanup();
+  });
+
+  it('keys disable / enable / delete (delete needs --yes when not interactive)', async () => {
+    const { dir, t } = await loggedIn();
+    const c = JSON.parse(
+      (await runCli(['keys', 'create', '--name', 'tmp', '--json'], { configDir: dir, env: NO_DBUS })).stdout,
+    );
+    const dis = await runCli(['keys', 'disable', c.key_id, '--json'], { configDir: dir, env: NO_DBUS });
+    expect(JSON.parse(dis.stdout).status).toBe('disabled');
+    expect(await meStatus(c.api_key)).toBe(401);
+    const en = await runCli(['keys', 'enable', c.key_id, '--json'], { configDir: dir, env: NO_DBUS });
+    expect(JSON.parse(en.stdout).status).toBe('active');
+    const ask = await runCli(['keys', 'delete', c.key_id], { configDir: dir, env: NO_DBUS });
+    expect(ask.code).toBe(2);
+    expect(ask.stderr).toMatch(/--yes/);
+    const del = await runCli(['keys', 'delete', c.key_id, '--yes'], { configDir: dir, env: NO_DBUS });
+    expect(del.code, del.stderr).toBe(0);
+    await new Promise((res) => setTimeout(res, 1100));
+    expect(await meStatus(c.api_key)).toBe(401);
+    t.cleanup();
+  });
+
+  it('logout deletes the key on the server, then the local copy; --keep-key keeps it alive', async () => {
+    const a = await loggedIn();
+    const out = await runCli(['logout'], { configDir: a.dir, env: NO_DBUS });
+    expect(out.code, out.stderr).toBe(0);
+    await new Promise((res) => setTimeout(res, 1100));
+    expect(await meStatus(a.apiKey)).toBe(401);
+    expect(readFileSync(join(a.dir, 'credentials.json'), 'utf8')).not.toContain(a.apiKey);
+    expect((await runCli(['token'], { configDir: a.dir, env: NO_DBUS })).code).toBe(3);
+    const b = await loggedIn();
+    expect((await runCli(['logout', '--keep-key'], { configDir: b.dir, env: NO_DBUS })).code).toBe(0);
+    expect(await meStatus(b.apiKey)).toBe(200);
+    a.t.cleanup();
+    b.t.cleanup();
+  });
+
+  it('--verbose traces HTTP on stderr with the key redacted', async () => {
+    const { apiKey, dir, t } = await loggedIn();
+    const r = await runCli(['--verbose', 'keys', 'create', '--name', 'v', '--json'], {
+      configDir: dir,
+      env: NO_DBUS,
+    });
+    expect(r.code).toBe(0);
+    const created = JSON.parse(r.stdout);
+    expect(r.stderr).toMatch(/> POST http:\/\/127\.0\.0\.1:\d+\/v1\/api-keys/);
+    expect(r.stderr).toMatch(/xi-api-key: \[redacted\]/);
+    expect(r.stderr).toMatch(/"api_key":"\[redacted\]"/);
+    expect(r.stderr).not.toContain(apiKey);
+    expect(r.stderr).not.toContain(created.api_key);
+    t.cleanup();
+  });
+
+  describe('exit codes', () => {
+    it('2: usage errors', async () => {
+      const t = tempConfigDir();
+      for (const args of [
+        ['--nope'],
+        ['env', '--format', 'csh'],
+        ['keys', 'create'],
+        ['keys', 'rotate', '--grace', 'soon', '--self'],
+        ['nosuchcommand'],
+      ]) {
+        const r = await runCli(args, { configDir: t.dir });
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      }
+      t.cleanup();
+    });
+
+    it('3: no credential, or a key the server refuses', async () => {
+      const t = tempConfigDir();
+      for (const cmd of [['token'], ['env'], ['status'], ['keys', 'list']]) {
+        const r = await runCli(['--server', url, ...cmd], { configDir: t.dir });
+        expect(r.code, cmd.join(' ')).toBe(3);
+        expect(r.stderr).toMatch(/breeze login/);
+      }
+      const bogus = 'brz_' + 'A'.repeat(46);
+      const r = await runCli(['--server', url, 'keys', 'list'], {
+        configDir: t.dir,
+        env: { BREEZE_API_KEY: bogus },
+      });
+      expect(r.code).toBe(3);
+      t.cleanup();
+    });
+
+    it('4: forbidden (no admin scope) and not found', async () => {
+      const t = tempConfigDir();
+      const reader = await seedKeyInDataDir(dataDir, { scopes: ['read'] });
+      const env = { BREEZE_API_KEY: reader.apiKey, BREEZE_SERVER: url };
+      expect((await runCli(['keys', 'list'], { configDir: t.dir, env })).code).toBe(4);
+      const admin = await seedKeyInDataDir(dataDir);
+      const nf = await runCli(['keys', 'disable', 'key_01AAAAAAAAAAAAAAAAAAAAAAAA'], {
+        configDir: t.dir,
+        env: { BREEZE_API_KEY: admin.apiKey, BREEZE_SERVER: url },
+      });
+      expect(nf.code, nf.stderr).toBe(4);
+      t.cleanup();
+    });
+
+    it('1: server unreachable', async () => {
+      const t = tempConfigDir();
+      const { apiKey } = await seedKeyInDataDir(dataDir);
+      const r = await runCli(['status'], {
+        configDir: t.dir,
+        env: { BREEZE_API_KEY: apiKey, BREEZE_SERVER: 'http://127.0.0.1:9' },
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/Cannot reach http:\/\/127\.0\.0\.1:9/);
+      t.cleanup();
+    });
+
+    it('130: Ctrl-C while waiting for a server that never answers', async () => {
+      const sockets: import('node:net').Socket[] = [];
+      const silent: Server = createServer((s) => sockets.push(s));
+      await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
+      const port = (silent.address() as { port: number }).port;
+      const t = tempConfigDir();
+      const { apiKey } = await seedKeyInDataDir(dataDir);
+      const child = spawnCli(['status'], {
+        configDir: t.dir,
+        env: { BREEZE_API_KEY: apiKey, BREEZE_SERVER: `http://127.0.0.1:${port}` },
+      });
+      await new Promise<void>((r) => silent.once('connection', () => r()));
+      child.kill('SIGINT');
+      expect(await stopped(child)).toBe(130);
+      for (const s of sockets) s.destroy();
+      silent.close();
+      t.cleanup();
+    });
+  });
+});
+
+describe('embedded mode', () => {
+  it('with no server configured, commands use <config dir>/server; breeze serve serves the same keys', async () => {
+    const t = tempConfigDir();
+    mkdirSync(join(t.dir, 'server'), { recursive: true });
+    const { apiKey, keyId } = await seedKeyInDataDir(join(t.dir, 'server'));
+    const login = await runCli(['login', '--with-key', '--json'], {
+      configDir: t.dir,
+      input: apiKey,
+      env: NO_DBUS,
+    });
+    expect(login.code, login.stderr).toBe(0);
+    expect(JSON.parse(login.stdout)).toMatchObject({ server: 'embedded', key_id: keyId, storage: 'file' });
+    const st = await runCli(['status', '--json'], { configDir: t.dir, env: NO_DBUS });
+    expect(JSON.parse(st.stdout)).toMatchObject({ server: 'embedded', valid: true, key_id: keyId });
+    const env = await runCli(['env'], { configDir: t.dir, env: NO_DBUS });
+    expect(env.stdout).not.toContain('BREEZE_SERVER');
+    const s = await startServe(join(t.dir, 'server'), t.dir);
+    try {
+      const remote = await runCli(['status', '--json'], {
+        configDir: t.dir,
+        env: { ...NO_DBUS, BREEZE_API_KEY: apiKey, BREEZE_SERVER: s.url },
+      });
+      expect(JSON.parse(remote.stdout)).toMatchObject({ valid: true, key_id: keyId });
+    } finally {
+      s.proc.kill('SIGTERM');
+      await stopped(s.proc);
+    }
+    t.cleanup();
+  });
+});
