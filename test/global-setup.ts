@@ -10,7 +10,9 @@ export default function setup(): void {
       execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
     } catch {
       // in-process suites do not need dist/; the end-to-end ones fail on their own with a clear error
-      console.warn('[global-setup] build of dist/ failed: end-to-end tests will run against a stale or missing build');
+      console.warn(
+        '[global-setup] build of dist/ failed: end-to-end tests will run against a stale or missing build',
+      );
     }
   }
 }

@@ -25,7 +25,7 @@ async function call(method: string, url: string, auth?: string | Headers, body?:
 }
 
 function expectError(
-  res: { status: number; headers: Record<string, unknown>; body: any },
+  res: { status: number; headers: Record<string, unknown>; body: { error: Record<string, unknown> } },
   status: number,
   code: string,
 ) {
@@ -39,7 +39,8 @@ function expectError(
 describe('authentication', () => {
   it('accepts xi-api-key and Bearer, and sets x-breeze-api-key-id', async () => {
     const { apiKey, keyId, userId } = await s.seedKey({ email: 'auth@example.com' });
-    for (const headers of [{ 'xi-api-key': apiKey }, { authorization: `Bearer ${apiKey}` }]) {
+    const variants: Headers[] = [{ 'xi-api-key': apiKey }, { authorization: `Bearer ${apiKey}` }];
+    for (const headers of variants) {
       const res = await call('GET', '/v1/me', headers);
       expect(res.status).toBe(200);
       expect(res.headers['x-breeze-api-key-id']).toBe(keyId);
