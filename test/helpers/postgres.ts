@@ -25,6 +25,8 @@ export interface TestPostgres {
   query<T extends pg.QueryResultRow = pg.QueryResultRow>(text: string, values?: unknown[]): Promise<T[]>;
   readonly port: number;
   readonly version: string;
+  /** Stops the server (fast shutdown: every client is disconnected), waits `downMs`, starts it again. */
+  restart(opts?: { downMs?: number }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -97,6 +99,7 @@ export async function startPostgres(): Promise<TestPostgres> {
   const ids = isRoot() ? postgresUserIds() : null;
   if (isRoot() && !ids) throw new Error('running as root but there is no "postgres" user');
 
+  const binDir = bins.bin;
   // /tmp is world-traversable; the cluster dir itself belongs to the server's user
   const dir = mkdtempSync('/tmp/breeze-pg-');
   const dataDir = join(dir, 'data');
@@ -126,13 +129,14 @@ export async function startPostgres(): Promise<TestPostgres> {
     throw new Error(`initdb failed: ${stderr || String(err)}`);
   }
 
-  let proc: ChildProcess | undefined;
-  let port = 0;
-  let log = '';
-  // a free port may be taken between probing and binding: retry a few times
-  for (let attempt = 0; attempt < 5 && !proc; attempt++) {
-    port = await freePort();
-    const [cmd, args] = asPostgres(join(bins.bin, 'postgres'), [
+  interface Running {
+    child: ChildProcess;
+    pid: number;
+  }
+
+  /** Starts the postmaster on `port`; null when the port was taken. Throws on other failures. */
+  async function launch(port: number): Promise<Running | null> {
+    const [cmd, args] = asPostgres(join(binDir, 'postgres'), [
       '-D',
       dataDir,
       '-h',
@@ -152,7 +156,7 @@ export async function startPostgres(): Promise<TestPostgres> {
       'max_connections=200',
     ]);
     const child = spawn(cmd, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    log = '';
+    let log = '';
     child.stdout?.on('data', (d) => {
       log += d;
     });
@@ -164,45 +168,77 @@ export async function startPostgres(): Promise<TestPostgres> {
       exited = true;
     });
     const deadline = Date.now() + 30_000;
-    let ready = false;
-    while (!exited && Date.now() < deadline) {
-      if (log.includes('ready to accept connections')) {
-        ready = true;
-        break;
-      }
-      await sleep(50);
+    while (!exited && Date.now() < deadline && !log.includes('ready to accept connections')) await sleep(50);
+    if (log.includes('ready to accept connections') && !exited) {
+      // runuser sits between us and the postmaster: signal the postmaster itself, by its pid file
+      const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return { child, pid };
     }
-    if (ready) {
-      proc = child;
-    } else {
-      if (!exited) child.kill('SIGKILL');
-      if (!log.includes('could not bind') && !log.includes('Address already in use')) break;
+    // killing runuser would orphan the postmaster: stop the postmaster if it got that far
+    try {
+      const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      if (pid > 0) process.kill(pid, 'SIGQUIT');
+    } catch {
+      // no pid file: it never started
     }
-  }
-  if (!proc) {
-    cleanupDir();
+    if (!exited) child.kill('SIGKILL');
+    if (log.includes('could not bind') || log.includes('Address already in use')) return null;
     throw new Error(`postgres did not start:\n${log}`);
   }
 
-  // runuser sits between us and the postmaster: signal the postmaster itself, by its pid file
-  const postmasterPid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+  async function shutdown(r: Running): Promise<void> {
+    const exited = new Promise<void>((resolve) => {
+      if (r.child.exitCode !== null || r.child.signalCode !== null) resolve();
+      else r.child.once('exit', () => resolve());
+    });
+    try {
+      process.kill(r.pid, 'SIGINT'); // fast shutdown: disconnects clients, then exits
+    } catch {
+      // already gone
+    }
+    const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
+    if (timedOut) {
+      try {
+        process.kill(r.pid, 'SIGQUIT');
+      } catch {
+        // already gone
+      }
+    }
+    await exited;
+  }
+
+  let running: Running | null = null;
+  let port = 0;
+  try {
+    // a free port may be taken between probing and binding: retry a few times
+    for (let attempt = 0; attempt < 5 && !running; attempt++) {
+      port = await freePort();
+      running = await launch(port);
+    }
+    if (!running) throw new Error('postgres could not bind a free port');
+  } catch (err) {
+    cleanupDir();
+    throw err;
+  }
+
   const emergencyStop = () => {
     try {
-      process.kill(postmasterPid, 'SIGQUIT');
+      if (running) process.kill(running.pid, 'SIGQUIT');
     } catch {
       // already gone
     }
   };
   process.once('exit', emergencyStop);
 
-  const server = proc;
   const url = (dbName = 'postgres') => `postgres://postgres@127.0.0.1:${port}/${dbName}`;
   const admin = new pg.Pool({ connectionString: url(), max: 2 });
   admin.on('error', () => {});
 
   let stopped = false;
   return {
-    port,
+    get port() {
+      return port;
+    },
     version: bins.version,
     url,
     async createDatabase(name, opts = {}) {
@@ -217,22 +253,23 @@ export async function startPostgres(): Promise<TestPostgres> {
       const res = await admin.query(text, values);
       return res.rows;
     },
+    async restart(opts = {}) {
+      if (stopped || !running) throw new Error('the server is stopped');
+      await shutdown(running);
+      running = null;
+      if (opts.downMs) await sleep(opts.downMs);
+      for (let attempt = 0; attempt < 20 && !running; attempt++) {
+        running = await launch(port);
+        if (!running) await sleep(250);
+      }
+      if (!running) throw new Error(`postgres could not bind port ${port} again`);
+    },
     async stop() {
       if (stopped) return;
       stopped = true;
       await admin.end().catch(() => {});
-      const exited = new Promise<void>((resolve) => {
-        if (server.exitCode !== null || server.signalCode !== null) resolve();
-        else server.once('exit', () => resolve());
-      });
-      try {
-        process.kill(postmasterPid, 'SIGINT'); // fast shutdown: disconnects clients, then exits
-      } catch {
-        // already gone
-      }
-      const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
-      if (timedOut) emergencyStop();
-      await exited;
+      if (running) await shutdown(running);
+      running = null;
       process.removeListener('exit', emergencyStop);
       cleanupDir();
     },

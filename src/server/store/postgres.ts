@@ -177,7 +177,12 @@ export class PostgresStore extends BaseStore {
     const space = payload.indexOf(' ');
     if (space <= 0) return;
     if (payload.slice(0, space) === this.instanceId) return;
-    this.emitKeyChange(payload.slice(space + 1));
+    try {
+      this.emitKeyChange(payload.slice(space + 1));
+    } catch (err) {
+      // a throwing listener must not take the LISTEN connection (or the process) down with it
+      this.onError(err, 'a key-change listener failed');
+    }
   }
 
   /**
