@@ -464,6 +464,7 @@ describe('mail failures', () => {
       const code = codeFromSubject(captured);
       const log = lines.join('');
       expect(log).toContain('could not send the code mail');
+      expect(log).toContain('"smtp_status":550');
       expect(log).not.toContain(code);
     } finally {
       await server.close();

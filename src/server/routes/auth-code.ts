@@ -45,8 +45,9 @@ function backgroundMailer(app: FastifyInstance, mailer: Mailer): Mailer {
       const p: Promise<void> = mailer
         .send(message)
         .catch((err: NodeJS.ErrnoException & { responseCode?: number }) => {
+          // not `err` itself: nodemailer errors may carry the envelope; `code` is a redacted log key
           app.log.error(
-            { err: { message: err.message, code: err.code, responseCode: err.responseCode } },
+            { mail_error: { message: err.message, errno: err.code, smtp_status: err.responseCode } },
             'could not send the code mail',
           );
         })
@@ -59,7 +60,12 @@ function backgroundMailer(app: FastifyInstance, mailer: Mailer): Mailer {
 /** `POST /auth/code` and `POST /auth/code/:id/verifications`: email codes traded for a key or a JWT. */
 export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesOptions): Promise<void> {
   const ctx = app.breeze;
-  const codes = new EmailCodes({ ...ctx, mailer: backgroundMailer(app, ctx.mailer) });
+  // The embedded server (one local user, dev outbox) sends in line: the CLI then shows the mail's
+  // subject before it prompts for the code, not in the middle of the prompt.
+  const codes = new EmailCodes({
+    ...ctx,
+    mailer: ctx.config.embedded ? ctx.mailer : backgroundMailer(app, ctx.mailer),
+  });
 
   // A second limiter on the same route: createRateLimit does not share the per-request "already
   // limited" flag that @fastify/rate-limit's route limiters use, so both limits apply.
