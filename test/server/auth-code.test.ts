@@ -276,6 +276,15 @@ describe('email-code flow over real SMTP', () => {
     expect(res.json().error.code).toBe('NOT_FOUND');
   });
 
+  it('documents the routes in the OpenAPI document', async () => {
+    const doc = (await s.server.app.inject({ url: '/openapi.json' })).json() as {
+      paths: Record<string, object>;
+    };
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/auth/code', '/auth/code/{id}/verifications', '/.well-known/jwks.json']),
+    );
+  });
+
   it('answers 404 to an unknown id', async () => {
     const res = await submitCode(s.server, 'code_doesnotexist', 'ABCD1234');
     expect(res.statusCode).toBe(404);
