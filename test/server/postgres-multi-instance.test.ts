@@ -124,6 +124,7 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
   let A: Instance;
   let B: Instance;
   let C: Instance;
+  const started: Instance[] = [];
   let adminKey: string;
   const latencies: string[] = [];
 
@@ -132,11 +133,17 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
     const url = await pgs.createDatabase(uniqueDbName('multi'));
     root = mkdtempSync('/tmp/breeze-multi-');
     // all three start at once on the fresh database: migrations must serialise themselves
-    [A, B, C] = await Promise.all([
+    const starting = [
       startInstance('a', 'cli', url, root),
       startInstance('b', 'cli', url, root),
       startInstance('c', 'fixture', url, root),
-    ]);
+    ];
+    // keep every instance that did start, so afterAll stops it even when another one failed
+    const settled = await Promise.allSettled(starting);
+    for (const r of settled) if (r.status === 'fulfilled') started.push(r.value);
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    [A, B, C] = started as [Instance, Instance, Instance];
     // the first admin key, minted as the email-code flow would, with the deployment's pepper
     store = await openStore({ databaseUrl: url });
     const user = await store.users.ensure('ops@example.com');
@@ -159,7 +166,7 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
 
   afterAll(async () => {
     if (latencies.length) console.info(`[multi-instance] revocation latency: ${latencies.join(', ')}`);
-    await Promise.all([A, B, C].filter(Boolean).map(stopInstance));
+    await Promise.all(started.map(stopInstance));
     await store?.close();
     await pgs?.stop();
     if (root) rmSync(root, { recursive: true, force: true });
@@ -194,18 +201,20 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
     }
   });
 
-  for (const action of ['disable', 'delete'] as const) {
+  for (const action of ['disable', 'delete', 'rotate'] as const) {
     test(`${action} on A: B and C refuse the key within one second`, async () => {
       const { key, id } = await createKey(A, `to ${action}`);
       // warm both caches: C would keep serving the key for 60 s without a notification
       for (const other of [B, C]) expect((await api(other, 'GET', '/v1/me', key)).status).toBe(200);
 
       const t0 = performance.now();
-      const res =
-        action === 'disable'
-          ? await api(A, 'POST', `/v1/api-keys/${id}/disable`, adminKey)
-          : await api(A, 'DELETE', `/v1/api-keys/${id}`, adminKey);
-      expect(res.status).toBe(action === 'disable' ? 200 : 204);
+      const res = {
+        disable: () => api(A, 'POST', `/v1/api-keys/${id}/disable`, adminKey),
+        delete: () => api(A, 'DELETE', `/v1/api-keys/${id}`, adminKey),
+        // no grace period: the old key must stop at once
+        rotate: () => api(A, 'POST', `/v1/api-keys/${id}/rotate`, adminKey, { grace_period_s: 0 }),
+      }[action];
+      expect((await res()).status).toBe({ disable: 200, delete: 204, rotate: 201 }[action]);
       const [onB, onC] = await Promise.all([msUntilRefused(B, key, t0), msUntilRefused(C, key, t0)]);
       latencies.push(`${action}: B ${onB.toFixed(0)} ms, C ${onC.toFixed(0)} ms`);
       expect(onB).toBeLessThan(1000);
@@ -213,6 +222,27 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
       expect((await api(A, 'GET', '/v1/me', key)).status).toBe(401);
     });
   }
+
+  test('scopes narrowed on A are what B and C enforce, within one second', async () => {
+    const res = await api(A, 'POST', '/v1/api-keys', adminKey, {
+      name: 'narrow',
+      scopes: ['read', 'write', 'admin'],
+    });
+    const { api_key: key, key_id: id } = await json<CreatedKeyResponse>(res);
+    // an admin key may list keys; cache it as admin on B and C
+    for (const other of [B, C]) expect((await api(other, 'GET', '/v1/api-keys', key)).status).toBe(200);
+    const t0 = performance.now();
+    expect((await api(A, 'PATCH', `/v1/api-keys/${id}`, adminKey, { scopes: ['read'] })).status).toBe(200);
+    for (const other of [B, C]) {
+      for (;;) {
+        const status = (await api(other, 'GET', '/v1/api-keys', key)).status;
+        if (status === 403) break;
+        expect(status).toBe(200);
+        expect(performance.now() - t0).toBeLessThan(1000);
+        await sleep(50);
+      }
+    }
+  });
 
   test('enable on B: A and C accept the key again within one second', async () => {
     const { key, id } = await createKey(A, 'toggle');

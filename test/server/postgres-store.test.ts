@@ -229,6 +229,21 @@ describe.skipIf(skip)('PostgreSQL store', () => {
         expect(await msUntilRefused(serverB, key)).toBeLessThan(1000);
       });
     }
+    test('without any notification (a change made straight in the database), the 500 ms cache still ends within a second', async () => {
+      const serverC = await startTestServer({ store: await open(url) }); // default key cache TTL
+      try {
+        const { apiKey, keyId } = await serverC.seedKey({ email: 'backstop@example.com' });
+        expect((await me(serverC, apiKey)).statusCode).toBe(200); // cached
+        await serverC.store.db
+          .updateTable('api_keys')
+          .set({ disabled_at: new Date().toISOString() })
+          .where('id', '=', keyId)
+          .execute();
+        expect(await msUntilRefused(serverC, apiKey)).toBeLessThan(1000);
+      } finally {
+        await serverC.close();
+      }
+    });
   });
   // last: it restarts the shared server
   test('after a database restart the listener reconnects (with backoff) and the pool recovers', async () => {
