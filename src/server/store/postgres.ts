@@ -186,9 +186,10 @@ export class PostgresStore extends BaseStore {
   }
 
   /**
-   * Local listeners first (synchronously), then every other instance via NOTIFY. The key change is
-   * already committed when this runs, so a failed NOTIFY is reported, not thrown: the other
-   * instances' cache TTL (500 ms) still bounds how long they may serve the key.
+   * Local listeners first (synchronously), then every other instance via NOTIFY. Call it after the
+   * change is committed (a NOTIFY sent earlier would let others re-read the old row). As the change
+   * is already durable, a failed NOTIFY is reported, not thrown: the other instances' cache TTL
+   * (500 ms) still bounds how long they may serve the key.
    */
   override async publishKeyChange(keyId: string): Promise<void> {
     this.emitKeyChange(keyId);
