@@ -24,6 +24,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const verbose = argv.includes('--verbose') || process.env.BREEZE_DEBUG === '1';
   try {
+    const { tryFastPath } = await import('./fast.js');
+    const fast = await tryFastPath(argv);
+    if (fast !== undefined) return exit(fast);
     // Imported only now: `--version` must not pay for commander.
     const { runCli } = await import('./program.js');
     const code = await runCli(argv);

@@ -1,0 +1,31 @@
+import { describe, expect, it } from 'vitest';
+import { redactBody, redactHeaders, redactUrl } from '../../src/client/redact.js';
+import { generateApiKey } from '../../src/core/api-key.js';
+
+describe('trace redaction', () => {
+  const key = generateApiKey();
+  it('hides secret headers whatever their case', () => {
+    const h = redactHeaders({
+      'XI-API-KEY': key,
+      Authorization: `Bearer ${key}`,
+      cookie: 's=1',
+      'set-cookie': ['a=1'],
+      accept: 'x',
+    });
+    expect(Object.values(h).join(' ')).not.toContain(key);
+    expect(h.accept).toBe('x');
+    expect(h.cookie).toBe('[redacted]');
+  });
+  it('hides api_key, secret, token, code and code_verifier fields at any depth, and stray keys in text', () => {
+    const body = JSON.stringify({
+      api_key: key,
+      nested: { secret: 's', token: 't', code: 'C', code_verifier: 'v' },
+      note: `was ${key}`,
+    });
+    const out = redactBody(body);
+    for (const s of [key, '"s"', '"t"', '"C"', '"v"']) expect(out).not.toContain(s);
+    expect(JSON.parse(out).nested.code).toBe('[redacted]');
+    expect(redactBody(`plain ${key}`)).not.toContain(key);
+    expect(redactUrl(`http://h/cb?code=abc&state=s`)).toBe('http://h/cb?code=%5Bredacted%5D&state=s');
+  });
+});
