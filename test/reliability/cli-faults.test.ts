@@ -1,0 +1,387 @@
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cliEnv, runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
+import { requirePart } from '../helpers/require.js';
+import { distReady, ROOT, type ServerProcess, spawnFixtureServer } from './server-process.js';
+
+/**
+ * What the CLI does when things around it break: the server is unreachable, answers 500 or garbage,
+ * config.json / credentials.json are corrupt, the OS keychain is locked, the user hits Ctrl-C while
+ * a login waits. Each must end with a clear message on stderr (no stack trace), nothing on stdout,
+ * the documented exit code (CLI.md: 0 ok, 1 failure, 2 usage, 3 not authenticated, 4 forbidden or
+ * not found, 130 interrupted), and no file silently overwritten.
+ */
+const cliBuilt = existsSync(resolve(ROOT, 'dist/cli/main.js'));
+const skip = requirePart('dist build', distReady && cliBuilt, 'dist/ is missing (the build failed?)');
+
+function has(cmd: string): boolean {
+  return spawnSync('sh', ['-c', `command -v ${cmd}`]).status === 0;
+}
+const keyringParts = ['dbus-run-session', 'gnome-keyring-daemon', 'gdbus'].filter((c) => !has(c));
+const skipKeyring =
+  skip ||
+  requirePart(
+    'Secret Service (gnome-keyring under dbus-run-session)',
+    keyringParts.length === 0,
+    `missing: ${keyringParts.join(', ')}`,
+  );
+
+/** A message for a person: no stack trace, no internal error names. */
+function expectCleanError(stderr: string): void {
+  expect(stderr).toMatch(/^Error: /m);
+  expect(stderr).not.toMatch(/^\s+at .+\(.+:\d+:\d+\)$/m);
+  expect(stderr).not.toMatch(
+    /TypeError|ReferenceError|Cannot read properties|undefined|Spread syntax|is not a function|is not iterable/,
+  );
+}
+
+describe.skipIf(skip)('CLI under faults', () => {
+  let server: ServerProcess;
+  const dataDir = mkdtempSync(join(tmpdir(), 'breeze-clifaults-'));
+  let adminKey = '';
+  let broken: Server;
+  let brokenUrl = '';
+  let deadUrl = '';
+
+  beforeAll(async () => {
+    server = await spawnFixtureServer(dataDir, { seedEmail: 'faults@example.com' });
+    adminKey = server.seedKey!;
+    // a broken server: what a crashed deployment, a proxy error page or a half-dead backend send
+    broken = createServer((req, res) => brokenRoutes[currentMode]!(req, res));
+    await new Promise<void>((r) => broken.listen(0, '127.0.0.1', r));
+    brokenUrl = `http://127.0.0.1:${(broken.address() as AddressInfo).port}`;
+    // a port nobody listens on
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    deadUrl = `http://127.0.0.1:${(probe.address() as AddressInfo).port}`;
+    await new Promise((r) => probe.close(r));
+  }, 60_000);
+  afterAll(async () => {
+    await server?.stop();
+    await new Promise((r) => broken?.close(r));
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  let currentMode = 'internal';
+  const brokenRoutes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
+    internal: (_req, res) => {
+      res.writeHead(500, { 'content-type': 'application/json', 'x-request-id': 'req_brokenserver1' });
+      res.end(
+        JSON.stringify({
+          error: {
+            code: 'INTERNAL',
+            message: 'Internal server error.',
+            statusCode: 500,
+            category: 'SERVER',
+            request_id: 'req_brokenserver1',
+          },
+        }),
+      );
+    },
+    'html-502': (_req, res) => {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      res.end('<html><body><h1>502 Bad Gateway</h1></body></html>');
+    },
+    'truncated-json': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"user": {"id": "usr_1", "em');
+    },
+    'wrong-shape': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('{"data": 42, "user": null, "auth": "yes"}');
+    },
+    'empty-500': (_req, res) => {
+      res.writeHead(500);
+      res.end();
+    },
+    reset: (req) => {
+      req.socket.destroy();
+    },
+    'half-body': (_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' });
+      res.write('{"data": [');
+      setTimeout(() => res.socket?.destroy(), 50);
+    },
+  };
+
+  async function cli(args: string[], env: Record<string, string | undefined> = {}, input?: string) {
+    const cfg = tempConfigDir();
+    try {
+      return await runCli(args, { configDir: cfg.dir, env, input, timeoutMs: 40_000 });
+    } finally {
+      cfg.cleanup();
+    }
+  }
+
+  it('says the server is unreachable, with exit 1', async () => {
+    const commands = [['status'], ['keys', 'create', '--name', 'x']];
+    const results = await Promise.all(
+      commands.map((args) => cli(['--server', deadUrl, ...args], { BREEZE_API_KEY: adminKey })),
+    );
+    for (const [i, r] of results.entries()) {
+      expect(r.code, `${commands[i]!.join(' ')}: ${r.stderr}`).toBe(1);
+      expect(r.stdout).toBe('');
+      expectCleanError(r.stderr);
+      expect(r.stderr).toContain(deadUrl.replace('http://', ''));
+      expect(r.stderr).toMatch(/reach|connect|refused/i);
+    }
+  }, 60_000);
+
+  it.each([
+    ['internal', /INTERNAL|server error/i],
+    ['empty-500', /500/],
+    ['html-502', /502/],
+    ['truncated-json', /JSON|response/i],
+    ['reset', /closed|reset|reach|socket/i],
+    ['half-body', /closed|reset|terminated|response|socket/i],
+  ])(
+    'survives a broken server (%s): clear message, exit 1',
+    async (mode, pattern) => {
+      currentMode = mode;
+      for (const args of [['status'], ['keys', 'list']]) {
+        const r = await cli(['--server', brokenUrl, ...args], { BREEZE_API_KEY: adminKey });
+        expect(r.code, `${mode} ${args.join(' ')}: ${r.stderr}`).toBe(1);
+        expect(r.stdout).toBe('');
+        expectCleanError(r.stderr);
+        expect(r.stderr).toMatch(pattern);
+        // the key in the environment is never echoed back
+        expect(r.stderr + r.stdout).not.toContain(adminKey.slice(12));
+      }
+    },
+    60_000,
+  );
+
+  /**
+   * KNOWN BUG (src/client: response bodies are used without a shape check): a server answering
+   * `200 {"data": 42}` to `GET /v1/api-keys` makes `breeze keys list` print the JavaScript internals
+   * `Error: Spread syntax requires ...iterable[Symbol.iterator] to be a function` (exit 1). It should
+   * say the server's response was unexpected, like it does for non-JSON. Flip to `it` once fixed.
+   */
+  it.fails('a server answering 200 with the wrong JSON shape gets a clear message', async () => {
+    currentMode = 'wrong-shape';
+    const r = await cli(['--server', brokenUrl, 'keys', 'list'], { BREEZE_API_KEY: adminKey });
+    expect(r.code).toBe(1);
+    expectCleanError(r.stderr);
+    expect(r.stderr).not.toMatch(/Spread syntax|iterable|is not a function/);
+    expect(r.stderr).toMatch(/unexpected|response/i);
+  }, 30_000);
+
+  it('maps the server’s 401 / 403 / 404 to exit 3 / 4 / 4', async () => {
+    const url = server.url;
+    const bogus = 'brz_' + 'A'.repeat(40);
+    // a well-formed key the server does not know
+    const { generateApiKey } = await import('../../src/core/api-key.js');
+    let r = await cli(['--server', url, 'keys', 'list'], { BREEZE_API_KEY: generateApiKey() });
+    expect(r.code, r.stderr).toBe(3);
+    expectCleanError(r.stderr);
+    r = await cli(['--server', url, 'keys', 'list'], { BREEZE_API_KEY: bogus });
+    expect([2, 3]).toContain(r.code);
+    r = await cli(['--server', url, 'keys', 'disable', 'key_01J0000000000000000000000'], {
+      BREEZE_API_KEY: adminKey,
+    });
+    expect(r.code, r.stderr).toBe(4);
+    expectCleanError(r.stderr);
+    const created = await cli(
+      ['--server', url, '--json', 'keys', 'create', '--name', 'ro', '--scopes', 'read'],
+      {
+        BREEZE_API_KEY: adminKey,
+      },
+    );
+    expect(created.code, created.stderr).toBe(0);
+    const readOnly = JSON.parse(created.stdout).api_key as string;
+    r = await cli(['--server', url, 'keys', 'list'], { BREEZE_API_KEY: readOnly });
+    expect(r.code, r.stderr).toBe(4);
+    expectCleanError(r.stderr);
+  }, 60_000);
+
+  describe('corrupt files in the config dir', () => {
+    const cfg = tempConfigDir();
+    const good: Record<string, Buffer> = {};
+    afterAll(() => cfg.cleanup());
+    const run = (args: string[], input?: string) =>
+      runCli(['--server', server.url, ...args], { configDir: cfg.dir, input, timeoutMs: 40_000 });
+
+    /** A logged-in config dir (key in credentials.json), restored before each corruption. */
+    async function loggedIn(): Promise<void> {
+      if (!good['config.json']) {
+        const r = await run(['login', '--with-key', '--storage', 'file'], `${adminKey}\n`);
+        expect(r.code, r.stderr).toBe(0);
+        for (const f of ['config.json', 'credentials.json']) good[f] = readFileSync(join(cfg.dir, f));
+      }
+      for (const [f, bytes] of Object.entries(good)) writeFileSync(join(cfg.dir, f), bytes, { mode: 0o600 });
+    }
+
+    const corruptions: Array<[string, string | Buffer]> = [
+      ['truncated JSON', '{"version":1,"profiles":{'],
+      ['binary garbage', Buffer.from([0x00, 0xff, 0xfe, 0x13, 0x37])],
+    ];
+
+    it.each(corruptions)(
+      'config.json: %s -> clear error naming the file, file untouched',
+      async (_n, bytes) => {
+        await loggedIn();
+        const file = join(cfg.dir, 'config.json');
+        writeFileSync(file, bytes);
+        const before = readFileSync(file);
+        // logging in again must not silently replace a file it cannot read either
+        for (const [args, input] of [
+          [['token']],
+          [['logout']],
+          [['login', '--with-key', '--storage', 'file'], `${adminKey}\n`],
+        ] as Array<[string[], string?]>) {
+          const r = await run(args, input);
+          expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+          expect(r.stdout).toBe('');
+          expectCleanError(r.stderr);
+          expect(r.stderr).toContain(file);
+          expect(readFileSync(file).equals(before), `${args.join(' ')} rewrote config.json`).toBe(true);
+        }
+      },
+      60_000,
+    );
+
+    it('credentials.json: binary garbage -> an error, the file untouched, no key printed', async () => {
+      await loggedIn();
+      const file = join(cfg.dir, 'credentials.json');
+      writeFileSync(file, corruptions[1]![1]);
+      const before = readFileSync(file);
+      for (const [args, input] of [
+        [['token']],
+        [['login', '--with-key', '--storage', 'file'], `${adminKey}\n`],
+      ] as Array<[string[], string?]>) {
+        const r = await run(args, input);
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(1);
+        expect(r.stdout).toBe('');
+        expect(r.stderr).toMatch(/^Error: /m);
+        expect(readFileSync(file).equals(before), `${args.join(' ')} rewrote credentials.json`).toBe(true);
+      }
+    }, 60_000);
+
+    /**
+     * KNOWN BUG (src/credentials/file-store.ts `read()`, via atomic-file.ts `readJsonFile`): a corrupt
+     * credentials.json surfaces as the bare JSON.parse message, e.g. `Error: Unexpected token ' ',
+     * " � garbage" is not valid JSON` — it does not say which file is broken, and V8's message quotes
+     * up to ~10 characters of the file (for a damaged file, possibly the start of a key). config.ts
+     * wraps the same error as `Cannot read <path>: ...` with a hint; the credentials store should too
+     * (without the quoted snippet). Flip `it.fails` to `it` once fixed.
+     */
+    it.fails('credentials.json: the error names the file', async () => {
+      await loggedIn();
+      writeFileSync(join(cfg.dir, 'credentials.json'), Buffer.from([0x00, 0xff, 0x20, 0x67]));
+      const r = await run(['token']);
+      expect(r.stderr).toContain('credentials.json');
+    }, 30_000);
+  });
+
+  it('Ctrl-C while `login --no-browser` waits: exit 130, "Interrupted", nothing written', async () => {
+    const cfg = tempConfigDir();
+    try {
+      const child = spawnCli(['--server', server.url, 'login', '--no-browser', '--storage', 'file'], {
+        configDir: cfg.dir,
+      });
+      let stderr = '';
+      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+        stderr += d;
+      });
+      child.stdin!.end();
+      await waitForOutput(child, /[B-Z]{4}-[B-Z]{4}/);
+      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+        child.once('close', (code, signal) => r({ code, signal })),
+      );
+      const t0 = Date.now();
+      child.kill('SIGINT');
+      const { code } = await exited;
+      expect(code).toBe(130);
+      expect(Date.now() - t0).toBeLessThan(5000);
+      expect(stderr).toMatch(/Interrupted/);
+      expect(stderr).not.toMatch(/^\s+at /m);
+      for (const f of ['config.json', 'credentials.json']) expect(existsSync(join(cfg.dir, f))).toBe(false);
+      // no stray temporary files either
+      if (existsSync(cfg.dir)) {
+        const { readdirSync } = await import('node:fs');
+        expect(readdirSync(cfg.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+      }
+    } finally {
+      cfg.cleanup();
+    }
+  }, 30_000);
+
+  describe.skipIf(skipKeyring)('a locked OS keychain (gnome-keyring, Secret Service)', () => {
+    it('refuses to store a key (exit 1, says so, hints --storage file) and reads nothing out of it', async () => {
+      const home = mkdtempSync(join(tmpdir(), 'breeze-keyring-'));
+      const cfgDir = join(home, 'config');
+      mkdirSync(home, { recursive: true });
+      try {
+        const base = ['--server', server.url];
+        const plan = {
+          home,
+          steps: [
+            { cli: [...base, 'login', '--with-key', '--storage', 'keychain'], input: `${adminKey}\n` },
+            { cli: [...base, 'token'] },
+            { lock: true },
+            { cli: [...base, 'token'] },
+            { cli: [...base, 'status'] },
+            { cli: [...base, 'login', '--with-key', '--storage', 'keychain'], input: `${adminKey}\n` },
+          ],
+        };
+        const r = spawnSync(
+          'dbus-run-session',
+          ['--', process.execPath, join(ROOT, 'test/fixtures/reliability-keyring.mjs'), JSON.stringify(plan)],
+          {
+            env: cliEnv(cfgDir),
+            encoding: 'utf8',
+            timeout: 90_000,
+          },
+        );
+        const line = r.stdout.trim().split('\n').pop() ?? '';
+        const out = JSON.parse(line) as {
+          error?: string;
+          results: Array<{
+            code: number;
+            stdout: string;
+            stderr: string;
+            ms: number;
+            config: string | null;
+            credentials: string | null;
+            lock?: boolean;
+          }>;
+        };
+        expect(out.error).toBeUndefined();
+        const [login, tokenUnlocked, lock, tokenLocked, statusLocked, loginLocked] = out.results;
+        // unlocked: the key goes into the keychain, not into a file
+        expect(login!.code, login!.stderr).toBe(0);
+        expect(login!.credentials).toBeNull();
+        expect(tokenUnlocked!.stdout.trim()).toBe(adminKey);
+        expect(lock!.lock).toBe(true);
+        const configBefore = login!.config;
+        // locked: no key comes out, the command says it is about the keychain, exits 3, promptly
+        for (const step of [tokenLocked!, statusLocked!]) {
+          expect(step.code, step.stderr).toBe(3);
+          expect(step.stdout).not.toContain(adminKey);
+          expectCleanError(step.stderr);
+          expect(step.stderr).toMatch(/keychain/i);
+          expect(step.ms).toBeLessThan(15_000);
+          expect(step.config).toBe(configBefore);
+        }
+        // storing into a locked keychain fails clearly and leaves config.json as it was
+        expect(loginLocked!.code, loginLocked!.stderr).toBe(1);
+        expectCleanError(loginLocked!.stderr);
+        expect(loginLocked!.stderr).toMatch(/keychain/i);
+        expect(loginLocked!.stderr).toMatch(/--storage file|BREEZE_STORAGE=file/);
+        expect(loginLocked!.config).toBe(configBefore);
+        expect(loginLocked!.credentials).toBeNull();
+        console.log(
+          `[cli-faults] locked keychain: token -> exit ${tokenLocked!.code} "${tokenLocked!.stderr.split('\n')[0]}"; ` +
+            `login --storage keychain -> exit ${loginLocked!.code}`,
+        );
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+      }
+    }, 120_000);
+  });
+});
