@@ -221,11 +221,17 @@ export async function startPostgres(): Promise<TestPostgres> {
     throw err;
   }
 
+  // the test process exits without stop() (a crash, a failed hook): leave no server behind
   const emergencyStop = () => {
     try {
       if (running) process.kill(running.pid, 'SIGQUIT');
     } catch {
       // already gone
+    }
+    try {
+      cleanupDir();
+    } catch {
+      // the server may still be writing as it dies; /tmp gets the rest
     }
   };
   process.once('exit', emergencyStop);
