@@ -4,7 +4,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BIN, cliEnv, collect, runCli, seedKeyInDataDir, tempConfigDir } from '../helpers/cli.js';
+import { BIN, cliEnv, collect, runCli, tempConfigDir } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
