@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Cleanup } from './lib/cleanup.js';
 import { type Dist, loadDist } from './lib/dist.js';
+import { othersCpuShare } from './lib/machine.js';
 import { BUILD_DIR, ROOT } from './lib/paths.js';
 import { type Figure, renderTable, type SectionResult } from './lib/report.js';
 import { type BenchOptions, type Section, type SectionContext, SkipSection } from './lib/section.js';
@@ -148,11 +149,15 @@ async function main(): Promise<void> {
 
   const started = Date.now();
   const sections: SectionResult[] = [];
+  const othersCpu: Record<string, number> = {};
   for (const s of SECTIONS) {
     if (only && !only.has(s.id)) continue;
+    await sleep(300); // let the previous section's processes finish exiting
+    // the bench is idle now: whatever CPU is in use belongs to someone else
+    othersCpu[s.id] = Number((await othersCpuShare(1000)).toFixed(2));
     sections.push(await runSection(s, opts, dist));
-    await sleep(500); // let the previous section's processes finish exiting
   }
+  const busyMachine = Object.values(othersCpu).some((x) => x > 0.15);
 
   const summary = {
     version: pkg.version,
@@ -161,6 +166,9 @@ async function main(): Promise<void> {
     seconds: (Date.now() - started) / 1000,
     machine: { ...machine, loadAvgAtEnd: loadavg().map((x) => Number(x.toFixed(2))) },
     options: opts,
+    /** CPU share other processes took while the bench sat idle, before each section */
+    othersCpuBeforeSection: othersCpu,
+    busyMachine,
     sections,
   };
   mkdirSync(BUILD_DIR, { recursive: true });
@@ -173,6 +181,14 @@ async function main(): Promise<void> {
   process.stdout.write(
     `machine: ${machine.cpus} × ${machine.cpuModel}, ${machine.memGiB} GiB, Node ${machine.node}; ` +
       `load average at start ${machine.loadAvgAtStart.join(' ')}, at end ${summary.machine.loadAvgAtEnd.join(' ')}\n`,
+  );
+  const others = Object.entries(othersCpu)
+    .map(([id, x]) => `${Number.isNaN(x) ? '?' : Math.round(x * 100)}% before ${id}`)
+    .join(', ');
+  process.stdout.write(
+    summary.busyMachine
+      ? `WARNING: other processes were using the CPU (${others}): these figures are not release figures\n`
+      : `other processes' CPU use while the bench was idle: ${others}\n`,
   );
   process.stdout.write(`${renderTable(sections)}\n\n`);
   process.stdout.write(

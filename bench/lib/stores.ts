@@ -141,8 +141,8 @@ export async function fillPostgres(url: string, count: number): Promise<number> 
       `INSERT INTO api_keys (id, user_id, name, prefix, hash, scopes, created_at, created_via)
        SELECT 'key_' || lpad(upper(to_hex(g)), 26, '0'), $1, 'filler ' || g,
               'brz_' || substr(md5(g::text), 1, 8),
-              rtrim(translate(encode(sha256(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())),
-                                     'base64'), '+/', '-_'), '='),
+              rtrim(translate(encode(uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid()), 'base64'),
+                              '+/', '-_'), '='),
               'read write',
               to_char((now() - interval '365 days' + g * interval '30 seconds') AT TIME ZONE 'UTC',
                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),

@@ -321,5 +321,5 @@ function section(engine: Engine, title: string, budgetSeconds: number): Section 
   };
 }
 
-export const sqliteSection = section('sqlite', 'Key verification throughput, SQLite', 200);
-export const postgresSection = section('postgres', 'Key verification throughput, PostgreSQL', 220);
+export const sqliteSection = section('sqlite', 'Key verification throughput, SQLite', 240);
+export const postgresSection = section('postgres', 'Key verification throughput, PostgreSQL', 270);
