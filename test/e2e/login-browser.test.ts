@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { chromiumAvailable, latestOutboxCode, launchChromium } from '../helpers/browser.js';
-import { type CliResult, collect, spawnCli, waitForOutput } from '../helpers/cli.js';
+import { type CliResult, collect, spawnCli } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 
 const skip = requirePart('Chromium', chromiumAvailable(), '/usr/bin/chromium is not installed');
@@ -48,6 +48,14 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
   interface LoginRun {
     child: ChildProcess;
     done: Promise<CliResult>;
+    /** everything the CLI printed on stderr so far */
+    stderr(): string;
+  }
+
+  /** Waits until the CLI's stderr (all of it, from the start) matches `pattern`. */
+  async function until(run: LoginRun, pattern: RegExp, timeout = 20_000): Promise<string[]> {
+    await expect.poll(() => pattern.test(run.stderr()), { timeout, interval: 5 }).toBe(true);
+    return [...(pattern.exec(run.stderr()) ?? [])];
   }
 
   function startLogin(dir: string, extra: string[] = []): LoginRun {
@@ -56,7 +64,11 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
       // no real browser launch: the test opens the printed URL in Chromium itself
       env: { BREEZE_BROWSER: 'none', BREEZE_STORAGE: 'file' },
     });
-    return { child, done: collect(child, { timeoutMs: 60_000 }) };
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer | string) => {
+      stderr += d.toString();
+    });
+    return { child, done: collect(child, { timeoutMs: 60_000 }), stderr: () => stderr };
   }
 
   /** Signs in on the /login page the browser was sent to, reading the mailed code from the outbox. */
@@ -85,7 +97,7 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
 
   /** Clicks a decision button; returns the time between the click and the CLI's success line. */
   async function decide(page: Page, run: LoginRun, button: 'Approve' | 'Deny'): Promise<number> {
-    const saved = waitForOutput(run.child, /Logged in as|denied/i, 'stderr', 30_000);
+    const saved = until(run, /Logged in as|denied/i, 30_000);
     const t0 = performance.now();
     await page.click(`button:has-text("${button}")`);
     await saved;
@@ -95,13 +107,13 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
   it('loopback mode: sign in, Approve, the CLI stores a working key and the tab says so', async () => {
     const dir = configDir();
     const run = startLogin(dir);
-    const [url] = await waitForOutput(run.child, /http:\/\/\S+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
-    const [, userCode] = (await waitForOutput(run.child, /Your code: ([A-Z]{4}-[A-Z]{4})/)) as string[];
+    const [url] = await until(run, /http:\/\/\S+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
+    const [, userCode] = await until(run, /Your code: ([A-Z]{4}-[A-Z]{4})/);
     expect(url).toContain(userCode);
 
     const context = await browser.newContext();
     const page = await context.newPage();
-    await page.goto(url);
+    await page.goto(url ?? '');
     await signIn(page, 'loop@example.com');
     await expect.poll(() => page.textContent('.usercode')).toContain(userCode?.slice(0, 4));
     await expect(page.textContent('body')).resolves.toContain(userCode?.slice(5));
@@ -123,11 +135,8 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
   it('device mode (--no-browser): type the code, Approve, the CLI polls and stores a working key', async () => {
     const dir = configDir();
     const run = startLogin(dir, ['--no-browser']);
-    const [, verificationUri] = (await waitForOutput(
-      run.child,
-      /open (http:\/\/\S+\/device) on any device/,
-    )) as string[];
-    const [, userCode] = (await waitForOutput(run.child, /^\s+([A-Z]{4}-[A-Z]{4})\s*$/m)) as string[];
+    const [, verificationUri] = await until(run, /open (http:\/\/\S+\/device) on any device/);
+    const [, userCode] = await until(run, /^\s+([A-Z]{4}-[A-Z]{4})\s*$/m);
 
     const context = await browser.newContext();
     const page = await context.newPage();
@@ -151,10 +160,10 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
     for (const mode of [[], ['--no-browser']]) {
       const dir = configDir();
       const run = startLogin(dir, mode);
-      const [url] = await waitForOutput(run.child, /http:\/\/\S+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
+      const [url] = await until(run, /http:\/\/\S+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
       const context = await browser.newContext();
       const page = await context.newPage();
-      await page.goto(url);
+      await page.goto(url ?? '');
       await signIn(page, 'deny@example.com');
       await page.click('button:has-text("Deny")');
       await expect.poll(() => page.textContent('h1')).toContain('Login denied');
@@ -176,8 +185,8 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
     const keys: string[] = [];
     for (let i = 0; i < 2; i++) {
       const run = startLogin(dir);
-      const [url] = await waitForOutput(run.child, /http:\/\/\S+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
-      await page.goto(url);
+      const [url] = await until(run, /http:\/\/\S+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
+      await page.goto(url ?? '');
       if (i === 0) await signIn(page, 'again@example.com');
       await page.waitForSelector('button:has-text("Approve")');
       timings.loopback?.push(await decide(page, run, 'Approve'));
@@ -194,7 +203,7 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
   it('Ctrl-C while waiting exits 130 and leaves nothing behind', async () => {
     const dir = configDir();
     const run = startLogin(dir);
-    await waitForOutput(run.child, /Your code: /);
+    await until(run, /Your code: /);
     run.child.kill('SIGINT');
     const result = await run.done;
     expect(result.code).toBe(130);
