@@ -275,6 +275,10 @@ interface ExchangeBody {
 const printable = (max: number) =>
   ({ type: 'string', minLength: 1, maxLength: max, pattern: '\\S' }) as const;
 
+/** Per-address limits: login starts, and exchanges (polls plus any guessing of login ids). */
+export const LOGIN_STARTS_PER_IP = { max: 30, timeWindow: 60_000 } as const;
+export const EXCHANGES_PER_IP = { max: 120, timeWindow: 60_000 } as const;
+
 /** `POST /v1/cli/logins` and its exchange. */
 export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
   const logins = new CliLoginService(app.breeze);
@@ -282,6 +286,8 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Body: CreateBody }>(
     '/v1/cli/logins',
     {
+      // each start is a row and takes a user code: bounded per client address
+      config: { rateLimit: { ...LOGIN_STARTS_PER_IP, keyGenerator: (req) => `cli-login-ip:${req.ip}` } },
       schema: {
         summary: 'Start a CLI login (PKCE S256); the user approves it in a browser',
         tags: ['cli-login'],
@@ -333,6 +339,8 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Params: { login_id: string }; Body: ExchangeBody }>(
     '/v1/cli/logins/:login_id/exchange',
     {
+      // guessing login ids is bounded per address; a CLI polls once per `interval` (>= 1 s)
+      config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: (req) => `cli-exchange-ip:${req.ip}` } },
       schema: {
         summary: 'Exchange an approved login for a new API key (once)',
         tags: ['cli-login'],
