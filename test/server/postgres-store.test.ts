@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { migrationProvider } from '../../src/server/store/migrations.js';
 import {
+  describeUrl,
   LISTENER_APPLICATION_NAME,
   openPostgresStore,
   type PostgresStore,
@@ -88,6 +89,21 @@ describe.skipIf(skip)('PostgreSQL store', () => {
         : undefined,
     );
     expect(await store.users.get(user.id)).toEqual(user);
+  });
+
+  test('an unreachable database fails the start with a clear message that holds no password', async () => {
+    const attempt = openPostgresStore('postgres://breeze:s3cret-pw@127.0.0.1:1/breeze', {
+      onError: () => {},
+    });
+    await expect(attempt).rejects.toThrow(
+      /^Cannot connect to PostgreSQL at 127\.0\.0\.1:1\/breeze: .*ECONNREFUSED/,
+    );
+    await expect(attempt).rejects.not.toThrow(/s3cret-pw/);
+    expect(describeUrl('postgres://u:p@/breeze?host=/var/run/postgresql')).toBe('/var/run/postgresql/breeze');
+    // passwords someone forgot to percent-encode
+    for (const pw of ['p@ss', 'p/ss', 'p?ss', 'p#ss']) {
+      expect(describeUrl(`postgres://u:${pw}@db.internal:5432/breeze`)).toBe('db.internal:5432/breeze');
+    }
   });
 
   test('driver types match what the repositories expect', async () => {

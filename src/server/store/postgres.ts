@@ -35,6 +35,22 @@ const types: pg.CustomTypesConfig = {
   }) as pg.CustomTypesConfig['getTypeParser'],
 };
 
+/** `host:port/database` of a connection URL, for messages: never the user or the password. */
+export function describeUrl(url: string): string {
+  // by hand, not `new URL`: a socket URL (`postgres://user@/db?host=/run/postgresql`) is no valid
+  // WHATWG URL, and a password with an unencoded `/`, `?` or `@` must not end up in the message
+  const scheme = url.indexOf('://');
+  if (scheme < 0) return 'the configured database URL';
+  let rest = url.slice(scheme + 3);
+  const at = rest.lastIndexOf('@');
+  if (at >= 0) rest = rest.slice(at + 1);
+  const m = /^([^/?#]*)(\/[^?#]*)?(?:\?([^#]*))?/.exec(rest);
+  const socket = new URLSearchParams(m?.[3] ?? '').get('host');
+  const where = m?.[1] || socket || 'localhost';
+  const db = m?.[2] && m[2].length > 1 ? m[2] : '';
+  return `${where}${db}`;
+}
+
 function defaultOnError(err: unknown, context: string): void {
   // never the URL: it may hold a password
   const message = err instanceof Error ? err.message : String(err);
@@ -229,6 +245,13 @@ export async function openPostgresStore(
   pool.on('error', (err) => onError(err, 'idle pooled connection lost'));
   const store = new PostgresStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), onError);
   try {
+    try {
+      await sql`select 1`.execute(store.db);
+    } catch (err) {
+      throw new Error(`Cannot connect to PostgreSQL at ${describeUrl(url)}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
     await store.migrate();
     await store.listen(url, opts.onListenerReconnect);
   } catch (err) {
