@@ -7,6 +7,27 @@ import { BaseStore } from './store.js';
 
 export class SqliteStore extends BaseStore {
   readonly engine = 'sqlite' as const;
+
+  constructor(private readonly sqlite: Database.Database) {
+    super(new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) }));
+  }
+
+  /**
+   * Kysely's SQLite migrator takes no lock and no transaction, so two processes opening a fresh data
+   * dir at once (two CLI commands, or the CLI and `breeze serve`) would both create the tables. Run
+   * it inside BEGIN IMMEDIATE on the one connection Kysely uses: the second process waits for the
+   * write lock (busy_timeout), then finds every migration applied; a failed migration rolls back whole.
+   */
+  override async migrate(): Promise<void> {
+    this.sqlite.exec('BEGIN IMMEDIATE');
+    try {
+      await super.migrate();
+      this.sqlite.exec('COMMIT');
+    } catch (err) {
+      if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
+      throw err;
+    }
+  }
 }
 
 /**
@@ -29,7 +50,7 @@ export async function openSqliteStore(file: string): Promise<SqliteStore> {
       // not ours to fix (e.g. a read-only mount); the directory is 0700 anyway
     }
   }
-  const store = new SqliteStore(new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) }));
+  const store = new SqliteStore(sqlite);
   await store.migrate();
   return store;
 }
