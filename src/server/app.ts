@@ -11,7 +11,7 @@ import { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
 import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
-import { handleError, registerErrorHandling } from './plugins/errors.js';
+import { answerClientError, handleError, registerErrorHandling } from './plugins/errors.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authCodeRoutes } from './routes/auth-code.js';
@@ -65,6 +65,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     return503OnClosing: false,
     // malformed URLs and the like never reach the router: answer them in the same shape
     frameworkErrors: (err, _request, reply) => handleError(err, reply.request, reply),
+    // and neither do requests Node's HTTP parser refuses (bad bytes, framing, oversized headers)
+    clientErrorHandler: answerClientError,
   });
 
   const bodyAjv = makeAjv(false);

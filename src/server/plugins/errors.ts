@@ -1,5 +1,7 @@
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorBody, type ErrorCode, HttpError } from '../../core/errors.js';
+import { newRequestId } from '../../core/ids.js';
 
 export function errorBody(code: ErrorCode, message: string, requestId: string, details?: unknown): ErrorBody {
   const { status, category } = ERROR_CODES[code];
@@ -84,4 +86,28 @@ function describeClientError(fe: FastifyError): string {
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler(handleError);
   app.setNotFoundHandler((_req, reply) => sendError(reply, 'NOT_FOUND', 'No such route.'));
+}
+
+/**
+ * Answers a request Node's HTTP parser refused before Fastify saw it (invalid bytes in the request
+ * line, broken chunked framing, a bad Content-Length, oversized headers) with a 400 in the
+ * documented shape, then closes the connection: its framing can no longer be trusted.
+ */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const id = newRequestId();
+  const message =
+    err.code === 'HPE_HEADER_OVERFLOW' ? 'Request headers are too large.' : 'Malformed HTTP request.';
+  const body = JSON.stringify(errorBody('VALIDATION_FAILED', message, id));
+  socket.end(
+    'HTTP/1.1 400 Bad Request\r\n' +
+      'content-type: application/json; charset=utf-8\r\n' +
+      `content-length: ${Buffer.byteLength(body)}\r\n` +
+      `x-request-id: ${id}\r\n` +
+      'connection: close\r\n\r\n' +
+      body,
+  );
 }

@@ -19,12 +19,19 @@ export async function registerKeyRateLimit(app: FastifyInstance, perMinute: numb
     errorResponseBuilder: rateLimitedError,
   });
   if (perMinute <= 0) return;
-  const limiter = app.rateLimit({
+  // createRateLimit, not rateLimit(): the latter shares one "already limited" flag per request with
+  // route-level limiters, so a route with its own `config.rateLimit` would silently skip this one.
+  const perKey = app.createRateLimit({
     max: perMinute,
     timeWindow: 60_000,
-    keyGenerator: (req) => `key:${req.auth?.keyId ?? ''}`,
-    allowList: (req) => !req.auth?.keyId,
-    errorResponseBuilder: rateLimitedError,
+    keyGenerator: (req: FastifyRequest) => `key:${req.auth?.keyId ?? ''}`,
   });
-  app.addHook('preHandler', limiter);
+  app.addHook('preHandler', async (request, reply) => {
+    if (!request.auth?.keyId) return;
+    const r = await perKey(request);
+    if (r.isAllowed) return;
+    reply.header('ratelimit-limit', String(r.max));
+    reply.header('ratelimit-remaining', String(Math.max(0, r.remaining)));
+    if (r.isExceeded) throw rateLimitedError(request, { after: `${r.ttlInSeconds}s`, ttl: r.ttl });
+  });
 }
