@@ -262,110 +262,104 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
     }
   });
 
-  test.skipIf(!existsSync('src/server/routes/auth-code.ts'))(
-    'an email code mailed by A is redeemed once across B and C; its JWT works everywhere',
-    async () => {
-      const jwks = await Promise.all(
-        [A, B, C].map(async (i) => json(await api(i, 'GET', '/.well-known/jwks.json'))),
-      );
-      // the three started together on an empty database and still agree on one signing key set
-      expect(jwks[1]).toEqual(jwks[0]);
-      expect(jwks[2]).toEqual(jwks[0]);
+  test('an email code mailed by A is redeemed once across B and C; its JWT works everywhere', async () => {
+    const jwks = await Promise.all(
+      [A, B, C].map(async (i) => json(await api(i, 'GET', '/.well-known/jwks.json'))),
+    );
+    // the three started together on an empty database and still agree on one signing key set
+    expect(jwks[1]).toEqual(jwks[0]);
+    expect(jwks[2]).toEqual(jwks[0]);
 
-      const seen = outboxFiles(A);
-      const requested = await api(A, 'POST', '/auth/code', undefined, {
-        email: 'jwt@example.com',
-        type: 'jwt',
-      });
-      expect(requested.status).toBe(201);
-      const { id } = await json<{ id: string }>(requested);
-      const code = await mailedCode(A, seen);
+    const seen = outboxFiles(A);
+    const requested = await api(A, 'POST', '/auth/code', undefined, {
+      email: 'jwt@example.com',
+      type: 'jwt',
+    });
+    expect(requested.status).toBe(201);
+    const { id } = await json<{ id: string }>(requested);
+    const code = await mailedCode(A, seen);
 
-      // the same code at the same moment on two instances: one token, one refusal
-      const verify = (i: Instance) => api(i, 'POST', `/auth/code/${id}/verifications`, undefined, { code });
-      const [onB, onC] = await Promise.all([verify(B), verify(C)]);
-      expect([onB.status, onC.status].sort()).toEqual([200, 404]);
-      const winner = onB.status === 200 ? onB : onC;
-      const { token } = await json<{ token: string }>(winner);
-      for (const i of [A, B, C]) {
-        const me = await fetch(`${i.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
-        expect(me.status).toBe(200);
-        expect(await json<MeResponse>(me)).toMatchObject({
-          user: { email: 'jwt@example.com' },
-          auth: { type: 'jwt' },
-        });
-      }
-    },
-  );
-
-  test.skipIf(!existsSync('src/server/routes/cli-logins.ts'))(
-    'a CLI login started on A, approved in the browser on B, exchanged on C',
-    async () => {
-      const verifier = randomBytes(32).toString('base64url');
-      const started = await api(A, 'POST', '/v1/cli/logins', undefined, {
-        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-        code_challenge_method: 'S256',
-        client_name: 'breeze/test',
-        hostname: 'multi-host',
-      });
-      expect(started.status).toBe(201);
-      const login = await json<CliLoginStart>(started);
-
-      // C knows the login A created: not approved yet
-      const early = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
-        code_verifier: verifier,
-      });
-      expect(early.status).toBe(400);
-      expect((await json<ErrorBody>(early)).error.code).toBe('AUTHORIZATION_PENDING');
-
-      // sign in on B's pages (email -> mailed code -> session cookie), then approve there
-      const browser = new Browser(B);
-      const signIn = await browser.get('/login');
-      const formCsrf = hidden(signIn, 'csrf');
-      const seen = outboxFiles(B);
-      const codePage = await browser.post('/login', {
-        csrf: formCsrf,
-        email: 'ops@example.com',
-        next: '/device',
-      });
-      const codeId = hidden(codePage, 'code_id');
-      const code = await mailedCode(B, seen);
-      const signedIn = await browser.post(
-        '/login/code',
-        { csrf: hidden(codePage, 'csrf'), code_id: codeId, email: 'ops@example.com', code, next: '/device' },
-        303,
-      );
-      expect(signedIn).toBe('');
-      const approvePage = await browser.get(`/device?user_code=${encodeURIComponent(login.user_code)}`);
-      expect(approvePage).toContain('multi-host');
-      const approved = await browser.post('/device/approve', {
-        csrf: hidden(approvePage, 'csrf'),
-        user_code: login.user_code,
-      });
-      expect(approved).toContain('approved');
-
-      // exchange on C (respecting the polling interval), then the key works on A
-      await sleep(login.interval * 1000 + 100);
-      const exchanged = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
-        code_verifier: verifier,
-      });
-      expect(exchanged.status).toBe(200);
-      const result = await json<CliLoginExchangeResult>(exchanged);
-      expect(result.user.email).toBe('ops@example.com');
-      expect(result.key.created_via).toBe('cli_login');
-      const me = await api(A, 'GET', '/v1/me', result.api_key);
+    // the same code at the same moment on two instances: one token, one refusal
+    const verify = (i: Instance) => api(i, 'POST', `/auth/code/${id}/verifications`, undefined, { code });
+    const [onB, onC] = await Promise.all([verify(B), verify(C)]);
+    expect([onB.status, onC.status].sort()).toEqual([200, 404]);
+    const winner = onB.status === 200 ? onB : onC;
+    const { token } = await json<{ token: string }>(winner);
+    for (const i of [A, B, C]) {
+      const me = await fetch(`${i.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
       expect(me.status).toBe(200);
-      expect((await json<MeResponse>(me)).auth.key_id).toBe(result.key.key_id);
-
-      // and never twice, whichever instance is asked
-      await sleep(login.interval * 1000 + 100);
-      const replay = await api(B, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
-        code_verifier: verifier,
+      expect(await json<MeResponse>(me)).toMatchObject({
+        user: { email: 'jwt@example.com' },
+        auth: { type: 'jwt' },
       });
-      expect(replay.status).toBe(400);
-      expect((await json<ErrorBody>(replay)).error.code).toBe('INVALID_GRANT');
-    },
-  );
+    }
+  });
+
+  test('a CLI login started on A, approved in the browser on B, exchanged on C', async () => {
+    const verifier = randomBytes(32).toString('base64url');
+    const started = await api(A, 'POST', '/v1/cli/logins', undefined, {
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      client_name: 'breeze/test',
+      hostname: 'multi-host',
+    });
+    expect(started.status).toBe(201);
+    const login = await json<CliLoginStart>(started);
+
+    // C knows the login A created: not approved yet
+    const early = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
+      code_verifier: verifier,
+    });
+    expect(early.status).toBe(400);
+    expect((await json<ErrorBody>(early)).error.code).toBe('AUTHORIZATION_PENDING');
+
+    // sign in on B's pages (email -> mailed code -> session cookie), then approve there
+    const browser = new Browser(B);
+    const signIn = await browser.get('/login');
+    const formCsrf = hidden(signIn, 'csrf');
+    const seen = outboxFiles(B);
+    const codePage = await browser.post('/login', {
+      csrf: formCsrf,
+      email: 'ops@example.com',
+      next: '/device',
+    });
+    const codeId = hidden(codePage, 'code_id');
+    const code = await mailedCode(B, seen);
+    const signedIn = await browser.post(
+      '/login/code',
+      { csrf: hidden(codePage, 'csrf'), code_id: codeId, email: 'ops@example.com', code, next: '/device' },
+      303,
+    );
+    expect(signedIn).toBe('');
+    const approvePage = await browser.get(`/device?user_code=${encodeURIComponent(login.user_code)}`);
+    expect(approvePage).toContain('multi-host');
+    const approved = await browser.post('/device/approve', {
+      csrf: hidden(approvePage, 'csrf'),
+      user_code: login.user_code,
+    });
+    expect(approved).toContain('approved');
+
+    // exchange on C (respecting the polling interval), then the key works on A
+    await sleep(login.interval * 1000 + 100);
+    const exchanged = await api(C, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
+      code_verifier: verifier,
+    });
+    expect(exchanged.status).toBe(200);
+    const result = await json<CliLoginExchangeResult>(exchanged);
+    expect(result.user.email).toBe('ops@example.com');
+    expect(result.key.created_via).toBe('cli_login');
+    const me = await api(A, 'GET', '/v1/me', result.api_key);
+    expect(me.status).toBe(200);
+    expect((await json<MeResponse>(me)).auth.key_id).toBe(result.key.key_id);
+
+    // and never twice, whichever instance is asked
+    await sleep(login.interval * 1000 + 100);
+    const replay = await api(B, 'POST', `/v1/cli/logins/${login.login_id}/exchange`, undefined, {
+      code_verifier: verifier,
+    });
+    expect(replay.status).toBe(400);
+    expect((await json<ErrorBody>(replay)).error.code).toBe('INVALID_GRANT');
+  });
 });
 
 /** A cookie jar over fetch, for the HTML pages of one instance. */
