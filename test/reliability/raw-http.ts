@@ -222,6 +222,16 @@ export async function browserSignIn(
   email: string,
   localAddress?: string,
 ): Promise<string> {
+  return (await browserSignInDetailed(origin, dataDir, email, localAddress)).session;
+}
+
+/** `browserSignIn`, also returning the mailed code it used. */
+export async function browserSignInDetailed(
+  origin: string,
+  dataDir: string,
+  email: string,
+  localAddress?: string,
+): Promise<{ session: string; code: string }> {
   const page = await rawRequest(origin, { path: '/login', localAddress });
   const formCookie = cookiePairs(page).breeze_form!;
   const csrf = inputValue(page.body.toString('utf8'), 'csrf')!;
@@ -250,5 +260,5 @@ export async function browserSignIn(
   });
   const session = cookiePairs(done).breeze_session;
   if (done.status !== 303 || !session) throw new Error(`POST /login/code answered ${done.status}`);
-  return session;
+  return { session, code };
 }
