@@ -35,9 +35,12 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
 const PEPPER_FILE = 'pepper';
 
 /**
- * The pepper: `BREEZE_PEPPER` when set (required to be the same on every instance of a shared
- * deployment), else a random one kept in `<dataDir>/pepper` (0600), created on first start. Stolen
- * database files alone then cannot be used to test guesses of keys.
+ * The pepper: `BREEZE_PEPPER` when set (it must be the same on every instance of a shared
+ * deployment). Otherwise, for SQLite, a random one kept in `<dataDir>/pepper` (0600), created on
+ * first start, so stolen database files alone cannot be used to test guesses. A shared database
+ * (PostgreSQL) passes no dataDir: there is no safe local default — instances with different data
+ * dirs would hash differently and refuse each other's keys — so without `BREEZE_PEPPER` secrets are
+ * hashed with plain SHA-256 (null here) and `breeze serve` warns.
  */
 export function resolvePepper(
   dataDir: string | undefined,

@@ -42,6 +42,8 @@ async function createMailer(opts: ServeOptions): Promise<Mailer> {
 /** Opens the store, builds the app and listens. Used by `breeze serve` and the CLI's embedded mode. */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
+  // A shared database gets no per-data-dir pepper: every instance must hash alike (see resolvePepper).
+  const pepper = resolvePepper(opts.databaseUrl ? undefined : opts.dataDir);
   let mailer: Mailer | undefined;
   try {
     mailer = await createMailer(opts);
@@ -52,7 +54,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       config: {
         signup: opts.signup ?? 'open',
         rateLimitPerKey: opts.rateLimitPerKey ?? 600,
-        pepper: resolvePepper(opts.dataDir),
+        pepper,
         dataDir: opts.dataDir,
         embedded: opts.embedded ?? false,
         // a placeholder until we know the port; replaced below when no public URL is given
@@ -60,6 +62,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         ...opts.config,
       },
     });
+    if (opts.databaseUrl && !pepper) {
+      app.log.warn(
+        'BREEZE_PEPPER is not set: secrets are hashed with plain SHA-256. Set the same BREEZE_PEPPER on every instance (before the first start: changing it invalidates existing keys).',
+      );
+    }
     const address = await app.listen({ host: opts.host, port: opts.port });
     const url = address.replace('://[::1]', '://[::1]').replace('://0.0.0.0', '://127.0.0.1');
     if (!opts.publicUrl) app.breeze.config.publicUrl = url;

@@ -46,6 +46,7 @@ async function startInstance(
   kind: 'cli' | 'fixture',
   databaseUrl: string,
   root: string,
+  pepper: string | null = PEPPER,
 ): Promise<Instance> {
   const dataDir = join(root, name);
   const args =
@@ -66,7 +67,7 @@ async function startInstance(
   const proc = spawn(process.execPath, args, {
     env: {
       ...process.env,
-      BREEZE_PEPPER: PEPPER,
+      BREEZE_PEPPER: pepper ?? '',
       BREEZE_CONFIG_DIR: join(root, `${name}-config`),
       FORCE_COLOR: '0',
       CI: '1',
@@ -435,3 +436,44 @@ async function mailedCode(i: Instance, seen: string[]): Promise<string> {
   }
   throw new Error(`no code mail in ${i.name}'s outbox`);
 }
+
+describe.skipIf(skip)('instances without BREEZE_PEPPER', () => {
+  test('hash alike: a key minted on one instance works on another with a different data dir', async () => {
+    const pgs = await startPostgres();
+    const root = mkdtempSync('/tmp/breeze-nopepper-');
+    const instances: Instance[] = [];
+    try {
+      const url = await pgs.createDatabase(uniqueDbName('nopepper'));
+      instances.push(await startInstance('d', 'cli', url, root, null));
+      instances.push(await startInstance('e', 'cli', url, root, null));
+      const [D, E] = instances as [Instance, Instance];
+      expect(D.output()).toContain('BREEZE_PEPPER is not set');
+      // sign up on D through the email-code flow; the code arrives in D's dev outbox
+      const started = await api(D, 'POST', '/auth/code', undefined, {
+        email: 'np@example.com',
+        type: 'api_key',
+      });
+      expect(started.status).toBe(201);
+      const { id } = await json<{ id: string }>(started);
+      const outbox = join(D.dataDir, 'outbox');
+      let code: string | undefined;
+      for (let i = 0; i < 100 && !code; i++) {
+        const files = existsSync(outbox) ? readdirSync(outbox).filter((f) => f.endsWith('.eml')) : [];
+        const mail = files[0] ? readFileSync(join(outbox, files[0]), 'utf8') : '';
+        code = /Your Breeze code: ([0-9A-Z]{8})/.exec(mail)?.[1];
+        if (!code) await sleep(50);
+      }
+      expect(code).toBeDefined();
+      const verified = await api(D, 'POST', `/auth/code/${id}/verifications`, undefined, { code });
+      expect(verified.status).toBe(200);
+      const { secret } = await json<{ secret: string }>(verified);
+      const me = await api(E, 'GET', '/v1/me', secret);
+      expect(me.status).toBe(200);
+      expect((await json<MeResponse>(me)).user.email).toBe('np@example.com');
+    } finally {
+      await Promise.all(instances.map(stopInstance));
+      await pgs.stop();
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 90_000);
+});
