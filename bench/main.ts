@@ -43,8 +43,8 @@ function parseOptions(): { opts: BenchOptions; only: Set<string> | null } {
     return n;
   };
   const opts: BenchOptions = {
-    seconds: int(values.seconds, quick ? 2 : 5),
-    rounds: int(values.rounds, quick ? 1 : 2),
+    seconds: int(values.seconds, quick ? 2 : 3),
+    rounds: int(values.rounds, quick ? 1 : 4),
     connections: int(values.connections, 50),
     smallStore: 1000,
     largeStore: int(values['large-store'], 1_000_000),
