@@ -418,12 +418,9 @@ describe('same database work for known and unknown emails', () => {
     it(`runs the same queries (signup ${signup})`, async () => {
       const dir = mkdtempSync(join(tmpdir(), 'breeze-codes-'));
       let log: string[] | null = null;
-      const store = new SqliteStore(
-        new Kysely<Database>({
-          dialect: new SqliteDialect({ database: new BetterSqlite3(join(dir, 'breeze.db')) }),
-          log: (event) => void log?.push(event.query.sql),
-        }),
-      );
+      const store = new SqliteStore(new BetterSqlite3(join(dir, 'breeze.db')), {
+        log: (event) => void log?.push(event.query.sql),
+      });
       await store.migrate();
       const mailer = new SmtpMailer(smtp.url);
       const server = await startTestServer({ store, mailer, config: { signup } });

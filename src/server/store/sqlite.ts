@@ -1,15 +1,19 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, SqliteDialect } from 'kysely';
+import { Kysely, type KyselyConfig, SqliteDialect } from 'kysely';
 import type { Database as Schema } from './schema.js';
 import { BaseStore } from './store.js';
 
 export class SqliteStore extends BaseStore {
   readonly engine = 'sqlite' as const;
 
-  constructor(private readonly sqlite: Database.Database) {
-    super(new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }) }));
+  /** `log` is Kysely's query log hook (tests use it to compare the work two requests do). */
+  constructor(
+    private readonly sqlite: Database.Database,
+    options: Pick<KyselyConfig, 'log'> = {},
+  ) {
+    super(new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }), ...options }));
   }
 
   /**
