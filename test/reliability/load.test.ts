@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon, { type Result } from 'autocannon';
@@ -131,4 +132,62 @@ describe.skipIf(skip)('load and soak over many keys', () => {
     const me = await call(`${server.url}/v1/me`, { headers: { 'xi-api-key': keys[0]!.apiKey } });
     expect(me.status).toBe(200);
   }, 120_000);
+
+  it('keeps answering promptly while 400 slow clients hold connections open (slowloris)', async () => {
+    const u = new URL(server.url);
+    const sockets: Socket[] = [];
+    const open = (first: string) =>
+      new Promise<Socket>((resolve) => {
+        const sock = connect({ host: u.hostname, port: Number(u.port) }, () => {
+          sock.write(first);
+          resolve(sock);
+        });
+        sock.on('error', () => {});
+        sockets.push(sock);
+      });
+    const rssBefore = rssOf(server.pid)!;
+    // 200 that never finish their headers, 100 that promise a body and dribble it, 100 idle
+    await Promise.all([
+      ...Array.from({ length: 200 }, () => open(`GET /v1/me HTTP/1.1\r\nHost: ${u.host}\r\nX-Slow: `)),
+      ...Array.from({ length: 100 }, () =>
+        open(
+          `POST /v1/api-keys HTTP/1.1\r\nHost: ${u.host}\r\nxi-api-key: ${keys[0]!.apiKey}\r\n` +
+            'content-type: application/json\r\ncontent-length: 60000\r\n\r\n{"name":"',
+        ),
+      ),
+      ...Array.from({ length: 100 }, () => open('')),
+    ]);
+    const dribble = setInterval(() => {
+      for (const sock of sockets) if (!sock.destroyed) sock.write('a');
+    }, 250);
+    const latencies: number[] = [];
+    const statuses = new Set<number>();
+    try {
+      // for 3 s (a dozen dribbles on every slow connection), a normal request every 20 ms
+      const until = Date.now() + 3000;
+      for (let i = 0; Date.now() < until; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        const t0 = performance.now();
+        const res = await call(`${server.url}/v1/me`, {
+          headers: { 'xi-api-key': keys[i % keys.length]!.apiKey },
+        });
+        latencies.push(performance.now() - t0);
+        statuses.add(res.status);
+      }
+    } finally {
+      clearInterval(dribble);
+    }
+    const alive = sockets.filter((sock) => !sock.destroyed).length;
+    for (const sock of sockets) sock.destroy();
+    latencies.sort((a, b) => a - b);
+    const p = (q: number) =>
+      latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))]!.toFixed(1);
+    console.log(
+      `[load] slowloris: ${sockets.length} slow connections (${alive} still open at the end), ${latencies.length} normal requests: ` +
+        `p50 ${p(0.5)} ms, p99 ${p(0.99)} ms, max ${p(1)} ms; RSS ${(rssBefore / 1048576).toFixed(1)} -> ` +
+        `${(rssOf(server.pid)! / 1048576).toFixed(1)} MB`,
+    );
+    expect([...statuses]).toEqual([200]);
+    expect(latencies[latencies.length - 1]!).toBeLessThan(2000);
+  }, 60_000);
 });
