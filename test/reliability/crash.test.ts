@@ -152,4 +152,52 @@ describe.skipIf(skip)('crash safety (SIGKILL under load)', () => {
       db.close();
     }
   }, 90_000);
+
+  it('rides out another process holding the SQLite write lock for 2 s: slower, no errors, nothing lost', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breeze-lock-'));
+    const srv = await spawnFixtureServer(dir, { seedEmail: 'lock@example.com' });
+    try {
+      const admin = srv.seedKey!;
+      // e.g. the CLI's embedded server or a backup writing to the same file
+      const other = new Database(join(dir, 'breeze.db'));
+      other.pragma('busy_timeout = 5000');
+      other.exec('BEGIN IMMEDIATE');
+      const t0 = Date.now();
+      let released = 0;
+      const release = new Promise<void>((r) =>
+        setTimeout(() => {
+          other.exec('COMMIT');
+          other.close();
+          released = Date.now() - t0;
+          r();
+        }, 2000),
+      );
+      const writes = Array.from({ length: 10 }, (_, i) =>
+        call(`${srv.url}/v1/api-keys`, {
+          method: 'POST',
+          headers: { 'xi-api-key': admin, 'content-type': 'application/json' },
+          body: JSON.stringify({ name: `during lock ${i}` }),
+        }).then((r) => ({ ...r, ms: Date.now() - t0 })),
+      );
+      await new Promise((r) => setTimeout(r, 100));
+      const health = call(`${srv.url}/healthz`).then((r) => ({ ...r, ms: Date.now() - t0 }));
+      const results = await Promise.all(writes);
+      const h = await health;
+      await release;
+      console.log(
+        `[crash] write lock held 2 s by another process: 10 key creations -> ${results.map((r) => r.status).join(',')} ` +
+          `(slowest ${Math.max(...results.map((r) => r.ms))} ms, lock released at ${released} ms); ` +
+          `/healthz meanwhile took ${h.ms - 100} ms`,
+      );
+      expect(results.map((r) => r.status)).toEqual(Array(10).fill(201));
+      expect(h.status).toBe(200);
+      for (const r of results) {
+        const key = (r.body as { api_key: string }).api_key;
+        expect((await call(`${srv.url}/v1/me`, { headers: { 'xi-api-key': key } })).status).toBe(200);
+      }
+    } finally {
+      await srv.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
 });
