@@ -10,6 +10,7 @@ import {
   form,
   inputValue,
   latestCode,
+  loopbackAliases,
   type RawResponse,
   rawRequest,
 } from './raw-http.js';
@@ -22,7 +23,13 @@ import { distReady, type ServerProcess, spawnFixtureServer } from './server-proc
  * the error shape; pages: an HTML page). Attackers spread over many source addresses (127.x.y.z):
  * per-code bounds must hold whatever the number of addresses.
  */
-const skip = requirePart('dist build', distReady, 'dist/server/serve.js is missing (the build failed?)');
+const skip =
+  requirePart('dist build', distReady, 'dist/server/serve.js is missing (the build failed?)') ||
+  requirePart(
+    'loopback aliases',
+    loopbackAliases,
+    'this system cannot use 127.x.y.z as distinct client addresses',
+  );
 
 let addressCounter = 0;
 /** A fresh loopback source address: 127.2.0.1, 127.2.0.2, ... */

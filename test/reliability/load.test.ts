@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +21,9 @@ import {
  * server's RSS every second of the soak: it must stay flat once warm.
  * BREEZE_SOAK_S lengthens the soak (default 20 s); BREEZE_LOAD_KEYS the number of keys (default 1000).
  */
-const skip = requirePart('dist build', distReady, 'dist/server/serve.js is missing (the build failed?)');
+const skip =
+  requirePart('dist build', distReady, 'dist/server/serve.js is missing (the build failed?)') ||
+  requirePart('/proc', existsSync('/proc/self/status'), 'no /proc to read the server RSS from (not Linux)');
 
 const KEYS = Number(process.env.BREEZE_LOAD_KEYS ?? 1000);
 const SOAK_S = Number(process.env.BREEZE_SOAK_S ?? 20);

@@ -1,6 +1,17 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
+
+/**
+ * True when any 127.x.y.z can be a source address (Linux routes all of 127/8 to `lo`; macOS only
+ * 127.0.0.1 unless aliased). The abuse suites use distinct loopback addresses as distinct clients.
+ */
+export const loopbackAliases =
+  process.platform === 'linux' &&
+  Object.values(networkInterfaces())
+    .flat()
+    .some((i) => i?.internal && i.family === 'IPv4' && i.cidr === '127.0.0.1/8');
 
 /**
  * A tiny HTTP/1.1 client over node:net: it sends exactly the bytes it is given (invalid UTF-8,
