@@ -10,7 +10,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { chromiumAvailable, latestOutboxCode, launchChromium } from '../helpers/browser.js';
-import { type CliResult, collect, spawnCli } from '../helpers/cli.js';
+import { type CliResult, collect, runCli, spawnCli } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 
 const skip = requirePart('Chromium', chromiumAvailable(), '/usr/bin/chromium is not installed');
@@ -198,6 +198,38 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
     expect((await me(keys[0] ?? '')).status).toBe(401);
     expect((await me(keys[1] ?? '')).status).toBe(200);
     await context.close();
+  });
+
+  it('embedded server: the mailed code is shown in the terminal and the key works with the next command', async () => {
+    const dir = configDir();
+    const child = spawnCli(['login'], {
+      configDir: dir,
+      env: { BREEZE_BROWSER: 'none', BREEZE_STORAGE: 'file' },
+    });
+    let stderr = '';
+    child.stderr?.on('data', (d: Buffer | string) => {
+      stderr += d.toString();
+    });
+    const run: LoginRun = { child, done: collect(child, { timeoutMs: 60_000 }), stderr: () => stderr };
+    const [url] = await until(run, /http:\/\/127\.0\.0\.1:\d+\/device\?user_code=[A-Z]{4}-[A-Z]{4}/);
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    await page.goto(url ?? '');
+    await page.waitForURL(/\/login\?/);
+    await page.fill('input[name=email]', 'embedded@example.com');
+    await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);
+    await expect(page.textContent('body')).resolves.toContain('also shown in your terminal');
+    const [, code] = await until(run, /Your Breeze code: ([0-9A-Z]{8})/);
+    await page.fill('input[name=code]', code ?? '');
+    await Promise.all([page.waitForURL(/\/device/), page.click('button[type=submit]')]);
+    await page.click('button:has-text("Approve")');
+    const result = await run.done;
+    expect(result.code, result.stderr).toBe(0);
+    await context.close();
+
+    const status = await runCli(['status', '--json'], { configDir: dir, env: { BREEZE_STORAGE: 'file' } });
+    expect(status.code, status.stderr).toBe(0);
+    expect(JSON.parse(status.stdout)).toMatchObject({ valid: true, user: { email: 'embedded@example.com' } });
   });
 
   it('Ctrl-C while waiting exits 130 and leaves nothing behind', async () => {
