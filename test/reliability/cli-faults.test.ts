@@ -1,11 +1,24 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import {
+  type AddressInfo,
+  createServer as createTcpServer,
+  connect as netConnect,
+  type Server as TcpServer,
+} from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cliEnv, runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
+import { cliEnv, collect, runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 import { distReady, ROOT, type ServerProcess, spawnFixtureServer } from './server-process.js';
 
@@ -108,6 +121,17 @@ describe.skipIf(skip)('CLI under faults', () => {
       setTimeout(() => res.socket?.destroy(), 50);
     },
   };
+
+  /** A fresh admin key of the seeded user, so each rotation test rotates its own key. */
+  async function mintKey(): Promise<{ apiKey: string; keyId: string }> {
+    const res = await fetch(`${server.url}/v1/api-keys`, {
+      method: 'POST',
+      headers: { 'xi-api-key': adminKey, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'rotate me', scopes: ['read', 'write', 'admin'] }),
+    });
+    const b = (await res.json()) as { api_key: string; key_id: string };
+    return { apiKey: b.api_key, keyId: b.key_id };
+  }
 
   async function cli(args: string[], env: Record<string, string | undefined> = {}, input?: string) {
     const cfg = tempConfigDir();
@@ -310,6 +334,92 @@ describe.skipIf(skip)('CLI under faults', () => {
       cfg.cleanup();
     }
   }, 30_000);
+
+  /**
+   * A TCP proxy in front of the real server that forwards everything, except that once a request
+   * line matches `hold`, the server's answer on that connection is kept back (the server has done
+   * the work; the CLI never hears of it): the window where an interrupted CLI could lose a key.
+   */
+  async function holdingProxy(target: string, hold: RegExp) {
+    const t = new URL(target);
+    let onHeld: () => void = () => {};
+    const held = new Promise<void>((r) => {
+      onHeld = r;
+    });
+    const proxy: TcpServer = createTcpServer((client) => {
+      const upstream = netConnect({ host: t.hostname, port: Number(t.port) });
+      let holding = false;
+      let pendingUp = '';
+      client.on('data', (d: Buffer) => {
+        pendingUp += d.toString('latin1');
+        if (hold.test(pendingUp)) holding = true;
+        if (pendingUp.length > 4096) pendingUp = pendingUp.slice(-4096);
+        upstream.write(d);
+      });
+      upstream.on('data', (d: Buffer) => {
+        if (holding) onHeld();
+        else client.write(d);
+      });
+      const end = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', end).on('close', end);
+      upstream.on('error', end).on('close', end);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    return {
+      url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+      held,
+      close: () => new Promise((r) => proxy.close(r)),
+    };
+  }
+
+  it.each([
+    ['SIGKILL', null],
+    ['SIGINT', 130],
+  ] as const)(
+    '%s during `keys rotate --self` once the server rotated: the stored key still works',
+    async (signal, exit) => {
+      const proxy = await holdingProxy(server.url, /POST \/v1\/api-keys\/[^ ]+\/rotate /);
+      const cfg = tempConfigDir();
+      try {
+        const mine = await mintKey();
+        const login = await runCli(['--server', proxy.url, 'login', '--with-key', '--storage', 'file'], {
+          configDir: cfg.dir,
+          input: `${mine.apiKey}\n`,
+        });
+        expect(login.code, login.stderr).toBe(0);
+        const files = () =>
+          ['config.json', 'credentials.json'].map((f) => readFileSync(join(cfg.dir, f), 'utf8'));
+        const before = files();
+        const child = spawnCli(['--server', proxy.url, 'keys', 'rotate', '--self'], { configDir: cfg.dir });
+        const done = collect(child, { timeoutMs: 20_000 });
+        await proxy.held;
+        child.kill(signal);
+        const r = await done;
+        if (exit === null) expect(r.signal).toBe('SIGKILL');
+        else expect(r.code).toBe(exit);
+        // nothing half-written: the files are exactly as before and still parse
+        expect(files()).toEqual(before);
+        for (const f of files()) JSON.parse(f);
+        expect(readdirSync(cfg.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+        // the server did rotate (the CLI never heard of the new key)...
+        const list = (await (
+          await fetch(`${server.url}/v1/api-keys?limit=200`, { headers: { 'xi-api-key': adminKey } })
+        ).json()) as { data: Array<{ rotated_from: string | null }> };
+        expect(list.data.some((k) => k.rotated_from === mine.keyId)).toBe(true);
+        // ...and the stored (old) key still works during the default grace period
+        const status = await runCli(['--server', proxy.url, 'status'], { configDir: cfg.dir });
+        expect(status.code, status.stderr).toBe(0);
+        expect(status.stdout).toMatch(/accepts this key|valid/i);
+      } finally {
+        cfg.cleanup();
+        await proxy.close();
+      }
+    },
+    60_000,
+  );
 
   describe.skipIf(skipKeyring)('a locked OS keychain (gnome-keyring, Secret Service)', () => {
     it('refuses to store a key (exit 1, says so, hints --storage file) and reads nothing out of it', async () => {
