@@ -199,6 +199,17 @@ describe('browser pages', () => {
     expect(unknown.body).toContain('No login is waiting');
   });
 
+  it('lets the approve form reach an IPv6 loopback listener (CSP cannot name [::1])', async () => {
+    const login = await newLogin({ redirect_uri: 'http://[::1]:40123/callback', state: 'v6' });
+    const b = new InjectBrowser(server.app);
+    await b.signIn('v6@example.com', lastCode('v6@example.com'));
+    const page = await b.get(`/device?user_code=${login.user_code}`);
+    expect(page.headers['content-security-policy']).toContain("form-action 'self' http:;");
+    const res = await b.decide(login.user_code, 'approve');
+    expect(res.statusCode).toBe(303);
+    expect(String(res.headers.location)).toMatch(/^http:\/\/\[::1\]:40123\/callback\?code=[\w-]+&state=v6$/);
+  });
+
   it('never answers 5xx to bad input', async () => {
     const b = new InjectBrowser(server.app);
     await b.signIn('fuzz@example.com', lastCode('fuzz@example.com'));

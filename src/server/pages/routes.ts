@@ -40,6 +40,16 @@ export function safeNext(value: string | undefined): string {
   return value;
 }
 
+/**
+ * The CSP source that lets the approve form's redirect reach the loopback listener. CSP host
+ * sources cannot spell an IPv6 literal (Chromium ignores `http://[::1]:port`), so an `[::1]`
+ * target needs the `http:` scheme source; `127.0.0.1` gets its exact origin.
+ */
+export function formTarget(redirectUri: string): string {
+  const url = new URL(redirectUri);
+  return url.hostname.startsWith('[') ? 'http:' : url.origin;
+}
+
 function sendPage(
   reply: FastifyReply,
   status: number,
@@ -304,7 +314,7 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     const login = found.login;
     if (login.status !== 'pending') return decidedPage(reply, login);
     const now = ctx.clock();
-    const targets = login.redirect_uri ? [new URL(login.redirect_uri).origin] : [];
+    const targets = login.redirect_uri ? [formTarget(login.redirect_uri)] : [];
     return sendPage(
       reply,
       200,
