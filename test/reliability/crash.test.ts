@@ -1,9 +1,11 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requirePart } from '../helpers/require.js';
+import { browserSignIn, form, inputValue, latestCode, rawRequest } from './raw-http.js';
 import { call, distReady, type ServerProcess, spawnFixtureServer } from './server-process.js';
 
 /**
@@ -37,6 +39,7 @@ describe.skipIf(skip)('crash safety (SIGKILL under load)', () => {
     let attempts = 0;
     let adminKey = '';
     const inDoubt = new Set<Created>();
+    let loadMs = 0;
     const owned: Created[][] = Array.from({ length: WORKERS }, () => []);
 
     for (let round = 0; round < ROUNDS; round++) {
@@ -96,7 +99,9 @@ describe.skipIf(skip)('crash safety (SIGKILL under load)', () => {
           }
         }
       };
+      const loadStart = performance.now();
       await Promise.all(Array.from({ length: WORKERS }, (_, w) => worker(w)));
+      loadMs += performance.now() - loadStart;
       const exit = await victim.exited;
       expect(exit.signal).toBe('SIGKILL');
 
@@ -138,7 +143,8 @@ describe.skipIf(skip)('crash safety (SIGKILL under load)', () => {
     );
     console.log(
       `[crash] ${ROUNDS} SIGKILLs, ${attempts} write requests sent, ${created.length} acknowledged ` +
-        `(${rotated.length} rotations), lost after restart: ${lost.length}, old keys still valid: ${stillValidOld.length}`,
+        `(${rotated.length} rotations; ${((created.length / loadMs) * 1000).toFixed(0)} writes/s with ${WORKERS} clients), ` +
+        `lost after restart: ${lost.length}, old keys still valid: ${stillValidOld.length}`,
     );
     expect(created.length).toBeGreaterThanOrEqual(ROUNDS * 40);
     expect(rotated.length).toBeGreaterThan(0);
@@ -194,6 +200,89 @@ describe.skipIf(skip)('crash safety (SIGKILL under load)', () => {
       for (const r of results) {
         const key = (r.body as { api_key: string }).api_key;
         expect((await call(`${srv.url}/v1/me`, { headers: { 'xi-api-key': key } })).status).toBe(200);
+      }
+    } finally {
+      await srv.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 30_000);
+
+  it('a used email code or CLI login stays used across a SIGKILL right after it was redeemed', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breeze-replay-'));
+    let srv = await spawnFixtureServer(dir);
+    try {
+      const email = 'replay@example.com';
+      const issued = await call(`${srv.url}/auth/code`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email, type: 'api_key' }),
+      });
+      const id = (issued.body as { id: string }).id;
+      let code: string | undefined;
+      for (let i = 0; i < 200 && !code; i++) {
+        code = latestCode(dir, email)?.code;
+        if (!code) await new Promise((r) => setTimeout(r, 20));
+      }
+      const verify = () =>
+        call(`${srv.url}/auth/code/${id}/verifications`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ code }),
+        });
+      const first = await verify();
+      expect(first.status).toBe(200);
+      const key = (first.body as { secret: string }).secret;
+
+      // a CLI login, approved in a browser session and exchanged once
+      const verifier = randomBytes(32).toString('base64url');
+      const login = (
+        await call(`${srv.url}/v1/cli/logins`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({
+            code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+            code_challenge_method: 'S256',
+            client_name: 'breeze/crash',
+            hostname: 'crashhost',
+          }),
+        })
+      ).body as { login_id: string; user_code: string };
+      const session = await browserSignIn(srv.url, dir, 'approver@example.com');
+      const cookie = `breeze_session=${session}`;
+      const page = await rawRequest(srv.url, {
+        path: `/device?user_code=${login.user_code}`,
+        headers: { cookie },
+      });
+      const approved = await rawRequest(srv.url, {
+        method: 'POST',
+        path: '/device/approve',
+        headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+        body: form({ csrf: inputValue(page.body.toString(), 'csrf')!, user_code: login.user_code }),
+      });
+      expect(approved.status).toBe(200);
+      const exchange = () =>
+        call(`${srv.url}/v1/cli/logins/${login.login_id}/exchange`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ code_verifier: verifier }),
+        });
+      const exchanged = await exchange();
+      expect(exchanged.status).toBe(200);
+      const loginKey = (exchanged.body as { api_key: string }).api_key;
+
+      // crash right after both were redeemed, then try both again
+      srv.child.kill('SIGKILL');
+      await srv.exited;
+      srv = await spawnFixtureServer(dir);
+      const again = await verify();
+      expect(again.status).toBe(404);
+      expect(JSON.stringify(again.body)).not.toContain('brz_');
+      const replay = await exchange();
+      expect(replay.status).toBe(400);
+      expect((replay.body as { error: { code: string } }).error.code).toBe('INVALID_GRANT');
+      // and what they gave out before the crash is still good
+      for (const k of [key, loginKey]) {
+        expect((await call(`${srv.url}/v1/me`, { headers: { 'xi-api-key': k } })).status).toBe(200);
       }
     } finally {
       await srv.stop();
