@@ -7,7 +7,7 @@ import type { Spinner } from '../cli/ui/spinner.js';
 import { cliVersion } from '../cli/version.js';
 import { ApiError, NetworkError } from '../client/errors.js';
 import type { CliLoginExchangeResult, CliLoginStart } from '../core/types.js';
-import { startLoopbackListener } from './loopback.js';
+import { type LoopbackListener, startLoopbackListener } from './loopback.js';
 import { createPkce, createState } from './pkce.js';
 
 /**
@@ -117,7 +117,15 @@ export async function runBrowserLogin(opts: LoginOptions, ctx: CliContext): Prom
   }
 
   const state = createState();
-  const listener = await startLoopbackListener(state);
+  let listener: LoopbackListener;
+  try {
+    listener = await startLoopbackListener(state);
+  } catch (err) {
+    // e.g. a sandbox without loopback sockets: the code can still be typed on any device
+    ctx.out.info(`Cannot listen on 127.0.0.1 for the browser's answer (${(err as Error).message}).`);
+    const start = await client.startCliLogin(body).catch(loginFailed);
+    return pollDevice(ctx, start, pkce.verifier, (id, b) => client.exchangeCliLogin(id, b));
+  }
   ctx.onCleanup(() => listener.close());
   let spinner: Spinner | undefined;
   try {
