@@ -296,6 +296,31 @@ describe('browser pages', () => {
     });
   });
 
+  it('caps mailed codes per address and sign-in attempts per client, with a page saying so', async () => {
+    await withServer({}, async (s, sent) => {
+      const b = new InjectBrowser(s.app);
+      const page = await b.get('/login');
+      const csrf = hiddenField(page.body, 'csrf');
+      const statuses: number[] = [];
+      for (let i = 0; i < 12; i++) {
+        statuses.push((await b.post('/login', { email: 'flood@example.com', csrf })).statusCode);
+      }
+      expect(statuses.slice(0, 10)).toEqual(Array(10).fill(200));
+      expect(statuses.slice(10)).toEqual([429, 429]);
+      expect(sent.filter((m) => m.to === 'flood@example.com')).toHaveLength(10);
+      const perIp: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        perIp.push((await b.post('/login', { email: `other${i}@example.com`, csrf })).statusCode);
+      }
+      expect(perIp.slice(0, 8)).toEqual(Array(8).fill(200));
+      const limited = await b.post('/login', { email: 'late@example.com', csrf });
+      expect(limited.statusCode).toBe(429);
+      expect(limited.headers['content-type']).toMatch(/^text\/html/);
+      expect(limited.headers['retry-after']).toBeDefined();
+      expect(limited.body).toContain('Too many');
+    });
+  });
+
   it('over https the cookie is Secure with the __Host- prefix', async () => {
     await withServer({ publicUrl: 'https://breeze.example' }, async (s, sent) => {
       const b = new InjectBrowser(s.app);
