@@ -3,7 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { HttpError } from '../../core/errors.js';
 import { normaliseScopes } from '../../core/types.js';
 import { EmailCodes } from '../email-codes.js';
-import { CliLoginService } from '../routes/cli-logins.js';
+import { CliLoginService, formatUserCode, normaliseUserCode } from '../routes/cli-logins.js';
 import { type BrowserSession, Sessions } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
 import { normaliseEmail } from '../store/users.js';
@@ -319,10 +319,8 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
       reply,
       200,
       authorizePage({
-        userCode: `${userCode.replace(/[\s-]/g, '').toUpperCase().slice(0, 4)}-${userCode
-          .replace(/[\s-]/g, '')
-          .toUpperCase()
-          .slice(4)}`,
+        // the lookup matched, so the typed code normalises to the canonical one
+        userCode: formatUserCode(normaliseUserCode(userCode) ?? ''),
         clientName: login.client_name,
         hostname: login.hostname,
         ip: login.requester_ip,
