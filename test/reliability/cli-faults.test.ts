@@ -17,6 +17,7 @@ import {
 } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cliEnv, collect, runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
@@ -302,38 +303,64 @@ describe.skipIf(skip)('CLI under faults', () => {
     }, 30_000);
   });
 
-  it('Ctrl-C while `login --no-browser` waits: exit 130, "Interrupted", nothing written', async () => {
-    const cfg = tempConfigDir();
-    try {
-      const child = spawnCli(['--server', server.url, 'login', '--no-browser', '--storage', 'file'], {
-        configDir: cfg.dir,
-      });
-      let stderr = '';
-      child.stderr!.setEncoding('utf8').on('data', (d: string) => {
-        stderr += d;
-      });
-      child.stdin!.end();
-      await waitForOutput(child, /[B-Z]{4}-[B-Z]{4}/);
-      const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
-        child.once('close', (code, signal) => r({ code, signal })),
-      );
-      const t0 = Date.now();
-      child.kill('SIGINT');
-      const { code } = await exited;
-      expect(code).toBe(130);
-      expect(Date.now() - t0).toBeLessThan(5000);
-      expect(stderr).toMatch(/Interrupted/);
-      expect(stderr).not.toMatch(/^\s+at /m);
-      for (const f of ['config.json', 'credentials.json']) expect(existsSync(join(cfg.dir, f))).toBe(false);
-      // no stray temporary files either
-      if (existsSync(cfg.dir)) {
-        const { readdirSync } = await import('node:fs');
-        expect(readdirSync(cfg.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  it.each([
+    ['login --no-browser', ['--no-browser']],
+    ['login (browser, loopback redirect)', []],
+  ] as const)(
+    'Ctrl-C while `%s` waits: exit 130, "Interrupted", nothing written or left listening',
+    async (_n, extra) => {
+      const cfg = tempConfigDir();
+      try {
+        const child = spawnCli(['--server', server.url, 'login', ...extra, '--storage', 'file'], {
+          configDir: cfg.dir,
+          env: { BREEZE_BROWSER: 'none' },
+        });
+        let stderr = '';
+        child.stderr!.setEncoding('utf8').on('data', (d: string) => {
+          stderr += d;
+        });
+        child.stdin!.end();
+        await waitForOutput(child, /[B-Z]{4}-[B-Z]{4}/);
+        // the loopback listener the browser would be sent back to (from the login's redirect_uri)
+        const db = new Database(join(dataDir, 'breeze.db'), { readonly: true });
+        const row = db
+          .prepare('select redirect_uri from cli_logins order by created_at desc limit 1')
+          .get() as {
+          redirect_uri: string | null;
+        };
+        db.close();
+        expect(row.redirect_uri === null).toBe(extra.length > 0);
+        const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) =>
+          child.once('close', (code, signal) => r({ code, signal })),
+        );
+        const t0 = Date.now();
+        child.kill('SIGINT');
+        const { code } = await exited;
+        expect(code).toBe(130);
+        expect(Date.now() - t0).toBeLessThan(5000);
+        expect(stderr).toMatch(/Interrupted/);
+        expect(stderr).not.toMatch(/^\s+at /m);
+        for (const f of ['config.json', 'credentials.json']) expect(existsSync(join(cfg.dir, f))).toBe(false);
+        // no stray temporary files either
+        if (existsSync(cfg.dir)) expect(readdirSync(cfg.dir).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+        if (row.redirect_uri) {
+          const u = new URL(row.redirect_uri);
+          const refused = await new Promise<boolean>((r) => {
+            const sock = netConnect({ host: u.hostname, port: Number(u.port) });
+            sock.once('connect', () => {
+              sock.destroy();
+              r(false);
+            });
+            sock.once('error', () => r(true));
+          });
+          expect(refused, `${u.origin} still accepts connections after the CLI exited`).toBe(true);
+        }
+      } finally {
+        cfg.cleanup();
       }
-    } finally {
-      cfg.cleanup();
-    }
-  }, 30_000);
+    },
+    30_000,
+  );
 
   /**
    * A TCP proxy in front of the real server that forwards everything, except that once a request
