@@ -211,8 +211,31 @@ describe.skipIf(skip)('brute force and abuse', () => {
     }
     expect(limited, 'POST /login/code never limited').toBeDefined();
     const after = expectRateLimited(limited!, true);
+
+    // mail requests from the form: per address (20/min), and per mailbox from any address (10/10 min)
+    const three = nextAddress();
+    let k = 0;
+    limited = undefined;
+    while (!limited && k < 30) {
+      k++;
+      const r = await formPost('/login', { email: `form${k}@example.com` }, three);
+      if (r.status === 429) limited = r;
+    }
+    expect(limited, 'POST /login never limited per address').toBeDefined();
+    const afterLogin = expectRateLimited(limited!, true);
+    let j = 0;
+    limited = undefined;
+    while (!limited && j < 15) {
+      j++;
+      const r = await formPost('/login', { email: 'mailbox@example.com' }, nextAddress());
+      if (r.status === 429) limited = r;
+    }
+    expect(limited, 'POST /login never limited per mailbox').toBeDefined();
+    const afterMailbox = expectRateLimited(limited!, true);
     figures.push(
-      `sign-in page: 12 parallel wrong codes -> ${guesses.filter((g) => g.status === 401).length} compared, right code afterwards refused; POST /login/code 429 on request ${n} from one address (Retry-After ${after} s)`,
+      `sign-in page: 12 parallel wrong codes -> ${guesses.filter((g) => g.status === 401).length} compared, right code afterwards refused; ` +
+        `from one address: POST /login/code 429 on request ${n} (Retry-After ${after} s), POST /login 429 on request ${k} ` +
+        `(Retry-After ${afterLogin} s); one mailbox from many addresses: 429 on request ${j} (Retry-After ${afterMailbox} s)`,
     );
   }, 30_000);
 
