@@ -82,6 +82,7 @@ describe.skipIf(skip)('CLI under faults', () => {
   });
 
   let currentMode = 'internal';
+  let pages = 0;
   const brokenRoutes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
     internal: (_req, res) => {
       res.writeHead(500, { 'content-type': 'application/json', 'x-request-id': 'req_brokenserver1' });
@@ -115,6 +116,11 @@ describe.skipIf(skip)('CLI under faults', () => {
     },
     reset: (req) => {
       req.socket.destroy();
+    },
+    'endless-pages': (_req, res) => {
+      pages++;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ data: [], next_cursor: `cursor${pages}` }));
     },
     'half-body': (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' });
@@ -194,6 +200,30 @@ describe.skipIf(skip)('CLI under faults', () => {
     expectCleanError(r.stderr);
     expect(r.stderr).not.toMatch(/Spread syntax|iterable|is not a function/);
     expect(r.stderr).toMatch(/unexpected|response/i);
+  }, 30_000);
+
+  /**
+   * KNOWN BUG (src/client/client.ts `listAllKeys`, the `do { ... } while (cursor)` loop): a server
+   * that always answers with a `next_cursor` keeps `breeze keys list` fetching forever at full CPU
+   * (seen: still running after 15 s; with non-empty pages memory grows too). The loop needs a page
+   * cap and a check that the cursor moves. Flip to `it` once fixed.
+   */
+  it.fails('a server paging forever does not hang `keys list`', async () => {
+    currentMode = 'endless-pages';
+    pages = 0;
+    const cfg = tempConfigDir();
+    try {
+      const r = await runCli(['--server', brokenUrl, 'keys', 'list'], {
+        configDir: cfg.dir,
+        env: { BREEZE_API_KEY: adminKey },
+        timeoutMs: 6000,
+      });
+      expect(r.signal, `still paging after 6 s (${pages} pages fetched)`).toBeNull();
+      expect(r.code).toBe(1);
+      expectCleanError(r.stderr);
+    } finally {
+      cfg.cleanup();
+    }
   }, 30_000);
 
   it('maps the server’s 401 / 403 / 404 to exit 3 / 4 / 4', async () => {
