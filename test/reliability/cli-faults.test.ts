@@ -83,6 +83,7 @@ describe.skipIf(skip)('CLI under faults', () => {
 
   let currentMode = 'internal';
   let pages = 0;
+  let hugeSent = 0;
   const brokenRoutes: Record<string, (req: IncomingMessage, res: ServerResponse) => void> = {
     internal: (_req, res) => {
       res.writeHead(500, { 'content-type': 'application/json', 'x-request-id': 'req_brokenserver1' });
@@ -121,6 +122,23 @@ describe.skipIf(skip)('CLI under faults', () => {
       pages++;
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ data: [], next_cursor: `cursor${pages}` }));
+    },
+    // 64 MiB of one JSON string: far beyond any real answer; counts what the client accepted
+    'huge-body': (req, res) => {
+      const total = 64 * 1048576;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': String(total) });
+      const chunk = Buffer.alloc(1048576, 0x61);
+      let sent = 0;
+      const pump = () => {
+        while (sent < total) {
+          sent += chunk.length;
+          hugeSent = sent;
+          if (!res.write(chunk)) return void res.once('drain', pump);
+        }
+        res.end();
+      };
+      req.socket.on('close', () => res.destroy());
+      pump();
     },
     'half-body': (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '500' });
@@ -224,6 +242,21 @@ describe.skipIf(skip)('CLI under faults', () => {
     } finally {
       cfg.cleanup();
     }
+  }, 30_000);
+
+  /**
+   * KNOWN BUG (src/client/client.ts, `await res.body.text()` in `request`): the client reads an
+   * answer of any size into memory. A server streaming an endless body grew `breeze status` to 4.2 GB
+   * RSS in 9 s (seen by hand); here a 64 MiB answer is read whole. A cap (a few MiB: no API answer is
+   * larger) that aborts with a clear message would fix it. Flip to `it` once fixed.
+   */
+  it.fails('an oversized answer is cut short, not read whole into memory', async () => {
+    currentMode = 'huge-body';
+    hugeSent = 0;
+    const r = await cli(['--server', brokenUrl, 'status'], { BREEZE_API_KEY: adminKey });
+    expect(r.code).toBe(1);
+    expectCleanError(r.stderr);
+    expect(hugeSent, `the client accepted ${hugeSent} bytes`).toBeLessThan(16 * 1048576);
   }, 30_000);
 
   it('maps the server’s 401 / 403 / 404 to exit 3 / 4 / 4', async () => {
