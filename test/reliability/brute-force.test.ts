@@ -303,7 +303,7 @@ describe.skipIf(skip)('brute force and abuse', () => {
     let limited: RawResponse | undefined;
     const seen = new Set<number>();
     const verifier = randomBytes(32).toString('base64url');
-    while (!limited && n < 400) {
+    while (!limited && n < 700) {
       n++;
       const r = await post(
         `/v1/cli/logins/login_${randomBytes(16).toString('base64url')}/exchange`,

@@ -276,8 +276,8 @@ const printable = (max: number) =>
   ({ type: 'string', minLength: 1, maxLength: max, pattern: '\\S' }) as const;
 
 /** Per-address limits: login starts, and exchanges (polls plus any guessing of login ids). */
-export const LOGIN_STARTS_PER_IP = { max: 30, timeWindow: 60_000 } as const;
-export const EXCHANGES_PER_IP = { max: 120, timeWindow: 60_000 } as const;
+export const LOGIN_STARTS_PER_IP = { max: 120, timeWindow: 60_000 } as const;
+export const EXCHANGES_PER_IP = { max: 600, timeWindow: 60_000 } as const;
 
 /** `POST /v1/cli/logins` and its exchange. */
 export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
