@@ -2,6 +2,7 @@ import { Agent, type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
 import type {
   ApiKeyInfo,
   CliLoginExchangeResult,
+  CliLoginRequest,
   CliLoginStart,
   CreatedKeyResponse,
   KeyListResponse,
@@ -253,16 +254,7 @@ export class BreezeClient {
   }
 
   /** `POST /v1/cli/logins` (anonymous) */
-  async startCliLogin(body: {
-    code_challenge: string;
-    code_challenge_method: 'S256';
-    client_name: string;
-    hostname: string;
-    key_name?: string;
-    scopes?: Scope[];
-    redirect_uri?: string;
-    state?: string;
-  }): Promise<CliLoginStart> {
+  async startCliLogin(body: CliLoginRequest): Promise<CliLoginStart> {
     return (await this.request<CliLoginStart>('POST', '/v1/cli/logins', { body, auth: false })).body;
   }
 

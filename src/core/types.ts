@@ -42,6 +42,18 @@ export interface RotatedKeyResponse extends CreatedKeyResponse {
   previous: ApiKeyInfo;
 }
 
+/** Body of `POST /v1/cli/logins`. */
+export interface CliLoginRequest {
+  code_challenge: string;
+  code_challenge_method: 'S256';
+  client_name: string;
+  hostname: string;
+  key_name?: string;
+  scopes?: Scope[];
+  redirect_uri?: string;
+  state?: string;
+}
+
 export interface CliLoginStart {
   login_id: string;
   user_code: string;

@@ -4,7 +4,7 @@ import { randomString } from '../../core/base62.js';
 import { HttpError } from '../../core/errors.js';
 import { safeEqual } from '../../core/hash.js';
 import { randomToken } from '../../core/ids.js';
-import type { CliLoginExchangeResult, CliLoginStart, Scope } from '../../core/types.js';
+import type { CliLoginExchangeResult, CliLoginRequest, CliLoginStart, Scope } from '../../core/types.js';
 import { normaliseScopes } from '../../core/types.js';
 import type { ServerContext } from '../context.js';
 import { scopesOf, toKeyInfo } from '../store/keys.js';
@@ -256,16 +256,7 @@ export class CliLoginService {
   }
 }
 
-interface CreateBody {
-  code_challenge: string;
-  code_challenge_method: 'S256';
-  client_name: string;
-  hostname: string;
-  key_name?: string;
-  scopes?: Scope[];
-  redirect_uri?: string;
-  state?: string;
-}
+type CreateBody = CliLoginRequest;
 
 interface ExchangeBody {
   code_verifier: string;
