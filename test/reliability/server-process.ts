@@ -41,7 +41,8 @@ export async function spawnFixtureServer(
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
     env: { ...process.env, BREEZE_FIXTURE_SEED: opts.seedEmail ?? '' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    // stdin stays open for the fixture's lifetime: it stops itself when the test process is gone
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   return attach(child, opts.timeoutMs ?? 20_000, (line) => {
     try {
