@@ -48,7 +48,7 @@ interface StoreModule {
   SQLITE_FILE: string;
 }
 interface ConfigModule {
-  resolvePepper(dataDir: string | undefined): Buffer | null;
+  resolvePepper(dataDir: string | undefined, env?: NodeJS.ProcessEnv): Buffer | null;
   defaultConfig(): { keyCacheTtlMs: number };
 }
 interface OutboxModule {

@@ -15,6 +15,8 @@ export interface ServerProcess {
 export interface ServerSpec {
   dataDir: string;
   databaseUrl?: string;
+  /** extra environment for the server (e.g. BREEZE_PEPPER) */
+  env?: Record<string, string>;
   /**
    * where the child's stderr goes (start-up messages: the listening URL). Its stdout, the JSON
    * request log, goes to /dev/null: the server still formats and writes every line, but no disk
@@ -64,7 +66,7 @@ export async function startServerProcess(spec: ServerSpec): Promise<ServerProces
     child = spawn(process.execPath, args, {
       cwd: ROOT,
       stdio: ['ignore', 'ignore', fd],
-      env: { ...process.env, FORCE_COLOR: '0', CI: '1' },
+      env: { ...process.env, FORCE_COLOR: '0', CI: '1', ...spec.env },
     });
   } finally {
     closeSync(fd);

@@ -8,15 +8,17 @@ export const BENCH_EMAIL = 'bench@example.com';
 const FILLER_EMAIL = 'filler@bench.invalid';
 
 /**
- * Mints `count` real keys through the server's own code (buildApp's KeyService, with the data dir's
- * pepper, exactly as `breeze serve` over the same data dir will hash them), in one transaction.
+ * Mints `count` real keys through the server's own code (buildApp's KeyService), in one
+ * transaction, with the pepper `breeze serve` will use over the same location and environment:
+ * BREEZE_PEPPER when set, else (SQLite only) the data dir's pepper file — startServer's rule.
  */
 export async function mintKeys(
   dist: Dist,
   loc: { dataDir: string; databaseUrl?: string },
   count: number,
+  env: NodeJS.ProcessEnv = process.env,
 ): Promise<{ keys: string[]; keyIds: string[] }> {
-  const pepper = dist.config.resolvePepper(loc.dataDir);
+  const pepper = dist.config.resolvePepper(loc.databaseUrl ? undefined : loc.dataDir, env);
   const store = await dist.store.openStore(loc.databaseUrl ? { databaseUrl: loc.databaseUrl } : loc);
   try {
     const app = await dist.app.buildApp({

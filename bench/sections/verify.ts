@@ -1,4 +1,5 @@
-import { cpSync, mkdtempSync, rmSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postgresAvailability, startPostgres } from '../../test/helpers/postgres.js';
@@ -27,6 +28,8 @@ interface Stores {
   keys: string[];
   keyIds: string[];
   largeCount: number;
+  /** extra environment for the servers */
+  env?: Record<string, string>;
 }
 
 interface Workload {
@@ -76,12 +79,22 @@ async function preparePostgres(ctx: SectionContext, root: string): Promise<Store
   }
   ctx.cleanup.add(() => pgs.stop());
   ctx.log(`PostgreSQL ${pgs.version} up on port ${pgs.port} in ${Date.now() - t} ms`);
-  ctx.note(`PostgreSQL ${pgs.version}, throw-away cluster with fsync off (test/helpers/postgres.ts)`);
+  ctx.note(
+    `PostgreSQL ${pgs.version}, throw-away cluster with fsync off (test/helpers/postgres.ts); servers run ` +
+      'with BREEZE_PEPPER set, as a shared-database deployment does',
+  );
   const smallDir = join(root, 'small');
   const largeDir = join(root, 'large');
+  // data dirs only hold the dev outbox here: the keys live in PostgreSQL
+  mkdirSync(smallDir, { recursive: true, mode: 0o700 });
   const smallUrl = await pgs.createDatabase('bench_small');
   t = Date.now();
-  const { keys, keyIds } = await mintKeys(dist, { dataDir: smallDir, databaseUrl: smallUrl }, smallStore);
+  // a shared database is deployed with BREEZE_PEPPER (breeze serve warns without one): so is this one
+  const env = { BREEZE_PEPPER: process.env.BREEZE_PEPPER || randomBytes(32).toString('base64url') };
+  const { keys, keyIds } = await mintKeys(dist, { dataDir: smallDir, databaseUrl: smallUrl }, smallStore, {
+    ...process.env,
+    ...env,
+  });
   ctx.log(`minted ${keys.length} keys via KeyService in ${Date.now() - t} ms`);
   await pgs.query('CREATE DATABASE bench_large TEMPLATE bench_small');
   const largeUrl = pgs.url('bench_large');
@@ -94,7 +107,7 @@ async function preparePostgres(ctx: SectionContext, root: string): Promise<Store
   // a store in service has been auto-analyzed long ago: both get fresh statistics
   await analyzePostgres(smallUrl);
   await analyzePostgres(largeUrl);
-  return { smallDir, largeDir, smallUrl, largeUrl, keys, keyIds, largeCount };
+  return { smallDir, largeDir, smallUrl, largeUrl, keys, keyIds, largeCount, env };
 }
 
 /** GET /v1/me answers 200 for our key with its id, and 401 for an unknown one: else nothing is measured. */
@@ -128,6 +141,7 @@ async function measure(ctx: SectionContext, engine: Engine): Promise<void> {
       dataDir: which === 'small' ? stores.smallDir : stores.largeDir,
       databaseUrl: which === 'small' ? stores.smallUrl : stores.largeUrl,
       logFile: join(root, `${which}.log`),
+      env: stores.env,
     });
     ctx.cleanup.add(() => server.stop());
     return server;
