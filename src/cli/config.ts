@@ -1,7 +1,11 @@
 import { join } from 'node:path';
-import { readJsonFile, withDirLock, writeFileAtomicSync } from '../credentials/atomic-file.js';
+import {
+  hasRecordField,
+  readJsonFile,
+  withDirLock,
+  writeFileAtomicSync,
+} from '../credentials/atomic-file.js';
 import type { StorageBackend } from '../credentials/types.js';
-import { UserError } from './errors.js';
 
 export const CONFIG_FILE = 'config.json';
 
@@ -34,18 +38,7 @@ export class ConfigFile {
   }
 
   read(): ConfigData {
-    let data: ConfigData | undefined;
-    try {
-      data = readJsonFile<ConfigData>(this.path);
-    } catch (err) {
-      throw new UserError(`Cannot read ${this.path}: ${(err as Error).message}`, {
-        hint: 'Fix or delete the file, then log in again.',
-        cause: err,
-      });
-    }
-    if (!data || typeof data.profiles !== 'object' || data.profiles === null)
-      return { version: 1, profiles: {} };
-    return data;
+    return readJsonFile<ConfigData>(this.path, hasRecordField('profiles')) ?? { version: 1, profiles: {} };
   }
 
   profile(name: string): ProfileConfig | undefined {

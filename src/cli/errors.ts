@@ -3,6 +3,7 @@
  * (`exitCodeOf`, `describeError`), applied only by `main.ts`. Cheap to import (no dependencies).
  */
 import { ApiError, NetworkError } from '../client/errors.js';
+import { CorruptFileError } from '../credentials/atomic-file.js';
 
 export const EXIT = {
   OK: 0,
@@ -95,6 +96,8 @@ export function describeError(err: unknown, verbose: boolean): string | null {
     const rid = err.requestId ? ` (request ${err.requestId})` : '';
     return `Error: ${err.message} [${err.code}]${rid}${hint}`;
   }
+  if (err instanceof CorruptFileError)
+    return `Error: ${err.message}\nFix or delete the file (nothing was changed), then run the command again.`;
   if (err instanceof NetworkError)
     return `Error: ${err.message}\nCheck the server URL (--server / BREEZE_SERVER) and your network or proxy settings.`;
   if (verbose && err instanceof Error && err.stack) return `Error: ${err.stack}`;

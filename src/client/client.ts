@@ -142,7 +142,12 @@ export class BreezeClient {
           cause: err,
         });
       }
-      const text = await res.body.text();
+      const text = await readCapped(
+        res.body,
+        MAX_RESPONSE_BYTES,
+        res.statusCode,
+        headerValue(res.headers['x-request-id']),
+      );
       const ms = Math.round(performance.now() - started);
       const requestId = headerValue(res.headers['x-request-id']);
       this.trace(`< ${res.statusCode} (${ms} ms)`);
@@ -206,11 +211,23 @@ export class BreezeClient {
   /** every page of `GET /v1/api-keys` */
   async listAllKeys(q: { status?: KeyStatus } = {}): Promise<ApiKeyInfo[]> {
     const all: ApiKeyInfo[] = [];
+    const seen = new Set<string>();
     let cursor: string | undefined;
     do {
       const page = await this.listKeys({ ...q, limit: 200, cursor });
+      if (
+        !Array.isArray(page?.data) ||
+        !(typeof page.next_cursor === 'string' || page.next_cursor === null)
+      ) {
+        throw unexpectedResponse('GET /v1/api-keys did not return {"data": [...], "next_cursor"}');
+      }
       all.push(...page.data);
       cursor = page.next_cursor ?? undefined;
+      // a server that hands out the same cursor twice (or pages without end) would loop forever
+      if (cursor !== undefined && (seen.has(cursor) || seen.size >= MAX_PAGES)) {
+        throw unexpectedResponse('GET /v1/api-keys kept paging without end');
+      }
+      if (cursor !== undefined) seen.add(cursor);
     } while (cursor);
     return all;
   }
@@ -343,4 +360,37 @@ function describeNetworkError(err: unknown): string {
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN') return 'host not found';
   if (e.name === 'TimeoutError' || code?.includes('TIMEOUT')) return 'timed out';
   return e.message ?? String(err);
+}
+
+/** Answers larger than this are refused: no Breeze response comes near it (a page of 200 keys is ~80 KiB). */
+const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
+/** 1000 pages of 200 keys */
+const MAX_PAGES = 1000;
+
+function unexpectedResponse(what: string, status?: number, requestId?: string | null): ApiError {
+  return new ApiError(`Unexpected response from the server: ${what}.`, {
+    code: 'UNEXPECTED_RESPONSE',
+    status: status ?? 200,
+    requestId,
+  });
+}
+
+/** Reads a response body as UTF-8, giving up (and closing the connection) past `limit` bytes. */
+async function readCapped(
+  body: Dispatcher.ResponseData['body'],
+  limit: number,
+  status: number,
+  requestId: string | null,
+): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += (chunk as Buffer).length;
+    if (size > limit) {
+      body.destroy();
+      throw unexpectedResponse(`the answer is larger than ${limit / 1048576} MiB`, status, requestId);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }

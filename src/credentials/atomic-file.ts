@@ -22,7 +22,28 @@ export function ensurePrivateDir(dir: string): void {
 }
 
 /** Parsed JSON of `file`, or `undefined` when it does not exist. Throws on unreadable or corrupt files. */
-export function readJsonFile<T>(file: string): T | undefined {
+/**
+ * A local file that exists but cannot be used. Its message names the file and never quotes its
+ * content (a credentials file holds keys).
+ */
+export class CorruptFileError extends Error {
+  override name = 'CorruptFileError';
+  constructor(
+    readonly file: string,
+    problem: string,
+  ) {
+    super(`${file} ${problem}.`);
+  }
+}
+
+/**
+ * Reads a JSON file: undefined when it does not exist; CorruptFileError when it is not JSON or
+ * `isValid` refuses its structure, so callers never overwrite a damaged file as if it were empty.
+ */
+export function readJsonFile<T>(
+  file: string,
+  isValid: (value: unknown) => boolean = () => true,
+): T | undefined {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -30,7 +51,23 @@ export function readJsonFile<T>(file: string): T | undefined {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw err;
   }
-  return JSON.parse(text) as T;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new CorruptFileError(file, 'is not valid JSON');
+  }
+  if (!isValid(value)) throw new CorruptFileError(file, 'does not have the expected structure');
+  return value as T;
+}
+
+/** `isValid` for files shaped `{ [field]: { ...record } }`. */
+export function hasRecordField(field: string): (value: unknown) => boolean {
+  return (value) => {
+    if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+    const inner = (value as Record<string, unknown>)[field];
+    return typeof inner === 'object' && inner !== null && !Array.isArray(inner);
+  };
 }
 
 /**

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { readJsonFile, withDirLock, writeFileAtomicSync } from './atomic-file.js';
+import { hasRecordField, readJsonFile, withDirLock, writeFileAtomicSync } from './atomic-file.js';
 import type { CredentialStore } from './types.js';
 
 export const CREDENTIALS_FILE = 'credentials.json';
@@ -26,11 +26,12 @@ export class FileCredentialStore implements CredentialStore {
   }
 
   private read(): CredentialsData {
-    const data = readJsonFile<CredentialsData>(this.path);
-    if (!data || typeof data.credentials !== 'object' || data.credentials === null) {
-      return { version: 1, credentials: {} };
-    }
-    return data;
+    return (
+      readJsonFile<CredentialsData>(this.path, hasRecordField('credentials')) ?? {
+        version: 1,
+        credentials: {},
+      }
+    );
   }
 
   private async mutate<T>(fn: (d: CredentialsData) => T): Promise<T> {
