@@ -244,7 +244,9 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
           savedProfile && !saved
             ? `Profile "${profile}" is logged in to ${savedProfile.server}, not ${where}.`
             : saved
-              ? `The key of profile "${profile}" is missing from the ${saved.storage === 'file' ? 'credentials file' : 'OS keychain'}.`
+              ? saved.storage === 'file'
+                ? `The key of profile "${profile}" is missing from the credentials file.`
+                : `The key of profile "${profile}" was not found in the OS keychain (is the keychain locked?).`
               : `Not logged in (profile "${profile}", ${where}).`,
           {
             hint: `Run "breeze login"${profile !== 'default' ? ` --profile ${profile}` : ''} or set BREEZE_API_KEY.`,

@@ -39,11 +39,20 @@ export function redactJson(value: unknown): unknown {
   if (value && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value))
-      out[k] = SECRET_FIELDS.has(k.toLowerCase()) ? REDACTED : redactJson(v);
+      out[k] = SECRET_FIELDS.has(k.toLowerCase()) && !isErrorCode(value, k) ? REDACTED : redactJson(v);
     return out;
   }
   if (typeof value === 'string') return redactText(value);
   return value;
+}
+
+/**
+ * `code` in an API.md error object (`{"error": {"code": "NOT_FOUND", "statusCode": 404, ...}}`) is an
+ * error code, not a secret: keep it readable. Recognised by its sibling `statusCode`, never by the
+ * value's look (an email code is upper-case letters too).
+ */
+function isErrorCode(parent: object, field: string): boolean {
+  return field === 'code' && typeof (parent as { statusCode?: unknown }).statusCode === 'number';
 }
 
 /** A body as text for a trace: JSON is parsed and redacted; anything else has key-like strings masked. */

@@ -216,6 +216,9 @@ async function pollDevice(
           const told = (err.details as { interval?: unknown } | undefined)?.interval;
           // RFC 8628 §3.5: without a new interval from the server, add 5 s
           interval = typeof told === 'number' && told > interval ? told : interval + (told ? 0 : 5);
+        } else if (err instanceof ApiError && err.code === 'RATE_LIMITED') {
+          // a busy address (many logins behind one NAT): wait as told, then poll on
+          interval = Math.max(interval, Math.min(err.retryAfter ?? interval, 60));
         } else if (err instanceof NetworkError && ++networkFailures <= 5) {
           // a blip (server restart, Wi-Fi): keep polling a little longer
         } else {

@@ -28,4 +28,13 @@ describe('trace redaction', () => {
     expect(redactBody(`plain ${key}`)).not.toContain(key);
     expect(redactUrl(`http://h/cb?code=abc&state=s`)).toBe('http://h/cb?code=%5Bredacted%5D&state=s');
   });
+  it('keeps the error code of an API error readable, but not a code field beside it', () => {
+    const out = JSON.parse(
+      redactBody(JSON.stringify({ error: { code: 'NOT_FOUND', statusCode: 404, message: 'No such key.' } })),
+    );
+    expect(out.error.code).toBe('NOT_FOUND');
+    expect(JSON.parse(redactBody(JSON.stringify({ code: 'ABCDEFGH', email: 'a@b.c' }))).code).toBe(
+      '[redacted]',
+    );
+  });
 });
