@@ -1,4 +1,5 @@
 import { displayPrefix, generateApiKey } from '../core/api-key.js';
+import { HttpError } from '../core/errors.js';
 import type { SecretHasher } from '../core/hash.js';
 import { newKeyId } from '../core/ids.js';
 import type { CreatedVia, Scope } from '../core/types.js';
@@ -73,7 +74,21 @@ export class KeyService {
         },
         tx,
       );
-      const previous = await tx.keys.update(old.id, { expires_at: newExpiry });
+      // Check-and-set: only if the key is still as the caller saw it (not disabled, deleted or
+      // rotated meanwhile), so a concurrent change makes this rotation fail instead of racing it.
+      const res = await tx.db
+        .updateTable('api_keys')
+        .set({ expires_at: newExpiry })
+        .where('id', '=', old.id)
+        .where('disabled_at', 'is', null)
+        .where((eb) =>
+          old.expires_at === null ? eb('expires_at', 'is', null) : eb('expires_at', '=', old.expires_at),
+        )
+        .executeTakeFirst();
+      if (Number(res.numUpdatedRows) !== 1) {
+        throw new HttpError('CONFLICT', 'The key changed while it was being rotated; try again.');
+      }
+      const previous = await tx.keys.get(old.id);
       if (!previous) throw new Error('rotated key vanished');
       return { minted, previous };
     });

@@ -227,6 +227,34 @@ describe('key management', () => {
     );
   });
 
+  it('a key cannot obtain wider scopes by rotating a wider key (403), but may rotate narrower ones', async () => {
+    const narrow = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'ra', scopes: ['admin'] })).body;
+    const wide = (
+      await call('POST', '/v1/api-keys', admin.apiKey, { name: 'rwa', scopes: ['write', 'admin'] })
+    ).body;
+    const ro = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'r' })).body;
+    expectError(
+      await call('POST', `/v1/api-keys/${wide.key_id}/rotate`, narrow.api_key, {}),
+      403,
+      'FORBIDDEN',
+    );
+    expect((await call('GET', '/v1/me', wide.api_key)).status).toBe(200); // untouched
+    const ok = await call('POST', `/v1/api-keys/${ro.key_id}/rotate`, narrow.api_key, {});
+    expect(ok.status).toBe(201);
+    expect(ok.body.scopes).toEqual(['read']);
+  });
+
+  it('a rotation racing a disable fails with 409 and mints nothing', async () => {
+    const k = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'race' })).body;
+    const stale = (await s.store.keys.get(k.key_id))!; // what the rotate handler read
+    await call('POST', `/v1/api-keys/${k.key_id}/disable`, admin.apiKey); // lands in between
+    await expect(s.app.breeze.keys.rotate(stale, 60)).rejects.toMatchObject({ code: 'CONFLICT' });
+    const successors = (await call('GET', '/v1/api-keys?limit=200', admin.apiKey)).body.data.filter(
+      (x: { rotated_from: string | null }) => x.rotated_from === k.key_id,
+    );
+    expect(successors).toEqual([]);
+  });
+
   it('patches name and scopes', async () => {
     const k = await call('POST', '/v1/api-keys', admin.apiKey, { name: 'old' });
     const res = await call('PATCH', `/v1/api-keys/${k.body.key_id}`, admin.apiKey, {

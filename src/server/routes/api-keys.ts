@@ -4,7 +4,7 @@ import type { ApiKeyInfo, KeyListResponse, KeyStatus, Scope } from '../../core/t
 import { normaliseScopes } from '../../core/types.js';
 import { type AuthContext, canManageKeys } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
-import { isUsable, type KeyRow, statusOf, toKeyInfo } from '../store/keys.js';
+import { isUsable, type KeyRow, scopesOf, statusOf, toKeyInfo } from '../store/keys.js';
 import { createdKeySchema, errorResponses, keyIdParams, keySchema, scopesSchema } from './schemas.js';
 
 const MAX_EXPIRY_S = 10 * 365 * 86400;
@@ -250,6 +250,9 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       const auth = requireAuth(request);
       const row = await loadOwnKey(auth, request.params.key_id);
       requireSelfOrManager(auth, row, 'rotate');
+      // the successor inherits the rotated key's scopes and its plaintext goes to the caller: rotating
+      // a wider key than one's own would mint a key with scopes the caller does not hold
+      if (!isSelf(auth, row)) requireScopesWithin(auth, scopesOf(row));
       if (!isUsable(row, clock())) {
         throw new HttpError('CONFLICT', `Cannot rotate a ${statusOf(row, clock())} key.`);
       }
