@@ -148,6 +148,12 @@ export function normaliseServer(value: string): string {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new UsageError(`Invalid server "${value}": only http and https are supported.`);
   }
+  // the server URL is stored in config.json and shown in messages: it must never carry a secret
+  if (url.username || url.password) {
+    throw new UsageError('Invalid server URL: it must not contain a user name or password.', {
+      hint: 'Breeze authenticates with API keys; pass the URL without "user:password@".',
+    });
+  }
   return url.toString().replace(/\/+$/, '');
 }
 
@@ -157,7 +163,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
   const interrupts = deps.interrupts ?? new Interrupts();
   const configDir = resolve(globals.configDir ?? (env.BREEZE_CONFIG_DIR || join(homedir(), '.breeze')));
   const profile = globals.profile ?? (env.BREEZE_PROFILE || 'default');
-  if (!/^[A-Za-z0-9._-]{1,64}$/.test(profile)) {
+  // names like "constructor" or "__proto__" would collide with Object.prototype in config.json's map
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(profile) || profile in Object.prototype) {
     throw new UsageError(`Invalid profile name "${profile}".`, {
       hint: 'Use letters, digits, ".", "_" or "-".',
     });

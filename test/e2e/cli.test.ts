@@ -443,3 +443,47 @@ describe('embedded mode', () => {
     t.cleanup();
   });
 });
+
+describe('a stored key only ever goes to its own server', () => {
+  it('logout against another server refuses (exit 2), sends nothing, and keeps the profile', async () => {
+    const { apiKey, dir } = await loggedIn({ email: 'elsewhere@example.com' });
+    // a listener that records whether anything at all arrives
+    let connections = 0;
+    const trap: Server = createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const port = (trap.address() as { port: number }).port;
+    try {
+      const r = await runCli(['logout', '--server', `http://127.0.0.1:${port}`], {
+        configDir: dir,
+        env: NO_DBUS,
+      });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toContain(url);
+      expect(connections).toBe(0);
+      expect(await meStatus(apiKey)).toBe(200);
+      const status = await runCli(['status', '--json'], { configDir: dir, env: NO_DBUS });
+      expect(JSON.parse(status.stdout).valid).toBe(true);
+    } finally {
+      trap.close();
+    }
+  });
+
+  it('refuses profile names that collide with object internals and server URLs with credentials', async () => {
+    const t = tempConfigDir();
+    for (const name of ['constructor', '__proto__', 'toString']) {
+      const r = await runCli(['keys', 'list', '--profile', name], { configDir: t.dir, env: NO_DBUS });
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/Invalid profile name/);
+    }
+    const r = await runCli(['status', '--server', 'https://bob:s3cret@breeze.example.com'], {
+      configDir: t.dir,
+      env: NO_DBUS,
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr).not.toContain('s3cret');
+    t.cleanup();
+  });
+});

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
-import type { CliContext } from '../context.js';
-import { UserError } from '../errors.js';
+import { type CliContext, normaliseServer } from '../context.js';
+import { UsageError, UserError } from '../errors.js';
 import type { CommandHost } from './index.js';
 
 export interface LogoutResult {
@@ -26,6 +26,12 @@ export async function runLogout(opts: { keepKey?: boolean }, ctx: CliContext): P
     removed_locally: false,
   };
   if (!saved) return result;
+  // the key may only ever be sent to the server it belongs to
+  if (!opts.keepKey && normaliseServer(saved.server) !== ctx.server()) {
+    throw new UsageError(`Profile "${ctx.profile}" is logged in to ${saved.server}, not ${ctx.server()}.`, {
+      hint: `Run "breeze logout" without --server / BREEZE_SERVER, or with --server ${saved.server}.`,
+    });
+  }
   const account = ctx.account(saved.server);
   if (!opts.keepKey) {
     const apiKey = await ctx.credentials.readStored(account, saved.storage);
