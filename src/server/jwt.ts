@@ -90,14 +90,25 @@ export class JwtService {
         : null;
   }
 
+  /**
+   * False on a shared database (PostgreSQL) without a pepper: the private key could only be stored
+   * there in the clear, and anyone able to read that table could then forge tokens for any user.
+   * Such a server issues no JWTs and accepts none until BREEZE_PEPPER is set.
+   */
+  get enabled(): boolean {
+    return this.wrapKey !== null || this.ctx.store.engine !== 'postgres';
+  }
+
   /** Creates the first signing key when there is none (safe when several instances start at once). */
   async init(): Promise<void> {
+    if (!this.enabled) return;
     await this.load(true);
     if (!this.currentLoaded()) await this.createKey((current) => !current);
   }
 
   /** Signs a 1-hour token for `userId`. */
   async issue(userId: string): Promise<IssuedJwt> {
+    if (!this.enabled) throw new Error('JWTs are disabled on this server (no BREEZE_PEPPER)');
     const key = await this.signingKey();
     const iat = Math.floor(this.ctx.clock().getTime() / 1000);
     const exp = iat + JWT_TTL_S;
@@ -142,6 +153,7 @@ export class JwtService {
 
   /** The `jwt` authenticator: a valid token of an existing user grants everything that user can reach. */
   async authenticate(token: string): Promise<AuthContext | null> {
+    if (!this.enabled) return null;
     const payload = await this.verify(token);
     if (!payload?.sub) return null;
     const user = await this.ctx.store.users.get(payload.sub);
@@ -151,6 +163,7 @@ export class JwtService {
 
   /** The public keys: the current one and those retired less than a token lifetime ago. */
   async jwks(): Promise<{ keys: PublicSigningJwk[] }> {
+    if (!this.enabled) return { keys: [] };
     await this.load(false);
     if (!this.currentLoaded()) await this.init();
     return { keys: this.keys.map((k) => k.jwk) };

@@ -64,7 +64,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     });
     if (opts.databaseUrl && !pepper) {
       app.log.warn(
-        'BREEZE_PEPPER is not set: secrets are hashed with plain SHA-256. Set the same BREEZE_PEPPER on every instance (before the first start: changing it invalidates existing keys).',
+        'BREEZE_PEPPER is not set: secrets are hashed with plain SHA-256 and JWTs are disabled (their signing key would sit in the database in the clear). Set the same BREEZE_PEPPER on every instance (before the first start: changing it invalidates existing keys).',
       );
     }
     const address = await app.listen({ host: opts.host, port: opts.port });

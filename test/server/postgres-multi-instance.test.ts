@@ -470,6 +470,15 @@ describe.skipIf(skip)('instances without BREEZE_PEPPER', () => {
       const me = await api(E, 'GET', '/v1/me', secret);
       expect(me.status).toBe(200);
       expect((await json<MeResponse>(me)).user.email).toBe('np@example.com');
+      // no pepper: no JWT signing key may be stored in the clear, so JWTs are off, and say so
+      const jwt = await api(D, 'POST', '/auth/code', undefined, { email: 'np@example.com', type: 'jwt' });
+      expect(jwt.status).toBe(400);
+      expect((await json<ErrorBody>(jwt)).error.code).toBe('VALIDATION_FAILED');
+      const jwks = await json<{ keys: unknown[] }>(await api(E, 'GET', '/.well-known/jwks.json'));
+      expect(jwks.keys).toEqual([]);
+      const check = await openStore({ databaseUrl: url });
+      expect(await check.db.selectFrom('signing_keys').selectAll().execute()).toEqual([]);
+      await check.close();
     } finally {
       await Promise.all(instances.map(stopInstance));
       await pgs.stop();

@@ -102,6 +102,13 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
       },
     },
     async (request, reply) => {
+      if (request.body.type === 'jwt' && !opts.jwt.enabled) {
+        throw new HttpError(
+          'VALIDATION_FAILED',
+          'This server issues no JWTs: its operator must set BREEZE_PEPPER (shared database). Use type "api_key".',
+          { details: [{ field: 'body.type', message: 'jwt is disabled on this server' }] },
+        );
+      }
       const email = normaliseEmail(request.body.email);
       // Known and unknown emails cost the same: one lookup and one insert. With `signup: closed`
       // an unknown email gets a code row nobody can learn (no mail): same answer, no account.
