@@ -42,10 +42,10 @@ async function createMailer(opts: ServeOptions): Promise<Mailer> {
 /** Opens the store, builds the app and listens. Used by `breeze serve` and the CLI's embedded mode. */
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const store = await openStore({ dataDir: opts.dataDir, databaseUrl: opts.databaseUrl });
-  // A shared database gets no per-data-dir pepper: every instance must hash alike (see resolvePepper).
-  const pepper = resolvePepper(opts.databaseUrl ? undefined : opts.dataDir);
   let mailer: Mailer | undefined;
   try {
+    // A shared database gets no per-data-dir pepper: every instance must hash alike (see resolvePepper).
+    const pepper = resolvePepper(opts.databaseUrl ? undefined : opts.dataDir);
     mailer = await createMailer(opts);
     const app = await buildApp({
       store,

@@ -486,4 +486,14 @@ describe('a stored key only ever goes to its own server', () => {
     expect(r.stderr).not.toContain('s3cret');
     t.cleanup();
   });
+
+  it('keys create --expires-in 0 is a usage error, not a key that never expires', async () => {
+    const { dir } = await loggedIn();
+    const r = await runCli(['keys', 'create', '--name', 'zero', '--expires-in', '0', '--json'], {
+      configDir: dir,
+      env: NO_DBUS,
+    });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stdout).toBe('');
+  });
 });

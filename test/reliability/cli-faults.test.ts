@@ -205,12 +205,7 @@ describe.skipIf(skip)('CLI under faults', () => {
     60_000,
   );
 
-  /**
-   * KNOWN BUG (src/client: response bodies are used without a shape check): a server answering
-   * `200 {"data": 42}` to `GET /v1/api-keys` makes `breeze keys list` print the JavaScript internals
-   * `Error: Spread syntax requires ...iterable[Symbol.iterator] to be a function` (exit 1). It should
-   * say the server's response was unexpected, like it does for non-JSON. Flip to `it` once fixed.
-   */
+  /** A 200 whose body is not the documented shape is reported as an unexpected response. */
   it('a server answering 200 with the wrong JSON shape gets a clear message', async () => {
     currentMode = 'wrong-shape';
     const r = await cli(['--server', brokenUrl, 'keys', 'list'], { BREEZE_API_KEY: adminKey });
@@ -220,12 +215,7 @@ describe.skipIf(skip)('CLI under faults', () => {
     expect(r.stderr).toMatch(/unexpected|response/i);
   }, 30_000);
 
-  /**
-   * KNOWN BUG (src/client/client.ts `listAllKeys`, the `do { ... } while (cursor)` loop): a server
-   * that always answers with a `next_cursor` keeps `breeze keys list` fetching forever at full CPU
-   * (seen: still running after 15 s; with non-empty pages memory grows too). The loop needs a page
-   * cap and a check that the cursor moves. Flip to `it` once fixed.
-   */
+  /** A server that never stops handing out cursors (or repeats one) cannot make `keys list` loop forever. */
   it('a server paging forever does not hang `keys list`', async () => {
     currentMode = 'endless-pages';
     pages = 0;
@@ -244,12 +234,7 @@ describe.skipIf(skip)('CLI under faults', () => {
     }
   }, 30_000);
 
-  /**
-   * KNOWN BUG (src/client/client.ts, `await res.body.text()` in `request`): the client reads an
-   * answer of any size into memory. A server streaming an endless body grew `breeze status` to 4.2 GB
-   * RSS in 9 s (seen by hand); here a 64 MiB answer is read whole. A cap (a few MiB: no API answer is
-   * larger) that aborts with a clear message would fix it. Flip to `it` once fixed.
-   */
+  /** The client stops reading past 4 MiB instead of buffering an endless body. */
   it('an oversized answer is cut short, not read whole into memory', async () => {
     currentMode = 'huge-body';
     hugeSent = 0;
@@ -350,14 +335,7 @@ describe.skipIf(skip)('CLI under faults', () => {
       }
     }, 60_000);
 
-    /**
-     * KNOWN BUG (src/credentials/file-store.ts `read()`, via atomic-file.ts `readJsonFile`): a corrupt
-     * credentials.json surfaces as the bare JSON.parse message, e.g. `Error: Unexpected token ' ',
-     * " � garbage" is not valid JSON` — it does not say which file is broken, and V8's message quotes
-     * up to ~10 characters of the file (for a damaged file, possibly the start of a key). config.ts
-     * wraps the same error as `Cannot read <path>: ...` with a hint; the credentials store should too
-     * (without the quoted snippet). Flip `it.fails` to `it` once fixed.
-     */
+    /** The message names the broken file and never quotes its bytes (a damaged file may hold a key). */
     it('credentials.json: the error names the file', async () => {
       await loggedIn();
       writeFileSync(join(cfg.dir, 'credentials.json'), Buffer.from([0x00, 0xff, 0x20, 0x67]));

@@ -18,7 +18,12 @@ export async function runRun(opts: { argv: string[] }, ctx: CliContext): Promise
   const vars = await credentialEnv(ctx);
   const child = spawn(file, args, { stdio: 'inherit', env: { ...ctx.env, ...vars } });
   const extra = FORWARDED.filter((s) => s !== 'SIGINT' && s !== 'SIGTERM');
+  // A Ctrl-C or Ctrl-\ typed at a terminal already reaches the child (same foreground process
+  // group); passing it on again would make it a double press, which many tools take as "quit now".
+  const fromTerminal = (sig: NodeJS.Signals) =>
+    (sig === 'SIGINT' || sig === 'SIGQUIT') && process.stdin.isTTY;
   const forward = (sig: NodeJS.Signals) => {
+    if (fromTerminal(sig)) return;
     if (child.exitCode === null && child.signalCode === null) child.kill(sig);
   };
   // SIGINT/SIGTERM come through the context (they would otherwise abort breeze itself)

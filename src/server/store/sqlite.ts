@@ -55,6 +55,11 @@ export async function openSqliteStore(file: string): Promise<SqliteStore> {
     }
   }
   const store = new SqliteStore(sqlite);
-  await store.migrate();
+  try {
+    await store.migrate();
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
   return store;
 }

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { CreatedKeyResponse, Scope } from '../../../core/types.js';
 import type { CliContext } from '../../context.js';
+import { UsageError } from '../../errors.js';
 import { replaceStoredKey } from '../../session.js';
 import type { CommandHost } from '../index.js';
 import { parseScopes } from '../login.js';
@@ -16,11 +17,16 @@ export interface KeysCreateOptions {
 
 /** Creates a key; with `save`, stores it as the current profile's key. */
 export async function runKeysCreate(opts: KeysCreateOptions, ctx: CliContext): Promise<CreatedKeyResponse> {
+  if (opts.expiresIn === 0) {
+    throw new UsageError('--expires-in 0 would create a key that is already expired.', {
+      hint: 'Leave --expires-in out for a key that never expires, or give a lifetime such as 30d.',
+    });
+  }
   const { client } = await ctx.authenticated();
   const created = await client.createKey({
     name: opts.name,
     scopes: opts.scopes,
-    expires_in_s: opts.expiresIn || undefined,
+    expires_in_s: opts.expiresIn,
   });
   if (opts.save) {
     const me = await client.withKey(created.api_key).me();
