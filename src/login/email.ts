@@ -236,6 +236,12 @@ async function finish(
   const patch: { name?: string; scopes?: LoginOptions['scopes'] } = {};
   if (opts.name) patch.name = opts.name;
   if (opts.scopes && opts.scopes.length < SCOPES.length) patch.scopes = opts.scopes;
-  const key = Object.keys(patch).length ? await client.updateKey(keyId, patch) : await client.getKey(keyId);
-  return { apiKey, key, user: me.user };
+  try {
+    const key = Object.keys(patch).length ? await client.updateKey(keyId, patch) : await client.getKey(keyId);
+    return { apiKey, key, user: me.user };
+  } catch (err) {
+    // the new full-scope key is stored nowhere yet: revoke it rather than leave it alive and unknown
+    await client.deleteKey(keyId).catch(() => {});
+    throw err;
+  }
 }
