@@ -67,28 +67,6 @@ function seeOther(reply: FastifyReply, location: string): FastifyReply {
   return reply.code(303).header('location', location).send();
 }
 
-/** A sliding-window counter in memory (per instance), for the per-email mail limit. */
-class WindowCounter {
-  private readonly hits = new Map<string, number[]>();
-  constructor(
-    private readonly max: number,
-    private readonly windowMs: number,
-  ) {}
-
-  /** Counts a hit; false when over the limit. */
-  take(key: string, now: number): boolean {
-    const recent = (this.hits.get(key) ?? []).filter((t) => now - t < this.windowMs);
-    if (recent.length >= this.max) {
-      this.hits.set(key, recent);
-      return false;
-    }
-    recent.push(now);
-    this.hits.set(key, recent);
-    if (this.hits.size > 10_000) this.hits.clear();
-    return true;
-  }
-}
-
 /**
  * The browser pages: `/login` (email -> mailed code -> session cookie), `/device` (type the code,
  * or arrive with `?user_code=`; then Approve / Deny), `/logout`. HTML, no scripts, strict CSP,
@@ -99,7 +77,12 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
   const sessions = new Sessions(ctx);
   const codes = new EmailCodes(ctx);
   const logins = new CliLoginService(ctx);
-  const perEmail = new WindowCounter(CODES_PER_EMAIL, CODES_PER_EMAIL_WINDOW_MS);
+  // per mailbox, whatever the address: the same @fastify/rate-limit limiter POST /auth/code uses
+  const perEmail = app.createRateLimit({
+    max: CODES_PER_EMAIL,
+    timeWindow: CODES_PER_EMAIL_WINDOW_MS,
+    keyGenerator: (req: FastifyRequest) => `page-email:${normaliseEmail(field(req.body, 'email') ?? '')}`,
+  });
 
   // form posts are for these pages only; the JSON API keeps accepting JSON alone
   await app.register(formbody, { bodyLimit: 16 * 1024 });
@@ -184,8 +167,9 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
       );
     }
     const email = normaliseEmail(raw);
-    if (!perEmail.take(email, ctx.clock().getTime())) {
-      reply.header('retry-after', String(CODES_PER_EMAIL_WINDOW_MS / 1000));
+    const limit = await perEmail(request);
+    if (!limit.isAllowed && limit.isExceeded) {
+      reply.header('retry-after', String(Math.max(1, limit.ttlInSeconds)));
       return sendPage(
         reply,
         429,
