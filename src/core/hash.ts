@@ -13,6 +13,11 @@ export function createSecretHasher(pepper?: Buffer | string | null): SecretHashe
   return sha256;
 }
 
+/** PKCE S256 (RFC 7636): base64url(SHA-256(verifier)), computed alike by the CLI and the server. */
+export function pkceChallenge(verifier: string): string {
+  return sha256(verifier);
+}
+
 export function sha256(value: string): string {
   return createHash('sha256').update(value).digest('base64url');
 }

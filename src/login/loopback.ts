@@ -1,6 +1,7 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { safeEqual } from '../core/hash.js';
 
 /** What the browser brought back to the loopback redirect. */
 export type CallbackResult = { kind: 'code'; code: string } | { kind: 'error'; error: string };
@@ -59,12 +60,6 @@ function send(res: ServerResponse, status: number, page: LoopbackPage): void {
   res.end(renderPage(page));
 }
 
-function sameState(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-}
-
 /**
  * The loopback redirect target of RFC 8252: an HTTP listener on 127.0.0.1, port chosen by the OS,
  * that takes exactly one `GET /callback?code=…&state=…` (or `?error=…`) carrying our `state`,
@@ -92,7 +87,7 @@ export async function startLoopbackListener(state: string): Promise<LoopbackList
       return;
     }
     const given = url.searchParams.get('state') ?? '';
-    if (delivered || !sameState(given, state)) {
+    if (delivered || !safeEqual(given, state)) {
       send(res, 400, {
         ok: false,
         title: 'This link is not for this login',

@@ -1,4 +1,5 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { pkceChallenge } from '../core/hash.js';
 
 export interface Pkce {
   /** 43 characters of base64url (256 bits): stays in this process, sent only to the exchange */
@@ -15,7 +16,7 @@ export function createPkce(): Pkce {
 }
 
 export function challengeOf(verifier: string): string {
-  return createHash('sha256').update(verifier).digest('base64url');
+  return pkceChallenge(verifier);
 }
 
 /** An unguessable `state` that ties the loopback redirect to this run. */

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import { randomString } from '../../core/base62.js';
 import { HttpError } from '../../core/errors.js';
-import { safeEqual } from '../../core/hash.js';
+import { pkceChallenge, safeEqual } from '../../core/hash.js';
 import { randomToken } from '../../core/ids.js';
 import type { CliLoginExchangeResult, CliLoginRequest, CliLoginStart, Scope } from '../../core/types.js';
 import { normaliseScopes } from '../../core/types.js';
@@ -52,10 +51,6 @@ export function parseLoopbackRedirect(value: string): URL | null {
   const port = Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) return null;
   return url;
-}
-
-function s256(verifier: string): string {
-  return createHash('sha256').update(verifier).digest('base64url');
 }
 
 const VERIFIER = /^[A-Za-z0-9._~-]{43,128}$/;
@@ -200,7 +195,7 @@ export class CliLoginService {
   ): Promise<CliLoginExchangeResult> {
     const login = await this.repo.get(loginId);
     if (!login) throw invalidGrant('Unknown login.');
-    if (!VERIFIER.test(verifier) || !safeEqual(s256(verifier), login.code_challenge)) {
+    if (!VERIFIER.test(verifier) || !safeEqual(pkceChallenge(verifier), login.code_challenge)) {
       throw invalidGrant('The code_verifier does not match this login.');
     }
     if (login.status === 'exchanged') throw invalidGrant('This login was already exchanged for a key.');
