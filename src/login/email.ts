@@ -126,7 +126,7 @@ export async function runEmailLogin(opts: LoginOptions, ctx: CliContext): Promis
     }
     const client = await ctx.client();
     const secret = await verify(ctx, client, pending, code);
-    return finish(ctx, client, secret, opts);
+    return finish(client, secret, opts);
   }
 
   const email =
@@ -166,7 +166,7 @@ export async function runEmailLogin(opts: LoginOptions, ctx: CliContext): Promis
     });
     try {
       const secret = await verify(ctx, client, pending, normaliseCode(typed), attempt < MAX_TRIES);
-      return finish(ctx, client, secret, opts);
+      return finish(client, secret, opts);
     } catch (err) {
       if (err instanceof WrongCode) {
         ctx.out.warn(
@@ -223,12 +223,7 @@ async function dropPending(ctx: CliContext, id: string): Promise<void> {
 }
 
 /** Reads back the new key and its user, applying `--name` / `--scopes`. */
-async function finish(
-  ctx: CliContext,
-  anonymous: BreezeClient,
-  apiKey: string,
-  opts: LoginOptions,
-): Promise<LoginResult> {
+async function finish(anonymous: BreezeClient, apiKey: string, opts: LoginOptions): Promise<LoginResult> {
   const client = anonymous.withKey(apiKey);
   const me = await client.me();
   const keyId = me.auth.key_id;
