@@ -6,7 +6,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import type { Scope } from '../../src/core/types.js';
+import type { SeedKeyOptions } from './server.js';
 
 export const BIN = resolve(import.meta.dirname, '../../bin/breeze.js');
 
@@ -128,30 +128,23 @@ export function tempConfigDir(): { dir: string; cleanup(): void } {
  */
 export async function seedKeyInDataDir(
   dataDir: string,
-  opts: { email?: string; scopes?: Scope[]; name?: string; expiresAt?: string | null } = {},
+  opts: SeedKeyOptions = {},
 ): Promise<{ apiKey: string; keyId: string; userId: string }> {
   const { openStore } = await import('../../src/server/store/index.js');
   const { resolvePepper } = await import('../../src/server/config.js');
   const { createSecretHasher } = await import('../../src/core/hash.js');
   const { KeyService } = await import('../../src/server/key-service.js');
   const { VerificationCache } = await import('../../src/server/verification-cache.js');
+  const { mintSeedKey } = await import('./server.js');
   const store = await openStore({ dataDir });
   try {
-    const user = await store.users.ensure(opts.email ?? 'dev@example.com');
     const keys = new KeyService(
       store,
       createSecretHasher(resolvePepper(dataDir)),
       new VerificationCache(0),
       () => new Date(),
     );
-    const { row, apiKey } = await keys.mint({
-      userId: user.id,
-      name: opts.name ?? 'seed',
-      scopes: opts.scopes ?? ['read', 'write', 'admin'],
-      expiresAt: opts.expiresAt ?? null,
-      createdVia: 'api',
-    });
-    return { apiKey, keyId: row.id, userId: user.id };
+    return await mintSeedKey(store, keys, opts);
   } finally {
     await store.close();
   }

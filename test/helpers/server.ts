@@ -5,6 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Scope } from '../../src/core/types.js';
 import { type BuildAppOptions, buildApp } from '../../src/server/app.js';
 import type { ServerConfig } from '../../src/server/config.js';
+import type { KeyService } from '../../src/server/key-service.js';
 import { OutboxMailer } from '../../src/server/mail/outbox.js';
 import { openStore, type Store } from '../../src/server/store/index.js';
 
@@ -13,12 +14,36 @@ export interface TestServer {
   store: Store;
   dataDir: string;
   /** creates a user (if needed) and a key for it; returns the plaintext */
-  seedKey(opts?: { email?: string; scopes?: Scope[]; name?: string; expiresAt?: string | null }): Promise<{
+  seedKey(opts?: SeedKeyOptions): Promise<{
     apiKey: string;
     keyId: string;
     userId: string;
   }>;
   close(): Promise<void>;
+}
+
+export interface SeedKeyOptions {
+  email?: string;
+  scopes?: Scope[];
+  name?: string;
+  expiresAt?: string | null;
+}
+
+/** Creates the user (if needed) and an admin-capable key for it, as a first login would; returns the plaintext. */
+export async function mintSeedKey(
+  store: Store,
+  keys: KeyService,
+  o: SeedKeyOptions = {},
+): Promise<{ apiKey: string; keyId: string; userId: string }> {
+  const user = await store.users.ensure(o.email ?? 'dev@example.com');
+  const { row, apiKey } = await keys.mint({
+    userId: user.id,
+    name: o.name ?? 'seed',
+    scopes: o.scopes ?? ['read', 'write', 'admin'],
+    expiresAt: o.expiresAt ?? null,
+    createdVia: 'api',
+  });
+  return { apiKey, keyId: row.id, userId: user.id };
 }
 
 /** A real server over a real SQLite file in a temp dir (or `store` if given). */
@@ -38,17 +63,7 @@ export async function startTestServer(
     app,
     store,
     dataDir,
-    async seedKey(o = {}) {
-      const user = await store.users.ensure(o.email ?? 'dev@example.com');
-      const { row, apiKey } = await app.breeze.keys.mint({
-        userId: user.id,
-        name: o.name ?? 'seed',
-        scopes: o.scopes ?? ['read', 'write', 'admin'],
-        expiresAt: o.expiresAt ?? null,
-        createdVia: 'api',
-      });
-      return { apiKey, keyId: row.id, userId: user.id };
-    },
+    seedKey: (o = {}) => mintSeedKey(store, app.breeze.keys, o),
     async close() {
       await app.close();
       if (!opts.store) await store.close();
