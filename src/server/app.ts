@@ -1,4 +1,3 @@
-import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import ajvFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -9,6 +8,7 @@ import type { ServerContext } from './context.js';
 import { JwtService } from './jwt.js';
 import { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
+import { registerOpenApi } from './openapi.js';
 import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
 import { answerClientError, handleError, registerErrorHandling } from './plugins/errors.js';
@@ -95,19 +95,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   });
   registerErrorHandling(app);
 
-  await app.register(fastifySwagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Breeze API', version: '1' },
-      components: {
-        securitySchemes: {
-          apiKey: { type: 'apiKey', in: 'header', name: 'xi-api-key' },
-          bearer: { type: 'http', scheme: 'bearer' },
-        },
-      },
-      security: [{ apiKey: [] }, { bearer: [] }],
-    },
-  });
+  await registerOpenApi(app);
 
   registerAuth(app, {
     jwt: (token) => jwt.authenticate(token),

@@ -14,6 +14,4 @@ export async function healthRoutes(app: FastifyInstance): Promise<void> {
     },
     async () => ({ status: 'ok' }),
   );
-
-  app.get('/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 }

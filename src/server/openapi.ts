@@ -1,0 +1,170 @@
+import fastifySwagger from '@fastify/swagger';
+import type { FastifyInstance, FastifySchema, RouteOptions } from 'fastify';
+import { errorSchema } from './routes/schemas.js';
+
+/**
+ * What the OpenAPI document says about each operation beyond its route schema, keyed by
+ * `METHOD /fastify/url`. Kept here, in one table, rather than in every route file: the document
+ * must stay lint-clean (Redocly `recommended`, Spectral `spectral:oas`; test/server/openapi.test.ts
+ * runs both), and a new route that is missing here has no `operationId`, which fails that test.
+ * A route may also set `schema.operationId` / `schema.description` itself; those win.
+ */
+export const OPERATIONS: Readonly<Record<string, { operationId: string; description: string }>> = {
+  'GET /healthz': {
+    operationId: 'getHealth',
+    description: 'Answers `{"status":"ok"}` while the server is up. No credential needed.',
+  },
+  'GET /v1/me': {
+    operationId: 'getMe',
+    description:
+      'The user behind the credential and how it authenticated (`api_key`, `jwt` or `session`), with its key id and scopes.',
+  },
+  'GET /v1/api-keys': {
+    operationId: 'listApiKeys',
+    description:
+      "The caller's keys, newest first, `limit` 1..200 (default 50); pass `next_cursor` back as `cursor` for the next page. Needs an `admin` key, a JWT or a session.",
+  },
+  'POST /v1/api-keys': {
+    operationId: 'createApiKey',
+    description:
+      'Mints a key (default scopes `["read"]`). The plaintext `api_key` is in this response and nowhere else. A key cannot grant a scope it does not hold itself (`403`).',
+  },
+  'GET /v1/api-keys/:key_id': {
+    operationId: 'getApiKey',
+    description: "One key of the caller's user. A key without `admin` may read only itself.",
+  },
+  'PATCH /v1/api-keys/:key_id': {
+    operationId: 'updateApiKey',
+    description: 'Renames a key or changes its scopes (never wider than the caller holds).',
+  },
+  'DELETE /v1/api-keys/:key_id': {
+    operationId: 'deleteApiKey',
+    description: 'Deletes a key for good; it is refused everywhere within a second. A key may delete itself.',
+  },
+  'POST /v1/api-keys/:key_id/rotate': {
+    operationId: 'rotateApiKey',
+    description:
+      'Mints a successor with the same name, scopes and expiry; the old key expires after `grace_period_s` (default 3600, `0` at once; at most 7 days when a key rotates itself). Rotating a disabled, expired or already rotated key is `409`.',
+  },
+  'POST /v1/api-keys/:key_id/disable': {
+    operationId: 'disableApiKey',
+    description: 'Refuses the key (within a second, on every instance) until it is enabled again.',
+  },
+  'POST /v1/api-keys/:key_id/enable': {
+    operationId: 'enableApiKey',
+    description: 'Accepts a disabled key again.',
+  },
+  'GET /.well-known/jwks.json': {
+    operationId: 'getJwks',
+    description:
+      'The public keys (current and recently retired) that verify the JWTs of the email-code flow. No credential needed.',
+  },
+  'POST /auth/code': {
+    operationId: 'requestAuthCode',
+    description:
+      'Mails an 8-character code (valid 10 minutes, single use). Answers the same whether or not the address has an account.',
+  },
+  'POST /auth/code/:id/verifications': {
+    operationId: 'verifyAuthCode',
+    description:
+      'Trades the mailed code for an API key (`type: "api_key"`) or a one-hour JWT (`type: "jwt"`), once. Five wrong codes kill the request.',
+  },
+  'POST /v1/cli/logins': {
+    operationId: 'startCliLogin',
+    description:
+      'Starts a PKCE (S256) login that the user approves in a browser at `verification_uri_complete`.',
+  },
+  'POST /v1/cli/logins/:login_id/exchange': {
+    operationId: 'exchangeCliLogin',
+    description:
+      'Exchanges an approved login for a new API key, once, with the verifier (and the loopback `code` when the login had a `redirect_uri`).',
+  },
+};
+
+/** The tags operations use, with what they group. */
+const TAGS = [
+  { name: 'account', description: 'The caller.' },
+  { name: 'api-keys', description: "Managing the caller's API keys." },
+  { name: 'auth', description: 'Email codes, JWTs and the keys that verify them.' },
+  { name: 'cli-login', description: 'Browser-approved login for the `breeze` CLI.' },
+  { name: 'meta', description: 'Server health.' },
+];
+
+const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];
+
+/** An operation's document entry: its table row, who may call it, and at least one 4xx. */
+function describeRoute(schema: FastifySchema | undefined, route: RouteOptions): FastifySchema | undefined {
+  if (!schema || (schema as { hide?: boolean }).hide || typeof route.method !== 'string') return schema;
+  const s = schema as FastifySchema & {
+    operationId?: string;
+    description?: string;
+    security?: unknown;
+    response?: Record<string, unknown>;
+  };
+  const row = OPERATIONS[`${route.method} ${route.url}`];
+  const auth = (route.config as { auth?: 'required' | 'optional' } | undefined)?.auth;
+  const response = { ...s.response };
+  // Node's HTTP parser refuses a malformed request to any route with 400 (plugins/errors.ts)
+  if (!Object.keys(response).some((code) => code.startsWith('4'))) {
+    response[400] = { ...errorSchema, description: 'Malformed request.' };
+  }
+  return {
+    ...s,
+    operationId: s.operationId ?? row?.operationId,
+    description: s.description ?? row?.description,
+    // the document's default is "an API key or a bearer token": say so where none is needed
+    security:
+      s.security ?? (auth === 'required' ? undefined : auth === 'optional' ? [...ALL_CREDENTIALS, {}] : []),
+    response,
+  };
+}
+
+/** Public URL without trailing slashes (OpenAPI server URLs must not end with one). */
+function serverUrl(publicUrl: string): string {
+  return publicUrl.replace(/\/+$/, '');
+}
+
+/**
+ * Registers @fastify/swagger (before the routes, so it sees them) and `GET /openapi.json`, the
+ * OpenAPI 3.1 document of every JSON route. `servers` is the server's public URL as it is when the
+ * document is asked for (`breeze serve` learns its port only after listening).
+ */
+export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+  await app.register(fastifySwagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Breeze API',
+        version: '1',
+        description:
+          'API keys for developers and CI: manage keys, sign in by email code or through the `breeze` CLI. Errors always have the shape `{"error": {"code", "message", "statusCode", "category", "request_id"}}`.',
+        license: { name: 'MIT', identifier: 'MIT' },
+      },
+      tags: TAGS,
+      components: {
+        securitySchemes: {
+          apiKey: { type: 'apiKey', in: 'header', name: 'xi-api-key', description: 'A Breeze API key.' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description: 'A Breeze API key, or a JWT from the email-code flow.',
+          },
+        },
+      },
+      security: ALL_CREDENTIALS,
+    },
+    transform: ({ schema, url, route }) => ({ schema: describeRoute(schema, route) as FastifySchema, url }),
+  });
+
+  app.get('/openapi.json', { schema: { hide: true } }, async () => {
+    // swagger() returns the OpenAPI 3 document here (the plugin is registered with `openapi`)
+    const { openapi, info, ...rest } = app.swagger() as unknown as { openapi: string; info: object };
+    const url = serverUrl(app.breeze.config.publicUrl);
+    return {
+      openapi,
+      info: { ...info, contact: { name: 'The operators of this Breeze server', url } },
+      servers: [{ url, description: 'This server' }],
+      ...rest,
+    };
+  });
+}
