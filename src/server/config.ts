@@ -4,6 +4,14 @@ import { join } from 'node:path';
 
 export type SignupPolicy = 'open' | 'closed';
 
+/**
+ * The JWS algorithm name Breeze JWTs and the JWKS carry. Both mean Ed25519 signatures with the same
+ * keys: `Ed25519` is RFC 9864's fully-specified name (the default), `EdDSA` RFC 8037's, which
+ * verifiers that predate RFC 9864 (PyJWT, for one) need.
+ */
+export const JWT_ALGS = ['Ed25519', 'EdDSA'] as const;
+export type JwtAlg = (typeof JWT_ALGS)[number];
+
 /** Everything `buildApp` needs to know about its deployment. */
 export interface ServerConfig {
   /** Base URL users' browsers reach the server at; used in links, mails and JWT `iss`. */
@@ -13,6 +21,8 @@ export interface ServerConfig {
   rateLimitPerKey: number;
   /** How long a verified key may be served from memory; bounds how late a revocation takes effect. */
   keyCacheTtlMs: number;
+  /** Algorithm name of issued JWTs and of the JWKS entries; tokens carrying the other one are refused. */
+  jwtAlg: JwtAlg;
   /** Pepper for HMAC-SHA-256 of secrets; kept outside the database. */
   pepper: Buffer | null;
   /** Directory for the dev outbox and other local state (SQLite deployments). */
@@ -27,6 +37,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     signup: 'open',
     rateLimitPerKey: 600,
     keyCacheTtlMs: 500,
+    jwtAlg: 'Ed25519',
     pepper: null,
     ...overrides,
   };

@@ -10,10 +10,15 @@ import {
   randomBytes,
 } from 'node:crypto';
 import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { JwtAlg } from './config.js';
 import type { AuthContext, ServerContext } from './context.js';
 import { type SigningKeyRow, SigningKeysRepo, withSigningKeyLock } from './store/signing-keys.js';
 
-/** JWS algorithm of every Breeze JWT (RFC 9864's fully-specified name; jose 6 knows it). */
+/**
+ * The default JWS algorithm name of Breeze JWTs (RFC 9864's fully-specified name; jose 6 knows it)
+ * and the algorithm recorded with every signing key. `config.jwtAlg: 'EdDSA'` publishes and signs
+ * the same keys under RFC 8037's name instead.
+ */
 export const JWT_ALG = 'Ed25519';
 export const JWT_AUDIENCE = 'breeze';
 /** Token lifetime: `exp = iat + 3600`. */
@@ -29,7 +34,7 @@ export interface PublicSigningJwk {
   crv: 'Ed25519';
   x: string;
   kid: string;
-  alg: typeof JWT_ALG;
+  alg: JwtAlg;
   use: 'sig';
 }
 
@@ -113,7 +118,7 @@ export class JwtService {
     const iat = Math.floor(this.ctx.clock().getTime() / 1000);
     const exp = iat + JWT_TTL_S;
     const token = await new SignJWT({})
-      .setProtectedHeader({ alg: JWT_ALG, kid: key.kid, typ: 'JWT' })
+      .setProtectedHeader({ alg: this.alg, kid: key.kid, typ: 'JWT' })
       .setIssuer(this.ctx.config.publicUrl)
       .setAudience(JWT_AUDIENCE)
       .setSubject(userId)
@@ -135,7 +140,8 @@ export class JwtService {
           return key.publicKey;
         },
         {
-          algorithms: [JWT_ALG],
+          // only the configured name: a token claiming the other one was not issued by this server
+          algorithms: [this.alg],
           issuer: this.ctx.config.publicUrl,
           audience: JWT_AUDIENCE,
           currentDate: this.ctx.clock(),
@@ -176,6 +182,11 @@ export class JwtService {
    */
   async rotateSigningKey(): Promise<{ kid: string }> {
     return this.createKey(() => true);
+  }
+
+  /** The algorithm name tokens and JWKS entries carry (`config.jwtAlg`). */
+  private get alg(): JwtAlg {
+    return this.ctx.config.jwtAlg ?? JWT_ALG;
   }
 
   private currentLoaded(): LoadedKey | undefined {
@@ -278,7 +289,7 @@ export class JwtService {
       retiredAt: row.retired_at,
       publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pub.x }, format: 'jwk' }),
       privateKey,
-      jwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid: row.kid, alg: JWT_ALG, use: 'sig' },
+      jwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid: row.kid, alg: this.alg, use: 'sig' },
     };
   }
 

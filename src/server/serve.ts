@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { buildApp } from './app.js';
-import { resolvePepper, type ServerConfig, type SignupPolicy } from './config.js';
+import { type JwtAlg, resolvePepper, type ServerConfig, type SignupPolicy } from './config.js';
 import type { Mailer, MailMessage } from './mail/mailer.js';
 import { OutboxMailer } from './mail/outbox.js';
 import { openStore, type Store } from './store/index.js';
@@ -16,6 +16,8 @@ export interface ServeOptions {
   publicUrl?: string;
   signup?: SignupPolicy;
   rateLimitPerKey?: number;
+  /** JWS algorithm name of JWTs and the JWKS (default `Ed25519`) */
+  jwtAlg?: JwtAlg;
   logger?: FastifyServerOptions['logger'];
   /** set when the server runs inside a CLI command */
   embedded?: boolean;
@@ -54,6 +56,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       config: {
         signup: opts.signup ?? 'open',
         rateLimitPerKey: opts.rateLimitPerKey ?? 600,
+        jwtAlg: opts.jwtAlg ?? 'Ed25519',
         pepper,
         dataDir: opts.dataDir,
         embedded: opts.embedded ?? false,

@@ -38,6 +38,7 @@ const OPTIONS: Record<string, string[]> = {
     '--public-url',
     '--signup',
     '--rate-limit-per-key',
+    '--jwt-alg',
   ],
   'keys list': ['--all'],
   'keys create': ['--name', '--scopes', '--expires-in', '--save'],

@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
+import type { JwtAlg } from '../../server/config.js';
 import type { CliContext } from '../context.js';
 import { UsageError } from '../errors.js';
 import type { CommandHost } from './index.js';
@@ -12,6 +13,7 @@ export interface ServeCommandOptions {
   publicUrl?: string;
   signup: 'open' | 'closed';
   rateLimitPerKey: number;
+  jwtAlg: JwtAlg;
 }
 
 function intArg(name: string, min: number, max: number) {
@@ -62,6 +64,7 @@ export async function runServe(
     publicUrl: opts.publicUrl,
     signup: opts.signup,
     rateLimitPerKey: opts.rateLimitPerKey,
+    jwtAlg: opts.jwtAlg,
     logger: loggerOptions(),
   });
   process.stderr.write(`Breeze server listening on ${server.url}\n`);
@@ -101,6 +104,14 @@ export function createCommand(host: CommandHost): Command {
       intArg('--rate-limit-per-key', 0, 1e9),
       600,
     )
+    .addOption(
+      new Option(
+        '--jwt-alg <alg>',
+        'algorithm name in JWTs and the JWKS: Ed25519 (RFC 9864) or EdDSA (RFC 8037, for verifiers such as PyJWT)',
+      )
+        .choices(['Ed25519', 'EdDSA'])
+        .default('Ed25519'),
+    )
     .addHelpText(
       'after',
       `
@@ -108,7 +119,8 @@ Examples:
   $ breeze serve                                   http://127.0.0.1:4455, data in ~/.breeze/server
   $ breeze serve --port 0 --data-dir ./data        a free port, a project-local database
   $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
-  $ breeze serve --database-url postgres://breeze@db/breeze --signup closed`,
+  $ breeze serve --database-url postgres://breeze@db/breeze --signup closed
+  $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT`,
     )
     .action(async (opts: ServeCommandOptions, cmd: Command) => {
       await runServe(opts, await host.context(cmd));
