@@ -10,6 +10,7 @@ import { JwtService } from '../../src/server/jwt.js';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { openStore } from '../../src/server/store/index.js';
+import { runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 import { codeFromSubject } from '../helpers/smtp.js';
 
@@ -150,4 +151,26 @@ describe('a server accepts only its own algorithm name', () => {
       await store.close();
     }
   });
+});
+
+describe('breeze serve --jwt-alg', () => {
+  it('EdDSA publishes EdDSA keys; an unknown name is a usage error (exit 2)', async () => {
+    const t = tempConfigDir();
+    const proc = spawnCli(['serve', '--port', '0', '--data-dir', join(t.dir, 'data'), '--jwt-alg', 'EdDSA'], {
+      configDir: t.dir,
+    });
+    try {
+      proc.stdout?.resume();
+      const m = await waitForOutput(proc, /listening on (http:\/\/127\.0\.0\.1:\d+)/);
+      expect((await jwks(m[1] as string)).keys.map((k) => k.alg)).toEqual(['EdDSA']);
+      const bad = await runCli(['serve', '--port', '0', '--jwt-alg', 'RS256'], { configDir: t.dir });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/Ed25519.*EdDSA|EdDSA.*Ed25519/);
+    } finally {
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+      t.cleanup();
+    }
+  }, 60_000);
 });
