@@ -5,7 +5,14 @@ import { normaliseScopes } from '../../core/types.js';
 import { type AuthContext, canManageKeys } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
 import { isUsable, type KeyRow, scopesOf, statusOf, toKeyInfo } from '../store/keys.js';
-import { createdKeySchema, errorResponses, keyIdParams, keySchema, scopesSchema } from './schemas.js';
+import {
+  createdKeySchema,
+  errorResponses,
+  keyIdParams,
+  keySchema,
+  scopesSchema,
+  textSchema,
+} from './schemas.js';
 
 const MAX_EXPIRY_S = 10 * 365 * 86400;
 const DEFAULT_GRACE_S = 3600;
@@ -32,7 +39,7 @@ interface KeyParams {
   key_id: string;
 }
 
-const nameSchema = { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' } as const;
+const nameSchema = textSchema(200);
 
 function forbidden(message: string): HttpError {
   return new HttpError('FORBIDDEN', message);

@@ -5,7 +5,7 @@ import type { JwtService } from '../jwt.js';
 import type { Mailer } from '../mail/mailer.js';
 import { rateLimitedError } from '../plugins/rate-limit.js';
 import { normaliseEmail } from '../store/users.js';
-import { errorResponses } from './schemas.js';
+import { emailSchema, errorResponses, idSchema } from './schemas.js';
 
 export interface AuthCodeRoutesOptions {
   jwt: JwtService;
@@ -91,7 +91,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
           type: 'object',
           required: ['email', 'type'],
           properties: {
-            email: { type: 'string', format: 'email', minLength: 3, maxLength: 254 },
+            email: emailSchema,
             type: { type: 'string', enum: ['api_key', 'jwt'] },
           },
         },
@@ -129,7 +129,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
         params: {
           type: 'object',
           required: ['id'],
-          properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+          properties: { id: idSchema },
         },
         body: {
           type: 'object',
