@@ -11,6 +11,7 @@ import ajvFormats from 'ajv-formats';
  * C0 controls (TAB, CR and LF included), DEL and the C1 controls. PostgreSQL cannot store U+0000
  * at all and the others rewrite terminals and logs, so no text field accepts any of them.
  */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is its purpose
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/u;
 
 /** JSON-schema `pattern` (ajv compiles it with the `u` flag): no control character anywhere. */
