@@ -3,7 +3,7 @@ import { HttpError } from '../../core/errors.js';
 import { EmailCodes } from '../email-codes.js';
 import type { JwtService } from '../jwt.js';
 import type { Mailer } from '../mail/mailer.js';
-import { rateLimitedError } from '../plugins/rate-limit.js';
+import { perIpKey, rateLimitedError } from '../plugins/rate-limit.js';
 import { normaliseEmail } from '../store/users.js';
 import { emailSchema, errorResponses, idSchema } from './schemas.js';
 
@@ -82,7 +82,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
   app.post<{ Body: CodeBody }>(
     '/auth/code',
     {
-      config: { rateLimit: { ...CODE_REQUESTS_PER_IP, keyGenerator: (req) => `auth-code-ip:${req.ip}` } },
+      config: { rateLimit: { ...CODE_REQUESTS_PER_IP, keyGenerator: perIpKey('auth-code-ip') } },
       preHandler: limitPerEmail,
       schema: {
         summary: 'Mail a one-time code to an address (same answer whether or not it has an account)',
@@ -122,7 +122,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
   app.post<{ Params: VerifyParams; Body: VerifyBody }>(
     '/auth/code/:id/verifications',
     {
-      config: { rateLimit: { ...VERIFICATIONS_PER_IP, keyGenerator: (req) => `auth-verify-ip:${req.ip}` } },
+      config: { rateLimit: { ...VERIFICATIONS_PER_IP, keyGenerator: perIpKey('auth-verify-ip') } },
       schema: {
         summary: 'Trade a mailed code for an API key or a JWT (once)',
         tags: ['auth'],

@@ -6,6 +6,7 @@ import { randomToken } from '../../core/ids.js';
 import type { CliLoginExchangeResult, CliLoginRequest, CliLoginStart, Scope } from '../../core/types.js';
 import { normaliseScopes } from '../../core/types.js';
 import type { ServerContext } from '../context.js';
+import { perIpKey } from '../plugins/rate-limit.js';
 import { scopesOf, toKeyInfo } from '../store/keys.js';
 import { type LoginRow, LoginsRepo } from '../store/logins.js';
 import { errorResponses, idSchema, keySchema, scopesSchema, textSchema, userSchema } from './schemas.js';
@@ -270,7 +271,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     '/v1/cli/logins',
     {
       // each start is a row and takes a user code: bounded per client address
-      config: { rateLimit: { ...LOGIN_STARTS_PER_IP, keyGenerator: (req) => `cli-login-ip:${req.ip}` } },
+      config: { rateLimit: { ...LOGIN_STARTS_PER_IP, keyGenerator: perIpKey('cli-login-ip') } },
       schema: {
         summary: 'Start a CLI login (PKCE S256); the user approves it in a browser',
         tags: ['cli-login'],
@@ -323,7 +324,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     '/v1/cli/logins/:login_id/exchange',
     {
       // guessing login ids is bounded per address; a CLI polls once per `interval` (>= 1 s)
-      config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: (req) => `cli-exchange-ip:${req.ip}` } },
+      config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: perIpKey('cli-exchange-ip') } },
       schema: {
         summary: 'Exchange an approved login for a new API key (once)',
         tags: ['cli-login'],
