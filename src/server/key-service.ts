@@ -92,7 +92,14 @@ export class KeyService {
     if (row.rotated_at) {
       return new HttpError('CONFLICT', 'This key was already rotated: rotate its successor instead.');
     }
-    return new HttpError('CONFLICT', `Cannot rotate a ${statusOf(row, now)} key.`);
+    const status = statusOf(row, now);
+    if (status === 'active' || status === 'expiring') {
+      return new HttpError('CONFLICT', 'The key changed while it was being rotated; try again.');
+    }
+    return new HttpError(
+      'CONFLICT',
+      `Cannot rotate ${status === 'expired' ? 'an expired' : `a ${status}`} key.`,
+    );
   }
 
   /** Drops a key from every cache (this instance at once, others via the store's notification). */
