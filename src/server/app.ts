@@ -1,5 +1,4 @@
 import { Ajv } from 'ajv';
-import ajvFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createSecretHasher } from '../core/hash.js';
 import { newRequestId } from '../core/ids.js';
@@ -12,6 +11,7 @@ import { registerOpenApi } from './openapi.js';
 import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
 import { answerClientError, handleError, registerErrorHandling } from './plugins/errors.js';
+import { registerIdCheck } from './plugins/input.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authCodeRoutes } from './routes/auth-code.js';
@@ -21,12 +21,8 @@ import { jwksRoutes } from './routes/jwks.js';
 import { meRoutes } from './routes/me.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
+import { addFormats } from './validation.js';
 import { VerificationCache } from './verification-cache.js';
-
-// ajv-formats is CommonJS: its default export arrives as the module object under NodeNext types
-const addFormats = ((ajvFormats as unknown as { default?: unknown }).default ?? ajvFormats) as (
-  ajv: Ajv,
-) => Ajv;
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -103,6 +99,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     ...opts.authenticators,
   });
   await registerKeyRateLimit(app, config.rateLimitPerKey);
+  registerIdCheck(app);
 
   await app.register(healthRoutes);
   await app.register(meRoutes);

@@ -4,7 +4,7 @@ import type { SecretHasher } from '../core/hash.js';
 import { newKeyId } from '../core/ids.js';
 import type { CreatedVia, Scope } from '../core/types.js';
 import type { Store, StoreTx } from './store/index.js';
-import { type KeyRow, newKeyRow } from './store/keys.js';
+import { type KeyRow, newKeyRow, statusOf } from './store/keys.js';
 import type { VerificationCache } from './verification-cache.js';
 
 export interface MintOptions {
@@ -55,14 +55,17 @@ export class KeyService {
   }
 
   /**
-   * Rotates `old` (already checked usable): a new key with the same name, scopes and expiry; the old
-   * one's expiry becomes min(its own, now + grace) — never later than it was.
+   * Rotates `old`: a new key with the same name, scopes and expiry; the old one's expiry becomes
+   * min(its own, now + grace) — never later than it was. A check-and-set: the old key is marked
+   * rotated by one conditional UPDATE (only if it is still enabled, unexpired and not rotated yet)
+   * before the successor is minted in the same transaction, so of concurrent rotations exactly one
+   * wins; the others get 409 (404 when the key was deleted meanwhile).
    */
   async rotate(old: KeyRow, graceSeconds: number): Promise<{ minted: MintedKey; previous: KeyRow }> {
     const now = this.clock();
     const graceEnd = new Date(now.getTime() + graceSeconds * 1000).toISOString();
-    const newExpiry = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;
     const result = await this.store.transaction(async (tx) => {
+      if (!(await tx.keys.markRotated(old.id, now.toISOString(), graceEnd))) return null;
       const minted = await this.mint(
         {
           userId: old.user_id,
@@ -74,26 +77,29 @@ export class KeyService {
         },
         tx,
       );
-      // Check-and-set: only if the key is still as the caller saw it (not disabled, deleted or
-      // rotated meanwhile), so a concurrent change makes this rotation fail instead of racing it.
-      const res = await tx.db
-        .updateTable('api_keys')
-        .set({ expires_at: newExpiry })
-        .where('id', '=', old.id)
-        .where('disabled_at', 'is', null)
-        .where((eb) =>
-          old.expires_at === null ? eb('expires_at', 'is', null) : eb('expires_at', '=', old.expires_at),
-        )
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) {
-        throw new HttpError('CONFLICT', 'The key changed while it was being rotated; try again.');
-      }
       const previous = await tx.keys.get(old.id);
       if (!previous) throw new Error('rotated key vanished');
       return { minted, previous };
     });
+    if (!result) throw await this.whyNotRotated(old.id, now);
     await this.changed(old.id);
     return result;
+  }
+
+  private async whyNotRotated(keyId: string, now: Date): Promise<HttpError> {
+    const row = await this.store.keys.get(keyId);
+    if (!row) return new HttpError('NOT_FOUND', 'No such API key.');
+    if (row.rotated_at) {
+      return new HttpError('CONFLICT', 'This key was already rotated: rotate its successor instead.');
+    }
+    const status = statusOf(row, now);
+    if (status === 'active' || status === 'expiring') {
+      return new HttpError('CONFLICT', 'The key changed while it was being rotated; try again.');
+    }
+    return new HttpError(
+      'CONFLICT',
+      `Cannot rotate ${status === 'expired' ? 'an expired' : `a ${status}`} key.`,
+    );
   }
 
   /** Drops a key from every cache (this instance at once, others via the store's notification). */

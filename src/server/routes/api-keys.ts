@@ -2,10 +2,18 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import type { ApiKeyInfo, KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
 import { normaliseScopes } from '../../core/types.js';
-import { type AuthContext, canManageKeys } from '../context.js';
+import { authorizeKeyAction, requireKeyManager, requireScopesWithin, rotationGrace } from '../authz.js';
+import type { AuthContext } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
-import { isUsable, type KeyRow, scopesOf, statusOf, toKeyInfo } from '../store/keys.js';
-import { createdKeySchema, errorResponses, keyIdParams, keySchema, scopesSchema } from './schemas.js';
+import { type KeyRow, toKeyInfo } from '../store/keys.js';
+import {
+  createdKeySchema,
+  errorResponses,
+  keyIdParams,
+  keySchema,
+  scopesSchema,
+  textSchema,
+} from './schemas.js';
 
 const MAX_EXPIRY_S = 10 * 365 * 86400;
 const DEFAULT_GRACE_S = 3600;
@@ -32,25 +40,10 @@ interface KeyParams {
   key_id: string;
 }
 
-const nameSchema = { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' } as const;
-
-function forbidden(message: string): HttpError {
-  return new HttpError('FORBIDDEN', message);
-}
+const nameSchema = textSchema(200);
 
 function notFound(): HttpError {
   return new HttpError('NOT_FOUND', 'No such API key.');
-}
-
-function requireManager(auth: AuthContext): void {
-  if (!canManageKeys(auth)) throw forbidden('This key lacks the "admin" scope needed to manage keys.');
-}
-
-/** A caller can never hand out a scope it does not hold itself. */
-function requireScopesWithin(auth: AuthContext, scopes: Scope[]): void {
-  const missing = scopes.filter((s) => !auth.scopes.includes(s));
-  if (missing.length > 0)
-    throw forbidden(`Cannot grant scopes this credential does not hold: ${missing.join(', ')}.`);
 }
 
 function encodeCursor(id: string): string {
@@ -76,14 +69,6 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     const row = await store.keys.get(keyId);
     if (!row || row.user_id !== auth.user.id) throw notFound();
     return row;
-  }
-
-  const isSelf = (auth: AuthContext, row: KeyRow) => auth.type === 'api_key' && auth.keyId === row.id;
-
-  function requireSelfOrManager(auth: AuthContext, row: KeyRow, action: string): void {
-    if (!isSelf(auth, row) && !canManageKeys(auth)) {
-      throw forbidden(`Without the "admin" scope a key can only ${action} itself.`);
-    }
   }
 
   const common = { config: { auth: 'required' as const } };
@@ -118,7 +103,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request): Promise<KeyListResponse> => {
       const auth = requireAuth(request);
-      requireManager(auth);
+      requireKeyManager(auth);
       const limit = request.query.limit ?? 50;
       const rows = await store.keys.list(auth.user.id, {
         limit: limit + 1,
@@ -157,7 +142,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const auth = requireAuth(request);
-      requireManager(auth);
+      requireKeyManager(auth);
       const body = request.body;
       const scopes = normaliseScopes(body.scopes ?? ['read']);
       requireScopesWithin(auth, scopes);
@@ -187,7 +172,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     async (request) => {
       const auth = requireAuth(request);
       const row = await loadOwnKey(auth, request.params.key_id);
-      requireSelfOrManager(auth, row, 'read');
+      authorizeKeyAction(auth, row, 'read');
       return info(row);
     },
   );
@@ -207,7 +192,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     async (request) => {
       const auth = requireAuth(request);
       const row = await loadOwnKey(auth, request.params.key_id);
-      requireManager(auth);
+      authorizeKeyAction(auth, row, 'update');
       const patch: Partial<KeyRow> = {};
       if (request.body.name !== undefined) patch.name = request.body.name.trim();
       if (request.body.scopes !== undefined) {
@@ -249,14 +234,10 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const auth = requireAuth(request);
       const row = await loadOwnKey(auth, request.params.key_id);
-      requireSelfOrManager(auth, row, 'rotate');
       // the successor inherits the rotated key's scopes and its plaintext goes to the caller: rotating
       // a wider key than one's own would mint a key with scopes the caller does not hold
-      if (!isSelf(auth, row)) requireScopesWithin(auth, scopesOf(row));
-      if (!isUsable(row, clock())) {
-        throw new HttpError('CONFLICT', `Cannot rotate a ${statusOf(row, clock())} key.`);
-      }
-      const grace = request.body?.grace_period_s ?? DEFAULT_GRACE_S;
+      authorizeKeyAction(auth, row, 'rotate');
+      const grace = rotationGrace(auth, row, request.body?.grace_period_s ?? DEFAULT_GRACE_S);
       const { minted, previous } = await keys.rotate(row, grace);
       return reply.code(201).send({ ...info(minted.row), api_key: minted.apiKey, previous: info(previous) });
     },
@@ -278,7 +259,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       async (request) => {
         const auth = requireAuth(request);
         const row = await loadOwnKey(auth, request.params.key_id);
-        requireManager(auth);
+        authorizeKeyAction(auth, row, action);
         const disabledAt = action === 'disable' ? (row.disabled_at ?? clock().toISOString()) : null;
         if (disabledAt === row.disabled_at) return info(row);
         const updated = await store.keys.update(row.id, { disabled_at: disabledAt });
@@ -303,7 +284,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply: FastifyReply) => {
       const auth = requireAuth(request);
       const row = await loadOwnKey(auth, request.params.key_id);
-      requireSelfOrManager(auth, row, 'delete');
+      authorizeKeyAction(auth, row, 'delete');
       await store.keys.delete(row.id);
       await keys.changed(row.id);
       return reply.code(204).send();

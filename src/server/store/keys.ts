@@ -103,6 +103,32 @@ export class KeysRepo {
     return this.get(id);
   }
 
+  /**
+   * The check-and-set of a rotation: marks key `id` rotated at `at` and moves its expiry to
+   * min(its own, `graceEnd`), in one UPDATE that matches only an enabled, unexpired key that was
+   * not rotated yet. PostgreSQL re-checks the condition on the latest row version after waiting for
+   * a concurrent writer's row lock, and SQLite serialises writers, so exactly one caller gets true.
+   */
+  async markRotated(id: string, at: string, graceEnd: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('api_keys')
+      .set((eb) => ({
+        rotated_at: at,
+        expires_at: eb
+          .case()
+          .when(eb.and([eb('expires_at', 'is not', null), eb('expires_at', '<', graceEnd)]))
+          .then(eb.ref('expires_at'))
+          .else(graceEnd)
+          .end(),
+      }))
+      .where('id', '=', id)
+      .where('rotated_at', 'is', null)
+      .where('disabled_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
+  }
+
   async delete(id: string): Promise<boolean> {
     const res = await this.db.deleteFrom('api_keys').where('id', '=', id).executeTakeFirst();
     return Number(res.numDeletedRows) > 0;
@@ -145,6 +171,7 @@ export function newKeyRow(f: NewKeyFields): KeyRow {
     last_used_at: null,
     disabled_at: null,
     rotated_from: f.rotatedFrom ?? null,
+    rotated_at: null,
     created_via: f.createdVia,
   };
 }

@@ -1,4 +1,4 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
 
 /**
  * Versioned migrations, in code so they ship inside the package. Kysely's migrator records them in
@@ -85,6 +85,17 @@ const migrations: Record<string, Migration> = {
         .addColumn('created_at', 'text', (c) => c.notNull())
         .addColumn('retired_at', 'text')
         .execute();
+    },
+  },
+  '002_api_keys_rotated_at': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // set once, by the rotation that minted the key's successor: a rotation is a conditional
+      // update of this column, so of concurrent rotations exactly one wins
+      await db.schema.alterTable('api_keys').addColumn('rotated_at', 'text').execute();
+      await sql`UPDATE api_keys SET rotated_at = (
+          SELECT MIN(s.created_at) FROM api_keys s WHERE s.rotated_from = api_keys.id)
+        WHERE EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = api_keys.id)`.execute(db);
     },
   },
 };

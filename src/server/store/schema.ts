@@ -33,6 +33,8 @@ export interface ApiKeysTable {
   last_used_at: string | null;
   disabled_at: string | null;
   rotated_from: string | null;
+  /** when this key was rotated (its successor has `rotated_from` = its id); a key rotates once */
+  rotated_at: string | null;
   created_via: string;
 }
 
