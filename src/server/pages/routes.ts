@@ -3,6 +3,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { HttpError } from '../../core/errors.js';
 import { normaliseScopes } from '../../core/types.js';
 import { EmailCodes } from '../email-codes.js';
+import { backgroundMailer } from '../mail/background.js';
 import { CliLoginService, formatUserCode, normaliseUserCode } from '../routes/cli-logins.js';
 import { type BrowserSession, Sessions } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
@@ -75,7 +76,9 @@ function seeOther(reply: FastifyReply, location: string): FastifyReply {
 export async function pageRoutes(app: FastifyInstance): Promise<void> {
   const ctx = app.breeze;
   const sessions = new Sessions(ctx);
-  const codes = new EmailCodes(ctx);
+  // mail in the background, as POST /auth/code does: known and unknown addresses then answer alike
+  // and at the same speed, and a failing SMTP server cannot tell them apart with a 500
+  const codes = new EmailCodes({ ...ctx, mailer: backgroundMailer(app, ctx.mailer) });
   const logins = new CliLoginService(ctx);
   // per mailbox, whatever the address: the same @fastify/rate-limit limiter POST /auth/code uses
   const perEmail = app.createRateLimit({
