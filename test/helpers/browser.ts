@@ -106,9 +106,10 @@ export class InjectBrowser {
   /** Signs in through /login with the code read by `readCode`; returns nothing, keeps the cookie. */
   async signIn(email: string, readCode: () => string | undefined): Promise<void> {
     const page = await this.get('/login');
+    const before = readCode();
     const res = await this.post('/login', { email, csrf: hiddenField(page.body, 'csrf'), next: '/device' });
     if (res.statusCode !== 200) throw new Error(`POST /login: ${res.statusCode}`);
-    const code = readCode();
+    const code = await waitForNewCode(readCode, before);
     if (!code) throw new Error('no code was mailed');
     const done = await this.post('/login/code', {
       code,
@@ -130,6 +131,24 @@ export class InjectBrowser {
   async decide(userCode: string, action: 'approve' | 'deny'): Promise<LightMyRequestResponse> {
     const csrf = await this.authorizeCsrf(userCode);
     return this.post(`/device/${action}`, { csrf, user_code: userCode });
+  }
+}
+
+/**
+ * The code mail goes out after `POST /login` answers (in the background, so that the answer does
+ * not depend on the mail): waits up to `timeoutMs` for a code other than `before`.
+ */
+export async function waitForNewCode(
+  readCode: () => string | undefined,
+  before: string | undefined,
+  timeoutMs = 5000,
+): Promise<string | undefined> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const code = readCode();
+    if (code && code !== before) return code;
+    if (Date.now() > until) return undefined;
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 
