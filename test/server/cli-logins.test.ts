@@ -317,13 +317,12 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
 
   it('a browser session authenticates /v1/me and /v1/api-keys, but not a cross-site write', async () => {
     const browser = await signedIn('session@example.com');
-    const me = await server.app.inject({ url: '/v1/me', headers: { cookie: browser.cookieHeader() } });
+    // API.md (issue 10): the cookie counts only on a same-origin browser request
+    const sameOrigin = { cookie: browser.cookieHeader(), 'sec-fetch-site': 'same-origin' };
+    const me = await server.app.inject({ url: '/v1/me', headers: sameOrigin });
     expect(me.statusCode).toBe(200);
     expect(me.json()).toMatchObject({ user: { email: 'session@example.com' }, auth: { type: 'session' } });
-    const list = await server.app.inject({
-      url: '/v1/api-keys',
-      headers: { cookie: browser.cookieHeader() },
-    });
+    const list = await server.app.inject({ url: '/v1/api-keys', headers: sameOrigin });
     expect(list.statusCode).toBe(200);
     const created = await server.app.inject({
       method: 'POST',

@@ -145,10 +145,15 @@ describe('browser pages', () => {
     expect(again.statusCode).toBe(403);
 
     // sign out ends the session on the server
+    const me = () =>
+      server.app.inject({
+        url: '/v1/me',
+        headers: { cookie: `breeze_session=${token}`, 'sec-fetch-site': 'same-origin' },
+      });
+    expect((await me()).statusCode).toBe(200);
     const out = await b.post('/logout', { csrf: hiddenField(device.body, 'csrf') });
     expect(out.statusCode).toBe(303);
-    const me = await server.app.inject({ url: '/v1/me', headers: { cookie: `breeze_session=${token}` } });
-    expect(me.statusCode).toBe(401);
+    expect((await me()).statusCode).toBe(401);
   });
 
   it('the sign-in forms need the form token and a same-origin POST', async () => {
