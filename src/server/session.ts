@@ -160,6 +160,20 @@ export class Sessions {
   }
 
   /**
+   * A token proving that this session went through a step (such as typing a login's user code on
+   * the page), for the next form to echo. Bound to the session and to `purpose`: useless to anyone
+   * else, and for anything else; it needs no storage and dies with the session.
+   */
+  proof(session: BrowserSession, purpose: string): string {
+    return this.ctx.hasher(`proof:${purpose}:${session.csrf}`);
+  }
+
+  /** True when `given` is `proof(session, purpose)`. */
+  checkProof(session: BrowserSession, purpose: string, given: string | undefined): boolean {
+    return typeof given === 'string' && safeEqual(given, this.proof(session, purpose));
+  }
+
+  /**
    * The CSRF token for forms shown before sign-in (double submit: a random value in a cookie that
    * the form must echo). Sets the cookie when the browser has none yet.
    */

@@ -49,6 +49,8 @@ export function countOutbox(outboxDir: string): number {
 export class InjectBrowser {
   readonly cookies = new Map<string, string>();
   origin = 'http://127.0.0.1:4455';
+  /** the client address the server sees */
+  remoteAddress = '127.0.0.1';
 
   constructor(private readonly app: FastifyInstance) {}
 
@@ -74,6 +76,7 @@ export class InjectBrowser {
     const res = await this.app.inject({
       method: 'GET',
       url,
+      remoteAddress: this.remoteAddress,
       headers: { cookie: this.cookieHeader(), ...headers },
     });
     this.keep(res);
@@ -90,6 +93,7 @@ export class InjectBrowser {
     const res = await this.app.inject({
       method: 'POST',
       url,
+      remoteAddress: this.remoteAddress,
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
         cookie: this.cookieHeader(),
@@ -121,17 +125,44 @@ export class InjectBrowser {
     if (done.statusCode !== 303) throw new Error(`POST /login/code: ${done.statusCode}`);
   }
 
-  /** Opens the authorize page for `userCode` and returns its CSRF token. */
+  /**
+   * Opens the authorize page for `userCode` the way a person does: types the code into the form of
+   * `/device` (a link alone does not show Approve for a login from another device).
+   */
+  async typeCode(userCode: string): Promise<LightMyRequestResponse> {
+    const entry = await this.get('/device');
+    if (entry.statusCode !== 200) throw new Error(`code-entry page: ${entry.statusCode}`);
+    return this.post('/device', { csrf: hiddenField(entry.body, 'csrf'), user_code: userCode });
+  }
+
+  /** Opens the authorize page for `userCode` (typing the code) and returns its CSRF token. */
   async authorizeCsrf(userCode: string): Promise<string> {
-    const page = await this.get(`/device?user_code=${encodeURIComponent(userCode)}`);
+    const page = await this.typeCode(userCode);
     if (page.statusCode !== 200) throw new Error(`authorize page: ${page.statusCode}`);
     return hiddenField(page.body, 'csrf');
   }
 
+  /** Types the code, then submits the page's Approve or Deny form as it is. */
   async decide(userCode: string, action: 'approve' | 'deny'): Promise<LightMyRequestResponse> {
-    const csrf = await this.authorizeCsrf(userCode);
-    return this.post(`/device/${action}`, { csrf, user_code: userCode });
+    const page = await this.typeCode(userCode);
+    if (page.statusCode !== 200) throw new Error(`authorize page: ${page.statusCode}`);
+    return this.post(`/device/${action}`, formFields(page.body, `/device/${action}`));
   }
+}
+
+/** The hidden fields of the POST form with this `action` in a page. */
+export function formFields(page: string, action: string): Record<string, string> {
+  const start = page.indexOf(`<form method="post" action="${action}">`);
+  if (start < 0) throw new Error(`no form posting to ${action}`);
+  const form = page.slice(start, page.indexOf('</form>', start));
+  const fields: Record<string, string> = {};
+  for (const m of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
+    fields[m[1] ?? ''] = (m[2] ?? '')
+      .replaceAll('&amp;', '&')
+      .replaceAll('&quot;', '"')
+      .replaceAll('&#39;', "'");
+  }
+  return fields;
 }
 
 /**

@@ -189,7 +189,8 @@ describe('browser pages', () => {
     const login = await newLogin({ hostname: '<script>alert(1)</script>', client_name: 'breeze/9.9.9' });
     const b = new InjectBrowser(server.app);
     await b.signIn('show@example.com', lastCode('show@example.com'));
-    const page = await b.get(`/device?user_code=${login.user_code.toLowerCase().replace('-', ' ')}`);
+    // a login from another device: its page appears once the code is typed (as people type it)
+    const page = await b.typeCode(login.user_code.toLowerCase().replace('-', ' '));
     expect(page.statusCode).toBe(200);
     expect(page.body).toContain(login.user_code.slice(0, 4));
     expect(page.body).toContain(login.user_code.slice(5));
