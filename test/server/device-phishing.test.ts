@@ -11,28 +11,50 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { OutboxMailer } from '../../src/server/mail/outbox.js';
+import { openStore, type Store } from '../../src/server/store/index.js';
 import { formFields, hiddenField, InjectBrowser } from '../helpers/browser.js';
+import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
+import { requirePart } from '../helpers/require.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const ATTACKER_IP = '203.0.113.9';
 const VICTIM_IP = '198.51.100.7';
 
-describe('device-mode login: a link alone never approves', () => {
+const pg = postgresAvailability();
+const engines = [
+  { engine: 'sqlite', skip: false },
+  { engine: 'postgres', skip: requirePart('PostgreSQL', pg.available, pg.why) },
+] as const;
+
+describe.each(engines)('device-mode login on $engine: a link alone never approves', ({ engine, skip }) => {
   let server: TestServer;
+  let pgs: TestPostgres | undefined;
+  let store: Store | undefined;
   let now = Date.parse('2026-03-01T09:00:00Z');
   const mails: MailMessage[] = [];
   const outbox = mkdtempSync(join(tmpdir(), 'breeze-outbox-'));
 
   beforeAll(async () => {
+    if (skip) return;
+    if (engine === 'postgres') {
+      pgs = await startPostgres();
+      store = await openStore({ databaseUrl: await pgs.createDatabase(uniqueDbName('phish')) });
+    }
     server = await startTestServer({
+      store,
       clock: () => new Date(now),
       mailer: new OutboxMailer(outbox, undefined, (m) => mails.push(m)),
       config: { publicUrl: 'http://127.0.0.1:4455' },
     });
   });
   afterAll(async () => {
-    await server.close();
+    await server?.close();
+    await store?.close();
+    await pgs?.stop();
     rmSync(outbox, { recursive: true, force: true });
+  });
+  beforeEach((t) => {
+    if (skip) t.skip();
   });
   beforeEach(() => {
     now += 3600_000;
@@ -182,6 +204,45 @@ describe('device-mode login: a link alone never approves', () => {
     );
     expect(crossSite.statusCode).toBe(403);
     expect(crossSite.body).not.toContain('/device/approve');
+  });
+
+  it('the new form never answers 5xx to bad input, and always with a page', async () => {
+    const victim = await signedIn('fuzz@example.com', VICTIM_IP);
+    const csrf = hiddenField((await victim.get('/device')).body, 'csrf');
+    const login = await startLogin(ATTACKER_IP);
+    const forms: Record<string, string | undefined>[] = [
+      {},
+      { csrf },
+      { csrf, user_code: '\u0000' },
+      { csrf, user_code: `${login.user_code}\u0000` },
+      { csrf, user_code: 'A'.repeat(5000) },
+      { csrf, user_code: '\u202e\u200bBCDF-GHJK' },
+      { csrf: '\u0000', user_code: login.user_code },
+    ];
+    for (const form of forms) {
+      for (const path of ['/device', '/device/approve', '/device/deny']) {
+        const res = await victim.post(path, { ...form, typed: '\u0000\u00ff' });
+        expect(res.statusCode, `${path} ${JSON.stringify(form)}`).toBeLessThan(500);
+        expect(res.headers['content-type']).toMatch(/^text\/html/);
+      }
+    }
+    for (const payload of ['user_code=a&user_code=b', '%%%', 'csrf[]=1']) {
+      const res = await server.app.inject({
+        method: 'POST',
+        url: '/device',
+        headers: { cookie: victim.cookieHeader(), 'content-type': 'application/x-www-form-urlencoded' },
+        payload,
+      });
+      expect(res.statusCode, payload).toBeLessThan(500);
+    }
+    const json = await server.app.inject({
+      method: 'POST',
+      url: '/device',
+      headers: { cookie: victim.cookieHeader(), 'content-type': 'application/json' },
+      payload: JSON.stringify({ csrf, user_code: [login.user_code] }),
+    });
+    expect(json.statusCode).toBeLessThan(500);
+    expect(errorCode(await login.exchange())).toBe('AUTHORIZATION_PENDING');
   });
 
   it('with a loopback redirect the link still opens the Approve page at once (one click)', async () => {
