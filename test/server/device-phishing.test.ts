@@ -245,6 +245,20 @@ describe.each(engines)('device-mode login on $engine: a link alone never approve
     expect(errorCode(await login.exchange())).toBe('AUTHORIZATION_PENDING');
   });
 
+  it('guessing codes through the typed-code form is limited per address (429 page with Retry-After)', async () => {
+    const guesser = await signedIn('guesser@example.com', '192.0.2.77');
+    const csrf = hiddenField((await guesser.get('/device')).body, 'csrf');
+    const statuses: number[] = [];
+    for (let i = 0; i < 61; i++) {
+      statuses.push((await guesser.post('/device', { csrf, user_code: 'BCDF-GHJK' })).statusCode);
+    }
+    expect(statuses.slice(0, 60)).toEqual(Array(60).fill(404));
+    const limited = await guesser.post('/device', { csrf, user_code: 'BCDF-GHJK' });
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers['retry-after']).toBeDefined();
+    expect(limited.headers['content-type']).toMatch(/^text\/html/);
+  });
+
   it('with a loopback redirect the link still opens the Approve page at once (one click)', async () => {
     const login = await startLogin('127.0.0.1', { redirect_uri: 'http://127.0.0.1:51234/callback' });
     const me = await signedIn('loopback@example.com', '127.0.0.1');
