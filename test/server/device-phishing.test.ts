@@ -55,8 +55,6 @@ describe.each(engines)('device-mode login on $engine: a link alone never approve
   });
   beforeEach((t) => {
     if (skip) t.skip();
-  });
-  beforeEach(() => {
     now += 3600_000;
   });
 
