@@ -11,7 +11,7 @@ import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp.js';
 
 const KNOWN = 'known@example.com';
 const UNKNOWN = 'stranger@example.com';
-const SMTP_DELAY_MS = 1500;
+const SMTP_DELAY_MS = 3000;
 
 /** What a person would see, without the per-request random values (form token, code id). */
 function normalised(body: string): string {
@@ -56,7 +56,7 @@ describe('POST /login answers known and unknown emails alike (signup closed)', (
     server = await serverWith(smtp);
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 5; i++) {
       const k = await postLogin(server, KNOWN);
       const u = await postLogin(server, UNKNOWN);
       expect(k.status).toBe(200);
@@ -68,8 +68,9 @@ describe('POST /login answers known and unknown emails alike (signup closed)', (
     const line = `known ${known.map(Math.round).join('/')} ms, unknown ${unknown.map(Math.round).join('/')} ms (SMTP answers after ${SMTP_DELAY_MS} ms)`;
     console.log(`[timing] POST /login: ${line}`);
     // neither waits for the mail, so both are far below the relay's delay and close to each other
+    // (bounds leave room for a loaded machine; waiting for the relay would cost 3000 ms)
     expect(Math.max(...known), line).toBeLessThan(SMTP_DELAY_MS / 3);
-    expect(Math.abs(median(known) - median(unknown)), line).toBeLessThan(100);
+    expect(Math.abs(median(known) - median(unknown)), line).toBeLessThan(250);
     // the mail still goes out (in the background), to the known address only
     const mail = await smtp.waitForMail((m) => m.envelopeTo.includes(KNOWN), 10_000);
     expect(mail.subject).toMatch(/^Your Breeze code: [0-9A-Z]{8}$/);
