@@ -2,11 +2,21 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import { safeEqual } from '../core/hash.js';
 import { randomToken, ulid } from '../core/ids.js';
 import { SCOPES } from '../core/types.js';
+import type { ServerConfig } from './config.js';
 import type { AuthContext, ServerContext } from './context.js';
 import { SessionsRepo, type SessionWithUser } from './store/sessions.js';
 
-/** How long a browser stays signed in. */
-export const SESSION_TTL_MS = 7 * 24 * 3600_000;
+const HOUR_MS = 3600_000;
+
+/**
+ * How long a browser stays signed in. On plain http a session cookie is not port-isolated (every
+ * process listening on the same host may receive it), so it lives at most 24 hours there, and one
+ * hour on the embedded server (it runs for one CLI command and its port changes every run anyway).
+ */
+export function sessionTtlMs(config: Pick<ServerConfig, 'publicUrl' | 'embedded'>): number {
+  if (config.embedded) return HOUR_MS;
+  return config.publicUrl.startsWith('https:') ? 7 * 24 * HOUR_MS : 24 * HOUR_MS;
+}
 /** Lifetime of the pre-sign-in CSRF cookie (the email and code forms). */
 const FORM_COOKIE_TTL_S = 3600;
 
@@ -54,6 +64,11 @@ export interface BrowserSession {
  * Browser sessions: a random token in an HttpOnly, SameSite=Lax cookie (`Secure`, and the
  * `__Host-` prefix, when the public URL is https); the database holds only its hash. CSRF tokens
  * are derived from the session token, so they need no storage and die with the session.
+ *
+ * A session is bound to the server that issued it: the stored hash is keyed by the server's secret
+ * (the pepper) and covers the issuing origin (public URL), so a cookie that another server minted —
+ * another Breeze server, or `breeze serve` and the embedded server over one data directory, whose
+ * cookies a browser sends to every port of 127.0.0.1 — matches no session here.
  */
 export class Sessions {
   private readonly repo: SessionsRepo;
@@ -74,8 +89,17 @@ export class Sessions {
     return this.secure ? '__Host-breeze_form' : 'breeze_form';
   }
 
+  /** The origin sessions are bound to; read per call, since `publicUrl` is only known after listen. */
+  private get origin(): string {
+    try {
+      return new URL(this.ctx.config.publicUrl).origin;
+    } catch {
+      return this.ctx.config.publicUrl;
+    }
+  }
+
   private tokenHash(token: string): string {
-    return this.ctx.hasher(`session:${token}`);
+    return this.ctx.hasher(`session:${this.origin}:${token}`);
   }
 
   private csrfFor(token: string): string {
@@ -86,18 +110,19 @@ export class Sessions {
   async create(reply: FastifyReply, userId: string): Promise<void> {
     const now = this.ctx.clock();
     const token = randomToken(32);
+    const ttlMs = sessionTtlMs(this.ctx.config);
     await this.repo.insert({
       id: `ses_${ulid(now.getTime())}`,
       token_hash: this.tokenHash(token),
       user_id: userId,
       created_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + SESSION_TTL_MS).toISOString(),
+      expires_at: new Date(now.getTime() + ttlMs).toISOString(),
     });
     // housekeeping off the request path; a failure only leaves dead rows behind
     this.repo.deleteExpired(now.toISOString()).catch(() => {});
     appendCookie(
       reply,
-      serialiseCookie(this.cookieName, token, { maxAgeS: SESSION_TTL_MS / 1000, secure: this.secure }),
+      serialiseCookie(this.cookieName, token, { maxAgeS: Math.floor(ttlMs / 1000), secure: this.secure }),
     );
   }
 
@@ -135,6 +160,20 @@ export class Sessions {
   }
 
   /**
+   * A token proving that this session went through a step (such as typing a login's user code on
+   * the page), for the next form to echo. Bound to the session and to `purpose`: useless to anyone
+   * else, and for anything else; it needs no storage and dies with the session.
+   */
+  proof(session: BrowserSession, purpose: string): string {
+    return this.ctx.hasher(`proof:${purpose}:${session.csrf}`);
+  }
+
+  /** True when `given` is `proof(session, purpose)`. */
+  checkProof(session: BrowserSession, purpose: string, given: string | undefined): boolean {
+    return typeof given === 'string' && safeEqual(given, this.proof(session, purpose));
+  }
+
+  /**
    * The CSRF token for forms shown before sign-in (double submit: a random value in a cookie that
    * the form must echo). Sets the cookie when the browser has none yet.
    */
@@ -157,13 +196,14 @@ export class Sessions {
 
   /**
    * The `session` authenticator of the auth plugin: a signed-in browser may call the JSON API
-   * (`auth.type: "session"`). A state-changing request must come from our own origin: browsers say
-   * so in `Sec-Fetch-Site` / `Origin`, and a cross-site one is treated as unauthenticated.
+   * (`auth.type: "session"`), but only from a page of this origin, whatever the method. Anything
+   * else that carries the cookie — curl, a process on another local port that received it, a page
+   * of another site — is treated as unauthenticated: the cookie is ignored.
    */
   authenticator = async (request: FastifyRequest): Promise<AuthContext | null> => {
     const token = this.tokenOf(request);
     if (!token) return null;
-    if (!['GET', 'HEAD', 'OPTIONS'].includes(request.method) && !this.isSameOrigin(request)) return null;
+    if (!this.isSameOriginBrowser(request)) return null;
     const found = await this.repo.findLive(this.tokenHash(token), this.ctx.clock().toISOString());
     if (!found) return null;
     return {
@@ -173,13 +213,34 @@ export class Sessions {
     };
   };
 
-  /** False when the browser tells us the request was started by another site (or an opaque origin). */
+  /**
+   * For the pages' form posts: false when the browser tells us the request was started by another
+   * site or origin (another port of the same host included), or by an opaque origin.
+   */
   isSameOrigin(request: FastifyRequest): boolean {
     const site = request.headers['sec-fetch-site'];
     if (typeof site === 'string' && site !== 'same-origin' && site !== 'none') return false;
     const origin = request.headers.origin;
     // no Origin: not a browser, or an old one; SameSite=Lax and the CSRF tokens still hold
     if (origin === undefined) return true;
+    return this.isOwnOrigin(request, origin);
+  }
+
+  /**
+   * For the JSON API: true only for a request a browser marks as coming from a page of this origin
+   * (`Sec-Fetch-Site: same-origin`, or, from a browser that sends no fetch metadata, an `Origin`
+   * equal to ours). No header at all is not a browser page of ours.
+   */
+  isSameOriginBrowser(request: FastifyRequest): boolean {
+    const site = request.headers['sec-fetch-site'];
+    const origin = request.headers.origin;
+    if (site !== undefined && site !== 'same-origin') return false;
+    if (origin !== undefined) return this.isOwnOrigin(request, origin);
+    return site === 'same-origin';
+  }
+
+  /** `origin` (an Origin header) is this server: its public URL, or the host the browser asked. */
+  private isOwnOrigin(request: FastifyRequest, origin: string | string[]): boolean {
     if (typeof origin !== 'string' || origin === 'null') return false;
     let theirs: URL;
     try {
@@ -187,11 +248,8 @@ export class Sessions {
     } catch {
       return false;
     }
+    // a browser sends the Host of the URL it fetched, so Origin host == Host is same-origin
     if (theirs.host === request.headers.host) return true;
-    try {
-      return theirs.origin === new URL(this.ctx.config.publicUrl).origin;
-    } catch {
-      return false;
-    }
+    return theirs.origin === this.origin;
   }
 }

@@ -49,6 +49,8 @@ export function countOutbox(outboxDir: string): number {
 export class InjectBrowser {
   readonly cookies = new Map<string, string>();
   origin = 'http://127.0.0.1:4455';
+  /** the client address the server sees */
+  remoteAddress = '127.0.0.1';
 
   constructor(private readonly app: FastifyInstance) {}
 
@@ -74,6 +76,7 @@ export class InjectBrowser {
     const res = await this.app.inject({
       method: 'GET',
       url,
+      remoteAddress: this.remoteAddress,
       headers: { cookie: this.cookieHeader(), ...headers },
     });
     this.keep(res);
@@ -90,6 +93,7 @@ export class InjectBrowser {
     const res = await this.app.inject({
       method: 'POST',
       url,
+      remoteAddress: this.remoteAddress,
       headers: {
         'content-type': 'application/x-www-form-urlencoded',
         cookie: this.cookieHeader(),
@@ -106,9 +110,10 @@ export class InjectBrowser {
   /** Signs in through /login with the code read by `readCode`; returns nothing, keeps the cookie. */
   async signIn(email: string, readCode: () => string | undefined): Promise<void> {
     const page = await this.get('/login');
+    const before = readCode();
     const res = await this.post('/login', { email, csrf: hiddenField(page.body, 'csrf'), next: '/device' });
     if (res.statusCode !== 200) throw new Error(`POST /login: ${res.statusCode}`);
-    const code = readCode();
+    const code = await waitForNewCode(readCode, before);
     if (!code) throw new Error('no code was mailed');
     const done = await this.post('/login/code', {
       code,
@@ -120,16 +125,61 @@ export class InjectBrowser {
     if (done.statusCode !== 303) throw new Error(`POST /login/code: ${done.statusCode}`);
   }
 
-  /** Opens the authorize page for `userCode` and returns its CSRF token. */
+  /**
+   * Opens the authorize page for `userCode` the way a person does: types the code into the form of
+   * `/device` (a link alone does not show Approve for a login from another device).
+   */
+  async typeCode(userCode: string): Promise<LightMyRequestResponse> {
+    const entry = await this.get('/device');
+    if (entry.statusCode !== 200) throw new Error(`code-entry page: ${entry.statusCode}`);
+    return this.post('/device', { csrf: hiddenField(entry.body, 'csrf'), user_code: userCode });
+  }
+
+  /** Opens the authorize page for `userCode` (typing the code) and returns its CSRF token. */
   async authorizeCsrf(userCode: string): Promise<string> {
-    const page = await this.get(`/device?user_code=${encodeURIComponent(userCode)}`);
+    const page = await this.typeCode(userCode);
     if (page.statusCode !== 200) throw new Error(`authorize page: ${page.statusCode}`);
     return hiddenField(page.body, 'csrf');
   }
 
+  /** Types the code, then submits the page's Approve or Deny form as it is. */
   async decide(userCode: string, action: 'approve' | 'deny'): Promise<LightMyRequestResponse> {
-    const csrf = await this.authorizeCsrf(userCode);
-    return this.post(`/device/${action}`, { csrf, user_code: userCode });
+    const page = await this.typeCode(userCode);
+    if (page.statusCode !== 200) throw new Error(`authorize page: ${page.statusCode}`);
+    return this.post(`/device/${action}`, formFields(page.body, `/device/${action}`));
+  }
+}
+
+/** The hidden fields of the POST form with this `action` in a page. */
+export function formFields(page: string, action: string): Record<string, string> {
+  const start = page.indexOf(`<form method="post" action="${action}">`);
+  if (start < 0) throw new Error(`no form posting to ${action}`);
+  const form = page.slice(start, page.indexOf('</form>', start));
+  const fields: Record<string, string> = {};
+  for (const m of form.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) {
+    fields[m[1] ?? ''] = (m[2] ?? '')
+      .replaceAll('&amp;', '&')
+      .replaceAll('&quot;', '"')
+      .replaceAll('&#39;', "'");
+  }
+  return fields;
+}
+
+/**
+ * The code mail goes out after `POST /login` answers (in the background, so that the answer does
+ * not depend on the mail): waits up to `timeoutMs` for a code other than `before`.
+ */
+export async function waitForNewCode(
+  readCode: () => string | undefined,
+  before: string | undefined,
+  timeoutMs = 5000,
+): Promise<string | undefined> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    const code = readCode();
+    if (code && code !== before) return code;
+    if (Date.now() > until) return undefined;
+    await new Promise((r) => setTimeout(r, 5));
   }
 }
 

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { requirePart } from '../helpers/require.js';
-import { browserSignIn, form, inputValue, latestCode, rawRequest } from './raw-http.js';
+import { browserSignIn, form, inputValue, latestCode, rawRequest, typeUserCode } from './raw-http.js';
 import {
   attach,
   BIN,
@@ -258,15 +258,16 @@ describe.skipIf(skip)('crash safety (SIGKILL under load)', () => {
       ).body as { login_id: string; user_code: string };
       const session = await browserSignIn(srv.url, dir, 'approver@example.com');
       const cookie = `breeze_session=${session}`;
-      const page = await rawRequest(srv.url, {
-        path: `/device?user_code=${login.user_code}`,
-        headers: { cookie },
-      });
+      const page = await typeUserCode(srv.url, cookie, login.user_code);
       const approved = await rawRequest(srv.url, {
         method: 'POST',
         path: '/device/approve',
         headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-        body: form({ csrf: inputValue(page.body.toString(), 'csrf')!, user_code: login.user_code }),
+        body: form({
+          csrf: inputValue(page.body.toString(), 'csrf')!,
+          user_code: login.user_code,
+          typed: inputValue(page.body.toString(), 'typed')!,
+        }),
       });
       expect(approved.status).toBe(200);
       const exchange = () =>

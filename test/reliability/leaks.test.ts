@@ -21,6 +21,7 @@ import {
   latestCode,
   type RawResponse,
   rawRequest,
+  typeUserCode,
 } from './raw-http.js';
 import { attach, BIN, distReady, ROOT, type ServerProcess } from './server-process.js';
 
@@ -133,14 +134,17 @@ describe.skipIf(skip)('no secret leaks anywhere after every flow', () => {
   /** Approves a pending login on the device page as a signed-in browser; returns the response. */
   async function approve(session: string, userCode: string): Promise<RawResponse> {
     const cookie = `breeze_session=${session}`;
-    const page = await rawRequest(url, { path: `/device?user_code=${userCode}`, headers: { cookie } });
+    const page = await typeUserCode(url, cookie, userCode);
     expect(page.status).toBe(200);
-    const csrf = inputValue(page.body.toString('utf8'), 'csrf')!;
+    const html = page.body.toString('utf8');
+    const fields: Record<string, string> = { csrf: inputValue(html, 'csrf')!, user_code: userCode };
+    const typed = inputValue(html, 'typed');
+    if (typed) fields.typed = typed;
     return rawRequest(url, {
       method: 'POST',
       path: '/device/approve',
       headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
-      body: form({ csrf, user_code: userCode }),
+      body: form(fields),
     });
   }
 

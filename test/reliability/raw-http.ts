@@ -204,6 +204,27 @@ export function inputValue(html: string, name: string): string | undefined {
   return m?.[1];
 }
 
+/**
+ * Opens a login's Approve page the way a person does: the code typed into `/device` (a link alone
+ * shows no Approve for a login from another device). Returns the page; its Approve form's fields
+ * are `csrf`, `user_code` and, in device mode, `typed`.
+ */
+export async function typeUserCode(
+  origin: string,
+  cookie: string,
+  userCode: string,
+  localAddress?: string,
+): Promise<RawResponse> {
+  const entry = await rawRequest(origin, { path: '/device', headers: { cookie }, localAddress });
+  return rawRequest(origin, {
+    method: 'POST',
+    path: '/device',
+    localAddress,
+    headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+    body: form({ csrf: inputValue(entry.body.toString('utf8'), 'csrf') ?? '', user_code: userCode }),
+  });
+}
+
 /** The newest dev-outbox mail to `to` carrying a code (its subject is `Your Breeze code: <CODE>`). */
 export function latestCode(dataDir: string, to: string): { code: string; file: string } | undefined {
   const dir = join(dataDir, 'outbox');

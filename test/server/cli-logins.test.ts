@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { OutboxMailer } from '../../src/server/mail/outbox.js';
-import { InjectBrowser } from '../helpers/browser.js';
+import { formFields, InjectBrowser } from '../helpers/browser.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
@@ -245,7 +245,8 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
     const victim = await signedIn('victim@example.com');
     const attacker = await signedIn('attacker@example.com');
     const attackerCsrf = await attacker.authorizeCsrf(body.user_code);
-    const victimCsrf = await victim.authorizeCsrf(body.user_code);
+    const victimForm = formFields((await victim.typeCode(body.user_code)).body, '/device/approve');
+    const victimCsrf = victimForm.csrf ?? '';
 
     const none = await victim.post('/device/approve', { user_code: body.user_code });
     expect(none.statusCode).toBe(403);
@@ -266,10 +267,8 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
       'AUTHORIZATION_PENDING',
     );
     expect(await keysOf('victim@example.com')).toBe(0);
-    // the real form still works
-    expect(
-      (await victim.post('/device/approve', { user_code: body.user_code, csrf: victimCsrf })).statusCode,
-    ).toBe(200);
+    // the real form (after typing the code) still works
+    expect((await victim.post('/device/approve', victimForm)).statusCode).toBe(200);
   });
 
   it('two concurrent exchanges of one approval yield exactly one key', async () => {
@@ -308,7 +307,7 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
   it('custom key name and scopes are honoured (read is always included)', async () => {
     const { body, verifier } = await create({ key_name: 'ci runner', scopes: ['write'] });
     const browser = await signedIn('named@example.com');
-    const page = await browser.get(`/device?user_code=${body.user_code}`);
+    const page = await browser.typeCode(body.user_code);
     expect(page.body).toContain('ci runner');
     await browser.decide(body.user_code, 'approve');
     const res = await exchange(body.login_id, { code_verifier: verifier });
@@ -317,13 +316,12 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
 
   it('a browser session authenticates /v1/me and /v1/api-keys, but not a cross-site write', async () => {
     const browser = await signedIn('session@example.com');
-    const me = await server.app.inject({ url: '/v1/me', headers: { cookie: browser.cookieHeader() } });
+    // API.md (issue 10): the cookie counts only on a same-origin browser request
+    const sameOrigin = { cookie: browser.cookieHeader(), 'sec-fetch-site': 'same-origin' };
+    const me = await server.app.inject({ url: '/v1/me', headers: sameOrigin });
     expect(me.statusCode).toBe(200);
     expect(me.json()).toMatchObject({ user: { email: 'session@example.com' }, auth: { type: 'session' } });
-    const list = await server.app.inject({
-      url: '/v1/api-keys',
-      headers: { cookie: browser.cookieHeader() },
-    });
+    const list = await server.app.inject({ url: '/v1/api-keys', headers: sameOrigin });
     expect(list.statusCode).toBe(200);
     const created = await server.app.inject({
       method: 'POST',

@@ -332,11 +332,17 @@ describe.skipIf(skip)('several server processes on one PostgreSQL database', () 
       303,
     );
     expect(signedIn).toBe('');
-    const approvePage = await browser.get(`/device?user_code=${encodeURIComponent(login.user_code)}`);
+    // a login from another device: its Approve page appears once the code is typed
+    const entry = await browser.get('/device');
+    const approvePage = await browser.post('/device', {
+      csrf: hidden(entry, 'csrf'),
+      user_code: login.user_code,
+    });
     expect(approvePage).toContain('multi-host');
     const approved = await browser.post('/device/approve', {
       csrf: hidden(approvePage, 'csrf'),
       user_code: login.user_code,
+      typed: hidden(approvePage, 'typed'),
     });
     expect(approved).toContain('approved');
 

@@ -3,11 +3,13 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { HttpError } from '../../core/errors.js';
 import { normaliseScopes } from '../../core/types.js';
 import { EmailCodes } from '../email-codes.js';
+import { backgroundMailer } from '../mail/background.js';
 import { CliLoginService, formatUserCode, normaliseUserCode } from '../routes/cli-logins.js';
 import { type BrowserSession, Sessions } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
 import { normaliseEmail } from '../store/users.js';
 import { isValidEmail } from '../validation.js';
+import { displayIp, sameNetwork } from './ip.js';
 import {
   authorizePage,
   codePage,
@@ -69,13 +71,15 @@ function seeOther(reply: FastifyReply, location: string): FastifyReply {
 
 /**
  * The browser pages: `/login` (email -> mailed code -> session cookie), `/device` (type the code,
- * or arrive with `?user_code=`; then Approve / Deny), `/logout`. HTML, no scripts, strict CSP,
+ * or, for a login with a loopback redirect, arrive with `?user_code=`; then Approve / Deny), `/logout`. HTML, no scripts, strict CSP,
  * not frameable, CSRF tokens on every POST, and no input ever yields a 5xx.
  */
 export async function pageRoutes(app: FastifyInstance): Promise<void> {
   const ctx = app.breeze;
   const sessions = new Sessions(ctx);
-  const codes = new EmailCodes(ctx);
+  // mail in the background, as POST /auth/code does: known and unknown addresses then answer alike
+  // and at the same speed, and a failing SMTP server cannot tell them apart with a 500
+  const codes = new EmailCodes({ ...ctx, mailer: backgroundMailer(app, ctx.mailer) });
   const logins = new CliLoginService(ctx);
   // per mailbox, whatever the address: the same @fastify/rate-limit limiter POST /auth/code uses
   const perEmail = app.createRateLimit({
@@ -286,6 +290,53 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     );
   }
 
+  /** What proves that the user typed the code of `login` on our page (device mode only). */
+  const typedPurpose = (login: LoginRow) => `device-typed:${login.id}`;
+
+  /**
+   * The Approve / Deny page of a live, pending login. Device mode (no loopback redirect) comes here
+   * only from the typed-code form, and its Approve form carries the proof of that.
+   */
+  function authorize(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    session: BrowserSession,
+    login: LoginRow,
+    userCode: string,
+  ): FastifyReply {
+    const device = !login.redirect_uri;
+    const targets = login.redirect_uri ? [formTarget(login.redirect_uri)] : [];
+    return sendPage(
+      reply,
+      200,
+      authorizePage({
+        mode: device ? 'device' : 'loopback',
+        // the lookup matched, so the code normalises to the canonical one
+        userCode: formatUserCode(normaliseUserCode(userCode) ?? ''),
+        clientName: login.client_name,
+        hostname: login.hostname,
+        keyName: login.key_name ?? `${login.hostname} (breeze login)`,
+        ip: displayIp(login.requester_ip),
+        approverIp: displayIp(request.ip),
+        sameNetwork: sameNetwork(login.requester_ip, request.ip),
+        createdAt: new Date(login.created_at),
+        now: ctx.clock(),
+        expiresAt: new Date(login.expires_at),
+        scopes: normaliseScopes(login.scopes.split(' ')),
+        email: session.user.email,
+        csrf: session.csrf,
+        typed: device ? sessions.proof(session, typedPurpose(login)) : undefined,
+      }),
+      targets,
+    );
+  }
+
+  /**
+   * `/device` and `verification_uri_complete` (`/device?user_code=...`). A login with a loopback
+   * redirect gets its Approve page at once: the approval can only reach the CLI on the approver's
+   * own computer. A login from another device never does: its link opens the code-entry page,
+   * empty, and the Approve form appears only after the user typed the code there (POST /device).
+   */
   app.get('/device', { schema: HIDE, config: rateLimit(60) }, async (request, reply) => {
     const session = await sessions.current(request);
     const userCode = field(request.query, 'user_code')?.trim();
@@ -298,27 +349,27 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     if (found.kind === 'expired') return expiredPage(reply);
     const login = found.login;
     if (login.status !== 'pending') return decidedPage(reply, login);
-    const now = ctx.clock();
-    const targets = login.redirect_uri ? [formTarget(login.redirect_uri)] : [];
-    return sendPage(
-      reply,
-      200,
-      authorizePage({
-        // the lookup matched, so the typed code normalises to the canonical one
-        userCode: formatUserCode(normaliseUserCode(userCode) ?? ''),
-        clientName: login.client_name,
-        hostname: login.hostname,
-        ip: login.requester_ip,
-        createdAt: new Date(login.created_at),
-        now,
-        expiresAt: new Date(login.expires_at),
-        scopes: normaliseScopes(login.scopes.split(' ')),
-        keyName: login.key_name ?? `${login.hostname} (breeze login)`,
-        email: session.user.email,
-        csrf: session.csrf,
-      }),
-      targets,
-    );
+    if (!login.redirect_uri) {
+      return sendPage(
+        reply,
+        200,
+        typeCodePage({ email: session.user.email, csrf: session.csrf, fromLink: true }),
+      );
+    }
+    return authorize(request, reply, session, login, userCode);
+  });
+
+  /** The typed code: a same-origin form post of a signed-in session. */
+  app.post('/device', { schema: HIDE, config: rateLimit(60) }, async (request, reply) => {
+    const session = await sessions.current(request);
+    if (!session) return signInFirst(reply, '/device');
+    if (!sessionFormOk(request, session)) return expiredForm(reply);
+    const userCode = (field(request.body, 'user_code') ?? '').trim();
+    const found = await logins.lookup(userCode);
+    if (found.kind === 'unknown') return unknownCode(reply, session, userCode);
+    if (found.kind === 'expired') return expiredPage(reply);
+    if (found.login.status !== 'pending') return decidedPage(reply, found.login);
+    return authorize(request, reply, session, found.login, userCode);
   });
 
   for (const action of ['approve', 'deny'] as const) {
@@ -330,6 +381,22 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
       const found = await logins.lookup(userCode);
       if (found.kind === 'unknown') return unknownCode(reply, session, userCode);
       if (found.kind === 'expired') return expiredPage(reply);
+      // device mode: only a form reached by typing the code may approve (denying hands out nothing)
+      if (
+        action === 'approve' &&
+        !found.login.redirect_uri &&
+        !sessions.checkProof(session, typedPurpose(found.login), field(request.body, 'typed'))
+      ) {
+        return sendPage(
+          reply,
+          403,
+          typeCodePage({
+            email: session.user.email,
+            csrf: session.csrf,
+            error: 'To approve a login from another device, type the code that device shows.',
+          }),
+        );
+      }
       const decided =
         action === 'approve'
           ? await logins.approve(found.login, session.user.id)

@@ -86,6 +86,9 @@ dd small{display:block;color:var(--muted);font-weight:400}
 .chip.admin{background:var(--warn-soft);color:var(--warn)}
 .note{font-size:13px;padding:10px 12px;border-radius:10px;background:var(--soft);color:var(--muted);margin:0 0 18px}
 .error{font-size:14px;padding:10px 12px;border-radius:10px;background:var(--danger-soft);color:var(--danger);margin:0 0 18px}
+.warning{font-size:14px;padding:10px 12px;border-radius:10px;background:var(--warn-soft);color:var(--warn);border:1px solid currentColor;margin:0 0 18px}
+.warning strong{color:inherit}
+.account{font-size:14px;padding:10px 12px;border-radius:10px;background:var(--soft);margin:18px 0 0;text-align:center}
 .result{text-align:center}
 .result .icon{width:56px;height:56px;border-radius:50%;display:flex;align-items:center;justify-content:center;margin:0 auto 16px}
 .result .icon.ok{background:var(--ok-soft);color:var(--ok)}
@@ -207,13 +210,31 @@ function signedInAs(email: string, csrf: string): Html {
 <form method="post" action="/logout">${hidden({ csrf })}<button class="link" type="submit">Not you? Sign out</button></form></div>`;
 }
 
-export function typeCodePage(o: { email: string; csrf: string; error?: string; value?: string }) {
+/**
+ * The code-entry page. The code is typed here and posted (with the session's CSRF token): a link
+ * cannot fill it in, so a link alone never leads to an Approve button for a login from another
+ * device. `value` is only ever what the user typed (shown again after a typo).
+ */
+export function typeCodePage(o: {
+  email: string;
+  csrf: string;
+  error?: string;
+  value?: string;
+  /** set when the page was opened from a link that named a code of a login from another device */
+  fromLink?: boolean;
+}) {
   return layout(
     'Connect the CLI',
     html`<h1>Connect the Breeze CLI</h1>
 <p>Enter the code shown in your terminal by <kbd>breeze login</kbd>.</p>
+${
+  o.fromLink
+    ? html`<div class="warning" role="note">This link belongs to a login started on another device. A link alone cannot approve it: type the code that device shows in its terminal. If someone sent you the link or the code, do not continue.</div>`
+    : ''
+}
 ${o.error ? html`<div class="error" role="alert">${o.error}</div>` : ''}
-<form method="get" action="/device">
+<form method="post" action="/device">
+${hidden({ csrf: o.csrf })}
 <div class="field"><label for="user_code">Code</label>
 <input id="user_code" name="user_code" class="code" type="text" autocomplete="off" autocapitalize="characters" spellcheck="false" required autofocus maxlength="12" placeholder="XXXX-XXXX" value="${o.value ?? ''}"></div>
 <button class="primary" type="submit">Continue</button>
@@ -229,17 +250,30 @@ const SCOPE_TEXT: Record<string, string> = {
 };
 
 export interface AuthorizeView {
+  /**
+   * `loopback`: the approval goes to the CLI listening on this computer (one click is enough);
+   * `device`: the login was started elsewhere and the user typed its code on this page.
+   */
+  mode: 'loopback' | 'device';
   userCode: string;
+  /** what the requester says it is: free text it chose, never checked */
   clientName: string;
   hostname: string;
+  keyName: string;
+  /** the address POST /v1/cli/logins came from */
   ip: string;
+  /** the address of the browser looking at this page */
+  approverIp: string;
+  /** false when `ip` is not the approver's address (or its /64) */
+  sameNetwork: boolean;
   createdAt: Date;
   now: Date;
   expiresAt: Date;
   scopes: string[];
-  keyName: string;
   email: string;
   csrf: string;
+  /** device mode: the proof that the code was typed on this page, echoed by the Approve form */
+  typed?: string;
 }
 
 function formatTime(d: Date): string {
@@ -260,22 +294,35 @@ export function authorizePage(v: AuthorizeView) {
   const [a, b] = [v.userCode.slice(0, 4), v.userCode.slice(5)];
   const minutesLeft = Math.max(1, Math.ceil((v.expiresAt.getTime() - v.now.getTime()) / 60_000));
   const decision = (action: 'approve' | 'deny', label: string, cls: string) =>
-    html`<form method="post" action="/device/${action}">${hidden({ csrf: v.csrf, user_code: v.userCode })}<button class="${cls}" type="submit">${label}</button></form>`;
+    html`<form method="post" action="/device/${action}">${hidden({
+      csrf: v.csrf,
+      user_code: v.userCode,
+      ...(v.typed ? { typed: v.typed } : {}),
+    })}<button class="${cls}" type="submit">${label}</button></form>`;
+  const device = v.mode === 'device';
+  const intro = device
+    ? html`<h1>Approve a login from another device?</h1>
+<p>This request comes from <strong>another device</strong>, at IP address <strong>${v.ip}</strong>: someone ran <kbd>breeze login</kbd> there and asks for an API key for your account. Approve only if you started it yourself and that device shows this same code.</p>`
+    : html`<h1>Authorize the Breeze CLI?</h1>
+<p>A <kbd>breeze login</kbd> asks for an API key for your account. On approval the key goes to the program waiting on this computer.</p>`;
+  const ipWarning = v.sameNetwork
+    ? ''
+    : html`<div class="warning" role="alert"><strong>Check the address.</strong> The request came from IP ${v.ip}, but you are at ${v.approverIp}. If ${v.ip} is not a device of yours, click Deny.</div>`;
   return layout(
-    'Authorize the CLI',
-    html`<h1>Authorize the Breeze CLI?</h1>
-<p><strong>${v.clientName}</strong> on <strong>${v.hostname}</strong> is asking for an API key for your account.</p>
+    device ? 'Approve a login from another device' : 'Authorize the CLI',
+    html`${intro}
 <div class="usercode" aria-label="Code ${v.userCode}"><span>${a}</span><span class="dash">–</span><span>${b}</span></div>
 <p class="hint">Check that your terminal shows this same code. Expires in ${minutesLeft} min.</p>
+${ipWarning}
 <dl>
-<dt>Application</dt><dd>${v.clientName}</dd>
-<dt>Computer</dt><dd>${v.hostname}</dd>
-<dt>IP address</dt><dd>${v.ip}</dd>
+<dt>Requested from</dt><dd>IP ${v.ip}<small>${v.sameNetwork ? 'your own address' : `not your address (you: ${v.approverIp})`}</small></dd>
 <dt>Requested</dt><dd>${formatTime(v.createdAt)}<small>${ago(v.createdAt, v.now)}</small></dd>
-<dt>Key name</dt><dd>${v.keyName}</dd>
+<dt>It says it is</dt><dd>“${v.clientName}” on a computer named “${v.hostname}”<small>as claimed by the requester: Breeze cannot check these names</small></dd>
+<dt>Key name</dt><dd>“${v.keyName}”<small>as requested</small></dd>
 <dt>Access</dt><dd><div class="chips">${v.scopes.map((s) => html`<span class="chip${s === 'admin' ? ' admin' : ''}">${s}</span>`)}</div>
 <small>${v.scopes.map((s) => SCOPE_TEXT[s] ?? s).join(', ')}</small></dd>
 </dl>
+<p class="account">The new key will belong to <strong>${v.email}</strong>.</p>
 <div class="actions">${decision('deny', 'Deny', 'secondary')}${decision('approve', 'Approve', 'primary')}</div>
 ${signedInAs(v.email, v.csrf)}`,
   );

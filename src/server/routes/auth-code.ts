@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import { EmailCodes } from '../email-codes.js';
 import type { JwtService } from '../jwt.js';
-import type { Mailer } from '../mail/mailer.js';
+import { backgroundMailer } from '../mail/background.js';
 import { perIpKey, rateLimitedError } from '../plugins/rate-limit.js';
 import { normaliseEmail } from '../store/users.js';
 import { emailSchema, errorResponses, idSchema } from './schemas.js';
@@ -28,34 +28,6 @@ interface VerifyParams {
 }
 
 const noStore = { 'cache-control': 'no-store' };
-
-/**
- * Sends in the background, so that `POST /auth/code` answers in the same time whether or not a mail
- * goes out (with `signup: closed` an unknown email gets none) and an SMTP outage cannot turn into a
- * 5xx that tells known and unknown emails apart. Failures are logged without the message (it holds
- * the code); mails still in flight are awaited when the server closes.
- */
-function backgroundMailer(app: FastifyInstance, mailer: Mailer): Mailer {
-  const pending = new Set<Promise<void>>();
-  app.addHook('onClose', async () => {
-    await Promise.allSettled([...pending]);
-  });
-  return {
-    async send(message) {
-      const p: Promise<void> = mailer
-        .send(message)
-        .catch((err: NodeJS.ErrnoException & { responseCode?: number }) => {
-          // not `err` itself: nodemailer errors may carry the envelope; `code` is a redacted log key
-          app.log.error(
-            { mail_error: { message: err.message, errno: err.code, smtp_status: err.responseCode } },
-            'could not send the code mail',
-          );
-        })
-        .finally(() => pending.delete(p));
-      pending.add(p);
-    },
-  };
-}
 
 /** `POST /auth/code` and `POST /auth/code/:id/verifications`: email codes traded for a key or a JWT. */
 export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesOptions): Promise<void> {
