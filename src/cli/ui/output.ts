@@ -15,13 +15,27 @@ export interface Output {
   success(message: string): void;
 }
 
+/** streams an Output has printed data (a line or a JSON document) on */
+const printedOn = new WeakSet<NodeJS.WritableStream>();
+
+/** True when data went to `stream` (then a failure must not add a second JSON document to it). */
+export function hasPrintedData(stream: NodeJS.WritableStream): boolean {
+  return printedOn.has(stream);
+}
+
 export function createOutput(
   streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
 ): Output {
   const line = (s: NodeJS.WritableStream, text: string) => s.write(text.endsWith('\n') ? text : `${text}\n`);
   return {
-    data: (text) => line(streams.stdout, text),
-    json: (value) => line(streams.stdout, JSON.stringify(value, null, 2)),
+    data: (text) => {
+      printedOn.add(streams.stdout);
+      line(streams.stdout, text);
+    },
+    json: (value) => {
+      printedOn.add(streams.stdout);
+      line(streams.stdout, JSON.stringify(value, null, 2));
+    },
     info: (message) => line(streams.stderr, message),
     warn: (message) => line(streams.stderr, /^warning:/i.test(message) ? message : `Warning: ${message}`),
     success: (message) => line(streams.stderr, `✓ ${message}`),
