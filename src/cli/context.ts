@@ -204,7 +204,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     },
     async spinner(text) {
       const { createSpinner } = await import('./ui/spinner.js');
-      return createSpinner(text);
+      return createSpinner(text, out);
     },
     server() {
       if (serverFlag) return normaliseServer(serverFlag);
@@ -234,7 +234,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         signal: interrupts.signal,
         // the embedded server is on loopback: never send it through a proxy
         proxy: ctx.server() !== EMBEDDED,
-        trace: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+        // through `out`, which prints above a running spinner
+        trace: verbose ? (line) => out.info(line) : undefined,
       });
     },
     account(server = ctx.server()) {

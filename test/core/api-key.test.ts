@@ -86,6 +86,8 @@ describe('durations', () => {
   });
   // issue 10: `--expires-in 30` silently meant 30 seconds
   it.each(['30', '45', ' 7 '])('refuses the bare number %j, naming the accepted forms', (text) => {
-    expect(() => parseDuration(text)).toThrow(/no unit: write \d+s, \d+m, \d+h or \d+d \(accepted: 0, 90s, 15m, 24h or 30d\)/);
+    expect(() => parseDuration(text)).toThrow(
+      /no unit: write \d+s, \d+m, \d+h or \d+d \(accepted: 0, 90s, 15m, 24h or 30d\)/,
+    );
   });
 });

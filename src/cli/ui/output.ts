@@ -13,6 +13,20 @@ export interface Output {
   warn(message: string): void;
   /** a success message on stderr */
   success(message: string): void;
+  /**
+   * Tells the output that a live line (a spinner) is drawn on stderr, or that it is gone (null):
+   * while it is there, every message is printed above it (clear, print, redraw) instead of being
+   * glued to it.
+   */
+  live?(line: LiveLine | null): void;
+}
+
+/** A line redrawn in place on a terminal (a spinner). */
+export interface LiveLine {
+  /** erases it, leaving the cursor at the start of its line */
+  clear(): void;
+  /** draws it again */
+  render(): void;
 }
 
 /** streams an Output has printed data (a line or a JSON document) on */
@@ -26,8 +40,22 @@ export function hasPrintedData(stream: NodeJS.WritableStream): boolean {
 export function createOutput(
   streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
 ): Output {
-  const line = (s: NodeJS.WritableStream, text: string) => s.write(text.endsWith('\n') ? text : `${text}\n`);
+  let live: LiveLine | null = null;
+  const line = (s: NodeJS.WritableStream, text: string) => {
+    const t = text.endsWith('\n') ? text : `${text}\n`;
+    // the spinner's line is on the terminal stderr is on; stdout shares it only when a TTY too
+    if (live && (s === streams.stderr || (s as { isTTY?: boolean }).isTTY)) {
+      live.clear();
+      s.write(t);
+      live.render();
+    } else {
+      s.write(t);
+    }
+  };
   return {
+    live: (l) => {
+      live = l;
+    },
     data: (text) => {
       printedOn.add(streams.stdout);
       line(streams.stdout, text);
