@@ -70,6 +70,9 @@ describe('help', () => {
       [['--json', 'keys', 'create', '--help'], /Usage: breeze keys create/],
       [['token', '--help'], /Usage: breeze token/],
       [['env', '-h'], /Usage: breeze env/],
+      // help wins over anything else on the line, e.g. an invalid option value
+      [['keys', 'create', '--expires-in', '30', '--help'], /Usage: breeze keys create/],
+      [['--profile', 'keys', 'status', '-h'], /Usage: breeze status/],
     ];
     for (const [args, usage] of cases) {
       const r = await runCli(args, { configDir: dir });
