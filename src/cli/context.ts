@@ -1,6 +1,7 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BreezeClient } from '../client/client.js';
+import { isWellFormedApiKey } from '../core/api-key.js';
 import type { ResolvedCredential } from '../credentials/manager.js';
 import { CredentialManager } from '../credentials/manager.js';
 import { accountName, type StorageBackend } from '../credentials/types.js';
@@ -203,7 +204,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     },
     async spinner(text) {
       const { createSpinner } = await import('./ui/spinner.js');
-      return createSpinner(text);
+      return createSpinner(text, out);
     },
     server() {
       if (serverFlag) return normaliseServer(serverFlag);
@@ -233,13 +234,21 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         signal: interrupts.signal,
         // the embedded server is on loopback: never send it through a proxy
         proxy: ctx.server() !== EMBEDDED,
-        trace: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+        // through `out`, which prints above a running spinner
+        trace: verbose ? (line) => out.info(line) : undefined,
       });
     },
     account(server = ctx.server()) {
       return accountName(profile, server);
     },
     async session() {
+      const fromEnv = credentials.envKey();
+      if (fromEnv !== undefined && !isWellFormedApiKey(fromEnv)) {
+        // not sent anywhere, not echoed (not even a prefix): it may be some other secret
+        throw new NotAuthenticatedError('BREEZE_API_KEY is not a Breeze key (malformed).', {
+          hint: 'A Breeze key is "brz_" and 46 letters and digits. Set BREEZE_API_KEY to one (see "breeze keys create"), or unset it to use the key stored by "breeze login".',
+        });
+      }
       const server = ctx.server();
       const savedProfile = config.profile(profile);
       const saved =

@@ -19,10 +19,16 @@ export class UserError extends Error {
   override name = 'UserError';
   readonly hint?: string;
   readonly exitCode: number;
-  constructor(message: string, opts: { hint?: string; exitCode?: number; cause?: unknown } = {}) {
+  /** the `code` of `--json` error output; default: the server's code of an ApiError cause, else by exit code */
+  readonly code?: string;
+  constructor(
+    message: string,
+    opts: { hint?: string; exitCode?: number; cause?: unknown; code?: string } = {},
+  ) {
     super(message, { cause: opts.cause });
     this.hint = opts.hint;
     this.exitCode = opts.exitCode ?? EXIT.FAILURE;
+    this.code = opts.code;
   }
 }
 
@@ -70,6 +76,9 @@ export function exitCodeOf(err: unknown): number {
   const e = err as { code?: unknown; exitCode?: unknown; name?: unknown };
   if (typeof e?.code === 'string' && e.code.startsWith('commander.')) {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return EXIT.OK;
+    // `breeze help`, `breeze help keys`, `breeze keys help create` (exitCode 0), unlike the help
+    // commander shows for a missing subcommand (`breeze keys`, exitCode 1)
+    if (e.code === 'commander.help' && e.exitCode === 0) return EXIT.OK;
     return EXIT.USAGE;
   }
   // @inquirer/prompts on Ctrl-C, or an abort triggered by our SIGINT handler
@@ -102,4 +111,84 @@ export function describeError(err: unknown, verbose: boolean): string | null {
     return `Error: ${err.message}\nCheck the server URL (--server / BREEZE_SERVER) and your network or proxy settings.`;
   if (verbose && err instanceof Error && err.stack) return `Error: ${err.stack}`;
   return `Error: ${err instanceof Error ? err.message : String(err)}`;
+}
+
+/** The `code` of a local (not server) error in `--json` output, by exit code. */
+const LOCAL_CODES: Record<number, string> = {
+  [EXIT.FAILURE]: 'FAILED',
+  [EXIT.USAGE]: 'USAGE',
+  [EXIT.NOT_AUTHENTICATED]: 'NOT_AUTHENTICATED',
+  [EXIT.FORBIDDEN]: 'FORBIDDEN',
+  [EXIT.INTERRUPTED]: 'INTERRUPTED',
+  126: 'NOT_EXECUTABLE',
+  127: 'COMMAND_NOT_FOUND',
+  143: 'INTERRUPTED',
+};
+
+/** What `--json` prints on stdout for a failed command (the message is the one of stderr). */
+export interface ErrorDocument {
+  error: {
+    code: string;
+    message: string;
+    hint?: string;
+    /** HTTP status, for an error the server answered */
+    status?: number;
+    request_id?: string | null;
+    details?: unknown;
+    retry_after?: number;
+    exit_code: number;
+  };
+}
+
+/**
+ * The error as one JSON document, so scripts using `--json` can parse failures too: the server's
+ * `code` and `request_id` for API errors, a local code (`USAGE`, `NOT_AUTHENTICATED`, ...) otherwise.
+ */
+export function errorDocument(err: unknown): ErrorDocument {
+  const exitCode = exitCodeOf(err);
+  const api = err instanceof ApiError ? err : (err as { cause?: unknown })?.cause;
+  const fromServer = api instanceof ApiError ? api : undefined;
+  const e = err as { code?: unknown; exitCode?: unknown };
+  let code: string;
+  let message: string;
+  let hint: string | undefined;
+  if (typeof e?.code === 'string' && e.code.startsWith('commander.')) {
+    code = 'USAGE';
+    message =
+      e.code === 'commander.help'
+        ? 'A command is missing (see the help on stderr).'
+        : String((err as Error).message).replace(/^error:\s*/i, '');
+  } else if (exitCode === EXIT.INTERRUPTED) {
+    code = 'INTERRUPTED';
+    message = 'Interrupted.';
+  } else if (err instanceof UserError) {
+    code =
+      err.code ??
+      (fromServer && err.cause === fromServer ? fromServer.code : undefined) ??
+      LOCAL_CODES[exitCode] ??
+      'FAILED';
+    message = err.message;
+    hint = err.hint;
+  } else if (err instanceof ApiError) {
+    code = err.code;
+    message = err.message;
+  } else if (err instanceof NetworkError) {
+    code = err.code;
+    message = err.message;
+  } else if (err instanceof CorruptFileError) {
+    code = 'CORRUPT_FILE';
+    message = err.message;
+  } else {
+    code = LOCAL_CODES[exitCode] ?? 'FAILED';
+    message = err instanceof Error ? err.message : String(err);
+  }
+  const doc: ErrorDocument = { error: { code, message, exit_code: exitCode } };
+  if (hint) doc.error.hint = hint;
+  if (fromServer) {
+    doc.error.status = fromServer.status;
+    doc.error.request_id = fromServer.requestId;
+    if (fromServer.details !== undefined) doc.error.details = fromServer.details;
+    if (fromServer.retryAfter !== undefined) doc.error.retry_after = fromServer.retryAfter;
+  }
+  return doc;
 }

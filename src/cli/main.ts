@@ -3,7 +3,8 @@
  * command that was asked for loaded. The only `process.exit` of the CLI lives here, and so does the
  * application of the error -> exit code mapping (`exitCodeOf` in errors.ts).
  */
-import { describeError, EXIT, exitCodeOf } from './errors.js';
+import { describeError, EXIT, errorDocument, exitCodeOf } from './errors.js';
+import { hasPrintedData } from './ui/output.js';
 import { cliVersion } from './version.js';
 
 function exit(code: number): void {
@@ -15,6 +16,12 @@ function exit(code: number): void {
   process.stdout.write('', done);
   process.stderr.write('', done);
   setTimeout(() => process.exit(code), 2000).unref();
+}
+
+/** `--json` among breeze's own arguments (not after `--`, where a child command's begin). */
+function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -34,6 +41,11 @@ async function main(argv: string[]): Promise<void> {
   } catch (err) {
     const message = describeError(err, verbose);
     if (message) process.stderr.write(`${message}\n`);
+    // --json: scripts parse stdout, so a failure is a JSON document there too (unless the command
+    // already printed its document, e.g. `status --json` with `"valid": false`)
+    if (wantsJson(argv) && exitCodeOf(err) !== EXIT.OK && !hasPrintedData(process.stdout)) {
+      process.stdout.write(`${JSON.stringify(errorDocument(err), null, 2)}\n`);
+    }
     exit(exitCodeOf(err));
   }
 }

@@ -1,5 +1,11 @@
 import { Command, Option } from 'commander';
-import { ALIASES, COMMANDS, type CommandHost, findCommandName } from './commands/index.js';
+import {
+  ALIASES,
+  COMMANDS,
+  type CommandHost,
+  findCommandName,
+  GLOBAL_VALUE_OPTIONS,
+} from './commands/index.js';
 import { type CliContext, createContext, type GlobalOptions, Interrupts } from './context.js';
 import { InterruptedError } from './errors.js';
 import { cliVersion } from './version.js';
@@ -41,6 +47,33 @@ export function buildProgram(): Command {
 }
 
 /**
+ * `--help` / `-h` anywhere before `--`: the argv that shows the help of the command named, so
+ * that nothing else on the line (e.g. an invalid option value) can turn it into an error. Null when
+ * no help was asked for.
+ */
+export function helpArgv(program: Command, argv: readonly string[]): string[] | null {
+  const end = argv.indexOf('--');
+  const args = end === -1 ? argv : argv.slice(0, end);
+  if (!args.includes('--help') && !args.includes('-h')) return null;
+  const path: string[] = [];
+  let cmd = program;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (GLOBAL_VALUE_OPTIONS.has(a)) {
+      i++;
+      continue;
+    }
+    if (a.startsWith('-')) continue;
+    const sub = cmd.commands.find((c) => c.name() === a || c.aliases().includes(a));
+    if (sub) {
+      path.push(a);
+      cmd = sub;
+    }
+  }
+  return [...path, '--help'];
+}
+
+/**
  * Parses argv and runs the command. Loads only the module of the named command (all of them for
  * root help or an unknown name). Resolves to the exit code; throws what the command threw.
  */
@@ -77,7 +110,10 @@ export async function runCli(argv: string[]): Promise<number> {
   if (argv.includes('--no-color')) process.env.FORCE_COLOR = '0';
   interrupts.install();
   try {
-    await Promise.race([program.parseAsync(argv, { from: 'user' }), interrupts.whenInterrupted()]);
+    await Promise.race([
+      program.parseAsync(helpArgv(program, argv) ?? argv, { from: 'user' }),
+      interrupts.whenInterrupted(),
+    ]);
     return ctx?.exitCode ?? 0;
   } catch (err) {
     if (interrupts.signal.aborted) throw new InterruptedError();

@@ -7,6 +7,7 @@ import type { Spinner } from '../cli/ui/spinner.js';
 import { cliVersion } from '../cli/version.js';
 import { ApiError, NetworkError } from '../client/errors.js';
 import type { CliLoginExchangeResult, CliLoginStart } from '../core/types.js';
+import { deviceInstructions } from './device-instructions.js';
 import { type LoopbackListener, startLoopbackListener } from './loopback.js';
 import { createPkce, createState } from './pkce.js';
 
@@ -106,7 +107,7 @@ export async function runBrowserLogin(opts: LoginOptions, ctx: CliContext): Prom
   if (!device && !noLaunch) {
     const reason = browserUnavailableReason(ctx.env);
     if (reason) {
-      ctx.out.info(`No browser can be opened here (${reason}): log in from any device with the code below.`);
+      ctx.out.info(`No browser can be opened here (${reason}): log in with the code below.`);
       device = true;
     }
   }
@@ -193,11 +194,7 @@ async function pollDevice(
   verifier: string,
   exchange: Exchange,
 ): Promise<LoginResult> {
-  ctx.out.info(`To log in, open ${start.verification_uri} on any device and enter the code:`);
-  ctx.out.info('');
-  ctx.out.info(`    ${start.user_code}`);
-  ctx.out.info('');
-  ctx.out.info(`Or open: ${start.verification_uri_complete}`);
+  for (const line of deviceInstructions(start, ctx.env)) ctx.out.info(line);
   const spinner = await ctx.spinner('Waiting for approval… (Ctrl-C to cancel)');
   const limit = deadline(ctx, start.expires_in);
   let interval = Math.max(1, start.interval);

@@ -77,11 +77,17 @@ describe('durations', () => {
     ['15m', 900],
     ['24h', 86400],
     ['30d', 2592000],
-    ['45', 45],
+    ['00', 0],
   ])('%s is %d seconds', (text, seconds) => {
     expect(parseDuration(text)).toBe(seconds);
   });
   it.each(['', '1w', '-5m', '1.5h', 'abc', '10 minutes'])('rejects %j', (text) => {
     expect(() => parseDuration(text)).toThrow(/Invalid duration/);
+  });
+  // issue 10: `--expires-in 30` silently meant 30 seconds
+  it.each(['30', '45', ' 7 '])('refuses the bare number %j, naming the accepted forms', (text) => {
+    expect(() => parseDuration(text)).toThrow(
+      /no unit: write \d+s, \d+m, \d+h or \d+d \(accepted: 0, 90s, 15m, 24h or 30d\)/,
+    );
   });
 });

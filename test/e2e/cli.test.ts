@@ -494,6 +494,8 @@ describe('a stored key only ever goes to its own server', () => {
       env: NO_DBUS,
     });
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stdout).toBe('');
+    // issue 10: with --json a failure is an error document on stdout (no key in it)
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+    expect(r.stdout).not.toMatch(/brz_/);
   });
 });

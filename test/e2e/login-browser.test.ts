@@ -135,7 +135,7 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
   it('device mode (--no-browser): type the code, Approve, the CLI polls and stores a working key', async () => {
     const dir = configDir();
     const run = startLogin(dir, ['--no-browser']);
-    const [, verificationUri] = await until(run, /open (http:\/\/\S+\/device) on any device/);
+    const [, verificationUri] = await until(run, /open (http:\/\/\S+\/device) in a browser on this machine/);
     const [, userCode] = await until(run, /^\s+([A-Z]{4}-[A-Z]{4})\s*$/m);
 
     const context = await browser.newContext();

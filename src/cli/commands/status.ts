@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { displayPrefix, isWellFormedApiKey } from '../../core/api-key.js';
 import type { UserInfo } from '../../core/types.js';
 import type { CredentialSource } from '../../credentials/types.js';
 import { type CliContext, EMBEDDED } from '../context.js';
@@ -30,7 +31,8 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     server: session.server,
     user: null,
     key_id: session.source === 'env' ? null : (session.saved?.key_id ?? null),
-    prefix: session.apiKey.slice(0, 12),
+    // never a part of something that is not a Breeze key
+    prefix: isWellFormedApiKey(session.apiKey) ? displayPrefix(session.apiKey) : null,
     storage: session.source,
     valid: false,
     expires_at: null,

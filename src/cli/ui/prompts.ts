@@ -22,8 +22,9 @@ export function isInteractive(env: NodeJS.ProcessEnv = process.env): boolean {
  * Non-interactive: every question throws the exit-2 UsageError naming the flag to pass.
  */
 export function createPrompts(interactive: boolean, signal: AbortSignal): Prompts {
+  // the question is quoted whole: gluing text to it broke sentences ("...restored.: cannot ask")
   const needFlag = (message: string, flag: string) =>
-    new UsageError(`${message.replace(/[?:]\s*$/, '')}: cannot ask in a non-interactive run.`, {
+    new UsageError(`Cannot ask in a non-interactive run: "${message.trim()}"`, {
       hint: `Pass ${flag}.`,
     });
   const ctx = { input: process.stdin, output: process.stderr, signal };

@@ -1,3 +1,5 @@
+import type { Output } from './output.js';
+
 /** A progress indicator on stderr (ora); silent when stderr is not a TTY. */
 export interface Spinner {
   text(text: string): void;
@@ -6,7 +8,11 @@ export interface Spinner {
   stop(): void;
 }
 
-export async function createSpinner(text: string): Promise<Spinner> {
+/**
+ * Starts a spinner on stderr. `out` learns about it, so messages printed while it spins (the
+ * embedded server's mail line, warnings, the --verbose trace) go above it, not onto its line.
+ */
+export async function createSpinner(text: string, out?: Output): Promise<Spinner> {
   const { default: ora } = await import('ora');
   const s = ora({
     text,
@@ -14,17 +20,22 @@ export async function createSpinner(text: string): Promise<Spinner> {
     discardStdin: false,
     isEnabled: Boolean(process.stderr.isTTY),
   }).start();
+  if (s.isSpinning) out?.live?.({ clear: () => s.clear(), render: () => s.render() });
+  const done = () => out?.live?.(null);
   return {
     text: (t) => {
       s.text = t;
     },
     succeed: (t) => {
+      done();
       s.succeed(t);
     },
     fail: (t) => {
+      done();
       s.fail(t);
     },
     stop: () => {
+      done();
       s.stop();
     },
   };

@@ -12,11 +12,21 @@ export function durationArg(value: string): number {
   }
 }
 
-/** Prints a freshly minted key: the plaintext on stdout (or the whole response as JSON), a warning on stderr. */
-export function printNewKey(ctx: CliContext, created: CreatedKeyResponse): void {
+/**
+ * Prints a freshly minted key: the plaintext on stdout (or the whole response as JSON), then on
+ * stderr either where it was stored (`storage`) or, when it was not, a warning to copy it now.
+ */
+export function printNewKey(ctx: CliContext, created: CreatedKeyResponse, storage?: string | null): void {
   if (ctx.json) ctx.out.json(created);
   else ctx.out.data(created.api_key);
-  ctx.out.warn(`Key ${created.key_id} (${created.prefix}…): copy it now, it will not be shown again.`);
+  if (storage) {
+    const where = storage === 'keychain' ? 'the OS keychain' : `${ctx.configDir}/credentials.json`;
+    ctx.out.success(
+      `Stored key ${created.key_id} (${created.prefix}…) for profile "${ctx.profile}" in ${where}; "breeze token" prints it.`,
+    );
+  } else {
+    ctx.out.warn(`Key ${created.key_id} (${created.prefix}…): copy it now, it will not be shown again.`);
+  }
 }
 
 /** The stored profile's key id on the current server, if any. */

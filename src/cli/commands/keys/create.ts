@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import type { CreatedKeyResponse, Scope } from '../../../core/types.js';
+import type { StorageBackend } from '../../../credentials/types.js';
 import type { CliContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { replaceStoredKey } from '../../session.js';
@@ -15,8 +16,11 @@ export interface KeysCreateOptions {
   save?: boolean;
 }
 
-/** Creates a key; with `save`, stores it as the current profile's key. */
-export async function runKeysCreate(opts: KeysCreateOptions, ctx: CliContext): Promise<CreatedKeyResponse> {
+/** Creates a key; with `save`, stores it as the current profile's key (`stored` says where). */
+export async function runKeysCreate(
+  opts: KeysCreateOptions,
+  ctx: CliContext,
+): Promise<{ created: CreatedKeyResponse; stored: StorageBackend | null }> {
   if (opts.expiresIn === 0) {
     throw new UsageError('--expires-in 0 would create a key that is already expired.', {
       hint: 'Leave --expires-in out for a key that never expires, or give a lifetime such as 30d.',
@@ -28,12 +32,12 @@ export async function runKeysCreate(opts: KeysCreateOptions, ctx: CliContext): P
     scopes: opts.scopes,
     expires_in_s: opts.expiresIn,
   });
+  let stored: StorageBackend | null = null;
   if (opts.save) {
     const me = await client.withKey(created.api_key).me();
-    const storage = await replaceStoredKey(ctx, created.api_key, created, me.user);
-    ctx.out.success(`Stored key ${created.prefix}… for profile "${ctx.profile}" (${storage}).`);
+    stored = await replaceStoredKey(ctx, created.api_key, created, me.user);
   }
-  return created;
+  return { created, stored };
 }
 
 export function createCreateCommand(host: CommandHost): Command {
@@ -52,6 +56,7 @@ Examples:
     )
     .action(async (opts: KeysCreateOptions, cmd: Command) => {
       const ctx = await host.context(cmd);
-      printNewKey(ctx, await runKeysCreate(opts, ctx));
+      const { created, stored } = await runKeysCreate(opts, ctx);
+      printNewKey(ctx, created, stored);
     });
 }

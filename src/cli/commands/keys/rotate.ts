@@ -75,9 +75,7 @@ Examples:
     .action(async (keyId: string | undefined, opts: KeysRotateOptions, cmd: Command) => {
       const ctx = await host.context(cmd);
       const { rotated, stored } = await runKeysRotate({ ...opts, keyId }, ctx);
-      printNewKey(ctx, rotated);
-      if (stored)
-        ctx.out.success(`Stored the new key ${rotated.prefix}… for profile "${ctx.profile}" (${stored}).`);
+      printNewKey(ctx, rotated, stored);
       const exp = rotated.previous.expires_at;
       ctx.out.info(
         `Previous key ${rotated.previous.key_id} ${exp && Date.parse(exp) <= ctx.clock().getTime() ? 'no longer works' : `works until ${exp}`}.`,
