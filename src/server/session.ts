@@ -65,8 +65,9 @@ export interface BrowserSession {
  * `__Host-` prefix, when the public URL is https); the database holds only its hash. CSRF tokens
  * are derived from the session token, so they need no storage and die with the session.
  *
- * A session is bound to the server that issued it: the stored hash is keyed by the server's secret
- * (the pepper) and covers the issuing origin (public URL), so a cookie that another server minted —
+ * A session is bound to the server that issued it: the stored hash covers the issuing origin (the
+ * public URL) and is keyed by the server's secret (the pepper, where there is one), so a cookie that
+ * another server minted —
  * another Breeze server, or `breeze serve` and the embedded server over one data directory, whose
  * cookies a browser sends to every port of 127.0.0.1 — matches no session here.
  */

@@ -187,7 +187,12 @@ describe.each(engines)('device-mode login on $engine: a link alone never approve
     const page = await victim.typeCode('BCDF-GHJX');
     expect(page.statusCode).toBe(404);
     expect(page.body).toContain('No login is waiting');
+    expect(page.body).toMatch(/<input id="user_code"[^>]*value="BCDF-GHJX"/);
     expect(page.body).not.toContain('/device/approve');
+    // a link with a code that matches nothing does not fill the field either
+    const linked = await victim.get('/device?user_code=BCDF-GHJX');
+    expect(linked.statusCode).toBe(404);
+    expect(linked.body).not.toContain('BCDF-GHJX');
   });
 
   it('the typed-code form itself needs the session’s CSRF token and a same-origin post', async () => {

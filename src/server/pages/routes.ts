@@ -345,7 +345,8 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     if (!userCode)
       return sendPage(reply, 200, typeCodePage({ email: session.user.email, csrf: session.csrf }));
     const found = await logins.lookup(userCode);
-    if (found.kind === 'unknown') return unknownCode(reply, session, userCode);
+    // never prefilled from a link, not even with a code that matches nothing
+    if (found.kind === 'unknown') return unknownCode(reply, session, '');
     if (found.kind === 'expired') return expiredPage(reply);
     const login = found.login;
     if (login.status !== 'pending') return decidedPage(reply, login);
