@@ -9,6 +9,7 @@ import { InterruptedError, NotAuthenticatedError, UsageError } from './errors.js
 import { createOutput, type Output } from './ui/output.js';
 import { createPrompts, isInteractive, type Prompts } from './ui/prompts.js';
 import type { Spinner } from './ui/spinner.js';
+import { terminalLine } from './ui/terminal-text.js';
 import { cliVersion } from './version.js';
 
 /** Global options as commander parsed them (before or after the command name). */
@@ -233,7 +234,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         signal: interrupts.signal,
         // the embedded server is on loopback: never send it through a proxy
         proxy: ctx.server() !== EMBEDDED,
-        trace: verbose ? (line) => process.stderr.write(`${line}\n`) : undefined,
+        // a trace line holds what the server sent: escaped like any other line for people
+        trace: verbose ? (line) => process.stderr.write(`${terminalLine(line)}\n`) : undefined,
       });
     },
     account(server = ctx.server()) {
