@@ -72,8 +72,9 @@ export function terminalBlock(text: string): string {
  */
 export function terminalJson(value: unknown): string {
   const text = JSON.stringify(value, null, 2) ?? 'null';
-  // outside strings JSON text is ASCII without controls, so every match is inside a string
-  return text.replace(UNSAFE, (c) => {
+  // outside strings JSON text is ASCII (newlines and spaces of the indentation aside), and inside
+  // them JSON has escaped every C0 control: every match is inside a string
+  return text.replace(UNSAFE_KEEP_NEWLINES, (c) => {
     let out = '';
     for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
     return out;
