@@ -371,20 +371,32 @@ describe('item 8: values from the server are validated and bounded', () => {
   it('keys create / rotate: a malformed api_key is neither printed nor saved', async () => {
     const evilKey = "brz_'$(touch /tmp/breeze-pwned)'\n`id`";
     routes['POST /v1/api-keys'] = () => ({ status: 201, body: { ...keyObject(KEY), api_key: evilKey } });
-    const created = await breeze(['keys', 'create', '--name', 'x', '--save']);
-    expect(created.code).toBe(1);
-    expect(created.stdout).toBe('');
-    expect(created.stderr).not.toContain('touch');
-    expectTerminalSafe(created);
+    routes['GET /v1/me'] = () => ({
+      status: 200,
+      body: { user: USER, auth: { type: 'api_key', key_id: 'key_01JME', scopes: ['read'] } },
+    });
+    for (const args of [
+      ['keys', 'create', '--name', 'x'],
+      ['--json', 'keys', 'create', '--name', 'x'],
+    ]) {
+      const created = await breeze(args);
+      expect(created.code, args.join(' ')).toBe(1);
+      expect(created.stdout).toBe('');
+      expect(created.stderr).not.toContain('touch');
+      expect(created.stderr).toMatch(/api_key is not a well-formed Breeze API key/);
+      expectTerminalSafe(created);
+    }
+    const saved = await breeze(['keys', 'create', '--name', 'x', '--save']);
+    expect(saved.code).toBe(1);
     nothingStored();
     routes['POST /v1/api-keys/*'] = () => ({
       status: 201,
       body: { ...keyObject(KEY), api_key: evilKey, previous: keyObject(KEY) },
     });
-    const rotated = await breeze(['--json', 'keys', 'rotate', 'key_01JTARGET', '--save']);
+    const rotated = await breeze(['--json', 'keys', 'rotate', 'key_01JTARGET']);
     expect(rotated.code).toBe(1);
     expect(rotated.stdout).toBe('');
-    nothingStored();
+    expect(rotated.stderr).toMatch(/api_key is not a well-formed Breeze API key/);
   });
 
   it('login --with-key: input that is not a Breeze key never reaches the server or the disk', async () => {
@@ -545,6 +557,17 @@ describe('item 8: values from the server are validated and bounded', () => {
       expect(r.code).toBe(3);
       expect(r.stderr).toMatch(/BREEZE_API_KEY is not a well-formed/);
       expect(r.stdout + r.stderr).not.toContain('$(id)');
+    });
+
+    it('a BREEZE_API_KEY_ID that is not an id is left out, not emitted into a shell', async () => {
+      freshConfig();
+      const r = await runCli(['env', '--format', 'dotenv'], {
+        configDir: cfg.dir,
+        env: { ...NO_KEYCHAIN, BREEZE_API_KEY: KEY, BREEZE_API_KEY_ID: "x'`touch PWNED`$(touch PWNED)" },
+      });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout).toBe(`BREEZE_API_KEY='${KEY}'\n`);
+      expect(r.stderr).toMatch(/BREEZE_API_KEY_ID is left out/);
     });
 
     it('dotenv sourced by sh runs nothing, even with quotes and $() in the server URL', async () => {
