@@ -234,7 +234,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         signal: interrupts.signal,
         // the embedded server is on loopback: never send it through a proxy
         proxy: ctx.server() !== EMBEDDED,
-        // through `out`, which prints above a running spinner
+        // through `out`: escaped like any other line for people, and printed above a running spinner
         trace: verbose ? (line) => out.info(line) : undefined,
       });
     },

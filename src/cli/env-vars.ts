@@ -1,8 +1,31 @@
-import { displayPrefix } from '../core/api-key.js';
+import { isId } from '../client/validate.js';
+import { displayPrefix, isWellFormedApiKey } from '../core/api-key.js';
 import { type CliContext, EMBEDDED, type Session } from './context.js';
+import { NotAuthenticatedError } from './errors.js';
 
 export const ENV_FORMATS = ['sh', 'fish', 'powershell', 'dotenv', 'json'] as const;
 export type EnvFormat = (typeof ENV_FORMATS)[number];
+
+/**
+ * The key of `session`, for printing or handing on (`token`, `env`, `run`): it must be a well-formed
+ * Breeze key. Whatever else sits in the keychain, credentials.json or BREEZE_API_KEY (a hand edit,
+ * an old bug, a value with quotes, `$()` or newlines) is refused rather than emitted into a shell.
+ * The message never shows any part of the value.
+ */
+export function usableKey(session: Session): string {
+  if (isWellFormedApiKey(session.apiKey)) return session.apiKey;
+  if (session.source === 'env') {
+    throw new NotAuthenticatedError('BREEZE_API_KEY is not a well-formed Breeze API key.', {
+      hint: 'Check BREEZE_API_KEY (brz_ followed by 46 letters and digits).',
+    });
+  }
+  throw new NotAuthenticatedError(
+    `The key stored for profile "${session.profile}" (${session.source}) is not a well-formed Breeze API key; it is not printed.`,
+    {
+      hint: `Run "breeze login"${session.profile !== 'default' ? ` --profile ${session.profile}` : ''} again.`,
+    },
+  );
+}
 
 /**
  * The variables `env` prints and `run` injects: BREEZE_API_KEY, BREEZE_API_KEY_ID (when known
@@ -10,13 +33,14 @@ export type EnvFormat = (typeof ENV_FORMATS)[number];
  */
 export async function credentialEnv(ctx: CliContext, session?: Session): Promise<Record<string, string>> {
   const s = session ?? (await ctx.session());
-  const vars: Record<string, string> = { BREEZE_API_KEY: s.apiKey };
+  const vars: Record<string, string> = { BREEZE_API_KEY: usableKey(s) };
   const keyId =
     s.source === 'env'
       ? ctx.env.BREEZE_API_KEY_ID ||
         (s.saved && s.saved.prefix === displayPrefix(s.apiKey) ? s.saved.key_id : undefined)
       : s.saved?.key_id;
-  if (keyId) vars.BREEZE_API_KEY_ID = keyId;
+  if (keyId && isId(keyId)) vars.BREEZE_API_KEY_ID = keyId;
+  else if (keyId) ctx.out.warn('BREEZE_API_KEY_ID is left out: the key id at hand is not a well-formed id.');
   if (s.server !== EMBEDDED) vars.BREEZE_SERVER = s.server;
   return vars;
 }
@@ -37,30 +61,36 @@ export function quotePowerShell(value: string): string {
 }
 
 /**
- * dotenv: single quotes (literal in dotenv, python-dotenv and docker compose) when possible; else
- * double quotes with `\`, `"`, `$` and newlines escaped.
+ * dotenv: single quotes (literal in dotenv, python-dotenv, docker compose and a POSIX shell that
+ * sources the file) when possible; else double quotes with `\`, `"`, `$`, backticks and newlines
+ * escaped, so that sourcing the file with sh never runs a command.
  */
 export function quoteDotenv(value: string): string {
   if (!/['\n\r]/.test(value)) return `'${value}'`;
   return `"${value
-    .replace(/[\\"$]/g, (c) => `\\${c}`)
+    .replace(/[\\"$`]/g, (c) => `\\${c}`)
     .replace(/\n/g, '\\n')
     .replace(/\r/g, '\\r')}"`;
 }
 
 /** The variables as text for `format` (no trailing newline). */
 export function formatEnv(vars: Record<string, string>, format: EnvFormat): string {
+  return formatEnvLines(vars, format).join('\n');
+}
+
+/** The variables as lines for `format` (what `out.data` prints: one string per line). */
+export function formatEnvLines(vars: Record<string, string>, format: EnvFormat): string[] {
   const entries = Object.entries(vars);
   switch (format) {
     case 'sh':
-      return entries.map(([k, v]) => `export ${k}=${quoteSh(v)}`).join('\n');
+      return entries.map(([k, v]) => `export ${k}=${quoteSh(v)}`);
     case 'fish':
-      return entries.map(([k, v]) => `set -gx ${k} ${quoteFish(v)}`).join('\n');
+      return entries.map(([k, v]) => `set -gx ${k} ${quoteFish(v)}`);
     case 'powershell':
-      return entries.map(([k, v]) => `$env:${k} = ${quotePowerShell(v)}`).join('\n');
+      return entries.map(([k, v]) => `$env:${k} = ${quotePowerShell(v)}`);
     case 'dotenv':
-      return entries.map(([k, v]) => `${k}=${quoteDotenv(v)}`).join('\n');
+      return entries.map(([k, v]) => `${k}=${quoteDotenv(v)}`);
     case 'json':
-      return JSON.stringify(vars, null, 2);
+      return JSON.stringify(vars, null, 2).split('\n');
   }
 }

@@ -4,6 +4,7 @@
  */
 import { ApiError, NetworkError } from '../client/errors.js';
 import { CorruptFileError } from '../credentials/atomic-file.js';
+import { terminalLine } from './ui/terminal-text.js';
 
 export const EXIT = {
   OK: 0,
@@ -88,29 +89,48 @@ export function exitCodeOf(err: unknown): number {
   return EXIT.FAILURE;
 }
 
-/** One human message on stderr for an error (commander has already printed its own). */
+/**
+ * One human message on stderr for an error (commander has already printed its own). Each part is one
+ * terminal line (ui/terminal-text.ts): a message from a server or an outside value cannot drive the
+ * terminal or add a line of its own.
+ */
 export function describeError(err: unknown, verbose: boolean): string | null {
   const e = err as { code?: unknown; name?: unknown };
   if (typeof e?.code === 'string' && e.code.startsWith('commander.')) return null;
+  const lines = (...parts: Array<string | undefined>) =>
+    parts
+      .filter((p): p is string => p !== undefined && p !== '')
+      .map((p) => terminalLine(p))
+      .join('\n');
   if (exitCodeOf(err) === EXIT.INTERRUPTED) return 'Interrupted.';
-  if (err instanceof UserError)
-    return err.hint ? `Error: ${err.message}\n${err.hint}` : `Error: ${err.message}`;
+  if (err instanceof UserError) return lines(`Error: ${err.message}`, err.hint);
   if (err instanceof ApiError) {
     const hint =
       err.status === 401
-        ? '\nThe server refused the credential. Run "breeze login" (or check BREEZE_API_KEY).'
+        ? 'The server refused the credential. Run "breeze login" (or check BREEZE_API_KEY).'
         : err.status === 429 && err.retryAfter !== undefined
-          ? `\nRate limited: try again in ${err.retryAfter}s.`
-          : '';
+          ? `Rate limited: try again in ${err.retryAfter}s.`
+          : undefined;
     const rid = err.requestId ? ` (request ${err.requestId})` : '';
-    return `Error: ${err.message} [${err.code}]${rid}${hint}`;
+    return lines(`Error: ${err.message} [${err.code}]${rid}`, hint);
   }
   if (err instanceof CorruptFileError)
-    return `Error: ${err.message}\nFix or delete the file (nothing was changed), then run the command again.`;
+    return lines(
+      `Error: ${err.message}`,
+      'Fix or delete the file (nothing was changed), then run the command again.',
+    );
   if (err instanceof NetworkError)
-    return `Error: ${err.message}\nCheck the server URL (--server / BREEZE_SERVER) and your network or proxy settings.`;
-  if (verbose && err instanceof Error && err.stack) return `Error: ${err.stack}`;
-  return `Error: ${err instanceof Error ? err.message : String(err)}`;
+    return lines(
+      `Error: ${err.message}`,
+      'Check the server URL (--server / BREEZE_SERVER) and your network or proxy settings.',
+    );
+  const message = err instanceof Error ? err.message : String(err);
+  if (verbose && err instanceof Error && err.stack) {
+    // the stack's own first lines repeat the message: print it once, then the frames
+    const frames = err.stack.split('\n').filter((l) => /^\s+at /.test(l));
+    return lines(`Error: ${message}`, ...frames);
+  }
+  return lines(`Error: ${message}`);
 }
 
 /** The `code` of a local (not server) error in `--json` output, by exit code. */

@@ -38,14 +38,14 @@ export async function tryFastPath(argv: readonly string[]): Promise<number | und
     return undefined;
   const { createContext } = await import('./context.js');
   const ctx = await createContext(globals);
+  const { credentialEnv, formatEnvLines, usableKey } = await import('./env-vars.js');
   if (command === 'token') {
-    const session = await ctx.session();
-    if (ctx.json) ctx.out.json({ api_key: session.apiKey });
-    else ctx.out.data(session.apiKey);
+    const apiKey = usableKey(await ctx.session());
+    if (ctx.json) ctx.out.json({ api_key: apiKey });
+    else ctx.out.data(apiKey);
   } else {
-    const { credentialEnv, formatEnv } = await import('./env-vars.js');
     const vars = await credentialEnv(ctx);
-    ctx.out.data(formatEnv(vars, ctx.json ? 'json' : ((format ?? 'sh') as 'sh')));
+    ctx.out.data(formatEnvLines(vars, ctx.json ? 'json' : ((format ?? 'sh') as 'sh')));
   }
   return ctx.exitCode;
 }

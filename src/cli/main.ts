@@ -44,7 +44,9 @@ async function main(argv: string[]): Promise<void> {
     // --json: scripts parse stdout, so a failure is a JSON document there too (unless the command
     // already printed its document, e.g. `status --json` with `"valid": false`)
     if (wantsJson(argv) && exitCodeOf(err) !== EXIT.OK && !hasPrintedData(process.stdout)) {
-      process.stdout.write(`${JSON.stringify(errorDocument(err), null, 2)}\n`);
+      // exact JSON, with the characters a terminal acts on \u-escaped (a server's message may hold them)
+      const { terminalJson } = await import('./ui/terminal-text.js');
+      process.stdout.write(`${terminalJson(errorDocument(err))}\n`);
     }
     exit(exitCodeOf(err));
   }

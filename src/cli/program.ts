@@ -8,6 +8,7 @@ import {
 } from './commands/index.js';
 import { type CliContext, createContext, type GlobalOptions, Interrupts } from './context.js';
 import { InterruptedError } from './errors.js';
+import { terminalBlock } from './ui/terminal-text.js';
 import { cliVersion } from './version.js';
 
 const ROOT_HELP = `
@@ -43,7 +44,11 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
     .addHelpText('after', ROOT_HELP)
     .exitOverride()
-    .configureOutput({ writeOut: (s) => process.stdout.write(s), writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({
+      // commander quotes argv in its errors: escape what a terminal would act on
+      writeOut: (s) => process.stdout.write(terminalBlock(s)),
+      writeErr: (s) => process.stderr.write(terminalBlock(s)),
+    });
 }
 
 /**

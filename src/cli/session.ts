@@ -1,3 +1,5 @@
+import { isEmailLike, isId } from '../client/validate.js';
+import { displayPrefix, isWellFormedApiKey } from '../core/api-key.js';
 import type { ApiKeyInfo, UserInfo } from '../core/types.js';
 import {
   KeychainUnavailableError,
@@ -37,6 +39,30 @@ export function storagePreference(ctx: CliContext, flag?: string): StoragePrefer
 }
 
 /**
+ * The last gate before a key and its profile reach the keychain, credentials.json and config.json:
+ * a well-formed key, a key id and user id of id shape, the key's own prefix, a plain email address.
+ * The client checks server answers already; this also covers values assembled from several calls.
+ */
+function assertStorable(apiKey: string, key: ApiKeyInfo, user: UserInfo | undefined): void {
+  const problem = !isWellFormedApiKey(apiKey)
+    ? 'the key is not a well-formed Breeze API key'
+    : !isId(key.key_id)
+      ? 'the key id is not a well-formed id'
+      : key.prefix !== displayPrefix(apiKey)
+        ? 'the key prefix does not match the key'
+        : user && !isId(user.id)
+          ? 'the user id is not a well-formed id'
+          : user && !isEmailLike(user.email)
+            ? 'the user email is not an email address'
+            : null;
+  if (problem) {
+    throw new UserError(`The server's answer cannot be stored: ${problem}. Nothing was saved.`, {
+      hint: 'Check the server URL (--server / BREEZE_SERVER); a Breeze server never sends this.',
+    });
+  }
+}
+
+/**
  * Saves a fresh login for `ctx.profile` on `ctx.server()` — the one place every login flow ends:
  * stores the key (keychain, or file with a warning when the keychain is unusable; an error when
  * `keychain` was asked for), records the profile in config.json (never the secret), removes the
@@ -48,6 +74,7 @@ export async function saveLogin(
   result: LoginResult,
   opts: { storage?: StoragePreference; quiet?: boolean } = {},
 ): Promise<SavedLogin> {
+  assertStorable(result.apiKey, result.key, result.user);
   const server = ctx.server();
   const account = ctx.account(server);
   const preference = opts.storage ?? storagePreference(ctx);
@@ -121,6 +148,7 @@ export async function replaceStoredKey(
   key: ApiKeyInfo,
   user?: UserInfo,
 ): Promise<StorageBackend> {
+  assertStorable(apiKey, key, user);
   const server = ctx.server();
   return ctx.config.locked(async () => {
     const before = ctx.config.profile(ctx.profile);

@@ -13,6 +13,17 @@ import type {
 } from '../core/types.js';
 import { ApiError, NetworkError } from './errors.js';
 import { redactBody, redactHeaders, redactUrl } from './redact.js';
+import {
+  checkCreatedKey,
+  checkEmailCodeStart,
+  checkEmailVerification,
+  checkKey,
+  checkKeyPage,
+  checkLoginExchange,
+  checkLoginStart,
+  checkMe,
+  checkRotatedKey,
+} from './validate.js';
 
 export { ApiError, NetworkError } from './errors.js';
 
@@ -200,12 +211,15 @@ export class BreezeClient {
 
   /** `GET /v1/me` */
   async me(): Promise<MeResponse> {
-    return (await this.request<MeResponse>('GET', '/v1/me')).body;
+    return checkMe('GET /v1/me', (await this.request<unknown>('GET', '/v1/me')).body);
   }
 
   /** `GET /v1/api-keys` (one page) */
   async listKeys(q: { limit?: number; cursor?: string; status?: KeyStatus } = {}): Promise<KeyListResponse> {
-    return (await this.request<KeyListResponse>('GET', '/v1/api-keys', { query: q })).body;
+    return checkKeyPage(
+      'GET /v1/api-keys',
+      (await this.request<unknown>('GET', '/v1/api-keys', { query: q })).body,
+    );
   }
 
   /** every page of `GET /v1/api-keys` */
@@ -233,7 +247,10 @@ export class BreezeClient {
   }
 
   async getKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.request<ApiKeyInfo>('GET', `/v1/api-keys/${encodeURIComponent(keyId)}`)).body;
+    return checkKey(
+      'GET /v1/api-keys/:key_id',
+      (await this.request<unknown>('GET', `/v1/api-keys/${encodeURIComponent(keyId)}`)).body,
+    );
   }
 
   async createKey(body: {
@@ -242,28 +259,39 @@ export class BreezeClient {
     expires_in_s?: number;
     expires_at?: string;
   }): Promise<CreatedKeyResponse> {
-    return (await this.request<CreatedKeyResponse>('POST', '/v1/api-keys', { body })).body;
+    return checkCreatedKey(
+      'POST /v1/api-keys',
+      (await this.request<unknown>('POST', '/v1/api-keys', { body })).body,
+    );
   }
 
   async updateKey(keyId: string, body: { name?: string; scopes?: Scope[] }): Promise<ApiKeyInfo> {
-    return (await this.request<ApiKeyInfo>('PATCH', `/v1/api-keys/${encodeURIComponent(keyId)}`, { body }))
-      .body;
+    return checkKey(
+      'PATCH /v1/api-keys/:key_id',
+      (await this.request<unknown>('PATCH', `/v1/api-keys/${encodeURIComponent(keyId)}`, { body })).body,
+    );
   }
 
   async rotateKey(keyId: string, body: { grace_period_s?: number } = {}): Promise<RotatedKeyResponse> {
-    return (
-      await this.request<RotatedKeyResponse>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/rotate`, {
-        body,
-      })
-    ).body;
+    return checkRotatedKey(
+      'POST /v1/api-keys/:key_id/rotate',
+      (await this.request<unknown>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/rotate`, { body }))
+        .body,
+    );
   }
 
   async disableKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.request<ApiKeyInfo>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/disable`)).body;
+    return checkKey(
+      'POST /v1/api-keys/:key_id/disable',
+      (await this.request<unknown>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/disable`)).body,
+    );
   }
 
   async enableKey(keyId: string): Promise<ApiKeyInfo> {
-    return (await this.request<ApiKeyInfo>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/enable`)).body;
+    return checkKey(
+      'POST /v1/api-keys/:key_id/enable',
+      (await this.request<unknown>('POST', `/v1/api-keys/${encodeURIComponent(keyId)}/enable`)).body,
+    );
   }
 
   async deleteKey(keyId: string): Promise<void> {
@@ -272,7 +300,10 @@ export class BreezeClient {
 
   /** `POST /v1/cli/logins` (anonymous) */
   async startCliLogin(body: CliLoginRequest): Promise<CliLoginStart> {
-    return (await this.request<CliLoginStart>('POST', '/v1/cli/logins', { body, auth: false })).body;
+    return checkLoginStart(
+      'POST /v1/cli/logins',
+      (await this.request<unknown>('POST', '/v1/cli/logins', { body, auth: false })).body,
+    );
   }
 
   /** `POST /v1/cli/logins/:id/exchange` (anonymous; no automatic retry: the caller polls) */
@@ -280,22 +311,24 @@ export class BreezeClient {
     loginId: string,
     body: { code_verifier: string; code?: string },
   ): Promise<CliLoginExchangeResult> {
-    return (
-      await this.request<CliLoginExchangeResult>(
-        'POST',
-        `/v1/cli/logins/${encodeURIComponent(loginId)}/exchange`,
-        {
+    return checkLoginExchange(
+      'POST /v1/cli/logins/:login_id/exchange',
+      (
+        await this.request<unknown>('POST', `/v1/cli/logins/${encodeURIComponent(loginId)}/exchange`, {
           body,
           auth: false,
           retries: 0,
-        },
-      )
-    ).body;
+        })
+      ).body,
+    );
   }
 
   /** `POST /auth/code` (anonymous) */
   async requestEmailCode(body: { email: string; type: 'api_key' | 'jwt' }): Promise<{ id: string }> {
-    return (await this.request<{ id: string }>('POST', '/auth/code', { body, auth: false })).body;
+    return checkEmailCodeStart(
+      'POST /auth/code',
+      (await this.request<unknown>('POST', '/auth/code', { body, auth: false })).body,
+    );
   }
 
   /** `POST /auth/code/:id/verifications` (anonymous) */
@@ -303,13 +336,16 @@ export class BreezeClient {
     id: string,
     code: string,
   ): Promise<{ secret?: string; key_id?: string; token?: string; expires_at?: string }> {
-    return (
-      await this.request<{ secret?: string; key_id?: string; token?: string; expires_at?: string }>(
-        'POST',
-        `/auth/code/${encodeURIComponent(id)}/verifications`,
-        { body: { code }, auth: false, retries: 0 },
-      )
-    ).body;
+    return checkEmailVerification(
+      'POST /auth/code/:id/verifications',
+      (
+        await this.request<unknown>('POST', `/auth/code/${encodeURIComponent(id)}/verifications`, {
+          body: { code },
+          auth: false,
+          retries: 0,
+        })
+      ).body,
+    );
   }
 
   /** `GET /healthz` */

@@ -6,12 +6,17 @@ export const SECRET_HEADERS = new Set([
   'set-cookie',
   'proxy-authorization',
 ]);
-/** JSON fields whose values never reach a trace. */
+/**
+ * JSON fields (and query parameters) whose values never reach a trace. `state` is the loopback
+ * login's anti-forgery value: with it, anything that reads the trace could answer the loopback
+ * listener in the browser's place.
+ */
 export const SECRET_FIELDS = new Set([
   'api_key',
   'secret',
   'token',
   'code',
+  'state',
   'code_verifier',
   'password',
   'access_token',

@@ -10,6 +10,7 @@ import type { CliLoginExchangeResult, CliLoginStart } from '../core/types.js';
 import { deviceInstructions } from './device-instructions.js';
 import { type LoopbackListener, startLoopbackListener } from './loopback.js';
 import { createPkce, createState } from './pkce.js';
+import { boundLoginStart, clampInterval, expiryNote, MAX_INTERVAL_S } from './server-values.js';
 
 /**
  * Why no browser can be opened from here (then the login falls back to device mode), or null.
@@ -53,13 +54,15 @@ function loginFailed(err: unknown): never {
   throw err;
 }
 
+/** Waits `ms` (bounded to [0, 60 s]: a timer past 2^31 ms would fire at once and spin). */
 function delay(ms: number, signal: AbortSignal): Promise<void> {
+  const wait = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_INTERVAL_S * 1000) : 5000;
   return new Promise((resolve, reject) => {
     if (signal.aborted) return reject(signal.reason);
     const t = setTimeout(() => {
       signal.removeEventListener('abort', onAbort);
       resolve();
-    }, ms);
+    }, wait);
     const onAbort = () => {
       clearTimeout(t);
       reject(signal.reason);
@@ -101,6 +104,9 @@ export async function runBrowserLogin(opts: LoginOptions, ctx: CliContext): Prom
     ...(opts.scopes ? { scopes: opts.scopes } : {}),
   };
   const client = await ctx.client();
+  // every start goes through the bounds of server-values.ts before anything uses it
+  const startLogin = async (b: typeof body & { redirect_uri?: string; state?: string }) =>
+    boundLoginStart(await client.startCliLogin(b).catch(loginFailed), client.baseUrl, (m) => ctx.out.warn(m));
 
   let device = !opts.browser;
   const noLaunch = launchDisabled(ctx.env);
@@ -113,7 +119,7 @@ export async function runBrowserLogin(opts: LoginOptions, ctx: CliContext): Prom
   }
 
   if (device) {
-    const start = await client.startCliLogin(body).catch(loginFailed);
+    const start = await startLogin(body);
     return pollDevice(ctx, start, pkce.verifier, (id, b) => client.exchangeCliLogin(id, b));
   }
 
@@ -124,15 +130,13 @@ export async function runBrowserLogin(opts: LoginOptions, ctx: CliContext): Prom
   } catch (err) {
     // e.g. a sandbox without loopback sockets: the code can still be typed on any device
     ctx.out.info(`Cannot listen on 127.0.0.1 for the browser's answer (${(err as Error).message}).`);
-    const start = await client.startCliLogin(body).catch(loginFailed);
+    const start = await startLogin(body);
     return pollDevice(ctx, start, pkce.verifier, (id, b) => client.exchangeCliLogin(id, b));
   }
   ctx.onCleanup(() => listener.close());
   let spinner: Spinner | undefined;
   try {
-    const start = await client
-      .startCliLogin({ ...body, redirect_uri: listener.redirectUri, state })
-      .catch(loginFailed);
+    const start = await startLogin({ ...body, redirect_uri: listener.redirectUri, state });
     const opened = noLaunch ? false : await ctx.openUrl(start.verification_uri_complete);
     ctx.out.info(
       opened
@@ -141,6 +145,7 @@ export async function runBrowserLogin(opts: LoginOptions, ctx: CliContext): Prom
     );
     ctx.out.info(`  ${start.verification_uri_complete}`);
     ctx.out.info(`Your code: ${start.user_code}  (check that the browser shows the same code)`);
+    ctx.out.info(expiryNote(start.expires_in));
     spinner = await ctx.spinner('Waiting for approval in the browser… (Ctrl-C to cancel)');
     const limit = deadline(ctx, start.expires_in);
     let pending: Awaited<ReturnType<typeof listener.wait>>;
@@ -195,9 +200,10 @@ async function pollDevice(
   exchange: Exchange,
 ): Promise<LoginResult> {
   for (const line of deviceInstructions(start, ctx.env)) ctx.out.info(line);
+  ctx.out.info(expiryNote(start.expires_in));
   const spinner = await ctx.spinner('Waiting for approval… (Ctrl-C to cancel)');
   const limit = deadline(ctx, start.expires_in);
-  let interval = Math.max(1, start.interval);
+  let interval = clampInterval(start.interval);
   let networkFailures = 0;
   try {
     for (;;) {
@@ -212,10 +218,12 @@ async function pollDevice(
         } else if (err instanceof ApiError && err.code === 'SLOW_DOWN') {
           const told = (err.details as { interval?: unknown } | undefined)?.interval;
           // RFC 8628 §3.5: without a new interval from the server, add 5 s
-          interval = typeof told === 'number' && told > interval ? told : interval + (told ? 0 : 5);
+          interval = clampInterval(
+            typeof told === 'number' && told > interval ? told : interval + (told ? 0 : 5),
+          );
         } else if (err instanceof ApiError && err.code === 'RATE_LIMITED') {
           // a busy address (many logins behind one NAT): wait as told, then poll on
-          interval = Math.max(interval, Math.min(err.retryAfter ?? interval, 60));
+          interval = clampInterval(Math.max(interval, err.retryAfter ?? interval));
         } else if (err instanceof NetworkError && ++networkFailures <= 5) {
           // a blip (server restart, Wi-Fi): keep polling a little longer
         } else {

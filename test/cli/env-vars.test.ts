@@ -1,4 +1,7 @@
 import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { formatEnv, quoteDotenv, quoteFish, quotePowerShell } from '../../src/cli/env-vars.js';
 
@@ -20,6 +23,36 @@ describe('env formats', () => {
         encoding: 'utf8',
       });
       expect(out).toBe(value);
+    }
+  });
+
+  it('sh, fish and dotenv: sourcing the output runs no command, whatever the value holds', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breeze-env-quote-'));
+    try {
+      const evil = [
+        "'`touch PWNED`'",
+        '"$(touch PWNED)"',
+        "x'\n`touch PWNED`",
+        '\\`touch PWNED`',
+        "'; touch PWNED; '",
+      ];
+      for (const value of evil) {
+        const vars = { BREEZE_API_KEY: value };
+        execFileSync('sh', ['-c', formatEnv(vars, 'dotenv')], { cwd: dir });
+        execFileSync('bash', ['-c', `set -a; ${formatEnv(vars, 'dotenv')}`], { cwd: dir });
+        execFileSync('bash', ['-c', `eval "$1"`, '_', formatEnv(vars, 'sh')], { cwd: dir });
+        execFileSync('fish', ['-c', formatEnv(vars, 'fish')], { cwd: dir });
+        expect(existsSync(join(dir, 'PWNED')), `${JSON.stringify(value)} ran a command`).toBe(false);
+      }
+      // fish reads its format back exactly
+      for (const value of NASTY) {
+        const out = execFileSync('fish', ['-c', `${formatEnv({ V: value }, 'fish')}; printf %s "$V"`], {
+          encoding: 'utf8',
+        });
+        expect(out).toBe(value);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 

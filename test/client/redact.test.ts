@@ -26,7 +26,21 @@ describe('trace redaction', () => {
     for (const s of [key, '"s"', '"t"', '"C"', '"v"']) expect(out).not.toContain(s);
     expect(JSON.parse(out).nested.code).toBe('[redacted]');
     expect(redactBody(`plain ${key}`)).not.toContain(key);
-    expect(redactUrl(`http://h/cb?code=abc&state=s`)).toBe('http://h/cb?code=%5Bredacted%5D&state=s');
+    // issue 10 item 9: the loopback `state` is a secret too (it used to be shown)
+    expect(redactUrl(`http://h/cb?code=abc&state=s`)).toBe(
+      'http://h/cb?code=%5Bredacted%5D&state=%5Bredacted%5D',
+    );
+  });
+  it('hides the loopback state of a CLI login request body', () => {
+    const state = 'Zx8-state-value-0123456789';
+    const out = redactBody(
+      JSON.stringify({ code_challenge: 'c', redirect_uri: 'http://127.0.0.1:5/callback', state }),
+    );
+    expect(out).not.toContain(state);
+    expect(JSON.parse(out)).toMatchObject({
+      state: '[redacted]',
+      redirect_uri: 'http://127.0.0.1:5/callback',
+    });
   });
   it('keeps the error code of an API error readable, but not a code field beside it', () => {
     const out = JSON.parse(

@@ -1,6 +1,6 @@
 import { Command, Option } from 'commander';
 import type { CliContext } from '../context.js';
-import { credentialEnv, ENV_FORMATS, type EnvFormat, formatEnv } from '../env-vars.js';
+import { credentialEnv, ENV_FORMATS, type EnvFormat, formatEnv, formatEnvLines } from '../env-vars.js';
 import type { CommandHost } from './index.js';
 
 /** The credential variables, rendered for a shell (or JSON). No network. */
@@ -29,7 +29,7 @@ Examples:
     .action(async (opts: { format: EnvFormat }, cmd: Command) => {
       const ctx = await host.context(cmd);
       // --json is the same as --format json
-      const { text } = await runEnv({ format: ctx.json ? 'json' : opts.format }, ctx);
-      ctx.out.data(text);
+      const { vars } = await runEnv({ format: ctx.json ? 'json' : opts.format }, ctx);
+      ctx.out.data(formatEnvLines(vars, ctx.json ? 'json' : opts.format));
     });
 }

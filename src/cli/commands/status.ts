@@ -54,7 +54,8 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
   return report;
 }
 
-function render(r: StatusReport, ctx: CliContext): string {
+/** One string per line: out.data escapes each (an email from the server cannot add a line). */
+function render(r: StatusReport, ctx: CliContext): string[] {
   const where =
     r.storage === 'env'
       ? 'BREEZE_API_KEY (environment)'
@@ -70,7 +71,7 @@ function render(r: StatusReport, ctx: CliContext): string {
     `Valid:    ${r.valid ? 'yes, the server accepts this key' : 'NO, the server refuses this key'}`,
   ];
   if (r.expires_at) lines.push(`Expires:  ${r.expires_at}`);
-  return lines.join('\n');
+  return lines;
 }
 
 export function createCommand(host: CommandHost): Command {

@@ -1,11 +1,12 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
+import { usableKey } from '../env-vars.js';
 import type { CommandHost } from './index.js';
 
 /** The key in use (BREEZE_API_KEY, else the profile's stored key), without touching the network. */
 export async function runToken(_opts: Record<string, never>, ctx: CliContext): Promise<{ api_key: string }> {
   const session = await ctx.session();
-  return { api_key: session.apiKey };
+  return { api_key: usableKey(session) };
 }
 
 export function createCommand(host: CommandHost): Command {

@@ -1,11 +1,17 @@
+import { type Printable, terminalJson, terminalLine } from './terminal-text.js';
+
 /**
  * stdout for data, stderr for people. No chalk here: `token` and `env` use this and must start fast;
  * colourful output goes through ./theme.ts, loaded by the commands that draw tables.
+ *
+ * Every string handed to these functions is ONE line: control and format characters in it (newlines
+ * included) are shown as visible escapes (./terminal-text.ts), so a value from a server or the
+ * environment can neither drive the terminal nor fake a line. Several lines: pass an array.
  */
 export interface Output {
-  /** a line of data on stdout */
-  data(text: string): void;
-  /** one JSON document on stdout */
+  /** a line (or lines) of data on stdout */
+  data(text: Printable | readonly Printable[]): void;
+  /** one JSON document on stdout (exact JSON; characters a terminal acts on are \u-escaped) */
   json(value: unknown): void;
   /** a message for people on stderr */
   info(message: string): void;
@@ -41,16 +47,19 @@ export function createOutput(
   streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
 ): Output {
   let live: LiveLine | null = null;
-  const line = (s: NodeJS.WritableStream, text: string) => {
-    const t = text.endsWith('\n') ? text : `${text}\n`;
+  const write = (s: NodeJS.WritableStream, text: string) => {
     // the spinner's line is on the terminal stderr is on; stdout shares it only when a TTY too
     if (live && (s === streams.stderr || (s as { isTTY?: boolean }).isTTY)) {
       live.clear();
-      s.write(t);
+      s.write(text);
       live.render();
     } else {
-      s.write(t);
+      s.write(text);
     }
+  };
+  const lines = (s: NodeJS.WritableStream, text: Printable | readonly Printable[]) => {
+    const list = Array.isArray(text) ? (text as readonly Printable[]) : [text as Printable];
+    write(s, list.map((l) => `${terminalLine(l)}\n`).join(''));
   };
   return {
     live: (l) => {
@@ -58,14 +67,14 @@ export function createOutput(
     },
     data: (text) => {
       printedOn.add(streams.stdout);
-      line(streams.stdout, text);
+      lines(streams.stdout, text);
     },
     json: (value) => {
       printedOn.add(streams.stdout);
-      line(streams.stdout, JSON.stringify(value, null, 2));
+      write(streams.stdout, `${terminalJson(value)}\n`);
     },
-    info: (message) => line(streams.stderr, message),
-    warn: (message) => line(streams.stderr, /^warning:/i.test(message) ? message : `Warning: ${message}`),
-    success: (message) => line(streams.stderr, `✓ ${message}`),
+    info: (message) => lines(streams.stderr, message),
+    warn: (message) => lines(streams.stderr, /^warning:/i.test(message) ? message : `Warning: ${message}`),
+    success: (message) => lines(streams.stderr, `✓ ${message}`),
   };
 }

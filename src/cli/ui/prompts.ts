@@ -1,4 +1,5 @@
 import { UsageError } from '../errors.js';
+import { terminalLine } from './terminal-text.js';
 
 /** Questions to the user. Each names the flag that answers it in a non-interactive run. */
 export interface Prompts {
@@ -33,17 +34,17 @@ export function createPrompts(interactive: boolean, signal: AbortSignal): Prompt
     async confirm(message, { flag, default: def }) {
       if (!interactive) throw needFlag(message, flag);
       const { confirm } = await import('@inquirer/prompts');
-      return confirm({ message, default: def ?? false }, ctx);
+      return confirm({ message: terminalLine(message), default: def ?? false }, ctx);
     },
     async input(message, { flag, default: def, validate }) {
       if (!interactive) throw needFlag(message, flag);
       const { input } = await import('@inquirer/prompts');
-      return input({ message, default: def, validate }, ctx);
+      return input({ message: terminalLine(message), default: def, validate }, ctx);
     },
     async password(message, { flag }) {
       if (!interactive) throw needFlag(message, flag);
       const { password } = await import('@inquirer/prompts');
-      return password({ message, mask: true }, ctx);
+      return password({ message: terminalLine(message), mask: true }, ctx);
     },
   };
 }

@@ -1,6 +1,7 @@
 import type { Output } from './output.js';
+import { terminalLine } from './terminal-text.js';
 
-/** A progress indicator on stderr (ora); silent when stderr is not a TTY. */
+/** A progress indicator on stderr (ora); silent when stderr is not a TTY. Texts are escaped (terminal-text.ts). */
 export interface Spinner {
   text(text: string): void;
   succeed(text?: string): void;
@@ -15,7 +16,7 @@ export interface Spinner {
 export async function createSpinner(text: string, out?: Output): Promise<Spinner> {
   const { default: ora } = await import('ora');
   const s = ora({
-    text,
+    text: terminalLine(text),
     stream: process.stderr,
     discardStdin: false,
     isEnabled: Boolean(process.stderr.isTTY),
@@ -24,15 +25,15 @@ export async function createSpinner(text: string, out?: Output): Promise<Spinner
   const done = () => out?.live?.(null);
   return {
     text: (t) => {
-      s.text = t;
+      s.text = terminalLine(t);
     },
     succeed: (t) => {
       done();
-      s.succeed(t);
+      s.succeed(t === undefined ? t : terminalLine(t));
     },
     fail: (t) => {
       done();
-      s.fail(t);
+      s.fail(t === undefined ? t : terminalLine(t));
     },
     stop: () => {
       done();
