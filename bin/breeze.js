@@ -1,2 +1,4 @@
 #!/usr/bin/env node
-import '../dist/cli/main.js';
+// CommonJS (see bin/package.json): no ESM loader before the fast path of dist/cli/bin.cjs, a single
+// bundled file (src/cli/bin.ts). Everything else it hands to dist/cli/main.js.
+require('../dist/cli/bin.cjs').run(process.argv.slice(2));

@@ -1,13 +1,17 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 
-/** End-to-end tests spawn bin/breeze.js, which runs dist/: build it once if it is missing or stale. */
+/**
+ * End-to-end tests spawn bin/breeze.js, which runs dist/: build it once if it is missing or stale.
+ * The build is tsc, then the bundle of the CLI's fast entry (dist/cli/bin.cjs, written last).
+ */
 export default function setup(): void {
-  const out = 'dist/cli/main.js';
+  const out = 'dist/cli/bin.cjs';
   if (process.env.BREEZE_SKIP_BUILD === '1') return;
   if (existsSync('src/cli/main.ts') && (!existsSync(out) || statSync(out).mtimeMs < newestSource())) {
     try {
       execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+      execFileSync(process.execPath, ['scripts/bundle.mjs'], { stdio: 'inherit' });
     } catch {
       // in-process suites do not need dist/; the end-to-end ones fail on their own with a clear error
       console.warn(

@@ -285,7 +285,7 @@ async function measure(ctx: SectionContext, engine: Engine): Promise<void> {
       label: `/v1/me (one key) ÷ /healthz @${small}`,
       value: ratio(`me_hot@${small}`, 'healthz'),
       unit: 'x',
-      target: { op: '>=', value: 0.8 },
+      target: { op: '>=', value: 0.9 },
     }),
   );
   ctx.addFigure(

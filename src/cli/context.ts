@@ -1,4 +1,3 @@
-import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { BreezeClient } from '../client/client.js';
 import { isWellFormedApiKey } from '../core/api-key.js';
@@ -162,7 +161,10 @@ export function normaliseServer(value: string): string {
 export async function createContext(globals: GlobalOptions, deps: ContextDeps = {}): Promise<CliContext> {
   const env = deps.env ?? process.env;
   const interrupts = deps.interrupts ?? new Interrupts();
-  const configDir = resolve(globals.configDir ?? (env.BREEZE_CONFIG_DIR || join(homedir(), '.breeze')));
+  const configDir = resolve(
+    globals.configDir ??
+      (env.BREEZE_CONFIG_DIR || join(process.getBuiltinModule('node:os').homedir(), '.breeze')),
+  );
   const profile = globals.profile ?? (env.BREEZE_PROFILE || 'default');
   // names like "constructor" or "__proto__" would collide with Object.prototype in config.json's map
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(profile) || profile in Object.prototype) {
@@ -177,6 +179,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
   const cleanups: Array<() => Promise<void> | void> = [];
   const serverFlag = globals.server ?? (env.BREEZE_SERVER || undefined);
   let embedded: Promise<{ url: string }> | undefined;
+  // built on first use: reading process.stdin.isTTY costs `token` and `env` milliseconds
+  let prompts = deps.prompts;
 
   const ctx: CliContext = {
     env,
@@ -185,7 +189,10 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     json: Boolean(globals.json),
     verbose,
     out,
-    prompts: deps.prompts ?? createPrompts(isInteractive(env), interrupts.signal),
+    get prompts() {
+      prompts ??= createPrompts(isInteractive(env), interrupts.signal);
+      return prompts;
+    },
     signal: interrupts.signal,
     config,
     credentials,

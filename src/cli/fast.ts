@@ -1,4 +1,5 @@
-import type { GlobalOptions } from './context.js';
+import { createContext, type GlobalOptions } from './context.js';
+import { credentialEnv, type EnvFormat, formatEnvLines, usableKey } from './env-vars.js';
 
 /**
  * `breeze token` and `breeze env` run in shell prompts and scripts, so they skip commander
@@ -36,16 +37,14 @@ export async function tryFastPath(argv: readonly string[]): Promise<number | und
   if (!command) return undefined;
   if (format !== undefined && !['sh', 'fish', 'powershell', 'dotenv', 'json'].includes(format))
     return undefined;
-  const { createContext } = await import('./context.js');
   const ctx = await createContext(globals);
-  const { credentialEnv, formatEnvLines, usableKey } = await import('./env-vars.js');
   if (command === 'token') {
     const apiKey = usableKey(await ctx.session());
     if (ctx.json) ctx.out.json({ api_key: apiKey });
     else ctx.out.data(apiKey);
   } else {
     const vars = await credentialEnv(ctx);
-    ctx.out.data(formatEnvLines(vars, ctx.json ? 'json' : ((format ?? 'sh') as 'sh')));
+    ctx.out.data(formatEnvLines(vars, ctx.json ? 'json' : ((format ?? 'sh') as EnvFormat)));
   }
   return ctx.exitCode;
 }

@@ -1,4 +1,3 @@
-import { crc32 } from 'node:zlib';
 import { BASE62, encodeBase62, randomString } from './base62.js';
 
 export const KEY_PREFIX = 'brz_';
@@ -11,7 +10,8 @@ export const DISPLAY_PREFIX_LENGTH = 12;
 const KEY_SHAPE = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$`);
 
 function checksumOf(body: string): string {
-  return encodeBase62(crc32(body), CHECKSUM_LENGTH);
+  // node:zlib on use: `breeze env` needs only displayPrefix and must start fast
+  return encodeBase62(process.getBuiltinModule('node:zlib').crc32(body), CHECKSUM_LENGTH);
 }
 
 /** Mints a new plaintext API key: `brz_` + 40 random base62 + 6-char base62 CRC32 of what precedes it. */

@@ -1,5 +1,3 @@
-import { randomBytes } from 'node:crypto';
-
 export const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** Encodes a non-negative integer in base62, most significant digit first, left-padded with '0'. */
@@ -20,6 +18,8 @@ export function encodeBase62(value: number, width: number): string {
 export function randomString(length: number, alphabet: string): string {
   const n = alphabet.length;
   const limit = 256 - (256 % n);
+  // node:crypto on use, not on import (the CLI's fast commands import this module's neighbours)
+  const { randomBytes } = process.getBuiltinModule('node:crypto');
   let out = '';
   while (out.length < length) {
     const buf = randomBytes(Math.ceil((length - out.length) * 1.3) + 8);

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import {
   chmodSync,
   closeSync,
@@ -77,6 +76,8 @@ export function hasRecordField(field: string): (value: unknown) => boolean {
  */
 export function writeFileAtomicSync(file: string, data: string, mode = 0o600): void {
   ensurePrivateDir(dirname(file));
+  // node:crypto loaded on first write only: `token`, `env` and `--version` never pay for it
+  const { randomBytes } = process.getBuiltinModule('node:crypto');
   const tmp = join(dirname(file), `.${randomBytes(6).toString('hex')}.${process.pid}.tmp`);
   const fd = openSync(tmp, 'wx', mode);
   try {

@@ -1,5 +1,3 @@
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
 import { type CredentialStore, KeychainUnavailableError } from './types.js';
 
 export const KEYCHAIN_SERVICE = 'breeze';
@@ -52,12 +50,15 @@ export class KeychainCredentialStore implements CredentialStore {
     const timeoutMs = this.opts.timeoutMs ?? DEFAULT_KEYCHAIN_TIMEOUT_MS;
     let modulePath: string;
     try {
+      // node:module and node:child_process only when the keychain is used (`token` with a file store never is)
+      const { createRequire } = process.getBuiltinModule('node:module');
       modulePath = createRequire(import.meta.url).resolve('@napi-rs/keyring');
     } catch (err) {
       return Promise.reject(
         new KeychainUnavailableError(`The OS keychain module is missing: ${(err as Error).message}`),
       );
     }
+    const { spawn } = process.getBuiltinModule('node:child_process');
     const child = spawn(process.execPath, ['-e', CHILD_SOURCE, modulePath], {
       stdio: ['pipe', 'pipe', 'ignore'],
       windowsHide: true,

@@ -86,8 +86,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const jwt = new JwtService(ctx);
   app.decorate('jwtService', jwt);
 
-  app.addHook('onRequest', async (request, reply) => {
+  // callback style: no promise per request for a header
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
   registerErrorHandling(app);
 

@@ -1,0 +1,144 @@
+/**
+ * The per-request path of GET /v1/me (issue 11): the auth hook only on routes that authenticate,
+ * cached keys accepted without a store lookup (the cache keyed by a digest, never the key), request
+ * ids still unique, and logs still free of secrets with the cheaper redaction.
+ */
+import { Writable } from 'node:stream';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newRequestId } from '../../src/core/ids.js';
+import { censorSecrets, loggerOptions } from '../../src/server/logging.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+let s: TestServer;
+let now = new Date('2030-01-01T00:00:00Z');
+
+beforeAll(async () => {
+  s = await startTestServer({ clock: () => now, config: { keyCacheTtlMs: 60_000 } });
+  await s.app.ready();
+});
+afterAll(() => s.close());
+
+/** `METHOD path` -> the names of its onRequest hooks, from Fastify's own route listing */
+function onRequestHooks(): Map<string, string> {
+  const hooks = new Map<string, string>();
+  let route = '';
+  for (const line of s.app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')) {
+    const r = /[─ ](\/\S*) \(([A-Z, ]+)\)/.exec(line);
+    if (r) route = `${r[2]} ${r[1]}`;
+    const h = /\(onRequest\) (.*)$/.exec(line);
+    if (h && route) hooks.set(route, h[1]!);
+  }
+  return hooks;
+}
+
+describe('auth hook', () => {
+  it('is attached to routes that authenticate and to no other', () => {
+    const hooks = onRequestHooks();
+    expect(hooks.get('GET /v1/me')).toContain('breezeAuth');
+    expect(hooks.get('GET, POST /v1/api-keys')).toContain('breezeAuth');
+    expect(hooks.get('GET /healthz')).toBeDefined();
+    expect(hooks.get('GET /healthz')).not.toContain('breezeAuth');
+    expect([...hooks.values()].filter((h) => h.includes('breezeAuth')).length).toBeGreaterThan(3);
+  });
+
+  it('a cached key is answered without a store lookup; the cache holds a digest, never the key', async () => {
+    const { apiKey, keyId } = await s.seedKey();
+    const findByHash = s.store.keys.findByHash.bind(s.store.keys);
+    let lookups = 0;
+    s.store.keys.findByHash = (h: string) => {
+      lookups++;
+      return findByHash(h);
+    };
+    try {
+      const headers = [
+        { 'xi-api-key': apiKey },
+        { 'xi-api-key': ` ${apiKey} ` },
+        { authorization: `Bearer ${apiKey}` },
+      ];
+      for (let i = 0; i < 30; i++) {
+        const res = await s.app.inject({ method: 'GET', url: '/v1/me', headers: headers[i % 3] });
+        expect(res.statusCode).toBe(200);
+        expect(res.json().auth).toEqual({
+          type: 'api_key',
+          key_id: keyId,
+          scopes: ['read', 'write', 'admin'],
+        });
+        expect(res.headers['x-breeze-api-key-id']).toBe(keyId);
+      }
+      expect(lookups).toBe(1);
+      const cacheKeys = [
+        ...(s.app.breeze.cache as unknown as { byHash: Map<string, unknown> }).byHash.keys(),
+      ];
+      expect(cacheKeys.length).toBeGreaterThan(0);
+      for (const k of cacheKeys) expect(k.includes(apiKey.slice(4, 20))).toBe(false);
+
+      // a cached key that expires is refused at once, from the cache
+      await s.store.keys.update(keyId, { expires_at: new Date(now.getTime() + 1000).toISOString() });
+      s.app.breeze.cache.clear();
+      expect((await s.app.inject({ method: 'GET', url: '/v1/me', headers: headers[0] })).statusCode).toBe(
+        200,
+      );
+      now = new Date(now.getTime() + 2000);
+      const expired = await s.app.inject({ method: 'GET', url: '/v1/me', headers: headers[2] });
+      expect(expired.statusCode).toBe(401);
+      expect(expired.json().error.code).toBe('AUTH_REQUIRED');
+    } finally {
+      s.store.keys.findByHash = findByHash;
+    }
+  });
+});
+
+it('request ids stay unique and shaped req_ + 16 base64url characters', async () => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 20_000; i++) ids.add(newRequestId());
+  expect(ids.size).toBe(20_000);
+  for (const id of ids) expect(id).toMatch(/^req_[A-Za-z0-9_-]{16}$/);
+  const a = await s.app.inject({ method: 'GET', url: '/healthz' });
+  const b = await s.app.inject({ method: 'GET', url: '/healthz' });
+  expect(a.headers['x-request-id']).not.toBe(b.headers['x-request-id']);
+});
+
+describe('log redaction', () => {
+  const key = 'brz_SECRETSECRETSECRETSECRETSECRETSECRETSECRET00';
+  function logged(fn: (log: FastifyBaseLogger) => void): string {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk, _enc, cb) {
+        lines.push(String(chunk));
+        cb();
+      },
+    });
+    // the logger `breeze serve` builds: Fastify's pino with our options
+    const app = Fastify({ logger: { ...loggerOptions('debug'), stream: sink } });
+    fn(app.log);
+    return lines.join('');
+  }
+
+  it('censors secret fields one level down, in plain objects and errors alike, and headers', () => {
+    const err = Object.assign(new Error('boom'), { token: key, code_verifier: key });
+    const out = logged((log) => {
+      log.info({ body: { api_key: key, name: 'n' }, other: { secret: key, password: key, code: key } }, 'x');
+      log.error({ err }, 'failed');
+      log.info({ headers: { 'xi-api-key': key, authorization: `Bearer ${key}`, cookie: key } }, 'h');
+      log.info({ req: { id: 'r', method: 'GET', url: `/x?api_key=${key}`, headers: { 'xi-api-key': key } } });
+    });
+    expect(out).not.toContain(key.slice(4));
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
+    expect(lines[0].body).toEqual({ api_key: '[redacted]', name: 'n' });
+    expect(lines[1].err.type).toBe('Error');
+    expect(lines[1].err.message).toBe('boom');
+    expect(lines[1].err.token).toBe('[redacted]');
+    expect(lines[3].req).toEqual({ id: 'r', method: 'GET', path: '/x' });
+    // the caller's objects are not modified
+    expect(err.token).toBe(key);
+  });
+
+  it('leaves objects without secrets as they are (no copy)', () => {
+    const obj = { a: { b: 1 }, n: 2 };
+    expect(censorSecrets(obj)).toBe(obj);
+  });
+});
