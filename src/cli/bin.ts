@@ -7,7 +7,7 @@
  * Heavy built-ins stay out of this path: modules it reaches load node:crypto, node:zlib,
  * node:child_process and node:os on use (process.getBuiltinModule), not on import.
  */
-import { describeError, exitCodeOf } from './errors.js';
+import { reportFailure } from './errors.js';
 import { tryFastPath } from './fast.js';
 import { cliVersion } from './version.js';
 
@@ -30,10 +30,7 @@ export async function run(argv: string[]): Promise<void> {
   try {
     code = await tryFastPath(argv);
   } catch (err) {
-    const verbose = argv.includes('--verbose') || process.env.BREEZE_DEBUG === '1';
-    const message = describeError(err, verbose);
-    if (message) process.stderr.write(`${message}\n`);
-    code = exitCodeOf(err);
+    code = reportFailure(err, argv);
   }
   if (code === undefined) {
     // the full program; it exits by itself

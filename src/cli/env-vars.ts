@@ -13,12 +13,8 @@ export type EnvFormat = (typeof ENV_FORMATS)[number];
  * The message never shows any part of the value.
  */
 export function usableKey(session: Session): string {
+  // (a malformed BREEZE_API_KEY never gets this far: ctx.session() refuses it for every command)
   if (isWellFormedApiKey(session.apiKey)) return session.apiKey;
-  if (session.source === 'env') {
-    throw new NotAuthenticatedError('BREEZE_API_KEY is not a well-formed Breeze API key.', {
-      hint: 'Check BREEZE_API_KEY (brz_ followed by 46 letters and digits).',
-    });
-  }
   throw new NotAuthenticatedError(
     `The key stored for profile "${session.profile}" (${session.source}) is not a well-formed Breeze API key; it is not printed.`,
     {

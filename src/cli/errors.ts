@@ -1,10 +1,11 @@
 /**
  * Errors commands throw, and the one mapping from any error to a message and an exit code
- * (`exitCodeOf`, `describeError`), applied only by `main.ts`. Cheap to import (no dependencies).
+ * (`exitCodeOf`, `describeError`, `reportFailure`), applied only by the entries (`bin.ts`, `main.ts`). Cheap to import (no dependencies).
  */
 import { ApiError, NetworkError } from '../client/errors.js';
 import { CorruptFileError } from '../credentials/atomic-file.js';
-import { terminalLine } from './ui/terminal-text.js';
+import { hasPrintedData } from './ui/output.js';
+import { terminalJson, terminalLine } from './ui/terminal-text.js';
 
 export const EXIT = {
   OK: 0,
@@ -211,4 +212,31 @@ export function errorDocument(err: unknown): ErrorDocument {
     if (fromServer.retryAfter !== undefined) doc.error.retry_after = fromServer.retryAfter;
   }
   return doc;
+}
+
+/** `--json` among breeze's own arguments (not after `--`, where a child command's begin). */
+export function wantsJson(argv: readonly string[]): boolean {
+  const end = argv.indexOf('--');
+  return (end === -1 ? argv : argv.slice(0, end)).includes('--json');
+}
+
+/**
+ * Reports a failed run — the one place both entries (the fast path in bin.ts and the full program in
+ * main.ts) do it: the message on stderr, and with `--json` the error document on stdout too (unless
+ * the command already printed its own document, e.g. `status --json` with `"valid": false`), as
+ * exact JSON with the characters a terminal acts on \u-escaped. Returns the exit code.
+ */
+export function reportFailure(
+  err: unknown,
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+): number {
+  const verbose = argv.includes('--verbose') || env.BREEZE_DEBUG === '1';
+  const message = describeError(err, verbose);
+  if (message) process.stderr.write(`${message}\n`);
+  const code = exitCodeOf(err);
+  if (wantsJson(argv) && code !== EXIT.OK && !hasPrintedData(process.stdout)) {
+    process.stdout.write(`${terminalJson(errorDocument(err))}\n`);
+  }
+  return code;
 }

@@ -9,9 +9,29 @@ export const DISPLAY_PREFIX_LENGTH = 12;
 
 const KEY_SHAPE = new RegExp(`^${KEY_PREFIX}[0-9A-Za-z]{${RANDOM_LENGTH + CHECKSUM_LENGTH}}$`);
 
+let crcTable: Uint32Array | undefined;
+
+/**
+ * CRC-32 (IEEE, as zlib's) of an ASCII string. In JavaScript rather than node:zlib: `breeze token` and
+ * `breeze env` check the key they print, and loading zlib would cost them more than the whole check.
+ */
+export function crc32(ascii: string): number {
+  if (!crcTable) {
+    crcTable = new Uint32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c >>> 0;
+    }
+  }
+  let crc = 0xffffffff;
+  for (let i = 0; i < ascii.length; i++) crc = crcTable[(crc ^ ascii.charCodeAt(i)) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ 0xffffffff) >>> 0;
+}
+
+/** The 6 base62 characters of the CRC-32 of `body` (only ever ASCII: `brz_` and base62). */
 function checksumOf(body: string): string {
-  // node:zlib on use: `breeze env` needs only displayPrefix and must start fast
-  return encodeBase62(process.getBuiltinModule('node:zlib').crc32(body), CHECKSUM_LENGTH);
+  return encodeBase62(crc32(body), CHECKSUM_LENGTH);
 }
 
 /** Mints a new plaintext API key: `brz_` + 40 random base62 + 6-char base62 CRC32 of what precedes it. */

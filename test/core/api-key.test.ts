@@ -1,6 +1,12 @@
 import { crc32 } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
-import { displayPrefix, generateApiKey, isWellFormedApiKey, KEY_LENGTH } from '../../src/core/api-key.js';
+import {
+  displayPrefix,
+  generateApiKey,
+  isWellFormedApiKey,
+  crc32 as jsCrc32,
+  KEY_LENGTH,
+} from '../../src/core/api-key.js';
 import { BASE62, encodeBase62 } from '../../src/core/base62.js';
 import { parseDuration } from '../../src/core/duration.js';
 import { createSecretHasher } from '../../src/core/hash.js';
@@ -89,5 +95,20 @@ describe('durations', () => {
     expect(() => parseDuration(text)).toThrow(
       /no unit: write \d+s, \d+m, \d+h or \d+d \(accepted: 0, 90s, 15m, 24h or 30d\)/,
     );
+  });
+});
+
+describe('crc32', () => {
+  it('matches zlib on ASCII input, so keys minted before keep their checksums', () => {
+    for (const s of [
+      '',
+      'a',
+      'brz_',
+      'The quick brown fox jumps over the lazy dog',
+      `brz_${'Zz9'.repeat(14)}`,
+    ]) {
+      expect(jsCrc32(s)).toBe(crc32(s));
+    }
+    expect(jsCrc32('123456789')).toBe(0xcbf43926);
   });
 });

@@ -381,7 +381,11 @@ describe('item 8: values from the server are validated and bounded', () => {
     ]) {
       const created = await breeze(args);
       expect(created.code, args.join(' ')).toBe(1);
-      expect(created.stdout).toBe('');
+      // nothing but, with --json, the error document (CLI.md: failures are JSON on stdout too)
+      if (args.includes('--json')) {
+        expect(JSON.parse(created.stdout).error.code).toBe('UNEXPECTED_RESPONSE');
+        expect(created.stdout).not.toContain('touch');
+      } else expect(created.stdout).toBe('');
       expect(created.stderr).not.toContain('touch');
       expect(created.stderr).toMatch(/api_key is not a well-formed Breeze API key/);
       expectTerminalSafe(created);
@@ -395,7 +399,9 @@ describe('item 8: values from the server are validated and bounded', () => {
     });
     const rotated = await breeze(['--json', 'keys', 'rotate', 'key_01JTARGET']);
     expect(rotated.code).toBe(1);
-    expect(rotated.stdout).toBe('');
+    // with --json, only the error document is on stdout, and it holds nothing of the value
+    expect(JSON.parse(rotated.stdout).error.code).toBe('UNEXPECTED_RESPONSE');
+    expect(rotated.stdout).not.toContain('touch');
     expect(rotated.stderr).toMatch(/api_key is not a well-formed Breeze API key/);
   });
 
@@ -548,14 +554,17 @@ describe('item 8: values from the server are validated and bounded', () => {
       for (const args of [['token'], ['--json', 'token'], ['run', '--', 'true']]) {
         const r = await runCli(args, { configDir: cfg.dir, env: NO_KEYCHAIN });
         expect(r.code, args.join(' ')).toBe(3);
-        expect(r.stdout).toBe('');
+        if (args.includes('--json')) {
+          expect(JSON.parse(r.stdout).error.code).toBe('NOT_AUTHENTICATED');
+          expect(r.stdout).not.toContain('$(');
+        } else expect(r.stdout).toBe('');
       }
       const r = await runCli(['env'], {
         configDir: cfg.dir,
         env: { ...NO_KEYCHAIN, BREEZE_API_KEY: "x'$(id)" },
       });
       expect(r.code).toBe(3);
-      expect(r.stderr).toMatch(/BREEZE_API_KEY is not a well-formed/);
+      expect(r.stderr).toMatch(/BREEZE_API_KEY is not a Breeze key \(malformed\)/);
       expect(r.stdout + r.stderr).not.toContain('$(id)');
     });
 
