@@ -143,7 +143,7 @@ export function checkMe(what: string, value: unknown): MeResponse {
 
 /**
  * The answer to `POST /v1/cli/logins`, types only. What the login does with the values (clamping
- * `interval` and `expires_in`, opening only URLs on the server's origin) is src/login's policy.
+ * `interval` and `expires_in`, opening only URLs on the server's origin) is src/cli/login's policy.
  */
 export function checkLoginStart(what: string, value: unknown): CliLoginStart {
   const s = record(what, 'response', value);

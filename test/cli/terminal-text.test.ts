@@ -1,12 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { renderTable } from '../../src/cli/ui/table.js';
-import { terminalBlock, terminalJson, terminalLine } from '../../src/cli/ui/terminal-text.js';
 import {
   boundLoginStart,
   clampExpiresIn,
   clampInterval,
   sameOriginUrl,
-} from '../../src/login/server-values.js';
+} from '../../src/cli/login/server-values.js';
+import { renderTable } from '../../src/cli/ui/table.js';
+import { terminalBlock, terminalJson, terminalLine } from '../../src/cli/ui/terminal-text.js';
 
 const UNSAFE = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const EVIL = 'a\x1b]0;t\x07b\x1b[2J\r\n✓ ok\u009b\u202e\u200b\ufeff\u2028\x7f\t\u{E0041}';

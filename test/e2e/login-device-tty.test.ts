@@ -5,7 +5,7 @@
  * spinner instead of being glued to it (issue 10).
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { deviceInstructions, loopbackTarget } from '../../src/login/device-instructions.js';
+import { deviceInstructions, loopbackTarget } from '../../src/cli/login/device-instructions.js';
 import { BIN, cliEnv, tempConfigDir } from '../helpers/cli.js';
 import { ptyAvailable, renderScreen, spawnInPty } from '../helpers/pty.js';
 import { requirePart } from '../helpers/require.js';

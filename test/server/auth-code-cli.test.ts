@@ -10,9 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LoginOptions } from '../../src/cli/commands/login.js';
 import { createContext } from '../../src/cli/context.js';
 import { EXIT, UserError } from '../../src/cli/errors.js';
+import { findPending, runEmailLogin } from '../../src/cli/login/email.js';
 import type { Output } from '../../src/cli/ui/output.js';
 import type { Prompts } from '../../src/cli/ui/prompts.js';
-import { findPending, runEmailLogin } from '../../src/login/email.js';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { codeFromSubject, startSmtpServer, type TestSmtpServer } from '../helpers/smtp.js';
 

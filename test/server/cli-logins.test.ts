@@ -158,7 +158,12 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
     const { body, verifier } = await create();
     const browser = await signedIn('verifier@example.com');
     await browser.decide(body.user_code, 'approve');
-    for (const wrong of [pkce().verifier, `${verifier.slice(0, -1)}${verifier.endsWith('A') ? 'B' : 'A'}`, 'short', 'x'.repeat(129)]) {
+    for (const wrong of [
+      pkce().verifier,
+      `${verifier.slice(0, -1)}${verifier.endsWith('A') ? 'B' : 'A'}`,
+      'short',
+      'x'.repeat(129),
+    ]) {
       const res = await exchange(body.login_id, { code_verifier: wrong });
       expect(res.statusCode).toBe(400);
       expect(errorCode(res)).toBe('INVALID_GRANT');

@@ -7,8 +7,8 @@ import { type LoginResult, type SavedLogin, saveLogin, storagePreference } from 
 import type { CommandHost } from './index.js';
 
 /**
- * Parsed `breeze login` flags, handed to every login flow (src/login/browser.ts `runBrowserLogin`,
- * src/login/email.ts `runEmailLogin`). Flows return a `LoginResult`; saving is done here.
+ * Parsed `breeze login` flags, handed to every login flow (src/cli/login/browser.ts `runBrowserLogin`,
+ * src/cli/login/email.ts `runEmailLogin`). Flows return a `LoginResult`; saving is done here.
  */
 export interface LoginOptions {
   /** false with `--no-browser` (device mode: print the URL and user code, poll) */
@@ -34,10 +34,10 @@ export async function runLogin(opts: LoginOptions, ctx: CliContext): Promise<Sav
   if (opts.withKey) {
     result = await loginWithKey(ctx);
   } else if (opts.email !== undefined || opts.code !== undefined) {
-    const { runEmailLogin } = await import('../../login/email.js');
+    const { runEmailLogin } = await import('../login/email.js');
     result = await runEmailLogin(opts, ctx);
   } else {
-    const { runBrowserLogin } = await import('../../login/browser.js');
+    const { runBrowserLogin } = await import('../login/browser.js');
     result = await runBrowserLogin(opts, ctx);
   }
   return saveLogin(ctx, result, { storage });

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { pkceChallenge } from '../core/hash.js';
+import { pkceChallenge } from '../../core/hash.js';
 
 export interface Pkce {
   /** 43 characters of base64url (256 bits): stays in this process, sent only to the exchange */

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { safeEqual } from '../core/hash.js';
+import { safeEqual } from '../../core/hash.js';
 
 /** What the browser brought back to the loopback redirect. */
 export type CallbackResult = { kind: 'code'; code: string } | { kind: 'error'; error: string };

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os';
-import type { CliLoginStart } from '../core/types.js';
+import type { CliLoginStart } from '../../core/types.js';
 
 /**
  * Host (as `ssh -L` wants it: `127.0.0.1`, `[::1]`, `localhost`) and port of `url` when it is on

@@ -1,17 +1,17 @@
 import { join } from 'node:path';
-import type { LoginOptions } from '../cli/commands/login.js';
-import type { CliContext } from '../cli/context.js';
-import { NotAuthenticatedError, UsageError, UserError } from '../cli/errors.js';
-import type { LoginResult } from '../cli/session.js';
-import type { BreezeClient } from '../client/client.js';
-import { ApiError } from '../client/errors.js';
-import { SCOPES } from '../core/types.js';
+import type { BreezeClient } from '../../client/client.js';
+import { ApiError } from '../../client/errors.js';
+import { SCOPES } from '../../core/types.js';
 import {
   ensurePrivateDir,
   readJsonFile,
   withDirLock,
   writeFileAtomicSync,
-} from '../credentials/atomic-file.js';
+} from '../../credentials/atomic-file.js';
+import type { LoginOptions } from '../commands/login.js';
+import type { CliContext } from '../context.js';
+import { NotAuthenticatedError, UsageError, UserError } from '../errors.js';
+import type { LoginResult } from '../session.js';
 
 /**
  * `<config dir>/pending-email-logins.json`: the code requested by a non-interactive

@@ -5,7 +5,7 @@
  * setTimeout's 2^31 ms fires at once), keep the CLI waiting for weeks, or make it open a `file://` or
  * phishing URL in the user's browser.
  */
-import type { CliLoginStart } from '../core/types.js';
+import type { CliLoginStart } from '../../core/types.js';
 
 /** Poll at most this rarely, at least this often (s). */
 export const MIN_INTERVAL_S = 1;
