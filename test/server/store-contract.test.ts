@@ -99,13 +99,28 @@ let emailSeq = 0;
 const uniqueEmail = () => `user${++emailSeq}.${Date.now()}@example.com`;
 let hashSeq = 0;
 
+/** Personal organization and `default` project of each user made by ensureUser (keys go there). */
+const personal = new Map<string, { orgId: string; projectId: string }>();
+
+/** `users.ensure`, remembering the user's personal organization for keyRow. */
+async function ensureUser(store: Store, email: string) {
+  const user = await store.users.ensure(email);
+  const { org, project } = await store.orgs.ensurePersonal(user);
+  personal.set(user.id, { orgId: org.id, projectId: project.id });
+  return user;
+}
+
 function keyRow(userId: string, o: Partial<KeyRow> & { at?: number } = {}): KeyRow {
   const at = o.at ?? T0;
   const { at: _at, ...rest } = o;
+  const home = personal.get(userId) ??
+    [...personal.values()][0] ?? { orgId: 'org_none', projectId: 'proj_none' };
   return {
     ...newKeyRow({
       id: newKeyId(at),
       userId,
+      orgId: home.orgId,
+      projectId: home.projectId,
       name: 'k',
       prefix: 'brz_AbCdEfGh',
       hash: `hash-${process.pid}-${++hashSeq}-${ulid()}`,
@@ -162,7 +177,7 @@ for (const engine of engines) {
 
     describe('keys', () => {
       test('insert then get returns exactly the row written (nulls stay null, text stays text)', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id, { expires_at: iso(T0 + MINUTE), rotated_from: 'key_X' });
         await store.keys.insert(row);
         expect(await store.keys.get(row.id)).toEqual(row);
@@ -171,15 +186,22 @@ for (const engine of engines) {
 
       test('findByHash returns the key with its owner email; an unknown hash finds nothing', async () => {
         const email = uniqueEmail();
-        const user = await store.users.ensure(email);
+        const user = await ensureUser(store, email);
         const row = keyRow(user.id);
         await store.keys.insert(row);
-        expect(await store.keys.findByHash(row.hash)).toEqual({ key: row, email });
+        // with the creator's role in the key's organization and the names /v1/me shows (issue 12)
+        expect(await store.keys.findByHash(row.hash)).toEqual({
+          key: row,
+          email,
+          role: 'owner',
+          org_name: `${email}'s organization`,
+          project_name: 'default',
+        });
         expect(await store.keys.findByHash('no-such-hash')).toBeUndefined();
       });
 
       test('a hash is unique and a key needs an existing user', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         await expect(store.keys.insert({ ...keyRow(user.id), hash: row.hash })).rejects.toThrow();
@@ -187,8 +209,8 @@ for (const engine of engines) {
       });
 
       test('list: newest first, paginated by id, only the given user, status filters at `now`', async () => {
-        const user = await store.users.ensure(uniqueEmail());
-        const other = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
+        const other = await ensureUser(store, uniqueEmail());
         const now = T0 + 100 * MINUTE;
         const rows = {
           active: keyRow(user.id, { at: T0 + 1 * MINUTE }),
@@ -241,7 +263,7 @@ for (const engine of engines) {
       });
 
       test('update patches fields and returns the new row; an unknown id gives undefined', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         const updated = await store.keys.update(row.id, { name: 'renamed', disabled_at: iso(T0) });
@@ -252,7 +274,7 @@ for (const engine of engines) {
       });
 
       test('delete removes the key once', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         expect(await store.keys.delete(row.id)).toBe(true);
@@ -262,7 +284,7 @@ for (const engine of engines) {
       });
 
       test('touch records use and never moves last_used_at backwards', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         const lastUsed = async () => (await store.keys.get(row.id))?.last_used_at;
@@ -280,7 +302,7 @@ for (const engine of engines) {
 
     describe('transactions', () => {
       test('commit keeps every write; a throw rolls them all back', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const kept = keyRow(user.id);
         await store.transaction(async (tx) => {
           await tx.keys.insert(kept);
@@ -393,7 +415,7 @@ for (const engine of engines) {
 
       test('findLive returns a live session with its email; expired or unknown ones are not found', async () => {
         const email = uniqueEmail();
-        const user = await store.users.ensure(email);
+        const user = await ensureUser(store, email);
         const sessions = new SessionsRepo(store.db);
         const row = sessionRow(user.id);
         await sessions.insert(row);
@@ -406,7 +428,7 @@ for (const engine of engines) {
       });
 
       test('deleteByTokenHash ends one session; deleteExpired only dead ones', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const sessions = new SessionsRepo(store.db);
         const ended = sessionRow(user.id);
         const dead = sessionRow(user.id, T0 - MINUTE);
@@ -445,6 +467,7 @@ for (const engine of engines) {
           expires_at: iso(T0 + 10 * MINUTE),
           last_poll_at: null,
           decided_at: null,
+          project_id: null,
           ...o,
         };
       }
@@ -474,7 +497,7 @@ for (const engine of engines) {
 
       test('decide: one decision wins among concurrent ones, and only while alive', async () => {
         const logins = new LoginsRepo(store.db);
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = loginRow();
         await logins.insert(row);
         const results = await Promise.all(
@@ -495,7 +518,7 @@ for (const engine of engines) {
 
       test('markExchanged: exactly one of many concurrent exchanges wins, only after approval', async () => {
         const logins = new LoginsRepo(store.db);
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = loginRow();
         await logins.insert(row);
         const at = new Date(T0 + MINUTE);
@@ -605,6 +628,9 @@ for (const engine of engines) {
         expect(res.json()).toEqual({
           user: { id: admin.userId, email: adminEmail },
           auth: { type: 'api_key', key_id: admin.keyId, scopes: ['read', 'write', 'admin'] },
+          // issue 12: the key's organization (the creator's role there) and project
+          org: { id: expect.stringMatching(/^org_/), name: `${adminEmail}'s organization`, role: 'owner' },
+          project: { id: expect.stringMatching(/^proj_/), name: 'default' },
         });
         expect(res.headers['x-breeze-api-key-id']).toBe(admin.keyId);
       });

@@ -108,6 +108,7 @@ export class CliLoginService {
         user_code_hash: this.userCodeHash(code),
         code_challenge: input.code_challenge,
         client_name: input.client_name.trim(),
+        project_id: null,
         hostname: input.hostname.trim(),
         key_name: input.key_name?.trim() || null,
         scopes: normaliseScopes(input.scopes ?? DEFAULT_SCOPES).join(' '),
