@@ -4,7 +4,7 @@ import { ROLES, type Role } from '../../src/core/types.js';
 import { type OrgAction, PERMISSIONS, ROLE_CAPS } from '../../src/server/authz.js';
 import type { JwtService } from '../../src/server/jwt.js';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
-import { INVITATIONS_PER_ORG } from '../../src/server/routes/invitations.js';
+import { ACCEPTS_PER_IP, INVITATIONS_PER_ORG } from '../../src/server/routes/invitations.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -371,5 +371,51 @@ describe('invitations', () => {
     // another organization has its own budget
     const { org: org2 } = await s.store.transaction((tx) => tx.orgs.create('Rate Co 2', owner.userId));
     expect((await invite(owner.jwt, org2.id, `o2-${uniq()}@example.com`)).res.status).toBe(201);
+  });
+
+  test(`at most ${ACCEPTS_PER_IP.max} accept attempts per minute from one IP`, async () => {
+    const u = await credentials(`acc-${uniq()}@example.com`);
+    const statuses: number[] = [];
+    for (let i = 0; i <= ACCEPTS_PER_IP.max; i++) {
+      const res = await s.app.inject({
+        method: 'POST',
+        url: `/v1/invitations/inv_${uniq()}/accept`,
+        headers: u.jwt.header,
+        remoteAddress: '10.9.8.7',
+        payload: { code: 'ABCD1234' },
+      });
+      statuses.push(res.statusCode);
+    }
+    expect(statuses.slice(0, ACCEPTS_PER_IP.max).every((x) => x === 404)).toBe(true);
+    expect(statuses.at(-1)).toBe(429);
+  });
+});
+
+describe('OpenAPI', () => {
+  test('every teams route is documented with a summary, a tag and the error shape', async () => {
+    const doc = s.app.swagger() as unknown as {
+      paths: Record<
+        string,
+        Record<string, { summary?: string; tags?: string[]; responses: Record<string, unknown> }>
+      >;
+    };
+    const routes: [string, string, string][] = [
+      ['/v1/orgs', 'get', '401'],
+      ['/v1/orgs', 'post', '400'],
+      ['/v1/orgs/{org_id}/members', 'get', '404'],
+      ['/v1/orgs/{org_id}/members/{user_id}', 'patch', '409'],
+      ['/v1/orgs/{org_id}/members/{user_id}', 'delete', '409'],
+      ['/v1/orgs/{org_id}/invitations', 'post', '403'],
+      ['/v1/invitations/{id}/accept', 'post', '404'],
+      ['/v1/orgs/{org_id}/projects', 'get', '404'],
+      ['/v1/orgs/{org_id}/projects', 'post', '409'],
+      ['/v1/projects/{project_id}', 'delete', '409'],
+    ];
+    for (const [path, method, errorStatus] of routes) {
+      const op = doc.paths[path]?.[method];
+      expect(op?.summary, `${method} ${path}`).toBeTruthy();
+      expect(op?.tags?.length, `${method} ${path}`).toBeGreaterThan(0);
+      expect(JSON.stringify(op?.responses[errorStatus]), `${method} ${path}`).toContain('request_id');
+    }
   });
 });
