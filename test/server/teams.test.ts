@@ -280,6 +280,14 @@ describe('roles, owners and keys', () => {
     const inOrg = await call(u.jwt, 'GET', `/v1/me?org_id=${sc.org.id}`);
     expect(inOrg.body).toMatchObject({ org: { id: sc.org.id, role: 'viewer' }, auth: { scopes: ['read'] } });
     expect((await call(u.jwt, 'GET', '/v1/me?org_id=org_00000000000000000000000000')).status).toBe(404);
+    // a key asked about another organization of its user: capped by the role there, no project (its
+    // project belongs to its own organization)
+    const keyElsewhere = await call(u.key, 'GET', `/v1/me?org_id=${sc.org.id}`);
+    expect(keyElsewhere.body).toMatchObject({
+      org: { id: sc.org.id, role: 'viewer' },
+      auth: { scopes: ['read'] },
+    });
+    expect(keyElsewhere.body.project).toBeUndefined();
   });
 
   test('org and project names are text fields: control characters are 400 on every route', async () => {

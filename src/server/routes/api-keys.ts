@@ -183,17 +183,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       const caller = requireAuth(request);
       const body = request.body;
       // default: the calling key's project; for a session or JWT, the personal `default` project
-      const { project, access } = body.project_id
-        ? await orgs.project(caller, body.project_id)
-        : caller.type === 'api_key' && caller.project && caller.org
-          ? {
-              project: { id: caller.project.id },
-              access: await orgs.access(caller, caller.org.id),
-            }
-          : await orgs.ensurePersonal(caller).then(async ({ org, project }) => ({
-              project,
-              access: await orgs.access(caller, org.id),
-            }));
+      const { projectId, access } = await orgs.keyProject(caller, body.project_id);
       const auth = authInOrg(access);
       requireKeyManager(auth);
       authorizeOrg(access, 'keys.create');
@@ -202,7 +192,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       const expiresAt = resolveExpiry(body, clock());
       const { row, apiKey } = await keys.mint({
         userId: caller.user.id,
-        projectId: project.id,
+        projectId,
         name: body.name.trim(),
         scopes,
         expiresAt,

@@ -68,7 +68,10 @@ export async function meRoutes(app: FastifyInstance): Promise<void> {
         ...base,
         auth: { type: auth.type, ...(auth.keyId ? { key_id: auth.keyId } : {}), scopes: access.scopes },
         org: { id: org.id, name: org.name, role: access.role },
-        ...(auth.type === 'api_key' && auth.project ? { project: auth.project } : {}),
+        // the key's project belongs to the key's organization only
+        ...(auth.type === 'api_key' && auth.project && auth.org?.id === org.id
+          ? { project: auth.project }
+          : {}),
       };
     },
   );

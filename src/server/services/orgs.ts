@@ -65,6 +65,23 @@ export class OrgService {
     return this.access(auth, org.id);
   }
 
+  /**
+   * Where a new key of the caller goes, and the caller's access there: `projectId` when given (404
+   * unless the caller is a member of its organization); else the calling key's project; for a
+   * session or JWT, the personal organization's `default` project.
+   */
+  async keyProject(auth: AuthContext, projectId?: string): Promise<{ projectId: string; access: OrgAccess }> {
+    if (projectId !== undefined) {
+      const { project, access } = await this.project(auth, projectId);
+      return { projectId: project.id, access };
+    }
+    if (auth.type === 'api_key' && auth.project && auth.org) {
+      return { projectId: auth.project.id, access: await this.access(auth, auth.org.id) };
+    }
+    const { org, project } = await this.ensurePersonal(auth);
+    return { projectId: project.id, access: await this.access(auth, org.id) };
+  }
+
   async ensurePersonal(auth: AuthContext): Promise<{ org: OrgRow; project: ProjectRow }> {
     return this.ctx.store.orgs.ensurePersonal(auth.user, this.ctx.clock());
   }
