@@ -5,10 +5,17 @@ import { newKeyId } from '../core/ids.js';
 import type { CreatedVia, Scope } from '../core/types.js';
 import type { Store, StoreTx } from './store/index.js';
 import { type KeyRow, newKeyRow, statusOf } from './store/keys.js';
+import type { ProjectRow } from './store/orgs.js';
 import type { VerificationCache } from './verification-cache.js';
 
 export interface MintOptions {
   userId: string;
+  /**
+   * The project the key belongs to (its organization follows). Default: the user's personal
+   * organization's `default` project (CLI logins, email codes). Callers check that the user may
+   * create keys there.
+   */
+  projectId?: string;
   name: string;
   scopes: Scope[];
   expiresAt: string | null;
@@ -37,10 +44,13 @@ export class KeyService {
 
   async mint(opts: MintOptions, tx: StoreTx = this.store): Promise<MintedKey> {
     const now = this.clock();
+    const project = await this.projectOf(opts, tx, now);
     const apiKey = generateApiKey();
     const row = newKeyRow({
       id: newKeyId(now.getTime()),
       userId: opts.userId,
+      orgId: project.org_id,
+      projectId: project.id,
       name: opts.name,
       prefix: displayPrefix(apiKey),
       hash: this.hasher(apiKey),
@@ -52,6 +62,17 @@ export class KeyService {
     });
     await tx.keys.insert(row);
     return { row, apiKey };
+  }
+
+  private async projectOf(opts: MintOptions, tx: StoreTx, now: Date): Promise<ProjectRow> {
+    if (opts.projectId !== undefined) {
+      const project = await tx.orgs.project(opts.projectId);
+      if (!project) throw new HttpError('NOT_FOUND', 'No such project.');
+      return project;
+    }
+    const user = await tx.users.get(opts.userId);
+    if (!user) throw new HttpError('NOT_FOUND', 'No such user.');
+    return (await tx.orgs.ensurePersonal(user, now)).project;
   }
 
   /**
@@ -69,6 +90,9 @@ export class KeyService {
       const minted = await this.mint(
         {
           userId: old.user_id,
+          // the successor stays where its predecessor was (a key from before organizations has
+          // none until migration 003 fills it; then the creator's personal default)
+          ...(old.project_id ? { projectId: old.project_id } : {}),
           name: old.name,
           scopes: old.scopes.split(' ') as Scope[],
           expiresAt: old.expires_at,

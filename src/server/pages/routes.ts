@@ -290,6 +290,21 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     );
   }
 
+  /** The approver's projects, personal `default` first (the picker's preselection). */
+  async function projectChoices(user: {
+    id: string;
+    email: string;
+  }): Promise<{ id: string; label: string }[]> {
+    const { project } = await ctx.store.orgs.ensurePersonal(user, ctx.clock());
+    const all = await ctx.store.orgs.projectsOfUser(user.id);
+    const label = (p: (typeof all)[number]) => `${p.org_name} / ${p.name}`;
+    const personal = all.filter((p) => p.id === project.id);
+    return [...personal, ...all.filter((p) => p.id !== project.id)].map((p) => ({
+      id: p.id,
+      label: label(p),
+    }));
+  }
+
   /** What proves that the user typed the code of `login` on our page (device mode only). */
   const typedPurpose = (login: LoginRow) => `device-typed:${login.id}`;
 
@@ -297,13 +312,13 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
    * The Approve / Deny page of a live, pending login. Device mode (no loopback redirect) comes here
    * only from the typed-code form, and its Approve form carries the proof of that.
    */
-  function authorize(
+  async function authorize(
     request: FastifyRequest,
     reply: FastifyReply,
     session: BrowserSession,
     login: LoginRow,
     userCode: string,
-  ): FastifyReply {
+  ): Promise<FastifyReply> {
     const device = !login.redirect_uri;
     const targets = login.redirect_uri ? [formTarget(login.redirect_uri)] : [];
     return sendPage(
@@ -326,6 +341,7 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
         email: session.user.email,
         csrf: session.csrf,
         typed: device ? sessions.proof(session, typedPurpose(login)) : undefined,
+        projects: await projectChoices(session.user),
       }),
       targets,
     );
@@ -398,9 +414,15 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
           }),
         );
       }
+      // the project picker: only one of the approver's own projects (else the personal `default`)
+      const picked = action === 'approve' ? field(request.body, 'project_id') : undefined;
+      const projectId = picked
+        ? (await projectChoices(session.user)).find((p) => p.id === picked)?.id
+        : undefined;
+      if (picked && !projectId) return unknownCode(reply, session, userCode);
       const decided =
         action === 'approve'
-          ? await logins.approve(found.login, session.user.id)
+          ? await logins.approve(found.login, session.user.id, projectId)
           : await logins.deny(found.login, session.user.id);
       if (!decided) {
         const again = await logins.lookup(userCode);

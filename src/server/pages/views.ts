@@ -274,6 +274,8 @@ export interface AuthorizeView {
   csrf: string;
   /** device mode: the proof that the code was typed on this page, echoed by the Approve form */
   typed?: string;
+  /** the approver's projects; a picker is shown when there is more than one (the first is preselected) */
+  projects?: { id: string; label: string }[];
 }
 
 function formatTime(d: Date): string {
@@ -293,12 +295,16 @@ function ago(from: Date, now: Date): string {
 export function authorizePage(v: AuthorizeView) {
   const [a, b] = [v.userCode.slice(0, 4), v.userCode.slice(5)];
   const minutesLeft = Math.max(1, Math.ceil((v.expiresAt.getTime() - v.now.getTime()) / 60_000));
+  const picker =
+    v.projects && v.projects.length > 1
+      ? html`<label for="project_id">Project</label> <select id="project_id" name="project_id">${v.projects.map((p) => html`<option value="${p.id}">${p.label}</option>`)}</select> `
+      : '';
   const decision = (action: 'approve' | 'deny', label: string, cls: string) =>
     html`<form method="post" action="/device/${action}">${hidden({
       csrf: v.csrf,
       user_code: v.userCode,
       ...(v.typed ? { typed: v.typed } : {}),
-    })}<button class="${cls}" type="submit">${label}</button></form>`;
+    })}${action === 'approve' ? picker : ''}<button class="${cls}" type="submit">${label}</button></form>`;
   const device = v.mode === 'device';
   const intro = device
     ? html`<h1>Approve a login from another device?</h1>

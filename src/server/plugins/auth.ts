@@ -2,6 +2,7 @@ import { hash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
 import { isWellFormedApiKey } from '../../core/api-key.js';
 import { HttpError } from '../../core/errors.js';
+import { capScopes } from '../authz.js';
 import type { AuthContext } from '../context.js';
 import { isUsable, type KeyWithUser, scopesOf } from '../store/keys.js';
 
@@ -58,13 +59,24 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
   const contexts = new WeakMap<KeyWithUser, AuthContext>();
 
   function accept(found: KeyWithUser, now: Date, reply: FastifyReply): AuthContext {
-    const { key, email } = found;
-    if (!isUsable(key, now)) throw unauthenticated();
+    const { key, email, role } = found;
+    // a key whose creator left its organization (role null) answers as if it did not exist
+    if (!isUsable(key, now) || !role || !key.org_id || !key.project_id) throw unauthenticated();
     reply.header('x-breeze-api-key-id', key.id);
     noteUse(key.id, key.last_used_at, now.getTime());
     let auth = contexts.get(found);
     if (!auth) {
-      auth = { type: 'api_key', user: { id: key.user_id, email }, scopes: scopesOf(key), keyId: key.id };
+      // effective scopes: the key's own, capped by its creator's current role (a new row on a change)
+      const keyScopes = scopesOf(key);
+      auth = {
+        type: 'api_key',
+        user: { id: key.user_id, email },
+        scopes: capScopes(keyScopes, role),
+        keyId: key.id,
+        keyScopes,
+        org: { id: key.org_id, name: found.org_name ?? '', role },
+        project: { id: key.project_id, name: found.project_name ?? '' },
+      };
       contexts.set(found, auth);
     }
     return auth;

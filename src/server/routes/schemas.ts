@@ -49,6 +49,9 @@ export const keySchema = {
     'disabled_at',
     'rotated_from',
     'created_via',
+    'org_id',
+    'project_id',
+    'created_by',
   ],
   properties: {
     key_id: { type: 'string' },
@@ -62,6 +65,9 @@ export const keySchema = {
     disabled_at: nullableTimestamp,
     rotated_from: { type: ['string', 'null'] },
     created_via: { type: 'string', enum: ['api', 'cli_login', 'email_code', 'rotation'] },
+    org_id: { type: 'string' },
+    project_id: { type: 'string' },
+    created_by: { type: 'string' },
   },
 } as const;
 
