@@ -79,6 +79,50 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     description:
       'Exchanges an approved login for a new API key, once, with the verifier (and the loopback `code` when the login had a `redirect_uri`).',
   },
+  'GET /v1/orgs': {
+    operationId: 'listOrgs',
+    description: "The caller's organizations, with the caller's role in each.",
+  },
+  'POST /v1/orgs': {
+    operationId: 'createOrg',
+    description: 'Creates an organization with a project `default`; the caller becomes its `owner`.',
+  },
+  'GET /v1/orgs/:org_id/members': {
+    operationId: 'listMembers',
+    description: 'Members of an organization and their roles. Any member may list them; others get `404`.',
+  },
+  'PATCH /v1/orgs/:org_id/members/:user_id': {
+    operationId: 'updateMemberRole',
+    description:
+      "Changes a member's role (owner, admin; an admin cannot touch owners). The member's keys narrow at once. Demoting the last owner is `409`.",
+  },
+  'DELETE /v1/orgs/:org_id/members/:user_id': {
+    operationId: 'removeMember',
+    description:
+      'Removes a member, or lets a member leave. Their keys in the organization are refused within a second. Removing the last owner is `409`.',
+  },
+  'POST /v1/orgs/:org_id/invitations': {
+    operationId: 'createInvitation',
+    description:
+      'Invites an email address with a role (owner, admin): mails a link and an 8-character code, valid 7 days, single use.',
+  },
+  'POST /v1/invitations/:id/accept': {
+    operationId: 'acceptInvitation',
+    description:
+      'Joins the organization with the mailed code; only a credential of the invited email may. Anything wrong is `404`.',
+  },
+  'GET /v1/orgs/:org_id/projects': {
+    operationId: 'listProjects',
+    description: 'Projects of an organization. Any member may list them.',
+  },
+  'POST /v1/orgs/:org_id/projects': {
+    operationId: 'createProject',
+    description: 'Creates a project (owner, admin); names are unique within the organization.',
+  },
+  'DELETE /v1/projects/:project_id': {
+    operationId: 'deleteProject',
+    description: 'Deletes a project (owner, admin); `409` while it has keys, and for `default`.',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -88,6 +132,8 @@ const TAGS = [
   { name: 'auth', description: 'Email codes, JWTs and the keys that verify them.' },
   { name: 'cli-login', description: 'Browser-approved login for the `breeze` CLI.' },
   { name: 'meta', description: 'Server health.' },
+  { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
+  { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];
