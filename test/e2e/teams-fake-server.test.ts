@@ -320,11 +320,23 @@ describe('team commands against a fake server', () => {
     expect(after.stdout).toContain('Project:  default (proj_01JPERSONALDEFAULT000000)');
   });
 
-  it('invitations accept normalises the typed code and sends it in the body', async () => {
-    routes['POST /v1/invitations/inv_01JINV0000000000000000000/accept'] = (s) =>
-      s.body?.code === 'ABCD1234'
-        ? { status: 200, body: { org: { id: ORG_A.id, name: 'Acme' }, role: 'member' } }
-        : { status: 404, body: apiError('NOT_FOUND', 'No such invitation.', 404) };
+  it('invitations accept normalises the typed code, sends it in the body, names the org joined', async () => {
+    let joined = false;
+    routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: joined ? [ORG_P, ORG_A] : [ORG_P] } });
+    routes['POST /v1/invitations/inv_01JINV0000000000000000000/accept'] = (s) => {
+      if (s.body?.code !== 'ABCD1234')
+        return { status: 404, body: apiError('NOT_FOUND', 'No such invitation.', 404) };
+      joined = true;
+      return { status: 200, body: { user: USER, role: 'member', joined_at: '2026-01-05T00:00:00Z' } };
+    };
+    const bad = await breeze([
+      'invitations',
+      'accept',
+      'inv_01JINV0000000000000000000',
+      '--code',
+      'ZZZZ0000',
+    ]);
+    expect(bad.code).toBe(4);
     const ok = await breeze([
       'invitations',
       'accept',
@@ -334,13 +346,20 @@ describe('team commands against a fake server', () => {
     ]);
     expect(ok.code, ok.stderr).toBe(0);
     expect(ok.stderr).toContain(`Joined Acme (${ORG_A.id}) as member.`);
-    const bad = await breeze([
+    expect(ok.stderr).toContain(`breeze orgs switch ${ORG_A.id}`);
+    joined = false;
+    const json = await breeze([
       'invitations',
       'accept',
       'inv_01JINV0000000000000000000',
       '--code',
-      'ZZZZ0000',
+      'ABCD1234',
+      '--json',
     ]);
-    expect(bad.code).toBe(4);
+    expect(JSON.parse(json.stdout)).toEqual({
+      user: USER,
+      role: 'member',
+      joined_at: '2026-01-05T00:00:00Z',
+    });
   });
 });

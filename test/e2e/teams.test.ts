@@ -219,7 +219,7 @@ describe('breeze orgs / projects / members / invitations against a real server',
 
     const accepted = await dev.breeze(['invitations', 'accept', inv.id, '--code', mail.code.toLowerCase()]);
     expect(accepted.code, accepted.stderr).toBe(0);
-    expect(accepted.stderr).toContain('Joined');
+    expect(accepted.stderr).toContain(`Joined Acme Inc (${acme.id}) as member.`);
     // single use
     expect((await dev.breeze(['invitations', 'accept', inv.id, '--code', mail.code])).code).toBe(4);
 

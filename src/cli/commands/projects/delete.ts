@@ -16,8 +16,12 @@ export async function runProjectsDelete(
   const project = await findProject(t, org.id, opts.project);
   await explainConflict(
     () => t.platform.deleteProject(project.id),
-    `Project ${project.name} (${project.id}) still has keys, so it was not deleted.`,
-    `Delete its keys first: "breeze keys list --all --project ${project.id}", then "breeze keys delete <key_id>".`,
+    project.name === 'default'
+      ? `Project default (${project.id}) was not deleted: every organization keeps its default project.`
+      : `Project ${project.name} (${project.id}) still has keys, so it was not deleted.`,
+    project.name === 'default'
+      ? 'Keys created without --project land in it.'
+      : `Delete its keys first: "breeze keys list --all --project ${project.id}", then "breeze keys delete <key_id>".`,
   );
   return { id: project.id, name: project.name, deleted: true };
 }
