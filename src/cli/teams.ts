@@ -97,20 +97,47 @@ export async function findOrg(t: TeamSession, ref: string): Promise<OrgInfo> {
 /** `proj_…` ids go to the server as they are (it answers 404 for a project the caller cannot see). */
 const PROJECT_ID = /^proj_[A-Za-z0-9]{1,120}$/;
 
-/** A project id from an id or a name in the organization `orgId`. */
-export async function resolveProjectId(t: TeamSession, orgId: string, ref: string): Promise<string> {
-  if (PROJECT_ID.test(ref)) return ref;
-  return (await findProject(t, orgId, ref)).id;
+/**
+ * Runs `fn` against the current organization. When that is the profile's choice and the server
+ * answers 404, the likely cause is that the user left it or was removed: say so, exit 4.
+ */
+export async function inCurrentOrg<T>(ctx: CliContext, org: CurrentOrg, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof ApiError && err.status === 404 && org.source === 'profile') {
+      throw new UserError(
+        `Organization ${org.id}, the current one of profile "${ctx.profile}", was not found: you may no longer be a member.`,
+        {
+          hint: 'Run "breeze orgs list", then "breeze orgs switch <org>".',
+          exitCode: EXIT.FORBIDDEN,
+          cause: err,
+        },
+      );
+    }
+    throw err;
+  }
 }
 
-export async function findProject(t: TeamSession, orgId: string, ref: string): Promise<ProjectInfo> {
-  const { data } = await t.platform.listProjects(orgId);
+/** A project of the current organization by id or name. */
+export async function findProject(
+  ctx: CliContext,
+  t: TeamSession,
+  org: CurrentOrg,
+  ref: string,
+): Promise<ProjectInfo> {
+  const { data } = await inCurrentOrg(ctx, org, () => t.platform.listProjects(org.id));
   return pick(data, ref, 'project', 'breeze projects list');
 }
 
-/** A member of `orgId` by user id or email (case-insensitive). */
-export async function findMember(t: TeamSession, orgId: string, ref: string): Promise<MemberInfo> {
-  const { data } = await t.platform.listMembers(orgId);
+/** A member of the current organization by user id or email (case-insensitive). */
+export async function findMember(
+  ctx: CliContext,
+  t: TeamSession,
+  org: CurrentOrg,
+  ref: string,
+): Promise<MemberInfo> {
+  const { data } = await inCurrentOrg(ctx, org, () => t.platform.listMembers(org.id));
   const lower = ref.toLowerCase();
   const found = ref.includes('@')
     ? data.find((m) => m.user.email.toLowerCase() === lower)
@@ -144,5 +171,5 @@ export function shortTime(ts: string | null | undefined): string {
 export async function projectIdFor(ctx: CliContext, ref: string): Promise<string> {
   if (PROJECT_ID.test(ref)) return ref;
   const t = await teamSession(ctx);
-  return resolveProjectId(t, (await currentOrg(ctx, t)).id, ref);
+  return (await findProject(ctx, t, await currentOrg(ctx, t), ref)).id;
 }

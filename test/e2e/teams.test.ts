@@ -280,7 +280,9 @@ describe('breeze orgs / projects / members / invitations against a real server',
     }
     expect(status).toBe(401);
     // Acme is gone for the developer: 404 -> exit 4; their own key still works elsewhere
-    expect((await dev.breeze(['projects', 'list'])).code).toBe(4);
+    const gone = await dev.breeze(['projects', 'list']);
+    expect(gone.code).toBe(4);
+    expect(gone.stderr).toContain(`Organization ${acme.id}, the current one of profile "default", was not found`);
     expect((await dev.breeze(['orgs', 'list'])).code).toBe(0);
   });
 

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import type { InvitationInfo, Role } from '../../../client/platform.js';
 import { isEmailLike } from '../../../client/validate.js';
 import type { CliContext } from '../../context.js';
-import { currentOrg, explainConflict, teamSession } from '../../teams.js';
+import { currentOrg, explainConflict, inCurrentOrg, teamSession } from '../../teams.js';
 import type { CommandHost } from '../index.js';
 import { roleArg } from './role-arg.js';
 
@@ -20,7 +20,7 @@ export async function runMembersInvite(
   const t = await teamSession(ctx);
   const org = await currentOrg(ctx, t);
   return explainConflict(
-    () => t.platform.invite(org.id, { email: opts.email, role: opts.role }),
+    () => inCurrentOrg(ctx, org, () => t.platform.invite(org.id, { email: opts.email, role: opts.role })),
     `Cannot invite ${opts.email}.`,
     'They may be a member already (see "breeze members list").',
   );

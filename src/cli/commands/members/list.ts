@@ -1,14 +1,14 @@
 import { Command } from 'commander';
 import type { MemberInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
-import { currentOrg, shortTime, teamSession } from '../../teams.js';
+import { currentOrg, inCurrentOrg, shortTime, teamSession } from '../../teams.js';
 import type { CommandHost } from '../index.js';
 
 /** `GET /v1/orgs/:org_id/members` of the current organization, as the API answers it. */
 export async function runMembersList(_opts: object, ctx: CliContext): Promise<{ data: MemberInfo[] }> {
   const t = await teamSession(ctx);
   const org = await currentOrg(ctx, t);
-  return t.platform.listMembers(org.id);
+  return inCurrentOrg(ctx, org, () => t.platform.listMembers(org.id));
 }
 
 export function createMembersListCommand(host: CommandHost): Command {

@@ -18,7 +18,7 @@ export interface MemberRemoved {
 export async function runMembersRemove(opts: { user: string }, ctx: CliContext): Promise<MemberRemoved> {
   const t = await teamSession(ctx);
   const org = await currentOrg(ctx, t);
-  const member = await findMember(t, org.id, opts.user);
+  const member = await findMember(ctx, t, org, opts.user);
   await explainConflict(
     () => t.platform.removeMember(org.id, member.user.id),
     `Cannot remove ${member.user.email}: an organization keeps at least one owner.`,

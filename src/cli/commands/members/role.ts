@@ -15,7 +15,7 @@ export async function runMembersRole(
 ): Promise<MemberInfo> {
   const t = await teamSession(ctx);
   const org = await currentOrg(ctx, t);
-  const member = await findMember(t, org.id, opts.user);
+  const member = await findMember(ctx, t, org, opts.user);
   return explainConflict(
     () => t.platform.setRole(org.id, member.user.id, opts.role),
     `Cannot make ${member.user.email} ${opts.role}: an organization keeps at least one owner.`,

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { ProjectInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
-import { currentOrg, explainConflict, teamSession } from '../../teams.js';
+import { currentOrg, explainConflict, inCurrentOrg, teamSession } from '../../teams.js';
 import type { CommandHost } from '../index.js';
 import { nameArg } from '../orgs/switch.js';
 
@@ -10,7 +10,7 @@ export async function runProjectsCreate(opts: { name: string }, ctx: CliContext)
   const t = await teamSession(ctx);
   const org = await currentOrg(ctx, t);
   return explainConflict(
-    () => t.platform.createProject(org.id, opts.name),
+    () => inCurrentOrg(ctx, org, () => t.platform.createProject(org.id, opts.name)),
     `Cannot create project "${opts.name}": it conflicts with an existing one.`,
     'Choose another name (see "breeze projects list").',
   );

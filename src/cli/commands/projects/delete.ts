@@ -13,7 +13,7 @@ export async function runProjectsDelete(
 ): Promise<{ id: string; name: string; deleted: true }> {
   const t = await teamSession(ctx);
   const org = await currentOrg(ctx, t);
-  const project = await findProject(t, org.id, opts.project);
+  const project = await findProject(ctx, t, org, opts.project);
   await explainConflict(
     () => t.platform.deleteProject(project.id),
     project.name === 'default'
