@@ -30,3 +30,6 @@ export const newUserId = (now?: number): string => `usr_${ulid(now)}`;
 export const newRequestId = (): string => `req_${randomBytes(12).toString('base64url')}`;
 /** An opaque identifier with `bytes` of entropy, base64url. */
 export const randomToken = (bytes = 32): string => randomBytes(bytes).toString('base64url');
+export const newOrgId = (now?: number): string => `org_${ulid(now)}`;
+export const newProjectId = (now?: number): string => `proj_${ulid(now)}`;
+export const newInvitationId = (now?: number): string => `inv_${ulid(now)}`;

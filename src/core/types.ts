@@ -17,6 +17,27 @@ export interface ApiKeyInfo {
   disabled_at: string | null;
   rotated_from: string | null;
   created_via: CreatedVia;
+  /** the organization and project the key belongs to (PLATFORM.md "Organizations, members, projects") */
+  /** (optional here: the client also talks to servers from before organizations) */
+  org_id?: string;
+  project_id?: string;
+  /** the member who created the key; its effective scopes are capped by their current role */
+  created_by?: string;
+}
+
+/** Roles in an organization, widest first. */
+export const ROLES = ['owner', 'admin', 'member', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface OrgRef {
+  id: string;
+  name: string;
+  role: Role;
+}
+
+export interface ProjectRef {
+  id: string;
+  name: string;
 }
 
 export interface UserInfo {
@@ -27,6 +48,9 @@ export interface UserInfo {
 export interface MeResponse {
   user: UserInfo;
   auth: { type: 'api_key' | 'jwt' | 'session'; key_id?: string; scopes: Scope[] };
+  org?: OrgRef;
+  /** for API keys: the key's project */
+  project?: ProjectRef;
 }
 
 export interface KeyListResponse {

@@ -1,6 +1,5 @@
 import fastifySwagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
-import ajvFormats from 'ajv-formats';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import { createSecretHasher } from '../core/hash.js';
 import { newRequestId } from '../core/ids.js';
@@ -12,21 +11,22 @@ import type { Mailer } from './mail/mailer.js';
 import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
 import { answerClientError, handleError, registerErrorHandling } from './plugins/errors.js';
+import { registerIdCheck } from './plugins/input.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
+import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
 import { meRoutes } from './routes/me.js';
+import { memberRoutes } from './routes/members.js';
+import { orgRoutes } from './routes/orgs.js';
+import { projectRoutes } from './routes/projects.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
+import { addFormats } from './validation.js';
 import { VerificationCache } from './verification-cache.js';
-
-// ajv-formats is CommonJS: its default export arrives as the module object under NodeNext types
-const addFormats = ((ajvFormats as unknown as { default?: unknown }).default ?? ajvFormats) as (
-  ajv: Ajv,
-) => Ajv;
 
 export const BODY_LIMIT = 64 * 1024;
 
@@ -115,10 +115,15 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     ...opts.authenticators,
   });
   await registerKeyRateLimit(app, config.rateLimitPerKey);
+  registerIdCheck(app);
 
   await app.register(healthRoutes);
   await app.register(meRoutes);
   await app.register(apiKeyRoutes);
+  await app.register(orgRoutes);
+  await app.register(memberRoutes);
+  await app.register(invitationRoutes);
+  await app.register(projectRoutes);
   await app.register(jwksRoutes, { jwt });
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);

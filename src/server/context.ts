@@ -1,5 +1,5 @@
 import type { SecretHasher } from '../core/hash.js';
-import type { Scope, UserInfo } from '../core/types.js';
+import type { OrgRef, ProjectRef, Scope, UserInfo } from '../core/types.js';
 import type { ServerConfig } from './config.js';
 import type { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
@@ -13,6 +13,13 @@ export interface AuthContext {
   scopes: Scope[];
   /** set for `api_key` */
   keyId?: string;
+  /**
+   * `api_key` only: the key's organization (with its creator's role there) and project, and the
+   * key's own scopes before the role cap (`scopes` are the effective ones in that organization).
+   */
+  org?: OrgRef;
+  project?: ProjectRef;
+  keyScopes?: Scope[];
 }
 
 /** What routes share; decorated on the Fastify instance as `app.breeze`. */

@@ -4,11 +4,18 @@ import type { SecretHasher } from '../core/hash.js';
 import { newKeyId } from '../core/ids.js';
 import type { CreatedVia, Scope } from '../core/types.js';
 import type { Store, StoreTx } from './store/index.js';
-import { type KeyRow, newKeyRow } from './store/keys.js';
+import { type KeyRow, newKeyRow, statusOf } from './store/keys.js';
+import type { ProjectRow } from './store/orgs.js';
 import type { VerificationCache } from './verification-cache.js';
 
 export interface MintOptions {
   userId: string;
+  /**
+   * The project the key belongs to (its organization follows). Default: the user's personal
+   * organization's `default` project (CLI logins, email codes). Callers check that the user may
+   * create keys there.
+   */
+  projectId?: string;
   name: string;
   scopes: Scope[];
   expiresAt: string | null;
@@ -37,10 +44,13 @@ export class KeyService {
 
   async mint(opts: MintOptions, tx: StoreTx = this.store): Promise<MintedKey> {
     const now = this.clock();
+    const project = await this.projectOf(opts, tx, now);
     const apiKey = generateApiKey();
     const row = newKeyRow({
       id: newKeyId(now.getTime()),
       userId: opts.userId,
+      orgId: project.org_id,
+      projectId: project.id,
       name: opts.name,
       prefix: displayPrefix(apiKey),
       hash: this.hasher(apiKey),
@@ -54,18 +64,35 @@ export class KeyService {
     return { row, apiKey };
   }
 
+  private async projectOf(opts: MintOptions, tx: StoreTx, now: Date): Promise<ProjectRow> {
+    if (opts.projectId !== undefined) {
+      const project = await tx.orgs.project(opts.projectId);
+      if (!project) throw new HttpError('NOT_FOUND', 'No such project.');
+      return project;
+    }
+    const user = await tx.users.get(opts.userId);
+    if (!user) throw new HttpError('NOT_FOUND', 'No such user.');
+    return (await tx.orgs.ensurePersonal(user, now)).project;
+  }
+
   /**
-   * Rotates `old` (already checked usable): a new key with the same name, scopes and expiry; the old
-   * one's expiry becomes min(its own, now + grace) — never later than it was.
+   * Rotates `old`: a new key with the same name, scopes and expiry; the old one's expiry becomes
+   * min(its own, now + grace) — never later than it was. A check-and-set: the old key is marked
+   * rotated by one conditional UPDATE (only if it is still enabled, unexpired and not rotated yet)
+   * before the successor is minted in the same transaction, so of concurrent rotations exactly one
+   * wins; the others get 409 (404 when the key was deleted meanwhile).
    */
   async rotate(old: KeyRow, graceSeconds: number): Promise<{ minted: MintedKey; previous: KeyRow }> {
     const now = this.clock();
     const graceEnd = new Date(now.getTime() + graceSeconds * 1000).toISOString();
-    const newExpiry = old.expires_at && old.expires_at < graceEnd ? old.expires_at : graceEnd;
     const result = await this.store.transaction(async (tx) => {
+      if (!(await tx.keys.markRotated(old.id, now.toISOString(), graceEnd))) return null;
       const minted = await this.mint(
         {
           userId: old.user_id,
+          // the successor stays where its predecessor was (a key from before organizations has
+          // none until migration 003 fills it; then the creator's personal default)
+          ...(old.project_id ? { projectId: old.project_id } : {}),
           name: old.name,
           scopes: old.scopes.split(' ') as Scope[],
           expiresAt: old.expires_at,
@@ -74,26 +101,22 @@ export class KeyService {
         },
         tx,
       );
-      // Check-and-set: only if the key is still as the caller saw it (not disabled, deleted or
-      // rotated meanwhile), so a concurrent change makes this rotation fail instead of racing it.
-      const res = await tx.db
-        .updateTable('api_keys')
-        .set({ expires_at: newExpiry })
-        .where('id', '=', old.id)
-        .where('disabled_at', 'is', null)
-        .where((eb) =>
-          old.expires_at === null ? eb('expires_at', 'is', null) : eb('expires_at', '=', old.expires_at),
-        )
-        .executeTakeFirst();
-      if (Number(res.numUpdatedRows) !== 1) {
-        throw new HttpError('CONFLICT', 'The key changed while it was being rotated; try again.');
-      }
       const previous = await tx.keys.get(old.id);
       if (!previous) throw new Error('rotated key vanished');
       return { minted, previous };
     });
+    if (!result) throw await this.whyNotRotated(old.id, now);
     await this.changed(old.id);
     return result;
+  }
+
+  private async whyNotRotated(keyId: string, now: Date): Promise<HttpError> {
+    const row = await this.store.keys.get(keyId);
+    if (!row) return new HttpError('NOT_FOUND', 'No such API key.');
+    if (row.rotated_at) {
+      return new HttpError('CONFLICT', 'This key was already rotated: rotate its successor instead.');
+    }
+    return new HttpError('CONFLICT', `Cannot rotate a ${statusOf(row, now)} key.`);
   }
 
   /** Drops a key from every cache (this instance at once, others via the store's notification). */

@@ -30,7 +30,14 @@ export interface ServerProcess {
  */
 export async function spawnFixtureServer(
   dataDir: string,
-  opts: { seedEmail?: string; rateLimitPerKey?: number; timeoutMs?: number; exposeGc?: boolean } = {},
+  opts: {
+    seedEmail?: string;
+    rateLimitPerKey?: number;
+    timeoutMs?: number;
+    exposeGc?: boolean;
+    /** a PostgreSQL URL: the server stores there instead of SQLite in `dataDir` */
+    databaseUrl?: string;
+  } = {},
 ): Promise<ServerProcess> {
   const args = [
     ...(opts.exposeGc ? ['--expose-gc'] : []),
@@ -40,7 +47,11 @@ export async function spawnFixtureServer(
   ];
   const child = spawn(process.execPath, args, {
     cwd: ROOT,
-    env: { ...process.env, BREEZE_FIXTURE_SEED: opts.seedEmail ?? '' },
+    env: {
+      ...process.env,
+      BREEZE_FIXTURE_SEED: opts.seedEmail ?? '',
+      BREEZE_FIXTURE_DATABASE_URL: opts.databaseUrl ?? '',
+    },
     // stdin stays open for the fixture's lifetime: it stops itself when the test process is gone
     stdio: ['pipe', 'pipe', 'pipe'],
   });

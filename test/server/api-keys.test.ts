@@ -47,6 +47,9 @@ describe('authentication', () => {
       expect(res.body).toEqual({
         user: { id: userId, email: 'auth@example.com' },
         auth: { type: 'api_key', key_id: keyId, scopes: ['read', 'write', 'admin'] },
+        // issue 12: the key's organization and project
+        org: { id: expect.stringMatching(/^org_/), name: "auth@example.com's organization", role: 'owner' },
+        project: { id: expect.stringMatching(/^proj_/), name: 'default' },
       });
     }
   });

@@ -99,13 +99,28 @@ let emailSeq = 0;
 const uniqueEmail = () => `user${++emailSeq}.${Date.now()}@example.com`;
 let hashSeq = 0;
 
+/** Personal organization and `default` project of each user made by ensureUser (keys go there). */
+const personal = new Map<string, { orgId: string; projectId: string }>();
+
+/** `users.ensure`, remembering the user's personal organization for keyRow. */
+async function ensureUser(store: Store, email: string) {
+  const user = await store.users.ensure(email);
+  const { org, project } = await store.orgs.ensurePersonal(user);
+  personal.set(user.id, { orgId: org.id, projectId: project.id });
+  return user;
+}
+
 function keyRow(userId: string, o: Partial<KeyRow> & { at?: number } = {}): KeyRow {
   const at = o.at ?? T0;
   const { at: _at, ...rest } = o;
+  const home = personal.get(userId) ??
+    [...personal.values()][0] ?? { orgId: 'org_none', projectId: 'proj_none' };
   return {
     ...newKeyRow({
       id: newKeyId(at),
       userId,
+      orgId: home.orgId,
+      projectId: home.projectId,
       name: 'k',
       prefix: 'brz_AbCdEfGh',
       hash: `hash-${process.pid}-${++hashSeq}-${ulid()}`,
@@ -162,7 +177,7 @@ for (const engine of engines) {
 
     describe('keys', () => {
       test('insert then get returns exactly the row written (nulls stay null, text stays text)', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id, { expires_at: iso(T0 + MINUTE), rotated_from: 'key_X' });
         await store.keys.insert(row);
         expect(await store.keys.get(row.id)).toEqual(row);
@@ -171,15 +186,22 @@ for (const engine of engines) {
 
       test('findByHash returns the key with its owner email; an unknown hash finds nothing', async () => {
         const email = uniqueEmail();
-        const user = await store.users.ensure(email);
+        const user = await ensureUser(store, email);
         const row = keyRow(user.id);
         await store.keys.insert(row);
-        expect(await store.keys.findByHash(row.hash)).toEqual({ key: row, email });
+        // with the creator's role in the key's organization and the names /v1/me shows (issue 12)
+        expect(await store.keys.findByHash(row.hash)).toEqual({
+          key: row,
+          email,
+          role: 'owner',
+          org_name: `${email}'s organization`,
+          project_name: 'default',
+        });
         expect(await store.keys.findByHash('no-such-hash')).toBeUndefined();
       });
 
       test('a hash is unique and a key needs an existing user', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         await expect(store.keys.insert({ ...keyRow(user.id), hash: row.hash })).rejects.toThrow();
@@ -187,8 +209,8 @@ for (const engine of engines) {
       });
 
       test('list: newest first, paginated by id, only the given user, status filters at `now`', async () => {
-        const user = await store.users.ensure(uniqueEmail());
-        const other = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
+        const other = await ensureUser(store, uniqueEmail());
         const now = T0 + 100 * MINUTE;
         const rows = {
           active: keyRow(user.id, { at: T0 + 1 * MINUTE }),
@@ -241,7 +263,7 @@ for (const engine of engines) {
       });
 
       test('update patches fields and returns the new row; an unknown id gives undefined', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         const updated = await store.keys.update(row.id, { name: 'renamed', disabled_at: iso(T0) });
@@ -252,7 +274,7 @@ for (const engine of engines) {
       });
 
       test('delete removes the key once', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         expect(await store.keys.delete(row.id)).toBe(true);
@@ -262,7 +284,7 @@ for (const engine of engines) {
       });
 
       test('touch records use and never moves last_used_at backwards', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = keyRow(user.id);
         await store.keys.insert(row);
         const lastUsed = async () => (await store.keys.get(row.id))?.last_used_at;
@@ -278,9 +300,139 @@ for (const engine of engines) {
       });
     });
 
+    describe('organizations, memberships, projects, invitations', () => {
+      test('ensurePersonal is idempotent, also when racing: one org, one owner membership, one default project', async () => {
+        const user = await store.users.ensure(uniqueEmail());
+        const other = await openAnother();
+        const results = await Promise.all([
+          ...Array.from({ length: 4 }, () => store.orgs.ensurePersonal(user)),
+          ...Array.from({ length: 4 }, () => other.orgs.ensurePersonal(user)),
+        ]);
+        expect(new Set(results.map((r) => r.org.id)).size).toBe(1);
+        expect(new Set(results.map((r) => r.project.id)).size).toBe(1);
+        const orgs = await store.orgs.listForUser(user.id);
+        expect(orgs).toEqual([
+          {
+            id: results[0]?.org.id,
+            name: `${user.email}'s organization`,
+            role: 'owner',
+            created_at: expect.any(String),
+          },
+        ]);
+        expect((await store.orgs.listProjects(results[0]?.org.id ?? '')).map((p) => p.name)).toEqual([
+          'default',
+        ]);
+        expect((await store.orgs.personalOf(user.id))?.id).toBe(results[0]?.org.id);
+      });
+
+      test('create, members (add once, role, remove, count owners), lock', async () => {
+        const owner = await store.users.ensure(uniqueEmail());
+        const mate = await store.users.ensure(uniqueEmail());
+        const { org, project } = await store.transaction((tx) =>
+          tx.orgs.create('Acme', owner.id, new Date(T0)),
+        );
+        expect(org.id).toMatch(/^org_[0-9A-Z]{26}$/);
+        expect(project).toMatchObject({ org_id: org.id, name: 'default' });
+        expect(await store.orgs.addMember(org.id, mate.id, 'viewer', new Date(T0 + MINUTE))).toBe(true);
+        expect(await store.orgs.addMember(org.id, mate.id, 'admin')).toBe(false);
+        expect((await store.orgs.membership(org.id, mate.id))?.role).toBe('viewer');
+        expect((await store.orgs.listMembers(org.id)).map((m) => [m.email, m.role])).toEqual([
+          [owner.email, 'owner'],
+          [mate.email, 'viewer'],
+        ]);
+        expect(await store.orgs.countOwners(org.id)).toBe(1);
+        expect(await store.orgs.setRole(org.id, mate.id, 'owner')).toBe(true);
+        expect(await store.orgs.countOwners(org.id)).toBe(2);
+        expect((await store.orgs.listForUser(mate.id)).find((o) => o.id === org.id)?.role).toBe('owner');
+        expect(await store.transaction((tx) => tx.orgs.lock(org.id))).toBe(true);
+        expect(await store.transaction((tx) => tx.orgs.lock('org_00000000000000000000000000'))).toBe(false);
+        expect(await store.orgs.removeMember(org.id, mate.id)).toBe(true);
+        expect(await store.orgs.removeMember(org.id, mate.id)).toBe(false);
+        expect(await store.orgs.membership(org.id, mate.id)).toBeUndefined();
+      });
+
+      test('findByHash gives a removed creator no role; idsByCreator and list filter by org, user and project', async () => {
+        const owner = await ensureUser(store, uniqueEmail());
+        const mate = await ensureUser(store, uniqueEmail());
+        const { org, project } = await store.transaction((tx) => tx.orgs.create('Keys Inc', owner.id));
+        const second = await store.orgs.createProject(org.id, 'second');
+        expect(second).toBeDefined();
+        await store.orgs.addMember(org.id, mate.id, 'member');
+        const inOrg = (userId: string, projectId: string, at: number) =>
+          ({ ...keyRow(userId, { at }), org_id: org.id, project_id: projectId }) as KeyRow;
+        const a = inOrg(mate.id, project.id, T0 + 1);
+        const b = inOrg(mate.id, second?.id ?? '', T0 + 2);
+        const c = inOrg(owner.id, project.id, T0 + 3);
+        const elsewhere = keyRow(mate.id, { at: T0 + 4 });
+        for (const r of [a, b, c, elsewhere]) await store.keys.insert(r);
+        expect(await store.keys.findByHash(a.hash)).toMatchObject({
+          role: 'member',
+          org_name: 'Keys Inc',
+          project_name: 'default',
+        });
+        expect((await store.keys.idsByCreator(org.id, mate.id)).sort()).toEqual([a.id, b.id].sort());
+        const now = new Date(T0 + MINUTE);
+        const ids = async (f: Parameters<Store['keys']['list']>[0]) =>
+          (await store.keys.list(f, { limit: 10, now })).map((r) => r.id);
+        expect(await ids({ orgId: org.id })).toEqual([c.id, b.id, a.id]);
+        expect(await ids({ orgId: org.id, userId: mate.id })).toEqual([b.id, a.id]);
+        expect(await ids({ orgId: org.id, projectId: second?.id ?? '' })).toEqual([b.id]);
+        expect(await ids(mate.id)).toEqual([elsewhere.id, b.id, a.id]);
+        await store.orgs.removeMember(org.id, mate.id);
+        expect((await store.keys.findByHash(a.hash))?.role).toBeNull();
+        expect((await store.keys.findByHash(elsewhere.hash))?.role).toBe('owner');
+      });
+
+      test('projects: unique names per org; a project with keys is not deleted; an empty one is', async () => {
+        const owner = await ensureUser(store, uniqueEmail());
+        const { org } = await store.transaction((tx) => tx.orgs.create('Proj', owner.id));
+        const p = await store.orgs.createProject(org.id, 'api');
+        expect(p?.id).toMatch(/^proj_/);
+        expect(await store.orgs.createProject(org.id, 'api')).toBeUndefined();
+        expect((await store.orgs.projectByName(org.id, 'api'))?.id).toBe(p?.id);
+        await store.keys.insert({ ...keyRow(owner.id), org_id: org.id, project_id: p?.id ?? '' });
+        expect(await store.orgs.deleteEmptyProject(p?.id ?? '')).toBe(false);
+        const empty = await store.orgs.createProject(org.id, 'empty');
+        expect(await store.orgs.deleteEmptyProject(empty?.id ?? '')).toBe(true);
+        expect(await store.orgs.project(empty?.id ?? '')).toBeUndefined();
+        expect((await store.orgs.projectsOfUser(owner.id)).map((x) => x.name)).toEqual(
+          expect.arrayContaining(['default', 'api']),
+        );
+      });
+
+      test('invitations: tries counted up to the limit, accepted exactly once, not after expiry', async () => {
+        const owner = await ensureUser(store, uniqueEmail());
+        const { org } = await store.transaction((tx) => tx.orgs.create('Inv', owner.id));
+        const row = {
+          id: `inv_${ulid()}`,
+          org_id: org.id,
+          email: 'guest@example.com',
+          role: 'member',
+          code_hash: 'h',
+          invited_by: owner.id,
+          created_at: iso(T0),
+          expires_at: iso(T0 + 7 * 1440 * MINUTE),
+          accepted_at: null,
+        };
+        await store.invitations.insert(row);
+        expect((await store.invitations.get(row.id))?.attempts).toBe(0);
+        for (let i = 0; i < 5; i++) expect(await store.invitations.addAttempt(row.id, 5)).toBe(true);
+        expect(await store.invitations.addAttempt(row.id, 5)).toBe(false);
+        const fresh = { ...row, id: `inv_${ulid()}` };
+        await store.invitations.insert(fresh);
+        expect(await store.invitations.consume(fresh.id, iso(T0 + 8 * 1440 * MINUTE), 5)).toBe(false);
+        const both = await Promise.all([
+          store.invitations.consume(fresh.id, iso(T0 + MINUTE), 5),
+          (await openAnother()).invitations.consume(fresh.id, iso(T0 + MINUTE), 5),
+        ]);
+        expect(both.filter(Boolean)).toHaveLength(1);
+        expect(await store.invitations.addAttempt(fresh.id, 5)).toBe(false);
+      });
+    });
+
     describe('transactions', () => {
       test('commit keeps every write; a throw rolls them all back', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const kept = keyRow(user.id);
         await store.transaction(async (tx) => {
           await tx.keys.insert(kept);
@@ -393,7 +545,7 @@ for (const engine of engines) {
 
       test('findLive returns a live session with its email; expired or unknown ones are not found', async () => {
         const email = uniqueEmail();
-        const user = await store.users.ensure(email);
+        const user = await ensureUser(store, email);
         const sessions = new SessionsRepo(store.db);
         const row = sessionRow(user.id);
         await sessions.insert(row);
@@ -406,7 +558,7 @@ for (const engine of engines) {
       });
 
       test('deleteByTokenHash ends one session; deleteExpired only dead ones', async () => {
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const sessions = new SessionsRepo(store.db);
         const ended = sessionRow(user.id);
         const dead = sessionRow(user.id, T0 - MINUTE);
@@ -445,6 +597,7 @@ for (const engine of engines) {
           expires_at: iso(T0 + 10 * MINUTE),
           last_poll_at: null,
           decided_at: null,
+          project_id: null,
           ...o,
         };
       }
@@ -474,7 +627,7 @@ for (const engine of engines) {
 
       test('decide: one decision wins among concurrent ones, and only while alive', async () => {
         const logins = new LoginsRepo(store.db);
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = loginRow();
         await logins.insert(row);
         const results = await Promise.all(
@@ -495,7 +648,7 @@ for (const engine of engines) {
 
       test('markExchanged: exactly one of many concurrent exchanges wins, only after approval', async () => {
         const logins = new LoginsRepo(store.db);
-        const user = await store.users.ensure(uniqueEmail());
+        const user = await ensureUser(store, uniqueEmail());
         const row = loginRow();
         await logins.insert(row);
         const at = new Date(T0 + MINUTE);
@@ -605,6 +758,9 @@ for (const engine of engines) {
         expect(res.json()).toEqual({
           user: { id: admin.userId, email: adminEmail },
           auth: { type: 'api_key', key_id: admin.keyId, scopes: ['read', 'write', 'admin'] },
+          // issue 12: the key's organization (the creator's role there) and project
+          org: { id: expect.stringMatching(/^org_/), name: `${adminEmail}'s organization`, role: 'owner' },
+          project: { id: expect.stringMatching(/^proj_/), name: 'default' },
         });
         expect(res.headers['x-breeze-api-key-id']).toBe(admin.keyId);
       });

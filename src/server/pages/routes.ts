@@ -7,6 +7,7 @@ import { CliLoginService, formatUserCode, normaliseUserCode } from '../routes/cl
 import { type BrowserSession, Sessions } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
 import { normaliseEmail } from '../store/users.js';
+import { isValidEmail } from '../validation.js';
 import {
   authorizePage,
   codePage,
@@ -18,7 +19,6 @@ import {
   typeCodePage,
 } from './views.js';
 
-const EMAIL = /^[^\s@<>"']+@[^\s@<>"']+\.[^\s@<>"']+$/;
 const HIDE = { hide: true } as const;
 /** Per-email cap on mailed sign-in codes (a mailbox must not be flooded from this form). */
 const CODES_PER_EMAIL = 10;
@@ -158,8 +158,9 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     const next = safeNext(field(request.body, 'next'));
     if (!preSessionFormOk(request)) return expiredForm(reply);
     const csrf = sessions.formToken(request, reply);
-    const raw = (field(request.body, 'email') ?? '').trim();
-    if (raw.length > 254 || !EMAIL.test(raw)) {
+    // ASCII whitespace only, as a browser's email input strips it: a BOM or zero-width space is refused
+    const raw = (field(request.body, 'email') ?? '').replace(/^[ \t\n\f\r]+|[ \t\n\f\r]+$/g, '');
+    if (!isValidEmail(raw)) {
       return sendPage(
         reply,
         400,

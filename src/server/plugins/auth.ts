@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { isWellFormedApiKey } from '../../core/api-key.js';
 import { HttpError } from '../../core/errors.js';
+import { capScopes } from '../authz.js';
 import type { AuthContext } from '../context.js';
 import { isUsable, scopesOf } from '../store/keys.js';
 
@@ -55,11 +56,21 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
       if (!found) throw unauthenticated();
       cache.set(hash, found, nowMs);
     }
-    const { key, email } = found;
-    if (!isUsable(key, now)) throw unauthenticated();
+    const { key, email, role } = found;
+    // a key whose creator left its organization (role null) answers as if it did not exist
+    if (!isUsable(key, now) || !role || !key.org_id || !key.project_id) throw unauthenticated();
     reply.header('x-breeze-api-key-id', key.id);
     noteUse(key.id, key.last_used_at, nowMs);
-    return { type: 'api_key', user: { id: key.user_id, email }, scopes: scopesOf(key), keyId: key.id };
+    const keyScopes = scopesOf(key);
+    return {
+      type: 'api_key',
+      user: { id: key.user_id, email },
+      scopes: capScopes(keyScopes, role),
+      keyId: key.id,
+      keyScopes,
+      org: { id: key.org_id, name: found.org_name ?? '', role },
+      project: { id: key.project_id, name: found.project_name ?? '' },
+    };
   }
 
   async function authenticate(request: FastifyRequest, reply: FastifyReply): Promise<AuthContext | null> {

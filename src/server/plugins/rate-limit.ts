@@ -1,6 +1,12 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../../core/errors.js';
+import { ipBucket } from '../client-ip.js';
+
+/** The key of a per-IP limit: `prefix` and the client's bucket (an IPv6 address counts by its /64). */
+export function perIpKey(prefix: string): (req: FastifyRequest) => string {
+  return (req) => `${prefix}:${ipBucket(req.ip)}`;
+}
 
 /** The 429 every limiter answers with; `Retry-After` is set by the limiter itself. */
 export function rateLimitedError(_req: FastifyRequest, context: { after: string; ttl: number }): HttpError {
@@ -10,13 +16,15 @@ export function rateLimitedError(_req: FastifyRequest, context: { after: string;
 }
 
 /**
- * Registers @fastify/rate-limit (routes opt in with `config.rateLimit`) and, when `perMinute > 0`,
+ * Registers @fastify/rate-limit (routes opt in with `config.rateLimit`; a limit without its own
+ * `keyGenerator` counts per IP through `ipBucket`, so IPv6 clients count by their /64) and, when `perMinute > 0`,
  * a per-key limit on every API-key–authenticated request. Counters are per instance.
  */
 export async function registerKeyRateLimit(app: FastifyInstance, perMinute: number): Promise<void> {
   await app.register(rateLimit, {
     global: false,
     errorResponseBuilder: rateLimitedError,
+    keyGenerator: perIpKey('ip'),
   });
   if (perMinute <= 0) return;
   // createRateLimit, not rateLimit(): the latter shares one "already limited" flag per request with

@@ -2,10 +2,29 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import type { ApiKeyInfo, KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
 import { normaliseScopes } from '../../core/types.js';
-import { type AuthContext, canManageKeys } from '../context.js';
+import {
+  authInOrg,
+  authorizeKeyAction,
+  authorizeKeyVisibility,
+  authorizeOrg,
+  isAllowed,
+  requireKeyManager,
+  requireScopesWithin,
+  rotationGrace,
+} from '../authz.js';
+import type { AuthContext } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
-import { isUsable, type KeyRow, scopesOf, statusOf, toKeyInfo } from '../store/keys.js';
-import { createdKeySchema, errorResponses, keyIdParams, keySchema, scopesSchema } from './schemas.js';
+import { OrgService } from '../services/orgs.js';
+import { type KeyRow, toKeyInfo } from '../store/keys.js';
+import {
+  createdKeySchema,
+  errorResponses,
+  idSchema,
+  keyIdParams,
+  keySchema,
+  scopesSchema,
+  textSchema,
+} from './schemas.js';
 
 const MAX_EXPIRY_S = 10 * 365 * 86400;
 const DEFAULT_GRACE_S = 3600;
@@ -15,6 +34,7 @@ interface CreateBody {
   scopes?: Scope[];
   expires_at?: string;
   expires_in_s?: number;
+  project_id?: string;
 }
 interface PatchBody {
   name?: string;
@@ -27,30 +47,17 @@ interface ListQuery {
   limit?: number;
   cursor?: string;
   status?: KeyStatus;
+  project_id?: string;
+  org_id?: string;
 }
 interface KeyParams {
   key_id: string;
 }
 
-const nameSchema = { type: 'string', minLength: 1, maxLength: 200, pattern: '\\S' } as const;
-
-function forbidden(message: string): HttpError {
-  return new HttpError('FORBIDDEN', message);
-}
+const nameSchema = textSchema(200);
 
 function notFound(): HttpError {
   return new HttpError('NOT_FOUND', 'No such API key.');
-}
-
-function requireManager(auth: AuthContext): void {
-  if (!canManageKeys(auth)) throw forbidden('This key lacks the "admin" scope needed to manage keys.');
-}
-
-/** A caller can never hand out a scope it does not hold itself. */
-function requireScopesWithin(auth: AuthContext, scopes: Scope[]): void {
-  const missing = scopes.filter((s) => !auth.scopes.includes(s));
-  if (missing.length > 0)
-    throw forbidden(`Cannot grant scopes this credential does not hold: ${missing.join(', ')}.`);
 }
 
 function encodeCursor(id: string): string {
@@ -70,20 +77,21 @@ function decodeCursor(cursor: string): string {
 export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
   const { store, keys, clock } = app.breeze;
   const info = (row: KeyRow): ApiKeyInfo => toKeyInfo(row, clock());
+  const orgs = new OrgService(app.breeze);
 
-  /** The caller's own key, or 404 — another user's key is never revealed to exist. */
-  async function loadOwnKey(auth: AuthContext, keyId: string): Promise<KeyRow> {
+  /**
+   * A key the caller may see, and the caller as it acts in that key's organization (scopes capped
+   * by its role there). A key of an organization the caller is no member of, or one another member
+   * created when the caller does not manage the organization's keys, is 404.
+   */
+  async function loadKey(auth: AuthContext, keyId: string): Promise<{ row: KeyRow; auth: AuthContext }> {
     const row = await store.keys.get(keyId);
-    if (!row || row.user_id !== auth.user.id) throw notFound();
-    return row;
-  }
-
-  const isSelf = (auth: AuthContext, row: KeyRow) => auth.type === 'api_key' && auth.keyId === row.id;
-
-  function requireSelfOrManager(auth: AuthContext, row: KeyRow, action: string): void {
-    if (!isSelf(auth, row) && !canManageKeys(auth)) {
-      throw forbidden(`Without the "admin" scope a key can only ${action} itself.`);
-    }
+    if (!row?.org_id) throw notFound();
+    const access = await orgs.access(auth, row.org_id).catch((err: unknown) => {
+      throw err instanceof HttpError && err.code === 'NOT_FOUND' ? notFound() : err;
+    });
+    authorizeKeyVisibility(access, row);
+    return { row, auth: authInOrg(access) };
   }
 
   const common = { config: { auth: 'required' as const } };
@@ -101,6 +109,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
             limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 },
             cursor: { type: 'string', maxLength: 200 },
             status: { type: 'string', enum: ['active', 'expiring', 'expired', 'disabled'] },
+            project_id: idSchema,
+            org_id: idSchema,
           },
         },
         response: {
@@ -117,10 +127,23 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request): Promise<KeyListResponse> => {
-      const auth = requireAuth(request);
-      requireManager(auth);
+      const caller = requireAuth(request);
+      const { project_id: projectId, org_id: orgId } = request.query;
+      const access = projectId
+        ? (await orgs.project(caller, projectId)).access
+        : await orgs.defaultAccess(caller, orgId);
+      if (projectId && orgId && access.orgId !== orgId) throw new HttpError('NOT_FOUND', 'No such project.');
+      const auth = authInOrg(access);
+      requireKeyManager(auth);
       const limit = request.query.limit ?? 50;
-      const rows = await store.keys.list(auth.user.id, {
+      // owners and admins see every key of the organization, other members their own
+      const all = isAllowed(access, 'keys.manage_others');
+      const filter = {
+        orgId: access.orgId,
+        ...(all ? {} : { userId: caller.user.id }),
+        ...(projectId ? { projectId } : {}),
+      };
+      const rows = await store.keys.list(filter, {
         limit: limit + 1,
         beforeId: request.query.cursor ? decodeCursor(request.query.cursor) : undefined,
         status: request.query.status,
@@ -150,20 +173,36 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
             scopes: scopesSchema,
             expires_at: { type: 'string', format: 'date-time' },
             expires_in_s: { type: 'integer', minimum: 1, maximum: MAX_EXPIRY_S },
+            project_id: idSchema,
           },
         },
-        response: { 201: createdKeySchema, ...errorResponses(400, 401, 403, 429) },
+        response: { 201: createdKeySchema, ...errorResponses(400, 401, 403, 404, 429) },
       },
     },
     async (request, reply) => {
-      const auth = requireAuth(request);
-      requireManager(auth);
+      const caller = requireAuth(request);
       const body = request.body;
+      // default: the calling key's project; for a session or JWT, the personal `default` project
+      const { project, access } = body.project_id
+        ? await orgs.project(caller, body.project_id)
+        : caller.type === 'api_key' && caller.project && caller.org
+          ? {
+              project: { id: caller.project.id },
+              access: await orgs.access(caller, caller.org.id),
+            }
+          : await orgs.ensurePersonal(caller).then(async ({ org, project }) => ({
+              project,
+              access: await orgs.access(caller, org.id),
+            }));
+      const auth = authInOrg(access);
+      requireKeyManager(auth);
+      authorizeOrg(access, 'keys.create');
       const scopes = normaliseScopes(body.scopes ?? ['read']);
       requireScopesWithin(auth, scopes);
       const expiresAt = resolveExpiry(body, clock());
       const { row, apiKey } = await keys.mint({
-        userId: auth.user.id,
+        userId: caller.user.id,
+        projectId: project.id,
         name: body.name.trim(),
         scopes,
         expiresAt,
@@ -185,9 +224,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const auth = requireAuth(request);
-      const row = await loadOwnKey(auth, request.params.key_id);
-      requireSelfOrManager(auth, row, 'read');
+      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      authorizeKeyAction(auth, row, 'read');
       return info(row);
     },
   );
@@ -205,9 +243,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const auth = requireAuth(request);
-      const row = await loadOwnKey(auth, request.params.key_id);
-      requireManager(auth);
+      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      authorizeKeyAction(auth, row, 'update');
       const patch: Partial<KeyRow> = {};
       if (request.body.name !== undefined) patch.name = request.body.name.trim();
       if (request.body.scopes !== undefined) {
@@ -247,16 +284,11 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const auth = requireAuth(request);
-      const row = await loadOwnKey(auth, request.params.key_id);
-      requireSelfOrManager(auth, row, 'rotate');
+      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
       // the successor inherits the rotated key's scopes and its plaintext goes to the caller: rotating
       // a wider key than one's own would mint a key with scopes the caller does not hold
-      if (!isSelf(auth, row)) requireScopesWithin(auth, scopesOf(row));
-      if (!isUsable(row, clock())) {
-        throw new HttpError('CONFLICT', `Cannot rotate a ${statusOf(row, clock())} key.`);
-      }
-      const grace = request.body?.grace_period_s ?? DEFAULT_GRACE_S;
+      authorizeKeyAction(auth, row, 'rotate');
+      const grace = rotationGrace(auth, row, request.body?.grace_period_s ?? DEFAULT_GRACE_S);
       const { minted, previous } = await keys.rotate(row, grace);
       return reply.code(201).send({ ...info(minted.row), api_key: minted.apiKey, previous: info(previous) });
     },
@@ -276,9 +308,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         },
       },
       async (request) => {
-        const auth = requireAuth(request);
-        const row = await loadOwnKey(auth, request.params.key_id);
-        requireManager(auth);
+        const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+        authorizeKeyAction(auth, row, action);
         const disabledAt = action === 'disable' ? (row.disabled_at ?? clock().toISOString()) : null;
         if (disabledAt === row.disabled_at) return info(row);
         const updated = await store.keys.update(row.id, { disabled_at: disabledAt });
@@ -301,9 +332,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply: FastifyReply) => {
-      const auth = requireAuth(request);
-      const row = await loadOwnKey(auth, request.params.key_id);
-      requireSelfOrManager(auth, row, 'delete');
+      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      authorizeKeyAction(auth, row, 'delete');
       await store.keys.delete(row.id);
       await keys.changed(row.id);
       return reply.code(204).send();

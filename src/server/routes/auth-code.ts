@@ -3,9 +3,9 @@ import { HttpError } from '../../core/errors.js';
 import { EmailCodes } from '../email-codes.js';
 import type { JwtService } from '../jwt.js';
 import type { Mailer } from '../mail/mailer.js';
-import { rateLimitedError } from '../plugins/rate-limit.js';
+import { perIpKey, rateLimitedError } from '../plugins/rate-limit.js';
 import { normaliseEmail } from '../store/users.js';
-import { errorResponses } from './schemas.js';
+import { emailSchema, errorResponses, idSchema } from './schemas.js';
 
 export interface AuthCodeRoutesOptions {
   jwt: JwtService;
@@ -82,7 +82,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
   app.post<{ Body: CodeBody }>(
     '/auth/code',
     {
-      config: { rateLimit: { ...CODE_REQUESTS_PER_IP, keyGenerator: (req) => `auth-code-ip:${req.ip}` } },
+      config: { rateLimit: { ...CODE_REQUESTS_PER_IP, keyGenerator: perIpKey('auth-code-ip') } },
       preHandler: limitPerEmail,
       schema: {
         summary: 'Mail a one-time code to an address (same answer whether or not it has an account)',
@@ -91,7 +91,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
           type: 'object',
           required: ['email', 'type'],
           properties: {
-            email: { type: 'string', format: 'email', minLength: 3, maxLength: 254 },
+            email: emailSchema,
             type: { type: 'string', enum: ['api_key', 'jwt'] },
           },
         },
@@ -122,14 +122,14 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
   app.post<{ Params: VerifyParams; Body: VerifyBody }>(
     '/auth/code/:id/verifications',
     {
-      config: { rateLimit: { ...VERIFICATIONS_PER_IP, keyGenerator: (req) => `auth-verify-ip:${req.ip}` } },
+      config: { rateLimit: { ...VERIFICATIONS_PER_IP, keyGenerator: perIpKey('auth-verify-ip') } },
       schema: {
         summary: 'Trade a mailed code for an API key or a JWT (once)',
         tags: ['auth'],
         params: {
           type: 'object',
           required: ['id'],
-          properties: { id: { type: 'string', minLength: 1, maxLength: 100 } },
+          properties: { id: idSchema },
         },
         body: {
           type: 'object',

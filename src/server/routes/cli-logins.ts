@@ -6,9 +6,10 @@ import { randomToken } from '../../core/ids.js';
 import type { CliLoginExchangeResult, CliLoginRequest, CliLoginStart, Scope } from '../../core/types.js';
 import { normaliseScopes } from '../../core/types.js';
 import type { ServerContext } from '../context.js';
+import { perIpKey } from '../plugins/rate-limit.js';
 import { scopesOf, toKeyInfo } from '../store/keys.js';
 import { type LoginRow, LoginsRepo } from '../store/logins.js';
-import { errorResponses, keySchema, scopesSchema, userSchema } from './schemas.js';
+import { errorResponses, idSchema, keySchema, scopesSchema, textSchema, userSchema } from './schemas.js';
 
 /** RFC 8628 §6.1: no vowels (no words), no look-alikes. */
 export const USER_CODE_ALPHABET = 'BCDFGHJKLMNPQRSTVWXZ';
@@ -107,6 +108,7 @@ export class CliLoginService {
         user_code_hash: this.userCodeHash(code),
         code_challenge: input.code_challenge,
         client_name: input.client_name.trim(),
+        project_id: null,
         hostname: input.hostname.trim(),
         key_name: input.key_name?.trim() || null,
         scopes: normaliseScopes(input.scopes ?? DEFAULT_SCOPES).join(' '),
@@ -258,9 +260,6 @@ interface ExchangeBody {
   code?: string;
 }
 
-const printable = (max: number) =>
-  ({ type: 'string', minLength: 1, maxLength: max, pattern: '\\S' }) as const;
-
 /** Per-address limits: login starts, and exchanges (polls plus any guessing of login ids). */
 export const LOGIN_STARTS_PER_IP = { max: 120, timeWindow: 60_000 } as const;
 export const EXCHANGES_PER_IP = { max: 600, timeWindow: 60_000 } as const;
@@ -273,7 +272,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     '/v1/cli/logins',
     {
       // each start is a row and takes a user code: bounded per client address
-      config: { rateLimit: { ...LOGIN_STARTS_PER_IP, keyGenerator: (req) => `cli-login-ip:${req.ip}` } },
+      config: { rateLimit: { ...LOGIN_STARTS_PER_IP, keyGenerator: perIpKey('cli-login-ip') } },
       schema: {
         summary: 'Start a CLI login (PKCE S256); the user approves it in a browser',
         tags: ['cli-login'],
@@ -284,12 +283,12 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
           properties: {
             code_challenge: { type: 'string', pattern: '^[A-Za-z0-9_-]{43}$' },
             code_challenge_method: { type: 'string', enum: ['S256'] },
-            client_name: printable(100),
-            hostname: printable(100),
-            key_name: printable(200),
+            client_name: textSchema(100),
+            hostname: textSchema(100),
+            key_name: textSchema(200),
             scopes: scopesSchema,
-            redirect_uri: { type: 'string', maxLength: 2000 },
-            state: { type: 'string', maxLength: 500 },
+            redirect_uri: textSchema(2000, { allowBlank: true }),
+            state: textSchema(500, { allowBlank: true }),
           },
         },
         response: {
@@ -326,7 +325,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     '/v1/cli/logins/:login_id/exchange',
     {
       // guessing login ids is bounded per address; a CLI polls once per `interval` (>= 1 s)
-      config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: (req) => `cli-exchange-ip:${req.ip}` } },
+      config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: perIpKey('cli-exchange-ip') } },
       schema: {
         summary: 'Exchange an approved login for a new API key (once)',
         tags: ['cli-login'],
@@ -334,7 +333,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
         params: {
           type: 'object',
           required: ['login_id'],
-          properties: { login_id: { type: 'string', minLength: 1, maxLength: 200 } },
+          properties: { login_id: idSchema },
         },
         body: {
           type: 'object',

@@ -1,8 +1,33 @@
 import { SCOPES } from '../../core/types.js';
+import { ID_MAX_LENGTH, ID_PATTERN, NO_CONTROLS_PATTERN, PRINTABLE_PATTERN } from '../validation.js';
 
 /** JSON schemas shared by routes: validation, serialisation and the OpenAPI document. */
 const timestamp = { type: 'string', format: 'date-time' } as const;
 const nullableTimestamp = { type: ['string', 'null'], format: 'date-time' } as const;
+
+/**
+ * A text field (API.md "Conventions"): no control character (U+0000–U+001F, U+007F–U+009F), at
+ * most `max` characters and, unless `allowBlank`, at least one non-space character. Every string a
+ * request body stores uses this (or `emailSchema`), so no engine ever sees a NUL byte.
+ */
+export function textSchema(max: number, opts: { allowBlank?: boolean } = {}) {
+  return opts.allowBlank
+    ? ({ type: 'string', maxLength: max, pattern: NO_CONTROLS_PATTERN } as const)
+    : ({ type: 'string', minLength: 1, maxLength: max, pattern: PRINTABLE_PATTERN } as const);
+}
+
+export { emailSchema } from '../validation.js';
+
+/**
+ * A path parameter naming one of our ids. Values outside this never reach a handler: the id check
+ * (plugins/input.ts) answers them `404` first, since no such resource can exist.
+ */
+export const idSchema = {
+  type: 'string',
+  minLength: 1,
+  maxLength: ID_MAX_LENGTH,
+  pattern: ID_PATTERN,
+} as const;
 
 export const scopesSchema = {
   type: 'array',
@@ -24,6 +49,9 @@ export const keySchema = {
     'disabled_at',
     'rotated_from',
     'created_via',
+    'org_id',
+    'project_id',
+    'created_by',
   ],
   properties: {
     key_id: { type: 'string' },
@@ -37,6 +65,9 @@ export const keySchema = {
     disabled_at: nullableTimestamp,
     rotated_from: { type: ['string', 'null'] },
     created_via: { type: 'string', enum: ['api', 'cli_login', 'email_code', 'rotation'] },
+    org_id: { type: 'string' },
+    project_id: { type: 'string' },
+    created_by: { type: 'string' },
   },
 } as const;
 
@@ -79,5 +110,5 @@ export function errorResponses(...statuses: number[]): Record<number, typeof err
 export const keyIdParams = {
   type: 'object',
   required: ['key_id'],
-  properties: { key_id: { type: 'string', minLength: 1, maxLength: 64 } },
+  properties: { key_id: idSchema },
 } as const;

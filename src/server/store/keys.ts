@@ -1,12 +1,17 @@
 import type { Kysely } from 'kysely';
-import type { ApiKeyInfo, CreatedVia, KeyStatus, Scope } from '../../core/types.js';
+import type { ApiKeyInfo, CreatedVia, KeyStatus, Role, Scope } from '../../core/types.js';
 import type { ApiKeysTable, Database } from './schema.js';
 
 export type KeyRow = ApiKeysTable;
 
+/** The verification record: the key, its creator's email and role in the key's organization. */
 export interface KeyWithUser {
   key: KeyRow;
   email: string;
+  /** the creator's current role in the key's organization; null when no longer a member */
+  role: Role | null;
+  org_name: string | null;
+  project_name: string | null;
 }
 
 export function scopesOf(row: Pick<KeyRow, 'scopes'>): Scope[] {
@@ -38,7 +43,17 @@ export function toKeyInfo(row: KeyRow, now: Date): ApiKeyInfo {
     disabled_at: row.disabled_at,
     rotated_from: row.rotated_from,
     created_via: row.created_via as CreatedVia,
+    org_id: row.org_id ?? '',
+    project_id: row.project_id ?? '',
+    created_by: row.user_id,
   };
+}
+
+/** Which keys a listing covers: an organization's and/or one creator's, optionally one project's. */
+export interface KeyListFilter {
+  orgId?: string;
+  userId?: string;
+  projectId?: string;
 }
 
 export interface ListKeysOptions {
@@ -60,23 +75,57 @@ export class KeysRepo {
     return this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  /** The verification lookup: one indexed read by hash, with the owner's email. */
+  /**
+   * The verification lookup: one indexed read by hash, joined (all by primary key) with the
+   * creator's email, their role in the key's organization, and the organization's and project's
+   * names, so a cached record answers `/v1/me` and the role cap without another query.
+   */
   async findByHash(hash: string): Promise<KeyWithUser | undefined> {
     const row = await this.db
       .selectFrom('api_keys')
       .innerJoin('users', 'users.id', 'api_keys.user_id')
+      .leftJoin('memberships', (j) =>
+        j
+          .onRef('memberships.org_id', '=', 'api_keys.org_id')
+          .onRef('memberships.user_id', '=', 'api_keys.user_id'),
+      )
+      .leftJoin('organizations', 'organizations.id', 'api_keys.org_id')
+      .leftJoin('projects', 'projects.id', 'api_keys.project_id')
       .selectAll('api_keys')
-      .select('users.email as email')
+      .select([
+        'users.email as email',
+        'memberships.role as role',
+        'organizations.name as org_name',
+        'projects.name as project_name',
+      ])
       .where('api_keys.hash', '=', hash)
       .executeTakeFirst();
     if (!row) return undefined;
-    const { email, ...key } = row;
-    return { key, email };
+    const { email, role, org_name, project_name, ...key } = row;
+    return { key, email, role: (role as Role | null) ?? null, org_name, project_name };
   }
 
-  async list(userId: string, opts: ListKeysOptions): Promise<KeyRow[]> {
+  /** Ids of the keys `userId` created in `orgId` (to drop them from caches when the membership changes). */
+  async idsByCreator(orgId: string, userId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('org_id', '=', orgId)
+      .where('user_id', '=', userId)
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Keys matching `filter` (a string: every key that user created), newest first. */
+  async list(filter: KeyListFilter | string, opts: ListKeysOptions): Promise<KeyRow[]> {
     const now = opts.now.toISOString();
-    let q = this.db.selectFrom('api_keys').selectAll().where('user_id', '=', userId);
+    if (typeof filter === 'string') filter = { userId: filter };
+    if (filter.orgId === undefined && filter.userId === undefined)
+      throw new Error('list needs an org or a user');
+    let q = this.db.selectFrom('api_keys').selectAll();
+    if (filter.orgId !== undefined) q = q.where('org_id', '=', filter.orgId);
+    if (filter.userId !== undefined) q = q.where('user_id', '=', filter.userId);
+    if (filter.projectId !== undefined) q = q.where('project_id', '=', filter.projectId);
     if (opts.beforeId) q = q.where('id', '<', opts.beforeId);
     switch (opts.status) {
       case 'disabled':
@@ -97,10 +146,36 @@ export class KeysRepo {
 
   async update(
     id: string,
-    patch: Partial<Omit<KeyRow, 'id' | 'user_id' | 'hash'>>,
+    patch: Partial<Omit<KeyRow, 'id' | 'user_id' | 'hash' | 'org_id' | 'project_id'>>,
   ): Promise<KeyRow | undefined> {
     await this.db.updateTable('api_keys').set(patch).where('id', '=', id).execute();
     return this.get(id);
+  }
+
+  /**
+   * The check-and-set of a rotation: marks key `id` rotated at `at` and moves its expiry to
+   * min(its own, `graceEnd`), in one UPDATE that matches only an enabled, unexpired key that was
+   * not rotated yet. PostgreSQL re-checks the condition on the latest row version after waiting for
+   * a concurrent writer's row lock, and SQLite serialises writers, so exactly one caller gets true.
+   */
+  async markRotated(id: string, at: string, graceEnd: string): Promise<boolean> {
+    const res = await this.db
+      .updateTable('api_keys')
+      .set((eb) => ({
+        rotated_at: at,
+        expires_at: eb
+          .case()
+          .when(eb.and([eb('expires_at', 'is not', null), eb('expires_at', '<', graceEnd)]))
+          .then(eb.ref('expires_at'))
+          .else(graceEnd)
+          .end(),
+      }))
+      .where('id', '=', id)
+      .where('rotated_at', 'is', null)
+      .where('disabled_at', 'is', null)
+      .where((eb) => eb.or([eb('expires_at', 'is', null), eb('expires_at', '>', at)]))
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) === 1;
   }
 
   async delete(id: string): Promise<boolean> {
@@ -122,6 +197,8 @@ export class KeysRepo {
 export interface NewKeyFields {
   id: string;
   userId: string;
+  orgId: string;
+  projectId: string;
   name: string;
   prefix: string;
   hash: string;
@@ -136,6 +213,8 @@ export function newKeyRow(f: NewKeyFields): KeyRow {
   return {
     id: f.id,
     user_id: f.userId,
+    org_id: f.orgId,
+    project_id: f.projectId,
     name: f.name,
     prefix: f.prefix,
     hash: f.hash,
@@ -145,6 +224,7 @@ export function newKeyRow(f: NewKeyFields): KeyRow {
     last_used_at: null,
     disabled_at: null,
     rotated_from: f.rotatedFrom ?? null,
+    rotated_at: null,
     created_via: f.createdVia,
   };
 }

@@ -1,4 +1,5 @@
-import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { ulid } from '../../core/ids.js';
 
 /**
  * Versioned migrations, in code so they ship inside the package. Kysely's migrator records them in
@@ -87,7 +88,139 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '002_api_keys_rotated_at': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // set once, by the rotation that minted the key's successor: a rotation is a conditional
+      // update of this column, so of concurrent rotations exactly one wins
+      await db.schema.alterTable('api_keys').addColumn('rotated_at', 'text').execute();
+      await sql`UPDATE api_keys SET rotated_at = (
+          SELECT MIN(s.created_at) FROM api_keys s WHERE s.rotated_from = api_keys.id)
+        WHERE EXISTS (SELECT 1 FROM api_keys s WHERE s.rotated_from = api_keys.id)`.execute(db);
+    },
+  },
+  '003_teams': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('organizations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('personal_user_id', 'text', (c) => c.unique().references('users.id').onDelete('cascade'))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createTable('memberships')
+        .addColumn('org_id', 'text', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+        .addColumn('user_id', 'text', (c) => c.notNull().references('users.id').onDelete('cascade'))
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('joined_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('memberships_pk', ['org_id', 'user_id'])
+        .execute();
+      await db.schema.createIndex('memberships_user_id').on('memberships').columns(['user_id']).execute();
+      await db.schema
+        .createTable('projects')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+        .addColumn('name', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addUniqueConstraint('projects_org_name', ['org_id', 'name'])
+        .execute();
+      await db.schema
+        .createTable('invitations')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+        .addColumn('email', 'text', (c) => c.notNull())
+        .addColumn('role', 'text', (c) => c.notNull())
+        .addColumn('code_hash', 'text', (c) => c.notNull())
+        .addColumn('invited_by', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .addColumn('accepted_at', 'text')
+        .execute();
+      await db.schema.createIndex('invitations_org_id').on('invitations').columns(['org_id']).execute();
+
+      // nullable: SQLite cannot add a NOT NULL column to a table with rows; the code writes both always
+      await db.schema
+        .alterTable('api_keys')
+        .addColumn('org_id', 'text', (c) => c.references('organizations.id'))
+        .execute();
+      await db.schema
+        .alterTable('api_keys')
+        .addColumn('project_id', 'text', (c) => c.references('projects.id'))
+        .execute();
+      await db.schema.alterTable('cli_logins').addColumn('project_id', 'text').execute();
+
+      // Every existing user gets a personal organization (owner) with project `default`, in batches
+      // (a row per statement would take minutes on a large database).
+      const users: { id: string; email: string; created_at: string }[] = await db
+        .selectFrom('users')
+        .select(['id', 'email', 'created_at'])
+        .orderBy('id')
+        .execute();
+      const now = new Date().toISOString();
+      for (let i = 0; i < users.length; i += 500) {
+        const batch = users.slice(i, i + 500).map((u) => {
+          const t = Date.parse(u.created_at);
+          const ms = Number.isNaN(t) ? Date.now() : t;
+          return { user: u, orgId: `org_${ulid(ms)}`, projectId: `proj_${ulid(ms)}` };
+        });
+        await db
+          .insertInto('organizations')
+          .values(
+            batch.map((b) => ({
+              id: b.orgId,
+              name: `${b.user.email}'s organization`,
+              personal_user_id: b.user.id,
+              created_at: b.user.created_at,
+            })),
+          )
+          .execute();
+        await db
+          .insertInto('memberships')
+          .values(batch.map((b) => ({ org_id: b.orgId, user_id: b.user.id, role: 'owner', joined_at: now })))
+          .execute();
+        await db
+          .insertInto('projects')
+          .values(
+            batch.map((b) => ({
+              id: b.projectId,
+              org_id: b.orgId,
+              name: 'default',
+              created_at: b.user.created_at,
+            })),
+          )
+          .execute();
+      }
+      // ...and every existing key lands in it (same hash: no key is invalidated)
+      await sql`UPDATE api_keys SET
+          org_id = (SELECT o.id FROM organizations o WHERE o.personal_user_id = api_keys.user_id),
+          project_id = (SELECT p.id FROM projects p JOIN organizations o ON o.id = p.org_id
+                        WHERE o.personal_user_id = api_keys.user_id AND p.name = 'default')
+        WHERE org_id IS NULL`.execute(db);
+      await db.schema.createIndex('api_keys_org_id').on('api_keys').columns(['org_id', 'id']).execute();
+      await db.schema
+        .createIndex('api_keys_project_id')
+        .on('api_keys')
+        .columns(['project_id', 'id'])
+        .execute();
+    },
+  },
 };
+
+/** Names of the migrations, oldest first (tests build databases as older versions left them). */
+export const MIGRATION_NAMES = Object.keys(migrations);
+
+/** A provider of only the migrations up to and including `last` (tests: a database of an older release). */
+export function migrationsUpTo(last: string): MigrationProvider {
+  const names = MIGRATION_NAMES.slice(0, MIGRATION_NAMES.indexOf(last) + 1);
+  return {
+    async getMigrations() {
+      return Object.fromEntries(names.map((n) => [n, migrations[n] as Migration]));
+    },
+  };
+}
 
 export const migrationProvider: MigrationProvider = {
   async getMigrations() {

@@ -12,6 +12,10 @@ export interface Database {
   email_codes: EmailCodesTable;
   cli_logins: CliLoginsTable;
   signing_keys: SigningKeysTable;
+  organizations: OrganizationsTable;
+  memberships: MembershipsTable;
+  projects: ProjectsTable;
+  invitations: InvitationsTable;
 }
 
 export interface UsersTable {
@@ -22,7 +26,15 @@ export interface UsersTable {
 
 export interface ApiKeysTable {
   id: string;
+  /** the member who created the key (the API's `created_by`) */
   user_id: string;
+  /**
+   * The key's organization and project. Nullable in the table only because SQLite cannot add a NOT
+   * NULL column to an existing table; every key is written with both, and migration 003 filled in
+   * the keys that existed before organizations. A key without them cannot authenticate.
+   */
+  org_id: string | null;
+  project_id: string | null;
   name: string;
   prefix: string;
   hash: string;
@@ -33,6 +45,8 @@ export interface ApiKeysTable {
   last_used_at: string | null;
   disabled_at: string | null;
   rotated_from: string | null;
+  /** when this key was rotated (its successor has `rotated_from` = its id); a key rotates once */
+  rotated_at: string | null;
   created_via: string;
 }
 
@@ -76,6 +90,8 @@ export interface CliLoginsTable {
   expires_at: string;
   last_poll_at: string | null;
   decided_at: string | null;
+  /** the project the approver picked for the key (null: the personal organization's `default`) */
+  project_id: string | null;
 }
 
 export interface SigningKeysTable {
@@ -85,4 +101,41 @@ export interface SigningKeysTable {
   private_jwk: string;
   created_at: string;
   retired_at: string | null;
+}
+
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  /** set on a user's personal organization (unique), null on every other */
+  personal_user_id: string | null;
+  created_at: string;
+}
+
+export interface MembershipsTable {
+  org_id: string;
+  user_id: string;
+  /** 'owner' | 'admin' | 'member' | 'viewer' */
+  role: string;
+  joined_at: string;
+}
+
+export interface ProjectsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  created_at: string;
+}
+
+export interface InvitationsTable {
+  id: string;
+  org_id: string;
+  /** normalised (trimmed, lower-cased) */
+  email: string;
+  role: string;
+  code_hash: string;
+  invited_by: string;
+  attempts: Generated<number>;
+  created_at: string;
+  expires_at: string;
+  accepted_at: string | null;
 }

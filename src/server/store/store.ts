@@ -1,6 +1,8 @@
 import { type Kysely, Migrator } from 'kysely';
+import { InvitationsRepo } from './invitations.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
+import { OrgsRepo } from './orgs.js';
 import type { Database } from './schema.js';
 import { UsersRepo } from './users.js';
 
@@ -15,6 +17,8 @@ export interface Store {
   readonly db: Kysely<Database>;
   readonly users: UsersRepo;
   readonly keys: KeysRepo;
+  readonly orgs: OrgsRepo;
+  readonly invitations: InvitationsRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -30,6 +34,8 @@ export interface StoreTx {
   readonly db: Kysely<Database>;
   readonly users: UsersRepo;
   readonly keys: KeysRepo;
+  readonly orgs: OrgsRepo;
+  readonly invitations: InvitationsRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -37,11 +43,15 @@ export abstract class BaseStore implements Store {
   abstract readonly engine: Engine;
   readonly users: UsersRepo;
   readonly keys: KeysRepo;
+  readonly orgs: OrgsRepo;
+  readonly invitations: InvitationsRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
     this.users = new UsersRepo(db);
     this.keys = new KeysRepo(db);
+    this.orgs = new OrgsRepo(db);
+    this.invitations = new InvitationsRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -56,9 +66,15 @@ export abstract class BaseStore implements Store {
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.db
-      .transaction()
-      .execute((trx) => fn({ db: trx, users: new UsersRepo(trx), keys: new KeysRepo(trx) }));
+    return this.db.transaction().execute((trx) =>
+      fn({
+        db: trx,
+        users: new UsersRepo(trx),
+        keys: new KeysRepo(trx),
+        orgs: new OrgsRepo(trx),
+        invitations: new InvitationsRepo(trx),
+      }),
+    );
   }
 
   async publishKeyChange(keyId: string): Promise<void> {

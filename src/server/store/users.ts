@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { newUserId } from '../../core/ids.js';
+import { OrgsRepo } from './orgs.js';
 import type { Database, UsersTable } from './schema.js';
 
 export type UserRow = UsersTable;
@@ -24,7 +25,10 @@ export class UsersRepo {
       .executeTakeFirst();
   }
 
-  /** Returns the user with this email, creating it if needed (safe against a concurrent create). */
+  /**
+   * Returns the user with this email, creating it if needed (safe against a concurrent create),
+   * with its personal organization (PLATFORM.md: created with the account).
+   */
   async ensure(email: string, now = new Date()): Promise<UserRow> {
     const row: UserRow = {
       id: newUserId(now.getTime()),
@@ -38,6 +42,7 @@ export class UsersRepo {
       .execute();
     const user = await this.findByEmail(row.email);
     if (!user) throw new Error('user vanished after insert');
+    await new OrgsRepo(this.db).ensurePersonal(user, now);
     return user;
   }
 }

@@ -1,0 +1,207 @@
+import { HttpError } from '../core/errors.js';
+import { ROLES, type Role, SCOPES, type Scope } from '../core/types.js';
+import type { AuthContext } from './context.js';
+import { canManageKeys } from './context.js';
+import { type KeyRow, scopesOf } from './store/keys.js';
+
+/**
+ * The one place that answers "may this credential do this to that key" (API.md "API keys"). Routes
+ * load the key (another user's key is 404 before this is asked), then call `authorizeKeyAction`.
+ *
+ * - A key without `admin` may read, rotate and delete only itself; everything else is 403.
+ * - Changing another key (patch, rotate, disable, enable) needs every scope that key holds: a
+ *   credential must not re-enable, re-scope or mint a successor of a key wider than itself.
+ * - No credential grants a scope it does not hold (create, patch).
+ * - A key rotating itself keeps its old self alive for at most SELF_ROTATION_MAX_GRACE_S.
+ */
+export type KeyAction = 'read' | 'update' | 'rotate' | 'disable' | 'enable' | 'delete';
+
+/** The longest the old key may live on when a key rotates itself (7 days, API.md). */
+export const SELF_ROTATION_MAX_GRACE_S = 7 * 86400;
+
+function forbidden(message: string): HttpError {
+  return new HttpError('FORBIDDEN', message);
+}
+
+/** True when the caller is this very key. */
+export function isSelf(auth: AuthContext, row: Pick<KeyRow, 'id'>): boolean {
+  return auth.type === 'api_key' && auth.keyId === row.id;
+}
+
+/** Listing and creating keys, and changing any key but oneself, need a key manager. */
+export function requireKeyManager(auth: AuthContext): void {
+  if (!canManageKeys(auth)) throw forbidden('This key lacks the "admin" scope needed to manage keys.');
+}
+
+/** A caller can never hand out a scope it does not hold itself. */
+export function requireScopesWithin(auth: AuthContext, scopes: readonly Scope[]): void {
+  const missing = scopes.filter((s) => !auth.scopes.includes(s));
+  if (missing.length > 0)
+    throw forbidden(`Cannot grant scopes this credential does not hold: ${missing.join(', ')}.`);
+}
+
+/** Throws 403 unless `auth` may do `action` to `row` (a key of the caller's own user). */
+export function authorizeKeyAction(auth: AuthContext, row: KeyRow, action: KeyAction): void {
+  const self = isSelf(auth, row);
+  if (action === 'read' || action === 'delete' || action === 'rotate') {
+    if (!self && !canManageKeys(auth)) {
+      throw forbidden(`Without the "admin" scope a key can only ${action} itself.`);
+    }
+  } else {
+    requireKeyManager(auth);
+  }
+  if (self || action === 'read' || action === 'delete') return;
+  const missing = scopesOf(row).filter((s) => !auth.scopes.includes(s));
+  if (missing.length > 0) {
+    throw forbidden(
+      `Cannot ${action === 'update' ? 'change' : action} a key with scopes this credential does not hold: ${missing.join(', ')}.`,
+    );
+  }
+}
+
+/** The grace period a rotation of `row` by `auth` gets: what was asked, bounded for a self-rotation. */
+export function rotationGrace(auth: AuthContext, row: KeyRow, requestedS: number): number {
+  return isSelf(auth, row) ? Math.min(requestedS, SELF_ROTATION_MAX_GRACE_S) : requestedS;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Organizations (PLATFORM.md "Organizations, members, projects"): roles cap scopes, and the
+// permission matrix below — data, role × action — decides what a member may do in an organization.
+// ---------------------------------------------------------------------------------------------
+
+/** `verify` is the fourth scope of issue 13; listed so the caps are complete when it lands. */
+export type CapScope = Scope | 'verify';
+
+/** What each role caps a credential's scopes to. */
+export const ROLE_CAPS: Readonly<Record<Role, readonly CapScope[]>> = {
+  owner: ['read', 'write', 'admin', 'verify'],
+  admin: ['read', 'write', 'admin', 'verify'],
+  member: ['read', 'write'],
+  viewer: ['read'],
+};
+
+/** `scopes` ∩ the cap of `role`, in canonical order. */
+export function capScopes(scopes: readonly Scope[], role: Role): Scope[] {
+  const cap = ROLE_CAPS[role];
+  return SCOPES.filter((s) => scopes.includes(s) && cap.includes(s));
+}
+
+/** Things one does inside an organization. */
+export type OrgAction =
+  | 'org.read'
+  | 'members.invite'
+  | 'members.update'
+  | 'members.remove'
+  | 'members.leave'
+  | 'projects.create'
+  | 'projects.delete'
+  | 'keys.create'
+  | 'keys.manage_others';
+
+export interface Permission {
+  /** roles allowed to do it */
+  roles: readonly Role[];
+  /** the scope an API key needs for it on top of the role (its effective scopes in that org) */
+  scope: Scope;
+  /** the answer for a member whose role does not allow it: 403, or 404 where the thing is not shown to them */
+  denied: 403 | 404;
+}
+
+const MANAGERS: readonly Role[] = ['owner', 'admin'];
+
+/** The permission matrix. Route tests generate one case per cell (role × action × same/other org). */
+export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
+  /** list members and projects */
+  'org.read': { roles: ROLES, scope: 'read', denied: 403 },
+  'members.invite': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** change another member's role (an admin never touches an owner: see authorizeMemberChange) */
+  'members.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** remove another member */
+  'members.remove': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** remove oneself */
+  'members.leave': { roles: ROLES, scope: 'write', denied: 403 },
+  'projects.create': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  'projects.delete': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** create keys of one's own in a project of the organization */
+  'keys.create': { roles: ROLES, scope: 'admin', denied: 403 },
+  /** see and manage keys other members created (members and viewers see only their own) */
+  'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
+};
+
+/** A credential acting inside one organization: its user's role there and the capped scopes. */
+export interface OrgAccess {
+  orgId: string;
+  role: Role;
+  /** effective scopes in this organization */
+  scopes: Scope[];
+  auth: AuthContext;
+}
+
+/**
+ * The scopes `auth` has in an organization where its user holds `role`: a session or JWT acts with
+ * the role's cap; an API key with its own scopes ∩ that cap (a key reaches every organization its
+ * creator belongs to).
+ */
+export function orgAccess(auth: AuthContext, orgId: string, role: Role): OrgAccess {
+  const base = auth.type === 'api_key' ? (auth.keyScopes ?? auth.scopes) : [...SCOPES];
+  return { orgId, role, scopes: capScopes(base, role), auth };
+}
+
+/** True when the matrix allows `action` to `access`. */
+export function isAllowed(access: OrgAccess, action: OrgAction): boolean {
+  const p = PERMISSIONS[action];
+  if (!p.roles.includes(access.role)) return false;
+  return access.auth.type !== 'api_key' || access.scopes.includes(p.scope);
+}
+
+/** Throws the matrix's refusal unless `access` may do `action`. */
+export function authorizeOrg(access: OrgAccess, action: OrgAction): void {
+  if (isAllowed(access, action)) return;
+  const p = PERMISSIONS[action];
+  if (!p.roles.includes(access.role) && p.denied === 404) throw new HttpError('NOT_FOUND', 'Not found.');
+  if (!p.roles.includes(access.role)) {
+    throw forbidden(`A ${access.role} of this organization cannot do this (${action}).`);
+  }
+  throw forbidden(`This key lacks the "${p.scope}" scope in this organization needed for ${action}.`);
+}
+
+/**
+ * The auth context a key route works with inside the key's organization: the scopes become the
+ * effective ones there, so the key rules above (never grant what you do not hold, wider keys are
+ * 403) apply to what the caller holds in THAT organization.
+ */
+export function authInOrg(access: OrgAccess): AuthContext {
+  return { ...access.auth, scopes: access.scopes };
+}
+
+/**
+ * May `access` see and act on `row` at all? A key of another organization never gets here (404
+ * earlier); a key another member created is 404 unless the caller manages the organization's keys.
+ */
+export function authorizeKeyVisibility(access: OrgAccess, row: Pick<KeyRow, 'user_id'>): void {
+  if (row.user_id === access.auth.user.id) return;
+  if (!PERMISSIONS['keys.manage_others'].roles.includes(access.role)) {
+    throw new HttpError('NOT_FOUND', 'No such API key.');
+  }
+  authorizeOrg(access, 'keys.manage_others');
+}
+
+/**
+ * Changing or removing another member: the matrix, and an admin never touches an owner nor makes
+ * one (only owners do). The last-owner rule (409) is checked inside the change's transaction.
+ */
+export function authorizeMemberChange(
+  access: OrgAccess,
+  target: { userId: string; role: Role },
+  action: 'members.update' | 'members.remove',
+  newRole?: Role,
+): void {
+  if (action === 'members.remove' && target.userId === access.auth.user.id) {
+    authorizeOrg(access, 'members.leave');
+    return;
+  }
+  authorizeOrg(access, action);
+  if (access.role !== 'owner' && (target.role === 'owner' || newRole === 'owner')) {
+    throw forbidden('Only an owner can change, remove or appoint an owner.');
+  }
+}

@@ -1,0 +1,275 @@
+import { randomString } from '../../core/base62.js';
+import { HttpError } from '../../core/errors.js';
+import { safeEqual } from '../../core/hash.js';
+import { newInvitationId } from '../../core/ids.js';
+import type { Role } from '../../core/types.js';
+import { authorizeMemberChange, authorizeOrg, type OrgAccess, type OrgAction, orgAccess } from '../authz.js';
+import type { AuthContext, ServerContext } from '../context.js';
+import {
+  EMAIL_CODE_ALPHABET,
+  EMAIL_CODE_LENGTH,
+  EMAIL_CODE_MAX_ATTEMPTS,
+  normaliseCode,
+} from '../email-codes.js';
+import type { InvitationRow } from '../store/invitations.js';
+import {
+  DEFAULT_PROJECT,
+  type MemberRow,
+  type OrgOfUser,
+  type OrgRow,
+  type ProjectRow,
+} from '../store/orgs.js';
+import { normaliseEmail } from '../store/users.js';
+
+/** An invitation lives 7 days (PLATFORM.md). */
+export const INVITATION_TTL_MS = 7 * 86400_000;
+
+export function invitationSubject(orgName: string): string {
+  return `You are invited to ${orgName} on Breeze`;
+}
+
+function notFound(what = 'No such organization.'): HttpError {
+  return new HttpError('NOT_FOUND', what);
+}
+
+/**
+ * Organizations, members, invitations and projects: what the org routes share. Authorization is
+ * asked of authz.ts; this module loads what it needs and keeps the invariants (last owner, keys of
+ * a removed member dropped from every instance's cache).
+ */
+export class OrgService {
+  constructor(private readonly ctx: ServerContext) {}
+
+  /**
+   * The caller's access to an organization: its user's membership there. Not a member (or no such
+   * organization) is 404: another organization's existence is never revealed.
+   */
+  async access(auth: AuthContext, orgId: string, action?: OrgAction): Promise<OrgAccess> {
+    let role: Role | undefined;
+    if (auth.type === 'api_key' && auth.org?.id === orgId) role = auth.org.role;
+    else role = (await this.ctx.store.orgs.membership(orgId, auth.user.id))?.role as Role | undefined;
+    if (!role) throw notFound();
+    const access = orgAccess(auth, orgId, role);
+    if (action) authorizeOrg(access, action);
+    return access;
+  }
+
+  /**
+   * The organization a call without an explicit one acts in: the key's for an API key; for a
+   * session or JWT `orgId` when given, else the personal organization.
+   */
+  async defaultAccess(auth: AuthContext, orgId?: string): Promise<OrgAccess> {
+    if (orgId !== undefined) return this.access(auth, orgId);
+    if (auth.type === 'api_key' && auth.org) return this.access(auth, auth.org.id);
+    const { org } = await this.ensurePersonal(auth);
+    return this.access(auth, org.id);
+  }
+
+  async ensurePersonal(auth: AuthContext): Promise<{ org: OrgRow; project: ProjectRow }> {
+    return this.ctx.store.orgs.ensurePersonal(auth.user, this.ctx.clock());
+  }
+
+  async get(orgId: string): Promise<OrgRow> {
+    const org = await this.ctx.store.orgs.get(orgId);
+    if (!org) throw notFound();
+    return org;
+  }
+
+  list(auth: AuthContext): Promise<OrgOfUser[]> {
+    return this.ctx.store.orgs.listForUser(auth.user.id);
+  }
+
+  async create(auth: AuthContext, name: string): Promise<OrgOfUser> {
+    if (auth.type === 'api_key' && !auth.scopes.includes('admin')) {
+      throw new HttpError(
+        'FORBIDDEN',
+        'Creating an organization needs a session, a JWT or a key with "admin".',
+      );
+    }
+    const now = this.ctx.clock();
+    const { org } = await this.ctx.store.transaction((tx) => tx.orgs.create(name, auth.user.id, now));
+    return { id: org.id, name: org.name, role: 'owner', created_at: org.created_at };
+  }
+
+  members(access: OrgAccess): Promise<MemberRow[]> {
+    authorizeOrg(access, 'org.read');
+    return this.ctx.store.orgs.listMembers(access.orgId);
+  }
+
+  /** Changes a member's role; the last owner cannot be demoted (409). Their keys narrow at once. */
+  async changeRole(access: OrgAccess, userId: string, role: Role): Promise<MemberRow> {
+    const target = await this.member(access.orgId, userId);
+    authorizeMemberChange(access, { userId, role: target.role }, 'members.update', role);
+    await this.ctx.store.transaction(async (tx) => {
+      if (!(await tx.orgs.lock(access.orgId))) throw notFound();
+      const current = await tx.orgs.membership(access.orgId, userId);
+      if (!current) throw notFound('No such member.');
+      if (current.role === 'owner' && role !== 'owner' && (await tx.orgs.countOwners(access.orgId)) <= 1) {
+        throw new HttpError('CONFLICT', 'The last owner cannot be demoted: make someone else owner first.');
+      }
+      await tx.orgs.setRole(access.orgId, userId, role);
+    });
+    await this.dropKeysOf(access.orgId, userId);
+    return { ...target, role };
+  }
+
+  /** Removes a member (or the caller leaves); the last owner cannot (409). Their keys there die at once. */
+  async removeMember(access: OrgAccess, userId: string): Promise<void> {
+    const target = await this.member(access.orgId, userId);
+    authorizeMemberChange(access, { userId, role: target.role }, 'members.remove');
+    await this.ctx.store.transaction(async (tx) => {
+      if (!(await tx.orgs.lock(access.orgId))) throw notFound();
+      const current = await tx.orgs.membership(access.orgId, userId);
+      if (!current) throw notFound('No such member.');
+      if (current.role === 'owner' && (await tx.orgs.countOwners(access.orgId)) <= 1) {
+        throw new HttpError(
+          'CONFLICT',
+          'The last owner cannot leave or be removed: make someone else owner first.',
+        );
+      }
+      await tx.orgs.removeMember(access.orgId, userId);
+    });
+    await this.dropKeysOf(access.orgId, userId);
+  }
+
+  private async member(orgId: string, userId: string): Promise<MemberRow> {
+    const m = await this.ctx.store.orgs.membership(orgId, userId);
+    const user = m ? await this.ctx.store.users.get(userId) : undefined;
+    if (!m || !user) throw notFound('No such member.');
+    return { user_id: userId, email: user.email, role: m.role as Role, joined_at: m.joined_at };
+  }
+
+  /**
+   * The member's keys in that organization carry their old role in every instance's verification
+   * cache: drop them here and (NOTIFY) everywhere, after the change is committed.
+   */
+  private async dropKeysOf(orgId: string, userId: string): Promise<void> {
+    const ids = await this.ctx.store.keys.idsByCreator(orgId, userId);
+    for (const id of ids) await this.ctx.keys.changed(id);
+  }
+
+  // --- invitations ---
+
+  /** Creates an invitation and mails it (subject, link, code); the code is kept as a hash only. */
+  async invite(access: OrgAccess, email: string, role: Role): Promise<InvitationRow> {
+    authorizeOrg(access, 'members.invite');
+    if (role === 'owner' && access.role !== 'owner') {
+      throw new HttpError('FORBIDDEN', 'Only an owner can invite an owner.');
+    }
+    const org = await this.get(access.orgId);
+    const now = this.ctx.clock();
+    const id = newInvitationId(now.getTime());
+    const code = randomString(EMAIL_CODE_LENGTH, EMAIL_CODE_ALPHABET);
+    const row: InvitationRow = {
+      id,
+      org_id: org.id,
+      email: normaliseEmail(email),
+      role,
+      code_hash: this.invitationHash(id, code),
+      invited_by: access.auth.user.id,
+      attempts: 0,
+      created_at: now.toISOString(),
+      expires_at: new Date(now.getTime() + INVITATION_TTL_MS).toISOString(),
+      accepted_at: null,
+    };
+    const { attempts: _attempts, ...insert } = row;
+    await this.ctx.store.invitations.insert(insert);
+    const link = `${this.ctx.config.publicUrl.replace(/\/+$/, '')}/invitations/${id}`;
+    await this.ctx.mailer.send({
+      to: row.email,
+      subject: invitationSubject(org.name),
+      text: [
+        `${access.auth.user.email} invited you to join ${org.name} on Breeze as ${role}.`,
+        '',
+        `Sign in and accept: ${link}`,
+        `Your invitation code is ${code}`,
+        `(breeze invitations accept ${id} --code ${code})`,
+        '',
+        'The invitation works once and expires in 7 days. If you did not expect it, ignore this mail.',
+      ].join('\n'),
+    });
+    return row;
+  }
+
+  /**
+   * Accepts an invitation for the caller: only the invited email, only with the right code, once,
+   * within 7 days; anything else is 404 (never which part was wrong). 5 wrong codes kill it.
+   */
+  async accept(auth: AuthContext, id: string, input: string): Promise<MemberRow> {
+    const repo = this.ctx.store.invitations;
+    const inv = await repo.get(id);
+    const now = this.ctx.clock().toISOString();
+    const gone = () =>
+      new HttpError('NOT_FOUND', 'No such invitation for you: unknown, used, expired, or the code is wrong.');
+    if (!inv || inv.accepted_at || inv.expires_at <= now || inv.attempts >= EMAIL_CODE_MAX_ATTEMPTS)
+      throw gone();
+    if (normaliseEmail(auth.user.email) !== inv.email) throw gone();
+    if (!(await repo.addAttempt(id, EMAIL_CODE_MAX_ATTEMPTS))) throw gone();
+    if (!safeEqual(this.invitationHash(id, normaliseCode(input)), inv.code_hash)) throw gone();
+    const joined = await this.ctx.store.transaction(async (tx) => {
+      if (!(await tx.invitations.consume(id, now, EMAIL_CODE_MAX_ATTEMPTS))) return null;
+      const added = await tx.orgs.addMember(inv.org_id, auth.user.id, inv.role as Role, this.ctx.clock());
+      if (!added) throw new HttpError('CONFLICT', 'You are already a member of this organization.');
+      return tx.orgs.membership(inv.org_id, auth.user.id);
+    });
+    if (!joined) throw gone();
+    // keys the user made in this organization before (removed, now back) answer again at once
+    await this.dropKeysOf(inv.org_id, auth.user.id);
+    return {
+      user_id: auth.user.id,
+      email: auth.user.email,
+      role: joined.role as Role,
+      joined_at: joined.joined_at,
+    };
+  }
+
+  private invitationHash(id: string, code: string): string {
+    return this.ctx.hasher(`invitation:${id}:${code}`);
+  }
+
+  // --- projects ---
+
+  projects(access: OrgAccess): Promise<ProjectRow[]> {
+    authorizeOrg(access, 'org.read');
+    return this.ctx.store.orgs.listProjects(access.orgId);
+  }
+
+  async createProject(access: OrgAccess, name: string): Promise<ProjectRow> {
+    authorizeOrg(access, 'projects.create');
+    const row = await this.ctx.store.orgs.createProject(access.orgId, name, this.ctx.clock());
+    if (!row) throw new HttpError('CONFLICT', `This organization already has a project named "${name}".`);
+    return row;
+  }
+
+  /** A project and the caller's access to its organization; 404 when the caller is no member there. */
+  async project(
+    auth: AuthContext,
+    projectId: string,
+    action?: OrgAction,
+  ): Promise<{ project: ProjectRow; access: OrgAccess }> {
+    const project = await this.ctx.store.orgs.project(projectId);
+    if (!project) throw notFound('No such project.');
+    let access: OrgAccess;
+    try {
+      access = await this.access(auth, project.org_id);
+    } catch (err) {
+      if (err instanceof HttpError && err.code === 'NOT_FOUND') throw notFound('No such project.');
+      throw err;
+    }
+    if (action) authorizeOrg(access, action);
+    return { project, access };
+  }
+
+  async deleteProject(auth: AuthContext, projectId: string): Promise<void> {
+    const { project } = await this.project(auth, projectId, 'projects.delete');
+    if (project.name === DEFAULT_PROJECT) {
+      throw new HttpError('CONFLICT', 'The "default" project cannot be deleted: keys land there by default.');
+    }
+    if (!(await this.ctx.store.orgs.deleteEmptyProject(project.id))) {
+      if (await this.ctx.store.orgs.project(project.id)) {
+        throw new HttpError('CONFLICT', 'This project still has keys: delete them first.');
+      }
+      throw notFound('No such project.');
+    }
+  }
+}

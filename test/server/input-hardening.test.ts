@@ -1,0 +1,216 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { InjectOptions } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { InjectBrowser } from '../helpers/browser.js';
+import { testEngines } from '../helpers/engines.js';
+import type { TestServer } from '../helpers/server.js';
+
+/**
+ * API.md "Conventions", black-box over HTTP on both engines: text fields refuse control characters
+ * (U+0000–U+001F, U+007F, U+0080–U+009F) with `400 VALIDATION_FAILED`, ids that cannot exist are
+ * `404`, and the `/login` form accepts exactly the emails the API's `format: email` accepts.
+ * PostgreSQL cannot store U+0000: before the fix it answered 500 to each of these.
+ */
+const eng = testEngines();
+afterAll(() => eng.stop());
+
+/** One of each class the contract names, NUL first. */
+const CONTROLS = [
+  '\u0000',
+  '\u0001',
+  '\t',
+  '\n',
+  '\r',
+  '\u001b',
+  '\u001f',
+  '\u007f',
+  '\u0080',
+  '\u0085',
+  '\u009f',
+];
+const show = (c: string) => `U+${c.codePointAt(0)?.toString(16).padStart(4, '0')}`;
+
+function pkceChallenge(): string {
+  return createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url');
+}
+
+const loginBody = (extra: Record<string, unknown> = {}) => ({
+  code_challenge: pkceChallenge(),
+  code_challenge_method: 'S256',
+  client_name: 'breeze/1.0.0',
+  hostname: 'laptop',
+  ...extra,
+});
+
+for (const engine of eng.list) {
+  describe.skipIf(engine.skip)(`input hardening on ${engine.name}`, () => {
+    let s: TestServer;
+    let adminKey = '';
+    let keyId = '';
+
+    beforeAll(async () => {
+      s = await engine.startServer({ config: { rateLimitPerKey: 0 } });
+      const seeded = await s.seedKey({ email: `hardening-${engine.name}@example.com` });
+      adminKey = seeded.apiKey;
+      keyId = seeded.keyId;
+    }, 60_000);
+    afterAll(() => s?.close());
+
+    const api = (o: InjectOptions) =>
+      s.app.inject({ ...o, headers: { 'xi-api-key': adminKey, ...(o.headers as object) } });
+
+    function expectError(
+      res: { statusCode: number; json(): { error: { code: string } } },
+      status: number,
+      code: string,
+    ) {
+      expect(res.statusCode).toBe(status);
+      expect(res.json().error.code).toBe(code);
+    }
+
+    it('answers 404 to key ids that cannot exist (NUL and other controls in the path)', async () => {
+      const ids = [
+        '%00',
+        `${keyId}%00`,
+        '%00key',
+        '%0A',
+        '%1B%5B2J',
+        '%7F',
+        '%C2%85',
+        'key%20x',
+        '%E2%80%8B',
+      ];
+      for (const id of ids) {
+        for (const [method, suffix] of [
+          ['GET', ''],
+          ['PATCH', ''],
+          ['DELETE', ''],
+          ['POST', '/rotate'],
+          ['POST', '/disable'],
+          ['POST', '/enable'],
+        ] as const) {
+          const res = await api({
+            method,
+            url: `/v1/api-keys/${id}${suffix}`,
+            ...(method === 'PATCH' ? { payload: { name: 'x' } } : {}),
+          });
+          expect(res.statusCode, `${method} /v1/api-keys/${id}${suffix}: ${res.body}`).toBe(404);
+          expect(res.json().error.code).toBe('NOT_FOUND');
+        }
+      }
+      // the real key is untouched and still answers
+      expect((await api({ method: 'GET', url: `/v1/api-keys/${keyId}` })).statusCode).toBe(200);
+    });
+
+    it('answers 404 to login and code ids that cannot exist', async () => {
+      for (const id of ['%00', 'login_%00', '%0D%0A', '%C2%9F']) {
+        const ex = await s.app.inject({
+          method: 'POST',
+          url: `/v1/cli/logins/${id}/exchange`,
+          payload: { code_verifier: 'a'.repeat(43) },
+        });
+        expectError(ex, 404, 'NOT_FOUND');
+        const ver = await s.app.inject({
+          method: 'POST',
+          url: `/auth/code/${id}/verifications`,
+          payload: { code: 'ABCDEFGH' },
+        });
+        expectError(ver, 404, 'NOT_FOUND');
+      }
+    });
+
+    it('refuses every control character in key names, on create and on patch', async () => {
+      for (const c of CONTROLS) {
+        for (const name of [`a${c}b`, `${c}name`, `name${c}`]) {
+          const created = await api({ method: 'POST', url: '/v1/api-keys', payload: { name } });
+          expect(created.statusCode, `create with ${show(c)}: ${created.body}`).toBe(400);
+          expect(created.json().error.code).toBe('VALIDATION_FAILED');
+          const patched = await api({ method: 'PATCH', url: `/v1/api-keys/${keyId}`, payload: { name } });
+          expect(patched.statusCode, `patch with ${show(c)}: ${patched.body}`).toBe(400);
+          expect(patched.json().error.code).toBe('VALIDATION_FAILED');
+        }
+      }
+      const list = await api({ method: 'GET', url: '/v1/api-keys?limit=200' });
+      expect(list.json().data.map((k: { name: string }) => k.name)).toEqual(['seed']);
+    });
+
+    it('still accepts names with spaces, accents, emoji and zero-width joiners', async () => {
+      const name = 'laptop – café 😀 👩‍💻';
+      const created = await api({ method: 'POST', url: '/v1/api-keys', payload: { name } });
+      expect(created.statusCode).toBe(201);
+      expect(created.json().name).toBe(name);
+      const id = created.json().key_id;
+      const patched = await api({
+        method: 'PATCH',
+        url: `/v1/api-keys/${id}`,
+        payload: { name: 'Ünïcödé ok' },
+      });
+      expect(patched.json().name).toBe('Ünïcödé ok');
+      // blank names stay refused
+      expect((await api({ method: 'POST', url: '/v1/api-keys', payload: { name: '   ' } })).statusCode).toBe(
+        400,
+      );
+    });
+
+    it('refuses control characters in every text field of POST /v1/cli/logins (unauthenticated)', async () => {
+      for (const field of ['client_name', 'hostname', 'key_name', 'state', 'redirect_uri']) {
+        for (const c of CONTROLS) {
+          const value = field === 'redirect_uri' ? `http://127.0.0.1:5000/cb${c}` : `x${c}y`;
+          const res = await s.app.inject({
+            method: 'POST',
+            url: '/v1/cli/logins',
+            remoteAddress: `10.0.${CONTROLS.indexOf(c)}.1`,
+            payload: loginBody({ [field]: value }),
+          });
+          expect(res.statusCode, `${field} with ${show(c)}: ${res.body}`).toBe(400);
+          expect(res.json().error.code).toBe('VALIDATION_FAILED');
+          expect(JSON.stringify(res.json().error.details)).toContain(field);
+        }
+      }
+      const ok = await s.app.inject({
+        method: 'POST',
+        url: '/v1/cli/logins',
+        payload: loginBody({ key_name: 'CI – runner 😀', state: '' }),
+      });
+      expect(ok.statusCode).toBe(201);
+    });
+
+    it('/login refuses exactly the emails POST /auth/code refuses (controls, zero-width, NUL)', async () => {
+      const emails = [
+        'ok@example.com',
+        'a\u0000@example.com',
+        'a@example.com\u0000',
+        'a\u200b@example.com',
+        'a@exa\u200dmple.com',
+        '\ufeffa@example.com',
+        'a\u0085@example.com',
+        'a\u007f@example.com',
+        'a b@example.com',
+        'a@b',
+      ];
+      let n = 0;
+      for (const email of emails) {
+        n += 1;
+        const api = await s.app.inject({
+          method: 'POST',
+          url: '/auth/code',
+          remoteAddress: `10.1.0.${n}`,
+          payload: { email, type: 'api_key' },
+        });
+        expect(api.statusCode, `POST /auth/code ${JSON.stringify(email)}: ${api.body}`).toBeLessThan(500);
+        const b = new InjectBrowser(s.app);
+        const page = await b.get('/login');
+        const csrf = /name="csrf" value="([^"]+)"/.exec(page.body)?.[1];
+        const form = await b.post('/login', { email, csrf, next: '/device' });
+        expect(form.statusCode, `/login ${JSON.stringify(email)}`).toBeLessThan(500);
+        const apiAccepts = api.statusCode === 201;
+        const formAccepts = form.statusCode === 200;
+        expect({ email, formAccepts }).toEqual({ email, formAccepts: apiAccepts });
+        if (!formAccepts) {
+          expect(form.statusCode).toBe(400);
+          expect(form.body).toContain('Enter a valid email address.');
+        }
+      }
+    });
+  });
+}
