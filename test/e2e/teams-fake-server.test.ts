@@ -180,7 +180,7 @@ afterEach(() => {
   cfg.cleanup();
 });
 
-describe('team commands against a fake server', () => {
+describe('team commands against a fake server', { timeout: 90_000 }, () => {
   it('orgs list: --json is the API body; the table escapes names, one row per org', async () => {
     const evil = { ...ORG_A, name: EVIL };
     routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: [ORG_P, evil] } });

@@ -105,7 +105,7 @@ function config(u: User): { org_id?: string } {
 const ORG_ID = /^org_[0-9A-Z]{26}$/;
 const PROJ_ID = /^proj_[0-9A-Z]{26}$/;
 
-describe('breeze orgs / projects / members / invitations against a real server', () => {
+describe('breeze orgs / projects / members / invitations against a real server', { timeout: 120_000 }, () => {
   let owner: User;
   let dev: User;
   let acme: { id: string; name: string };
@@ -196,15 +196,15 @@ describe('breeze orgs / projects / members / invitations against a real server',
     expect((await owner.breeze(['keys', 'create', '--name', 'x', '--project', 'billing'])).code).toBe(4);
   });
 
-  it('invite, accept with the mailed code, role change narrows the key, removal kills it', async () => {
+  it('invite, accept with the mailed code, role changes narrow the key, removal kills it', async () => {
     const inv = await owner.json<{ id: string; email: string; role: string; expires_at: string }>([
       'members',
       'invite',
       dev.email,
       '--role',
-      'member',
+      'admin',
     ]);
-    expect(inv).toMatchObject({ id: expect.stringMatching(/^inv_/), email: dev.email, role: 'member' });
+    expect(inv).toMatchObject({ id: expect.stringMatching(/^inv_/), email: dev.email, role: 'admin' });
     const days = (Date.parse(inv.expires_at) - Date.now()) / 86400_000;
     expect(days).toBeGreaterThan(6.9);
     expect(days).toBeLessThanOrEqual(7.01);
@@ -219,7 +219,7 @@ describe('breeze orgs / projects / members / invitations against a real server',
 
     const accepted = await dev.breeze(['invitations', 'accept', inv.id, '--code', mail.code.toLowerCase()]);
     expect(accepted.code, accepted.stderr).toBe(0);
-    expect(accepted.stderr).toContain(`Joined Acme Inc (${acme.id}) as member.`);
+    expect(accepted.stderr).toContain(`Joined Acme Inc (${acme.id}) as admin.`);
     // single use
     expect((await dev.breeze(['invitations', 'accept', inv.id, '--code', mail.code])).code).toBe(4);
 
@@ -228,15 +228,15 @@ describe('breeze orgs / projects / members / invitations against a real server',
       'list',
     ]);
     expect(members.data.map((m) => [m.user.email, m.role]).sort()).toEqual([
-      [dev.email, 'member'],
+      [dev.email, 'admin'],
       [owner.email, 'owner'],
     ]);
     const table = await owner.breeze(['members', 'list']);
     expect(table.stdout.trimEnd().split('\n')).toHaveLength(3);
 
-    // the developer works in Acme: a key in its default project, capped at read, write
+    // the developer works in Acme: as admin, a key in its default project and a project of their own
     expect((await dev.breeze(['orgs', 'switch', acme.id])).code).toBe(0);
-    const devKey = await dev.json<{ api_key: string; org_id: string }>([
+    const devKey = await dev.json<{ api_key: string; org_id: string; created_by: string }>([
       'keys',
       'create',
       '--name',
@@ -244,21 +244,31 @@ describe('breeze orgs / projects / members / invitations against a real server',
       '--project',
       'default',
       '--scopes',
-      'read,write',
+      'read,write,admin',
     ]);
     expect(devKey.org_id).toBe(acme.id);
-    expect((await me(devKey.api_key)).body.auth.scopes).toEqual(['read', 'write']);
-    // a member cannot manage projects or invite: 403 -> exit 4
-    expect((await dev.breeze(['projects', 'create', 'mine'])).code).toBe(4);
-    expect((await dev.breeze(['members', 'invite', 'x@example.com', '--role', 'viewer'])).code).toBe(4);
+    expect((await me(devKey.api_key)).body.auth.scopes).toEqual(['read', 'write', 'admin']);
+    expect((await dev.breeze(['projects', 'create', 'dev-tools'])).code).toBe(0);
+    expect((await dev.breeze(['projects', 'delete', 'dev-tools'])).code).toBe(0);
 
+    // member: the key narrows to read, write at once; no more key, project or member management
     const demoted = await owner.json<{ user: { email: string }; role: string }>([
       'members',
       'role',
       dev.email.toUpperCase(),
-      'viewer',
+      'member',
     ]);
-    expect(demoted).toMatchObject({ user: { email: dev.email }, role: 'viewer' });
+    expect(demoted).toMatchObject({ user: { email: dev.email }, role: 'member' });
+    expect((await me(devKey.api_key)).body.auth.scopes).toEqual(['read', 'write']);
+    expect((await dev.breeze(['projects', 'create', 'mine'])).code).toBe(4);
+    expect((await dev.breeze(['members', 'invite', 'x@example.com', '--role', 'viewer'])).code).toBe(4);
+    expect((await dev.breeze(['keys', 'create', '--name', 'more', '--project', 'default'])).code).toBe(4);
+    const status = await dev.json<{ org: unknown }>(['status']);
+    expect(status.org).toEqual({ id: acme.id, name: 'Acme Inc', role: 'member' });
+
+    expect((await owner.json<{ role: string }>(['members', 'role', dev.email, 'viewer'])).role).toBe(
+      'viewer',
+    );
     expect((await me(devKey.api_key)).body.auth.scopes).toEqual(['read']);
 
     const last = await owner.breeze(['members', 'role', owner.email, 'admin']);
@@ -272,17 +282,19 @@ describe('breeze orgs / projects / members / invitations against a real server',
     ]);
     expect(removed).toMatchObject({ removed: true, user: { email: dev.email } });
     const started = Date.now();
-    let status = 0;
+    let refused = 0;
     while (Date.now() - started < 1000) {
-      status = (await me(devKey.api_key)).status;
-      if (status === 401) break;
+      refused = (await me(devKey.api_key)).status;
+      if (refused === 401) break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    expect(status).toBe(401);
+    expect(refused).toBe(401);
     // Acme is gone for the developer: 404 -> exit 4; their own key still works elsewhere
     const gone = await dev.breeze(['projects', 'list']);
     expect(gone.code).toBe(4);
-    expect(gone.stderr).toContain(`Organization ${acme.id}, the current one of profile "default", was not found`);
+    expect(gone.stderr).toContain(
+      `Organization ${acme.id}, the current one of profile "default", was not found`,
+    );
     expect((await dev.breeze(['orgs', 'list'])).code).toBe(0);
   });
 
