@@ -4,12 +4,11 @@
  * they are; it sends through `BreezeClient.request` (retries, proxy, trace, size cap) and checks
  * every answer like validate.ts does: a mismatch is `UNEXPECTED_RESPONSE`, naming the field only.
  */
-import type { MeResponse, UserInfo } from '../core/types.js';
+import { type MeResponse, ROLES, type Role, type UserInfo } from '../core/types.js';
 import type { BreezeClient } from './client.js';
 import { bad, checkUser, id, isEmailLike, nullableStr, record, str } from './validate.js';
 
-export const ROLES = ['owner', 'admin', 'member', 'viewer'] as const;
-export type Role = (typeof ROLES)[number];
+export { ROLES, type Role };
 
 export function isRole(value: unknown): value is Role {
   return typeof value === 'string' && (ROLES as readonly string[]).includes(value);

@@ -99,6 +99,9 @@ export function checkKey(what: string, value: unknown, field = 'key'): ApiKeyInf
   str(what, `${field}.created_at`, k.created_at);
   for (const f of ['expires_at', 'last_used_at', 'disabled_at', 'rotated_from'] as const)
     nullableStr(what, `${field}.${f}`, k[f]);
+  // teams (PLATFORM.md): absent on servers from before organizations
+  for (const f of ['org_id', 'project_id', 'created_by'] as const)
+    if (k[f] !== undefined && k[f] !== null) id(what, `${field}.${f}`, k[f]);
   return k as unknown as ApiKeyInfo;
 }
 

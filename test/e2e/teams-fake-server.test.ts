@@ -254,6 +254,19 @@ describe('team commands against a fake server', { timeout: 90_000 }, () => {
     expect(seen.find((s) => s.path === '/v1/api-keys')?.query.get('project_id')).toBe(PROJ_BILLING.id);
   });
 
+  it('a key object whose org_id or project_id is not an id is refused: the plaintext is not printed', async () => {
+    routes['POST /v1/api-keys'] = () => ({
+      status: 201,
+      body: { ...keyObject({ project_id: 'proj_1\n✓ Saved', org_id: ORG_A.id }), api_key: KEY },
+    });
+    const r = await breeze(['keys', 'create', '--name', 'ci', '--project', PROJ_BILLING.id]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/response\.project_id is not a well-formed id/);
+    expect(r.stderr).not.toContain(KEY);
+    expectTerminalSafe(r);
+  });
+
   it('an unknown project name is exit 4; an ambiguous one is exit 2 naming the ids', async () => {
     expect((await breeze(['orgs', 'switch', 'Acme'])).code).toBe(0);
     const none = await breeze(['keys', 'create', '--name', 'ci', '--project', 'nope']);
