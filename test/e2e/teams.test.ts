@@ -145,6 +145,17 @@ describe('breeze orgs / projects / members / invitations against a real server',
 
     expect((await owner.breeze(['orgs', 'switch', 'no such org'])).code).toBe(4);
     expect(config(owner).org_id).toBe(acme.id);
+
+    // rotating the stored key keeps the profile's organization
+    const rotated = await owner.breeze(['keys', 'rotate', '--self', '--grace', '0']);
+    expect(rotated.code, rotated.stderr).toBe(0);
+    owner.apiKey = rotated.stdout.trim();
+    expect(config(owner).org_id).toBe(acme.id);
+    // BREEZE_API_KEY alone has no profile to remember an organization in
+    const envSwitch = await owner.breeze(['orgs', 'switch', personal], { BREEZE_API_KEY: owner.apiKey });
+    expect(envSwitch.code).toBe(1);
+    expect(envSwitch.stderr).toContain('BREEZE_API_KEY is in use');
+    expect(config(owner).org_id).toBe(acme.id);
   });
 
   it('projects: list, create, a key in it by name, delete refused (409, exit 1) while it has keys', async () => {
