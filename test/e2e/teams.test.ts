@@ -42,7 +42,7 @@ interface User {
   email: string;
   apiKey: string;
   dir: string;
-  breeze(args: string[], env?: Record<string, string | undefined>): ReturnType<typeof runCli>;
+  breeze(args: string[], env?: Record<string, string | undefined>, input?: string): ReturnType<typeof runCli>;
   json<T = Record<string, unknown>>(args: string[]): Promise<T>;
 }
 
@@ -51,8 +51,8 @@ async function loggedIn(email: string): Promise<User> {
   const t = tempConfigDir();
   dirs.push(t);
   const seeded = await seedKeyInDataDir(dataDir, { email });
-  const breeze = (args: string[], env: Record<string, string | undefined> = {}) =>
-    runCli(['--server', url, ...args], { configDir: t.dir, env: { ...NO_DBUS, ...env } });
+  const breeze = (args: string[], env: Record<string, string | undefined> = {}, input?: string) =>
+    runCli(['--server', url, ...args], { configDir: t.dir, env: { ...NO_DBUS, ...env }, input });
   const r = await runCli(['--server', url, 'login', '--with-key'], {
     configDir: t.dir,
     input: `${seeded.apiKey}\n`,
@@ -156,6 +156,42 @@ describe('breeze orgs / projects / members / invitations against a real server',
     expect(envSwitch.code).toBe(1);
     expect(envSwitch.stderr).toContain('BREEZE_API_KEY is in use');
     expect(config(owner).org_id).toBe(acme.id);
+
+    // logging in again as the same user keeps it; as another user drops it
+    const again = await owner.json<{ api_key: string }>([
+      'keys',
+      'create',
+      '--name',
+      'again',
+      '--scopes',
+      'read,write,admin',
+    ]);
+    const relogin = await owner.breeze(['login', '--with-key'], {}, `${again.api_key}\n`);
+    expect(relogin.code, relogin.stderr).toBe(0);
+    owner.apiKey = again.api_key;
+    expect(config(owner).org_id).toBe(acme.id);
+    const other = tempConfigDir();
+    dirs.push(other);
+    const someone = await seedKeyInDataDir(dataDir, { email: 'someone@example.com' });
+    const cfgOther = { ...owner, dir: other.dir };
+    const o1 = await runCli(['--server', url, 'login', '--with-key'], {
+      configDir: other.dir,
+      env: NO_DBUS,
+      input: `${again.api_key}\n`,
+    });
+    expect(o1.code, o1.stderr).toBe(0);
+    expect(
+      (await runCli(['--server', url, 'orgs', 'switch', acme.id], { configDir: other.dir, env: NO_DBUS }))
+        .code,
+    ).toBe(0);
+    expect(config(cfgOther).org_id).toBe(acme.id);
+    const o2 = await runCli(['--server', url, 'login', '--with-key'], {
+      configDir: other.dir,
+      env: NO_DBUS,
+      input: `${someone.apiKey}\n`,
+    });
+    expect(o2.code, o2.stderr).toBe(0);
+    expect(config(cfgOther).org_id).toBeUndefined();
   });
 
   it('projects: list, create, a key in it by name, delete refused (409, exit 1) while it has keys', async () => {
