@@ -193,6 +193,8 @@ describe('email-code flow over real SMTP', () => {
     expect(me.json()).toEqual({
       user: { id: user?.id, email },
       auth: { type: 'jwt', scopes: ['read', 'write', 'admin'] },
+      // issue 12: a JWT acts in the user's personal organization
+      org: { id: expect.stringMatching(/^org_/), name: `${email}'s organization`, role: 'owner' },
     });
     // a JWT may manage keys
     const created = await s.server.app.inject({

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { expect, it } from 'vitest';
 import { openStore } from '../../src/server/store/index.js';
+import { MIGRATION_NAMES } from '../../src/server/store/migrations.js';
 
 const run = promisify(execFile);
 
@@ -31,7 +32,8 @@ it('several processes opening a fresh data dir at once all succeed and migrate i
         .selectFrom('kysely_migration' as never)
         .select('name' as never)
         .execute();
-      expect(applied).toHaveLength(1);
+      // each migration recorded exactly once (was a literal 1, stale since 002_api_keys_rotated_at)
+      expect(applied).toHaveLength(MIGRATION_NAMES.length);
       expect(await store.users.findByEmail('race@example.com')).toBeDefined();
       await store.close();
     } finally {

@@ -286,6 +286,21 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     );
   }
 
+  /** The approver's projects, personal `default` first (the picker's preselection). */
+  async function projectChoices(user: {
+    id: string;
+    email: string;
+  }): Promise<{ id: string; label: string }[]> {
+    const { project } = await ctx.store.orgs.ensurePersonal(user, ctx.clock());
+    const all = await ctx.store.orgs.projectsOfUser(user.id);
+    const label = (p: (typeof all)[number]) => `${p.org_name} / ${p.name}`;
+    const personal = all.filter((p) => p.id === project.id);
+    return [...personal, ...all.filter((p) => p.id !== project.id)].map((p) => ({
+      id: p.id,
+      label: label(p),
+    }));
+  }
+
   app.get('/device', { schema: HIDE, config: rateLimit(60) }, async (request, reply) => {
     const session = await sessions.current(request);
     const userCode = field(request.query, 'user_code')?.trim();
@@ -316,6 +331,7 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
         keyName: login.key_name ?? `${login.hostname} (breeze login)`,
         email: session.user.email,
         csrf: session.csrf,
+        projects: await projectChoices(session.user),
       }),
       targets,
     );
@@ -330,9 +346,15 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
       const found = await logins.lookup(userCode);
       if (found.kind === 'unknown') return unknownCode(reply, session, userCode);
       if (found.kind === 'expired') return expiredPage(reply);
+      // the project picker: only one of the approver's own projects (else the personal `default`)
+      const picked = action === 'approve' ? field(request.body, 'project_id') : undefined;
+      const projectId = picked
+        ? (await projectChoices(session.user)).find((p) => p.id === picked)?.id
+        : undefined;
+      if (picked && !projectId) return unknownCode(reply, session, userCode);
       const decided =
         action === 'approve'
-          ? await logins.approve(found.login, session.user.id)
+          ? await logins.approve(found.login, session.user.id, projectId)
           : await logins.deny(found.login, session.user.id);
       if (!decided) {
         const again = await logins.lookup(userCode);

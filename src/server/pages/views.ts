@@ -240,6 +240,8 @@ export interface AuthorizeView {
   keyName: string;
   email: string;
   csrf: string;
+  /** the approver's projects; a picker is shown when there is more than one (the first is preselected) */
+  projects?: { id: string; label: string }[];
 }
 
 function formatTime(d: Date): string {
@@ -259,8 +261,12 @@ function ago(from: Date, now: Date): string {
 export function authorizePage(v: AuthorizeView) {
   const [a, b] = [v.userCode.slice(0, 4), v.userCode.slice(5)];
   const minutesLeft = Math.max(1, Math.ceil((v.expiresAt.getTime() - v.now.getTime()) / 60_000));
+  const picker =
+    v.projects && v.projects.length > 1
+      ? html`<label for="project_id">Project</label> <select id="project_id" name="project_id">${v.projects.map((p) => html`<option value="${p.id}">${p.label}</option>`)}</select> `
+      : '';
   const decision = (action: 'approve' | 'deny', label: string, cls: string) =>
-    html`<form method="post" action="/device/${action}">${hidden({ csrf: v.csrf, user_code: v.userCode })}<button class="${cls}" type="submit">${label}</button></form>`;
+    html`<form method="post" action="/device/${action}">${hidden({ csrf: v.csrf, user_code: v.userCode })}${action === 'approve' ? picker : ''}<button class="${cls}" type="submit">${label}</button></form>`;
   return layout(
     'Authorize the CLI',
     html`<h1>Authorize the Breeze CLI?</h1>

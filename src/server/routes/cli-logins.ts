@@ -154,11 +154,20 @@ export class CliLoginService {
    * redirect with a fresh one-time code, or null when the CLI polls. False when it was already
    * decided or expired.
    */
-  async approve(login: LoginRow, userId: string): Promise<{ redirect: string | null } | false> {
+  async approve(
+    login: LoginRow,
+    userId: string,
+    projectId?: string,
+  ): Promise<{ redirect: string | null } | false> {
     const code = login.redirect_uri ? randomToken(32) : null;
     const ok = await this.repo.decide(
       login.id,
-      { status: 'approved', userId, approvalCodeHash: code ? this.approvalCodeHash(login.id, code) : null },
+      {
+        status: 'approved',
+        userId,
+        approvalCodeHash: code ? this.approvalCodeHash(login.id, code) : null,
+        projectId: projectId ?? null,
+      },
       this.ctx.clock(),
     );
     if (!ok) return false;
@@ -232,9 +241,13 @@ export class CliLoginService {
       if (!(await txRepo.markExchanged(login.id, now))) return null;
       const user = await tx.users.get(userId);
       if (!user) return null;
+      // the picked project, if the approver still belongs to its organization; else personal `default`
+      const picked = login.project_id ? await tx.orgs.project(login.project_id) : undefined;
+      const stillMember = picked ? await tx.orgs.membership(picked.org_id, userId) : undefined;
       const minted = await this.ctx.keys.mint(
         {
           userId,
+          ...(picked && stillMember ? { projectId: picked.id } : {}),
           name: login.key_name ?? `${login.hostname} (breeze login)`,
           scopes: scopesOf(login),
           expiresAt: null,

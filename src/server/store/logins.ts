@@ -49,7 +49,12 @@ export class LoginsRepo {
   /** pending -> approved/denied while the login is alive; false when someone decided first or it expired. */
   async decide(
     id: string,
-    decision: { status: 'approved' | 'denied'; userId: string; approvalCodeHash: string | null },
+    decision: {
+      status: 'approved' | 'denied';
+      userId: string;
+      approvalCodeHash: string | null;
+      projectId?: string | null;
+    },
     at: Date,
   ): Promise<boolean> {
     const now = at.toISOString();
@@ -59,6 +64,7 @@ export class LoginsRepo {
         status: decision.status,
         user_id: decision.userId,
         approval_code_hash: decision.approvalCodeHash,
+        project_id: decision.projectId ?? null,
         decided_at: now,
       })
       .where('id', '=', id)
