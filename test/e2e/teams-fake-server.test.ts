@@ -330,7 +330,9 @@ describe('team commands against a fake server', { timeout: 90_000 }, () => {
     const after = await breeze(['status']);
     expect(after.code, after.stderr).toBe(0);
     expect(after.stdout).toContain(`Org:      Acme (${ORG_A.id}), role admin`);
-    expect(after.stdout).toContain('Project:  default (proj_01JPERSONALDEFAULT000000)');
+    expect(after.stdout).toContain(
+      "Project:  default (proj_01JPERSONALDEFAULT000000), in the key's organization Personal",
+    );
   });
 
   it('invitations accept normalises the typed code, sends it in the body, names the org joined', async () => {

@@ -27,6 +27,8 @@ export interface StatusReport {
   org: { id: string; name: string; role: string } | null;
   /** the project of the key in use */
   project: { id: string; name: string } | null;
+  /** the organization of the key in use (differs from `org` after `orgs switch`); not in --json */
+  key_org: { id: string; name: string } | null;
 }
 
 /** Who the key belongs to and whether the server accepts it. Never throws for a refused key: `valid` says. */
@@ -44,6 +46,7 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     shadowed: session.shadowsStored,
     org: null,
     project: null,
+    key_org: null,
   };
   try {
     const me = await client.me();
@@ -53,6 +56,7 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     const team = meContext(me);
     report.org = team.org;
     report.project = team.project;
+    report.key_org = team.org && { id: team.org.id, name: team.org.name };
     const chosen = session.source === 'env' ? undefined : session.saved?.org_id;
     if (chosen !== undefined && chosen !== team.org?.id) {
       // the profile switched organizations: name it, with the role the user holds there
@@ -89,7 +93,11 @@ function render(r: StatusReport, ctx: CliContext): string[] {
   ];
   if (r.expires_at) lines.push(`Expires:  ${r.expires_at}`);
   if (r.org) lines.push(`Org:      ${r.org.name} (${r.org.id}), role ${r.org.role}`);
-  if (r.project) lines.push(`Project:  ${r.project.name} (${r.project.id})`);
+  if (r.project) {
+    const elsewhere =
+      r.key_org && r.key_org.id !== r.org?.id ? `, in the key's organization ${r.key_org.name}` : '';
+    lines.push(`Project:  ${r.project.name} (${r.project.id})${elsewhere}`);
+  }
   return lines;
 }
 
