@@ -20,6 +20,8 @@ export interface ProfileConfig {
   email: string;
   user_id?: string;
   storage: StorageBackend;
+  /** the current organization (`breeze orgs switch`); commands on members and projects act on it */
+  org_id?: string;
 }
 
 export interface ConfigData {

@@ -105,6 +105,8 @@ export async function saveLogin(
           email: result.user.email,
           user_id: result.user.id,
           storage,
+          // the same user logging in again keeps the organization they switched to
+          org_id: before?.server === server && before.user_id === result.user.id ? before.org_id : undefined,
         };
       },
       { locked: true },
@@ -164,6 +166,7 @@ export async function replaceStoredKey(
           email: user?.email ?? (prev?.server === server ? prev.email : ''),
           user_id: user?.id ?? (prev?.server === server ? prev.user_id : undefined),
           storage,
+          org_id: prev?.server === server && (!user || user.id === prev.user_id) ? prev.org_id : undefined,
         };
       },
       { locked: true },

@@ -215,7 +215,9 @@ export class BreezeClient {
   }
 
   /** `GET /v1/api-keys` (one page) */
-  async listKeys(q: { limit?: number; cursor?: string; status?: KeyStatus } = {}): Promise<KeyListResponse> {
+  async listKeys(
+    q: { limit?: number; cursor?: string; status?: KeyStatus; project_id?: string } = {},
+  ): Promise<KeyListResponse> {
     return checkKeyPage(
       'GET /v1/api-keys',
       (await this.request<unknown>('GET', '/v1/api-keys', { query: q })).body,
@@ -223,7 +225,7 @@ export class BreezeClient {
   }
 
   /** every page of `GET /v1/api-keys` */
-  async listAllKeys(q: { status?: KeyStatus } = {}): Promise<ApiKeyInfo[]> {
+  async listAllKeys(q: { status?: KeyStatus; project_id?: string } = {}): Promise<ApiKeyInfo[]> {
     const all: ApiKeyInfo[] = [];
     const seen = new Set<string>();
     let cursor: string | undefined;
@@ -258,6 +260,7 @@ export class BreezeClient {
     scopes?: Scope[];
     expires_in_s?: number;
     expires_at?: string;
+    project_id?: string;
   }): Promise<CreatedKeyResponse> {
     return checkCreatedKey(
       'POST /v1/api-keys',

@@ -41,29 +41,29 @@ export function isEmailLike(value: unknown): value is string {
   );
 }
 
-function bad(what: string, field: string, problem: string): ApiError {
+export function bad(what: string, field: string, problem: string): ApiError {
   return new ApiError(`Unexpected response from the server: ${what}: ${field} ${problem}.`, {
     code: 'UNEXPECTED_RESPONSE',
     status: 200,
   });
 }
 
-function record(what: string, field: string, value: unknown): Record<string, unknown> {
+export function record(what: string, field: string, value: unknown): Record<string, unknown> {
   if (!value || typeof value !== 'object' || Array.isArray(value)) throw bad(what, field, 'is not an object');
   return value as Record<string, unknown>;
 }
 
-function str(what: string, field: string, value: unknown): string {
+export function str(what: string, field: string, value: unknown): string {
   if (typeof value !== 'string') throw bad(what, field, 'is not a string');
   return value;
 }
 
-function nullableStr(what: string, field: string, value: unknown): string | null {
+export function nullableStr(what: string, field: string, value: unknown): string | null {
   if (value === null || value === undefined) return null;
   return str(what, field, value);
 }
 
-function id(what: string, field: string, value: unknown): string {
+export function id(what: string, field: string, value: unknown): string {
   if (!isId(value)) throw bad(what, field, 'is not a well-formed id');
   return value;
 }
@@ -99,6 +99,9 @@ export function checkKey(what: string, value: unknown, field = 'key'): ApiKeyInf
   str(what, `${field}.created_at`, k.created_at);
   for (const f of ['expires_at', 'last_used_at', 'disabled_at', 'rotated_from'] as const)
     nullableStr(what, `${field}.${f}`, k[f]);
+  // teams (PLATFORM.md): absent on servers from before organizations
+  for (const f of ['org_id', 'project_id', 'created_by'] as const)
+    if (k[f] !== undefined && k[f] !== null) id(what, `${field}.${f}`, k[f]);
   return k as unknown as ApiKeyInfo;
 }
 

@@ -21,6 +21,10 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   env: () => import('./env.js'),
   run: () => import('./run.js'),
   keys: () => import('./keys/index.js'),
+  orgs: () => import('./orgs/index.js'),
+  projects: () => import('./projects/index.js'),
+  members: () => import('./members/index.js'),
+  invitations: () => import('./invitations/index.js'),
   serve: () => import('./serve.js'),
   completion: () => import('./completion.js'),
 };

@@ -21,6 +21,15 @@ export interface StatusReport {
   expires_at: string | null;
   /** BREEZE_API_KEY hides a key stored for this profile */
   shadowed: boolean;
+  /**
+   * the current organization (the profile's, set by `orgs switch`, else the key's) and the caller's
+   * role in it; null when the server names none
+   */
+  org: { id: string; name: string; role: string } | null;
+  /** the project of the key in use */
+  project: { id: string; name: string } | null;
+  /** the organization of the key in use (differs from `org` after `orgs switch`); not in --json */
+  key_org: { id: string; name: string } | null;
 }
 
 /** Who the key belongs to and whether the server accepts it. Never throws for a refused key: `valid` says. */
@@ -37,11 +46,25 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     valid: false,
     expires_at: null,
     shadowed: session.shadowsStored,
+    org: null,
+    project: null,
+    key_org: null,
   };
   try {
     const me = await client.me();
     report.valid = true;
     report.user = me.user;
+    const { meContext, PlatformClient } = await import('../../client/platform.js');
+    const team = meContext(me);
+    report.org = team.org;
+    report.project = team.project;
+    report.key_org = team.org && { id: team.org.id, name: team.org.name };
+    const chosen = session.source === 'env' ? undefined : session.saved?.org_id;
+    if (chosen !== undefined && chosen !== team.org?.id) {
+      // the profile switched organizations: name it, with the role the user holds there
+      const org = (await new PlatformClient(client).listOrgs()).data.find((o) => o.id === chosen);
+      report.org = org ? { id: org.id, name: org.name, role: org.role } : team.org;
+    }
     report.key_id = me.auth.key_id ?? report.key_id;
     if (me.auth.key_id) {
       const key = await client.getKey(me.auth.key_id);
@@ -71,6 +94,12 @@ function render(r: StatusReport, ctx: CliContext): string[] {
     `Valid:    ${r.valid ? 'yes, the server accepts this key' : 'NO, the server refuses this key'}`,
   ];
   if (r.expires_at) lines.push(`Expires:  ${r.expires_at}`);
+  if (r.org) lines.push(`Org:      ${r.org.name} (${r.org.id}), role ${r.org.role}`);
+  if (r.project) {
+    const elsewhere =
+      r.key_org && r.key_org.id !== r.org?.id ? `, in the key's organization ${r.key_org.name}` : '';
+    lines.push(`Project:  ${r.project.name} (${r.project.id})${elsewhere}`);
+  }
   return lines;
 }
 
@@ -101,6 +130,8 @@ Examples:
           valid: r.valid,
           expires_at: r.expires_at,
           shadowed: r.shadowed,
+          org: r.org,
+          project: r.project,
         });
       } else {
         ctx.out.data(render(r, ctx));

@@ -14,6 +14,8 @@ export interface KeysCreateOptions {
   /** seconds */
   expiresIn?: number;
   save?: boolean;
+  /** `--project <id|name>`: a name is looked up in the current organization */
+  project?: string;
 }
 
 /** Creates a key; with `save`, stores it as the current profile's key (`stored` says where). */
@@ -27,10 +29,16 @@ export async function runKeysCreate(
     });
   }
   const { client } = await ctx.authenticated();
+  let projectId: string | undefined;
+  if (opts.project !== undefined) {
+    const { projectIdFor } = await import('../../teams.js');
+    projectId = await projectIdFor(ctx, opts.project);
+  }
   const created = await client.createKey({
     name: opts.name,
     scopes: opts.scopes,
     expires_in_s: opts.expiresIn,
+    project_id: projectId,
   });
   let stored: StorageBackend | null = null;
   if (opts.save) {
@@ -47,12 +55,14 @@ export function createCreateCommand(host: CommandHost): Command {
     .option('--scopes <list>', 'comma-separated: read,write,admin (default read)', parseScopes)
     .option('--expires-in <duration>', 'lifetime: 90s, 15m, 24h, 30d (default: never)', durationArg)
     .option('--save', "store it as this profile's key")
+    .option('--project <id|name>', 'the project it belongs to (a name: of the current organization)')
     .addHelpText(
       'after',
       `
 Examples:
   $ breeze keys create --name ci --scopes read,write --expires-in 30d
-  $ breeze keys create --name laptop --scopes read,write,admin --save`,
+  $ breeze keys create --name laptop --scopes read,write,admin --save
+  $ breeze keys create --name billing-ci --project billing`,
     )
     .action(async (opts: KeysCreateOptions, cmd: Command) => {
       const ctx = await host.context(cmd);

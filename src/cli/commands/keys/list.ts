@@ -4,9 +4,17 @@ import type { CliContext } from '../../context.js';
 import type { CommandHost } from '../index.js';
 
 /** The caller's keys, newest first; without `all`, only usable ones (active, expiring). */
-export async function runKeysList(opts: { all?: boolean }, ctx: CliContext): Promise<{ data: ApiKeyInfo[] }> {
+export async function runKeysList(
+  opts: { all?: boolean; project?: string },
+  ctx: CliContext,
+): Promise<{ data: ApiKeyInfo[] }> {
   const { client } = await ctx.authenticated();
-  const keys = await client.listAllKeys();
+  let projectId: string | undefined;
+  if (opts.project !== undefined) {
+    const { projectIdFor } = await import('../../teams.js');
+    projectId = await projectIdFor(ctx, opts.project);
+  }
+  const keys = await client.listAllKeys(projectId === undefined ? {} : { project_id: projectId });
   return { data: opts.all ? keys : keys.filter((k) => k.status === 'active' || k.status === 'expiring') };
 }
 
@@ -19,8 +27,12 @@ export function createListCommand(host: CommandHost): Command {
     .alias('ls')
     .description('list your keys')
     .option('--all', 'include disabled and expired keys')
-    .addHelpText('after', '\nExamples:\n  $ breeze keys list\n  $ breeze keys list --all --json')
-    .action(async (opts: { all?: boolean }, cmd: Command) => {
+    .option('--project <id|name>', 'only the keys of this project (a name: of the current organization)')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  $ breeze keys list\n  $ breeze keys list --all --json\n  $ breeze keys list --project billing',
+    )
+    .action(async (opts: { all?: boolean; project?: string }, cmd: Command) => {
       const ctx = await host.context(cmd);
       const result = await runKeysList(opts, ctx);
       if (ctx.json) return ctx.out.json(result);
