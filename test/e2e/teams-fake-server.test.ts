@@ -202,7 +202,9 @@ describe('team commands against a fake server', { timeout: 90_000 }, () => {
     routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: [{ ...ORG_A, role: 'superuser' }] } });
     const r = await breeze(['orgs', 'list', '--json']);
     expect(r.code).toBe(1);
-    expect(r.stdout).toBe('');
+    // with --json, stdout holds only the error document (CLI.md), never the refused answer
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'UNEXPECTED_RESPONSE' } });
+    expect(r.stdout).not.toContain('superuser');
     expect(r.stderr).toMatch(/data\[0\]\.role is not a role.*UNEXPECTED_RESPONSE/);
     routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: [{ ...ORG_A, id: "org_1'; rm -rf ~" }] } });
     const s = await breeze(['orgs', 'switch', 'Acme']);

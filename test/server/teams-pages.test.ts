@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CliLoginExchangeResult } from '../../src/core/types.js';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
-import { hiddenField, InjectBrowser } from '../helpers/browser.js';
+import { formFields, InjectBrowser } from '../helpers/browser.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -62,7 +62,8 @@ describe('CLI login keys and the approve page project picker', () => {
     const login = await newLogin();
     const b = new InjectBrowser(server.app);
     await b.signIn(email, lastCode(email));
-    const page = await b.get(`/device?user_code=${login.user_code}`);
+    // device mode: the Approve form appears once the code is typed on the page
+    const page = await b.typeCode(login.user_code);
     expect(page.statusCode).toBe(200);
     expect(page.body).not.toContain('<select');
     expect((await b.decide(login.user_code, 'approve')).statusCode).toBe(200);
@@ -83,7 +84,8 @@ describe('CLI login keys and the approve page project picker', () => {
     const login = await newLogin();
     const b = new InjectBrowser(server.app);
     await b.signIn(email, lastCode(email));
-    const page = await b.get(`/device?user_code=${login.user_code}`);
+    // device mode: the Approve form appears once the code is typed on the page
+    const page = await b.typeCode(login.user_code);
     expect(page.body).toContain('<select id="project_id" name="project_id">');
     expect(page.body).toContain(`<option value="${picked?.id}">Team &lt;b&gt; / backend</option>`);
     // the personal default comes first: the preselection when nothing is picked
@@ -92,18 +94,10 @@ describe('CLI login keys and the approve page project picker', () => {
     );
     expect(page.body).not.toContain(foreign.project.id);
 
-    const csrf = hiddenField(page.body, 'csrf');
-    const forged = await b.post('/device/approve', {
-      csrf,
-      user_code: login.user_code,
-      project_id: foreign.project.id,
-    });
+    const approve = formFields(page.body, '/device/approve');
+    const forged = await b.post('/device/approve', { ...approve, project_id: foreign.project.id });
     expect(forged.statusCode).toBe(404);
-    const ok = await b.post('/device/approve', {
-      csrf: await b.authorizeCsrf(login.user_code),
-      user_code: login.user_code,
-      project_id: picked?.id ?? '',
-    });
+    const ok = await b.post('/device/approve', { ...approve, project_id: picked?.id ?? '' });
     expect(ok.statusCode).toBe(200);
     const { key } = await exchange(login);
     expect(key).toMatchObject({ org_id: org.id, project_id: picked?.id, created_by: user.id });
