@@ -22,6 +22,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   run: () => import('./run.js'),
   keys: () => import('./keys/index.js'),
   serve: () => import('./serve.js'),
+  server: () => import('./server.js'),
   completion: () => import('./completion.js'),
 };
 
