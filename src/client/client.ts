@@ -76,12 +76,18 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_C
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
 const dispatchers = new Map<string, Dispatcher>();
-async function sharedDispatcher(proxy: boolean, timeoutMs: number): Promise<Dispatcher> {
+type Undici = typeof import('undici');
+// loaded on first use: a client over a unix socket never pays for undici
+let undiciModule: Undici | undefined;
+async function loadUndici(): Promise<Undici> {
+  undiciModule ??= await import('undici');
+  return undiciModule;
+}
+function sharedDispatcher(undici: Undici, proxy: boolean, timeoutMs: number): Dispatcher {
+  const { Agent, EnvHttpProxyAgent } = undici;
   const k = `${proxy}:${timeoutMs}`;
   let d = dispatchers.get(k);
   if (!d) {
-    // loaded on first use: a client over a unix socket never pays for undici
-    const { Agent, EnvHttpProxyAgent } = await import('undici');
     const opts = {
       headersTimeout: timeoutMs,
       bodyTimeout: timeoutMs,
@@ -131,10 +137,10 @@ export class BreezeClient {
     const retries = o.retries ?? this.opts.retries ?? 2;
     const timeoutMs = this.opts.timeoutMs ?? 30_000;
     const socketPath = this.opts.socketPath;
-    const dispatcher = socketPath
-      ? undefined
-      : (this.opts.dispatcher ?? (await sharedDispatcher(this.opts.proxy !== false, timeoutMs)));
-    const { request } = socketPath ? { request: undefined } : await import('undici');
+    const undici = socketPath ? undefined : (undiciModule ?? (await loadUndici()));
+    const dispatcher = undici
+      ? (this.opts.dispatcher ?? sharedDispatcher(undici, this.opts.proxy !== false, timeoutMs))
+      : undefined;
     for (let attempt = 0; ; attempt++) {
       this.trace(`> ${method} ${redactUrl(url.toString())}`);
       for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
@@ -147,7 +153,7 @@ export class BreezeClient {
         const signal = AbortSignal.any(signals);
         res = socketPath
           ? await requestOverSocket(socketPath, url, method, headers, payload, signal)
-          : await request!(url, {
+          : await undici!.request(url, {
               method: method as Dispatcher.HttpMethod,
               headers,
               body: payload,
