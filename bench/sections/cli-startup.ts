@@ -102,7 +102,9 @@ export const cliStartupSection: Section = {
       },
     ];
     if (caSet) {
-      for (const s of subjects.filter((x) => ['node', 'token', 'env'].includes(x.id))) {
+      for (const s of subjects.filter((x) =>
+        ['node', 'token', 'env', 'status', 'keys_list'].includes(x.id),
+      )) {
         subjects.push({
           ...s,
           id: `${s.id}_noca`,
@@ -180,6 +182,20 @@ export const cliStartupSection: Section = {
     if (caSet) {
       ratio('token_noca', 'breeze token', 'node_noca', 'node -e 0 [NODE_EXTRA_CA_CERTS unset]', 1.1);
       ratio('env_noca', 'breeze env', 'node_noca', 'node -e 0 [NODE_EXTRA_CA_CERTS unset]', 1.1);
+      const tokenNoCa = 'breeze token [NODE_EXTRA_CA_CERTS unset]';
+      ratio('status_noca', 'breeze status (embedded)', 'token_noca', tokenNoCa, 2);
+      ratio('keys_list_noca', 'breeze keys list (embedded)', 'token_noca', tokenNoCa, 2);
+      for (const id of ['status_noca', 'keys_list_noca']) {
+        ctx.addFigure(
+          figure({
+            id: `cli.${id}.under_250ms`,
+            label: `${subjects.find((s) => s.id === id)!.label}, median`,
+            value: med(id),
+            unit: 'ms',
+            target: { op: '<=', value: 250 },
+          }),
+        );
+      }
     }
     const base = caSet ? 'node_noca' : 'node';
     for (const id of ['token', 'env']) {
