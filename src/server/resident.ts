@@ -70,6 +70,13 @@ export async function runResidentServer(opts: {
     server.app.routing(req, res);
   });
   sock.keepAliveTimeout = 5000;
+  // A unix socket has no peer address; its clients are processes of this machine's user, i.e.
+  // loopback clients: per-IP limits, the requester address of a CLI login and the pages' "same
+  // network" check see them as 127.0.0.1, as they saw the in-process server's TCP clients.
+  sock.on('connection', (conn) => {
+    Object.defineProperty(conn, 'remoteAddress', { value: '127.0.0.1', configurable: true });
+    Object.defineProperty(conn, 'remoteFamily', { value: 'IPv4', configurable: true });
+  });
   let socketIno = 0;
   try {
     await new Promise<void>((resolve, reject) => {

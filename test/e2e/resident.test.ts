@@ -4,6 +4,7 @@
  * it leaves when idle or told to, and a stale, killed or other-version server is replaced.
  */
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { runCli, seedKeyInDataDir, tempConfigDir } from '../helpers/cli.js';
@@ -106,6 +107,40 @@ describe('resident embedded server', () => {
       socket: s.paths.socket,
       url: first.url,
     });
+  });
+
+  it('clients on the socket count as loopback clients: an anonymous CLI login starts (no 5xx) and is bound to 127.0.0.1', async () => {
+    const s = await setup();
+    await s.status();
+    const body = JSON.stringify({
+      code_challenge: 'IiiVzabbQ6iDqjJSnOfbWqQkV7qUhBP0NE02Jjl7DRk',
+      code_challenge_method: 'S256',
+      client_name: 'breeze/test',
+      hostname: 'vm',
+    });
+    const res = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = request(
+        {
+          socketPath: s.paths.socket,
+          method: 'POST',
+          path: '/v1/cli/logins',
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (r) => {
+          let text = '';
+          r.setEncoding('utf8').on('data', (d: string) => {
+            text += d;
+          });
+          r.on('end', () => resolve({ status: r.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
+    expect(res.status, res.text).toBe(201);
+    // the device page shown to the approving browser (on loopback) says the request is from its own address
+    const { verification_uri_complete: link } = JSON.parse(res.text) as { verification_uri_complete: string };
+    expect(link.startsWith(s.record().url)).toBe(true);
   });
 
   it('exits after the idle time and removes its socket and record', async () => {
