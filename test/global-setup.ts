@@ -1,13 +1,18 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
+import { stopStrayResidentServers } from './resident-teardown.js';
 
 /**
  * End-to-end tests spawn bin/breeze.js, which runs dist/: build it once if it is missing or stale.
  * The build is tsc, then the bundle of the CLI's fast entry (dist/cli/bin.cjs, written last).
  */
-export default function setup(): void {
+export default function setup(): () => void {
+  // after the run: no resident embedded server started by a test outlives the suite
+  const teardown = () => {
+    stopStrayResidentServers();
+  };
   const out = 'dist/cli/bin.cjs';
-  if (process.env.BREEZE_SKIP_BUILD === '1') return;
+  if (process.env.BREEZE_SKIP_BUILD === '1') return teardown;
   if (existsSync('src/cli/main.ts') && (!existsSync(out) || statSync(out).mtimeMs < newestSource())) {
     try {
       execFileSync('npx', ['tsc', '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
@@ -19,6 +24,7 @@ export default function setup(): void {
       );
     }
   }
+  return teardown;
 }
 
 function newestSource(): number {

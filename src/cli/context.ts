@@ -21,7 +21,7 @@ export interface GlobalOptions {
   verbose?: boolean;
 }
 
-/** The server id `embedded` (the in-process server over `<config dir>/server/`). */
+/** The server id `embedded` (the packaged server over `<config dir>/server/`, resident in the background). */
 export const EMBEDDED = 'embedded';
 
 /** The credential in use, with the profile it belongs to. */
@@ -80,6 +80,11 @@ export interface CliContext {
    * restores the default (abort + exit 130).
    */
   onSignal(handler: ((signal: NodeJS.Signals) => void) | null): void;
+  /**
+   * On the embedded server: waits (at most `timeoutMs`) until a dev mail to `to` has been shown on
+   * stderr (the server writes mails in the background). A no-op for a URL server.
+   */
+  embeddedMail(to: string, timeoutMs?: number): Promise<void>;
   /** work to do before the process exits (also after Ctrl-C) */
   onCleanup(fn: () => Promise<void> | void): void;
   /** runs the cleanups (program.ts calls it) */
@@ -178,9 +183,34 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
   const credentials = new CredentialManager({ configDir, env, warn: (m) => out.warn(m) });
   const cleanups: Array<() => Promise<void> | void> = [];
   const serverFlag = globals.server ?? (env.BREEZE_SERVER || undefined);
-  let embedded: Promise<{ url: string }> | undefined;
+  let embedded: Promise<{ url: string; socket: string }> | undefined;
   // built on first use: reading process.stdin.isTTY costs `token` and `env` milliseconds
   let prompts = deps.prompts;
+
+  /**
+   * The resident embedded server (started in the background when none runs; docs/architecture.md),
+   * with the mails it writes shown on stderr while this command runs. Undefined for a URL server.
+   */
+  const embeddedServer = (): Promise<{ url: string; socket: string }> | undefined => {
+    if (ctx.server() !== EMBEDDED) return undefined;
+    embedded ??= (async () => {
+      const [{ ensureResident }, { watchOutbox }] = await Promise.all([
+        import('./resident.js'),
+        import('./outbox-watch.js'),
+      ]);
+      const trace = verbose ? (line: string) => out.info(line) : undefined;
+      // before any request: a mail caused by this command is written after the watch starts
+      const watch = watchOutbox(join(configDir, 'server', 'outbox'), (m) =>
+        out.info(`[embedded server] mail to ${m.to}: ${m.subject}`),
+      );
+      cleanups.push(() => watch.close());
+      mailWatch = watch;
+      const record = await ensureResident(configDir, { version: cliVersion(), env, trace });
+      return { url: record.url, socket: record.socket };
+    })();
+    return embedded;
+  };
+  let mailWatch: { waitFor(to: string, timeoutMs: number): Promise<void> } | undefined;
 
   const ctx: CliContext = {
     env,
@@ -219,23 +249,17 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       return saved ? normaliseServer(saved) : EMBEDDED;
     },
     async baseUrl() {
-      const server = ctx.server();
-      if (server !== EMBEDDED) return server;
-      embedded ??= (async () => {
-        const { startEmbeddedServer } = await import('../server/embedded.js');
-        const running = await startEmbeddedServer({
-          configDir,
-          onMail: (m) => out.info(`[embedded server] mail to ${m.to}: ${m.subject}`),
-        });
-        cleanups.push(() => running.close());
-        return running;
-      })();
-      return (await embedded).url;
+      return (await embeddedServer())?.url ?? ctx.server();
     },
     async client(opts = {}) {
-      const [{ BreezeClient }, baseUrl] = await Promise.all([import('../client/client.js'), ctx.baseUrl()]);
+      const [{ BreezeClient }, resident] = await Promise.all([
+        import('../client/client.js'),
+        embeddedServer(),
+      ]);
       return new BreezeClient({
-        baseUrl,
+        baseUrl: resident?.url ?? ctx.server(),
+        // the resident embedded server: over its unix socket (links and pages use its loopback URL)
+        socketPath: resident?.socket,
         apiKey: opts.apiKey,
         userAgent: `breeze/${cliVersion()}`,
         signal: interrupts.signal,
@@ -285,6 +309,9 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     },
     onSignal(handler) {
       interrupts.setHandler(handler);
+    },
+    async embeddedMail(to, timeoutMs = 5000) {
+      await mailWatch?.waitFor(to, timeoutMs);
     },
     onCleanup(fn) {
       cleanups.push(fn);

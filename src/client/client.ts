@@ -1,4 +1,4 @@
-import { Agent, type Dispatcher, EnvHttpProxyAgent, request } from 'undici';
+import type { Dispatcher } from 'undici';
 import type {
   ApiKeyInfo,
   CliLoginExchangeResult,
@@ -45,6 +45,11 @@ export interface ClientOptions {
   /** honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY (default true) */
   proxy?: boolean;
   dispatcher?: Dispatcher;
+  /**
+   * Send every request over this unix socket with node:http instead of TCP with undici (the resident
+   * embedded server: `baseUrl` stays its TCP URL, the one pages and links use). undici is not loaded.
+   */
+  socketPath?: string;
   /** `--verbose`: one line at a time, secrets already redacted */
   trace?: (line: string) => void;
 }
@@ -71,7 +76,15 @@ const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_C
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
 const dispatchers = new Map<string, Dispatcher>();
-function sharedDispatcher(proxy: boolean, timeoutMs: number): Dispatcher {
+type Undici = typeof import('undici');
+// loaded on first use: a client over a unix socket never pays for undici
+let undiciModule: Undici | undefined;
+async function loadUndici(): Promise<Undici> {
+  undiciModule ??= await import('undici');
+  return undiciModule;
+}
+function sharedDispatcher(undici: Undici, proxy: boolean, timeoutMs: number): Dispatcher {
+  const { Agent, EnvHttpProxyAgent } = undici;
   const k = `${proxy}:${timeoutMs}`;
   let d = dispatchers.get(k);
   if (!d) {
@@ -123,23 +136,30 @@ export class BreezeClient {
     }
     const retries = o.retries ?? this.opts.retries ?? 2;
     const timeoutMs = this.opts.timeoutMs ?? 30_000;
-    const dispatcher = this.opts.dispatcher ?? sharedDispatcher(this.opts.proxy !== false, timeoutMs);
+    const socketPath = this.opts.socketPath;
+    const undici = socketPath ? undefined : (undiciModule ?? (await loadUndici()));
+    const dispatcher = undici
+      ? (this.opts.dispatcher ?? sharedDispatcher(undici, this.opts.proxy !== false, timeoutMs))
+      : undefined;
     for (let attempt = 0; ; attempt++) {
       this.trace(`> ${method} ${redactUrl(url.toString())}`);
       for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
       if (payload) this.trace(`> ${redactBody(payload)}`);
       const started = performance.now();
-      let res: Dispatcher.ResponseData;
+      let res: Answer;
       try {
         const signals = [AbortSignal.timeout(timeoutMs)];
         if (this.opts.signal) signals.push(this.opts.signal);
-        res = await request(url, {
-          method: method as Dispatcher.HttpMethod,
-          headers,
-          body: payload,
-          dispatcher,
-          signal: AbortSignal.any(signals),
-        });
+        const signal = AbortSignal.any(signals);
+        res = socketPath
+          ? await requestOverSocket(socketPath, url, method, headers, payload, signal)
+          : await undici!.request(url, {
+              method: method as Dispatcher.HttpMethod,
+              headers,
+              body: payload,
+              dispatcher,
+              signal,
+            });
       } catch (err) {
         if (this.opts.signal?.aborted) throw this.opts.signal.reason ?? err;
         const code = (err as { code?: string }).code ?? (err as Error).name;
@@ -414,9 +434,42 @@ function unexpectedResponse(what: string, status?: number, requestId?: string | 
   });
 }
 
+/** What both transports answer: a status, headers and a body to read. */
+interface Answer {
+  statusCode: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: AsyncIterable<unknown> & { destroy(): void };
+}
+
+/** One HTTP/1.1 request over a unix socket with node:http (see `ClientOptions.socketPath`). */
+function requestOverSocket(
+  socketPath: string,
+  url: URL,
+  method: string,
+  headers: Record<string, string>,
+  payload: string | undefined,
+  signal: AbortSignal,
+): Promise<Answer> {
+  const { request } = process.getBuiltinModule('node:http') as typeof import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(
+      {
+        socketPath,
+        method,
+        path: url.pathname + url.search,
+        headers: { ...headers, host: url.host, connection: 'close' },
+        signal,
+      },
+      (res) => resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res }),
+    );
+    req.on('error', (err) => reject(signal.aborted ? (signal.reason ?? err) : err));
+    req.end(payload);
+  });
+}
+
 /** Reads a response body as UTF-8, giving up (and closing the connection) past `limit` bytes. */
 async function readCapped(
-  body: Dispatcher.ResponseData['body'],
+  body: Answer['body'],
   limit: number,
   status: number,
   requestId: string | null,

@@ -16,7 +16,19 @@ const SHELLS = { bash: '/usr/bin/bash', zsh: '/usr/bin/zsh', fish: '/usr/bin/fis
 let tmp: string;
 const scripts: Record<string, string> = {};
 
-const TOP = ['login', 'logout', 'status', 'token', 'env', 'run', 'keys', 'serve', 'completion', 'help'];
+const TOP = [
+  'login',
+  'logout',
+  'status',
+  'token',
+  'env',
+  'run',
+  'keys',
+  'serve',
+  'server',
+  'completion',
+  'help',
+];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];
 
 beforeAll(async () => {

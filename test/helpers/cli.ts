@@ -40,6 +40,8 @@ export function cliEnv(
     env[k] = v;
   }
   env.FORCE_COLOR = '0';
+  // the resident embedded server a command starts leaves soon after the test (global teardown stops the rest)
+  env.BREEZE_SERVER_IDLE_MS = '3000';
   if (configDir) env.BREEZE_CONFIG_DIR = configDir;
   for (const [k, v] of Object.entries(extra)) {
     if (v === undefined) delete env[k];

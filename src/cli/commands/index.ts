@@ -26,6 +26,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   members: () => import('./members/index.js'),
   invitations: () => import('./invitations/index.js'),
   serve: () => import('./serve.js'),
+  server: () => import('./server.js'),
   completion: () => import('./completion.js'),
 };
 

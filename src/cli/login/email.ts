@@ -149,6 +149,8 @@ export async function runEmailLogin(opts: LoginOptions, ctx: CliContext): Promis
   ctx.out.info(
     `A code is on its way to ${email} (subject "Your Breeze code: ..."). It works once, for 10 minutes.`,
   );
+  // the embedded server writes its mail in the background: show it before this run may end
+  await ctx.embeddedMail(email);
 
   if (!ctx.prompts.interactive) {
     await updatePending(ctx, (data) => {
