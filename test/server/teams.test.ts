@@ -322,7 +322,10 @@ describe('invitations', () => {
     expect(days).toBeGreaterThan(6.99);
     expect(days).toBeLessThanOrEqual(7);
     expect(mail?.subject).toBe('You are invited to Invite Co on Breeze');
-    expect(mail?.text).toContain(`${s.app.breeze.config.publicUrl}/invitations/${res.body.id}`);
+    // a link to the sign-in page (a page that exists), and how to accept with the code
+    expect(mail?.text).toContain(`${s.app.breeze.config.publicUrl}/login`);
+    expect(mail?.text).toContain(`breeze invitations accept ${res.body.id} --code `);
+    expect((await s.app.inject({ url: '/login' })).statusCode).toBe(200);
     expect(code).toMatch(/^[0-9A-Z]{8}$/);
     // the code is stored as a hash only
     const row = await s.store.invitations.get(res.body.id as string);

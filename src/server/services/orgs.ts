@@ -191,16 +191,17 @@ export class OrgService {
     };
     const { attempts: _attempts, ...insert } = row;
     await this.ctx.store.invitations.insert(insert);
-    const link = `${this.ctx.config.publicUrl.replace(/\/+$/, '')}/invitations/${id}`;
+    // the sign-in page: accepting is done signed in as the invited email (CLI or API)
+    const link = `${this.ctx.config.publicUrl.replace(/\/+$/, '')}/login`;
     await this.ctx.mailer.send({
       to: row.email,
       subject: invitationSubject(org.name),
       text: [
         `${access.auth.user.email} invited you to join ${org.name} on Breeze as ${role}.`,
         '',
-        `Sign in and accept: ${link}`,
-        `Your invitation code is ${code}`,
-        `(breeze invitations accept ${id} --code ${code})`,
+        `Sign in as ${row.email}: ${link}`,
+        `Your invitation code is ${code}. To accept, run:`,
+        `    breeze invitations accept ${id} --code ${code}`,
         '',
         'The invitation works once and expires in 7 days. If you did not expect it, ignore this mail.',
       ].join('\n'),
