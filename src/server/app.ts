@@ -68,6 +68,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     // and neither do requests Node's HTTP parser refuses (bad bytes, framing, oversized headers)
     clientErrorHandler: answerClientError,
   });
+  // A client may half-close its side once the request is sent (shutdown(SHUT_WR), `nc -N`): Node's
+  // HTTP server would then abort the request and drop the answer of a handler still at work (one
+  // waiting on PostgreSQL). Answer it, then close.
+  (app.server as { httpAllowHalfOpen?: boolean }).httpAllowHalfOpen = true;
 
   const bodyAjv = makeAjv(false);
   const textAjv = makeAjv(true);
