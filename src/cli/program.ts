@@ -1,11 +1,6 @@
 import { Command, Option } from 'commander';
-import {
-  ALIASES,
-  COMMANDS,
-  type CommandHost,
-  findCommandName,
-  GLOBAL_VALUE_OPTIONS,
-} from './commands/index.js';
+import type { CommandHost } from './commands/host.js';
+import { ALIASES, COMMANDS, findCommandName, GLOBAL_VALUE_OPTIONS } from './commands/index.js';
 import { type CliContext, createContext, type GlobalOptions, Interrupts } from './context.js';
 import { InterruptedError } from './errors.js';
 import { terminalBlock } from './ui/terminal-text.js';

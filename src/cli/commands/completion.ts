@@ -1,5 +1,5 @@
 import { Argument, Command, type Option } from 'commander';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 /**
  * Shell completion, generated from the commander program itself so it never drifts from the real

@@ -1,7 +1,7 @@
 import { Command, Option } from 'commander';
 import type { CliContext } from '../context.js';
 import { credentialEnv, ENV_FORMATS, type EnvFormat, formatEnv, formatEnvLines } from '../env-vars.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 /** The credential variables, rendered for a shell (or JSON). No network. */
 export async function runEnv(

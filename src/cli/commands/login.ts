@@ -3,29 +3,11 @@ import { isWellFormedApiKey } from '../../core/api-key.js';
 import { normaliseScopes, SCOPES, type Scope } from '../../core/types.js';
 import type { CliContext } from '../context.js';
 import { NotAuthenticatedError, UsageError } from '../errors.js';
+import type { LoginOptions } from '../login/options.js';
 import { type LoginResult, type SavedLogin, saveLogin, storagePreference } from '../session.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
-/**
- * Parsed `breeze login` flags, handed to every login flow (src/cli/login/browser.ts `runBrowserLogin`,
- * src/cli/login/email.ts `runEmailLogin`). Flows return a `LoginResult`; saving is done here.
- */
-export interface LoginOptions {
-  /** false with `--no-browser` (device mode: print the URL and user code, poll) */
-  browser: boolean;
-  /** `--email [addr]`: true when given without an address (ask for it) */
-  email?: string | true;
-  /** `--code <code>`: the mailed code, for non-interactive email login */
-  code?: string;
-  /** `--with-key`: read a key from stdin */
-  withKey?: boolean;
-  /** `--name <key name>` for the key the server mints */
-  name?: string;
-  /** `--scopes read,write,admin` (normalised; undefined = server default) */
-  scopes?: Scope[];
-  /** `--storage keychain|file` (undefined = BREEZE_STORAGE, else auto) */
-  storage?: 'keychain' | 'file';
-}
+export type { LoginOptions };
 
 /** Runs the chosen login flow and saves the result through `saveLogin`. */
 export async function runLogin(opts: LoginOptions, ctx: CliContext): Promise<SavedLogin> {

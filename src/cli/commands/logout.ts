@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { type CliContext, normaliseServer } from '../context.js';
 import { UsageError, UserError } from '../errors.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 export interface LogoutResult {
   profile: string;

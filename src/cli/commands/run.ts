@@ -4,7 +4,7 @@ import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { credentialEnv } from '../env-vars.js';
 import { UsageError, UserError } from '../errors.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
 

@@ -2,7 +2,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import type { JwtAlg } from '../../server/config.js';
 import type { CliContext } from '../context.js';
 import { UsageError } from '../errors.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 export interface ServeCommandOptions {
   host: string;

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { formatDuration } from '../../core/duration.js';
 import { DEFAULT_IDLE_MS, residentPaths } from '../../core/resident.js';
 import type { CliContext } from '../context.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 /** `server status --json` */
 export interface ResidentStatus {

@@ -4,7 +4,7 @@ import type { UserInfo } from '../../core/types.js';
 import type { CredentialSource } from '../../credentials/types.js';
 import { type CliContext, EMBEDDED } from '../context.js';
 import { NotAuthenticatedError } from '../errors.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 const WEEK_MS = 7 * 86400_000;
 

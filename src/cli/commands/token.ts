@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { usableKey } from '../env-vars.js';
-import type { CommandHost } from './index.js';
+import type { CommandHost } from './host.js';
 
 /** The key in use (BREEZE_API_KEY, else the profile's stored key), without touching the network. */
 export async function runToken(_opts: Record<string, never>, ctx: CliContext): Promise<{ api_key: string }> {

@@ -1,7 +1,6 @@
 import { hostname } from 'node:os';
 import { ApiError, NetworkError } from '../../client/errors.js';
 import type { CliLoginExchangeResult, CliLoginStart } from '../../core/types.js';
-import type { LoginOptions } from '../commands/login.js';
 import type { CliContext } from '../context.js';
 import { UserError } from '../errors.js';
 import type { LoginResult } from '../session.js';
@@ -9,6 +8,7 @@ import type { Spinner } from '../ui/spinner.js';
 import { cliVersion } from '../version.js';
 import { deviceInstructions } from './device-instructions.js';
 import { type LoopbackListener, startLoopbackListener } from './loopback.js';
+import type { LoginOptions } from './options.js';
 import { createPkce, createState } from './pkce.js';
 import { boundLoginStart, clampInterval, expiryNote, MAX_INTERVAL_S } from './server-values.js';
 

@@ -8,10 +8,10 @@ import {
   withDirLock,
   writeFileAtomicSync,
 } from '../../credentials/atomic-file.js';
-import type { LoginOptions } from '../commands/login.js';
 import type { CliContext } from '../context.js';
 import { NotAuthenticatedError, UsageError, UserError } from '../errors.js';
 import type { LoginResult } from '../session.js';
+import type { LoginOptions } from './options.js';
 
 /**
  * `<config dir>/pending-email-logins.json`: the code requested by a non-interactive

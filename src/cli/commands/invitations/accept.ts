@@ -3,7 +3,7 @@ import type { MembershipInfo, OrgInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { explainConflict, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /**
  * Accepts invitation `id` with the mailed code, as the logged-in user (who must own the invited

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { createInvitationsAcceptCommand } from './accept.js';
 
 export function createCommand(host: CommandHost): Command {

@@ -4,7 +4,7 @@ import type { StorageBackend } from '../../../credentials/types.js';
 import type { CliContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { replaceStoredKey } from '../../session.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { parseScopes } from '../login.js';
 import { durationArg, printNewKey } from './common.js';
 

@@ -1,6 +1,6 @@
 import { Command } from 'commander';
 import type { CliContext } from '../../context.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /** Deletes a key for good after confirmation (`yes` skips it). Deleting the profile's own key also forgets it locally. */
 export async function runKeysDelete(

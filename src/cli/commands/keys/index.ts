@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { createCreateCommand } from './create.js';
 import { createDeleteCommand } from './delete.js';
 import { createListCommand } from './list.js';

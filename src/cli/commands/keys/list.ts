@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { ApiKeyInfo } from '../../../core/types.js';
 import type { CliContext } from '../../context.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /** The caller's keys, newest first; without `all`, only usable ones (active, expiring). */
 export async function runKeysList(

@@ -4,7 +4,7 @@ import type { RotatedKeyResponse } from '../../../core/types.js';
 import type { CliContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { replaceStoredKey } from '../../session.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { durationArg, printNewKey } from './common.js';
 
 export interface KeysRotateOptions {

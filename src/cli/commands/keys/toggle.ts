@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { ApiKeyInfo } from '../../../core/types.js';
 import type { CliContext } from '../../context.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /** Disables or re-enables a key. */
 export async function runKeysToggle(

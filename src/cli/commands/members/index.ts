@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { createMembersInviteCommand } from './invite.js';
 import { createMembersListCommand } from './list.js';
 import { createMembersRemoveCommand } from './remove.js';

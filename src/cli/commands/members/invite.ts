@@ -3,7 +3,7 @@ import type { InvitationInfo, Role } from '../../../client/platform.js';
 import { isEmailLike } from '../../../client/validate.js';
 import type { CliContext } from '../../context.js';
 import { currentOrg, explainConflict, inCurrentOrg, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { roleArg } from './role-arg.js';
 
 function emailArg(value: string): string {

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../../context.js';
 import { currentOrg, explainConflict, findMember, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 export interface MemberRemoved {
   org_id: string;

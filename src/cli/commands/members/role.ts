@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { MemberInfo, Role } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { currentOrg, explainConflict, findMember, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { roleArg } from './role-arg.js';
 
 /**

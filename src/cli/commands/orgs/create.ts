@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { OrgInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { explainConflict, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { nameArg } from './switch.js';
 
 /** Creates an organization (the caller is its owner; it comes with a `default` project). */

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { createOrgsCreateCommand } from './create.js';
 import { createOrgsListCommand } from './list.js';
 import { createOrgsSwitchCommand } from './switch.js';

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { OrgInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { currentOrg, shortTime, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /** `GET /v1/orgs` as the API answers it, plus which one is current (for the table). */
 export async function runOrgsList(

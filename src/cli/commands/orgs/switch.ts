@@ -3,7 +3,7 @@ import type { OrgInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { UserError } from '../../errors.js';
 import { findOrg, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /** commander parser for names of organizations and projects: not empty, no control characters. */
 export function nameArg(value: string): string {

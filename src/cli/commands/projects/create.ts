@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { ProjectInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { currentOrg, explainConflict, inCurrentOrg, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { nameArg } from '../orgs/switch.js';
 
 /** Creates a project in the current organization (owner or admin). */

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import type { CliContext } from '../../context.js';
 import { currentOrg, explainConflict, findProject, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /**
  * Deletes a project of the current organization, given by id or name (owner or admin). The server

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 import { createProjectsCreateCommand } from './create.js';
 import { createProjectsDeleteCommand } from './delete.js';
 import { createProjectsListCommand } from './list.js';

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import type { ProjectInfo } from '../../../client/platform.js';
 import type { CliContext } from '../../context.js';
 import { currentOrg, inCurrentOrg, shortTime, teamSession } from '../../teams.js';
-import type { CommandHost } from '../index.js';
+import type { CommandHost } from '../host.js';
 
 /** `GET /v1/orgs/:org_id/projects` of the current organization, as the API answers it. */
 export async function runProjectsList(_opts: object, ctx: CliContext): Promise<{ data: ProjectInfo[] }> {
