@@ -6,8 +6,6 @@
  */
 import { execFileSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/core/api-key.js';
@@ -20,69 +18,20 @@ import {
   tempConfigDir,
   waitForOutput,
 } from '../helpers/cli.js';
+import {
+  apiError,
+  expectTerminalSafe,
+  type FakeServer,
+  type Handler,
+  type Seen,
+  startFakeServer,
+} from '../helpers/fake-server.js';
 
-interface Seen {
-  method: string;
-  path: string;
-  body: Record<string, unknown> | undefined;
-}
-type Reply = { status: number; body?: unknown; headers?: Record<string, string> };
-type Handler = (req: Seen) => Reply;
-
-/** The fake server: routes are `METHOD /path` (the path without query), set per test. */
-let server: Server;
+/** The fake server's routes, set per test. */
+let fake: FakeServer;
 let url = '';
 let routes: Record<string, Handler> = {};
 let seen: Seen[] = [];
-
-function route(method: string, path: string): Handler | undefined {
-  if (routes[`${method} ${path}`]) return routes[`${method} ${path}`];
-  for (const [k, h] of Object.entries(routes)) {
-    const [m, p] = k.split(' ');
-    if (m === method && p?.endsWith('*') && path.startsWith(p.slice(0, -1))) return h;
-  }
-  return undefined;
-}
-
-function handle(req: IncomingMessage, res: ServerResponse): void {
-  let raw = '';
-  req.setEncoding('utf8');
-  req.on('data', (d: string) => {
-    raw += d;
-  });
-  req.on('end', () => {
-    const path = new URL(req.url ?? '/', 'http://x').pathname;
-    let body: Record<string, unknown> | undefined;
-    try {
-      body = raw ? JSON.parse(raw) : undefined;
-    } catch {}
-    const s: Seen = { method: req.method ?? 'GET', path, body };
-    seen.push(s);
-    const h = route(s.method, path);
-    const reply: Reply = h
-      ? h(s)
-      : { status: 404, body: apiError('NOT_FOUND', 'No such route on the fake server.', 404) };
-    res.writeHead(reply.status, { 'content-type': 'application/json', ...reply.headers });
-    res.end(reply.body === undefined ? '' : JSON.stringify(reply.body));
-  });
-}
-
-function apiError(code: string, message: string, statusCode: number, extra: Record<string, unknown> = {}) {
-  return { error: { code, message, statusCode, category: 'X', request_id: 'req_fake', ...extra } };
-}
-
-/** What a terminal would act on, or what changes how text reads: none may reach stdout/stderr raw. */
-const UNSAFE = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
-
-function expectTerminalSafe(r: CliResult): void {
-  for (const [name, text] of [
-    ['stdout', r.stdout],
-    ['stderr', r.stderr],
-  ] as const) {
-    const m = UNSAFE.exec(text);
-    expect(m, `${name} holds U+${m?.[0].codePointAt(0)?.toString(16)}: ${JSON.stringify(text)}`).toBeNull();
-  }
-}
 
 /** No line that forges a table row or a success line. */
 function expectNoForgedLines(r: CliResult, allowedSuccess = 0): void {
@@ -135,14 +84,10 @@ function freshConfig(): ReturnType<typeof tempConfigDir> {
   return cfg;
 }
 beforeAll(async () => {
-  server = createServer(handle);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake = await startFakeServer({ routes: () => routes, seen: (s) => seen.push(s) });
+  url = fake.url;
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-});
+afterAll(() => fake.close());
 afterEach(() => {
   routes = {};
   seen = [];

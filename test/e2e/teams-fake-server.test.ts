@@ -5,55 +5,24 @@
  * a malformed org id, and send what PLATFORM.md asks for (paths, `project_id`).
  */
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/core/api-key.js';
-import { type CliResult, runCli, tempConfigDir } from '../helpers/cli.js';
+import { runCli, tempConfigDir } from '../helpers/cli.js';
+import {
+  apiError,
+  expectTerminalSafe,
+  type FakeServer,
+  type Handler,
+  type Reply,
+  type Seen,
+  startFakeServer,
+} from '../helpers/fake-server.js';
 
-interface Seen {
-  method: string;
-  path: string;
-  query: URLSearchParams;
-  body: Record<string, unknown> | undefined;
-}
-type Reply = { status: number; body?: unknown };
-
-let server: Server;
+let fake: FakeServer;
 let url = '';
 let seen: Seen[] = [];
-let routes: Record<string, (s: Seen) => Reply> = {};
-
-function handle(req: IncomingMessage, res: ServerResponse): void {
-  let raw = '';
-  req.setEncoding('utf8');
-  req.on('data', (d: string) => {
-    raw += d;
-  });
-  req.on('end', () => {
-    const u = new URL(req.url ?? '/', 'http://x');
-    let body: Record<string, unknown> | undefined;
-    try {
-      body = raw ? JSON.parse(raw) : undefined;
-    } catch {}
-    const s: Seen = { method: req.method ?? 'GET', path: u.pathname, query: u.searchParams, body };
-    seen.push(s);
-    const h = routes[`${s.method} ${s.path}`];
-    const reply = h ? h(s) : { status: 404, body: apiError('NOT_FOUND', 'Not found.', 404) };
-    res.writeHead(reply.status, { 'content-type': 'application/json' });
-    res.end(reply.body === undefined ? '' : JSON.stringify(reply.body));
-  });
-}
-
-function apiError(code: string, message: string, statusCode: number) {
-  return { error: { code, message, statusCode, request_id: 'req_fake' } };
-}
-
-const UNSAFE = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
-function expectTerminalSafe(r: CliResult): void {
-  for (const text of [r.stdout, r.stderr]) expect(UNSAFE.exec(text), JSON.stringify(text)).toBeNull();
-}
+let routes: Record<string, Handler> = {};
 
 const KEY = generateApiKey();
 const USER = { id: 'usr_01JFAKEUSER0000000000000', email: 'me@example.com' };
@@ -157,14 +126,10 @@ function profile(): Record<string, unknown> {
 }
 
 beforeAll(async () => {
-  server = createServer(handle);
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  fake = await startFakeServer({ routes: () => routes, seen: (s) => seen.push(s) });
+  url = fake.url;
 });
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise((r) => server.close(r));
-});
+afterAll(() => fake.close());
 beforeEach(async () => {
   cfg = tempConfigDir();
   routes = saneRoutes();
