@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
-import { chromiumAvailable, latestOutboxCode, launchChromium } from '../helpers/browser.js';
+import { chromiumAvailable, launchChromium, signInPage } from '../helpers/browser.js';
 import { requirePart } from '../helpers/require.js';
 import { loopbackAliases, rawRequest } from '../reliability/raw-http.js';
 
@@ -71,17 +71,8 @@ describe.skipIf(skip)('device-mode phishing in a real browser', () => {
     return { ...login, exchange };
   }
 
-  async function signIn(page: Page, email: string): Promise<void> {
-    await page.waitForURL(/\/login\?/);
-    await page.fill('input[name=email]', email);
-    // the code mail goes out in the background: wait for a new one, not an earlier sign-in's code
-    const before = latestOutboxCode(join(dataDir, 'outbox'), email);
-    await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);
-    await expect
-      .poll(() => latestOutboxCode(join(dataDir, 'outbox'), email), { timeout: 10_000 })
-      .not.toBe(before);
-    await page.fill('input[name=code]', latestOutboxCode(join(dataDir, 'outbox'), email) ?? '');
-    await Promise.all([page.waitForURL(/\/device/), page.click('button[type=submit]')]);
+  function signIn(page: Page, email: string): Promise<void> {
+    return signInPage(page, join(dataDir, 'outbox'), email);
   }
 
   it('the link shows no Approve and no code; a forged approve is refused; only the typed code leads to Approve', async () => {

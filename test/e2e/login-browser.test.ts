@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
-import { chromiumAvailable, latestOutboxCode, launchChromium } from '../helpers/browser.js';
+import { chromiumAvailable, launchChromium, signInPage } from '../helpers/browser.js';
 import { type CliResult, collect, runCli, spawnCli } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 
@@ -72,18 +72,8 @@ describe.skipIf(skip)('breeze login in a real browser', () => {
   }
 
   /** Signs in on the /login page the browser was sent to, reading the mailed code from the outbox. */
-  async function signIn(page: Page, email: string): Promise<void> {
-    await page.waitForURL(/\/login\?/);
-    await page.fill('input[name=email]', email);
-    // the code mail goes out in the background: wait for a new one, not an earlier sign-in's code
-    const before = latestOutboxCode(join(dataDir, 'outbox'), email);
-    await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);
-    await expect
-      .poll(() => latestOutboxCode(join(dataDir, 'outbox'), email), { timeout: 10_000 })
-      .not.toBe(before);
-    const code = latestOutboxCode(join(dataDir, 'outbox'), email) ?? '';
-    await page.fill('input[name=code]', code);
-    await Promise.all([page.waitForURL(/\/device/), page.click('button[type=submit]')]);
+  function signIn(page: Page, email: string): Promise<void> {
+    return signInPage(page, join(dataDir, 'outbox'), email);
   }
 
   function storedKey(dir: string): string | undefined {

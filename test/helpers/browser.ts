@@ -1,7 +1,8 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FastifyInstance, LightMyRequestResponse } from 'fastify';
-import type { Browser } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { expect } from 'vitest';
 
 export const CHROMIUM_PATH = '/usr/bin/chromium';
 export const chromiumAvailable = (): boolean => existsSync(CHROMIUM_PATH);
@@ -188,4 +189,19 @@ export function hiddenField(page: string, name: string): string {
   const m = new RegExp(`<input type="hidden" name="${name}" value="([^"]*)">`).exec(page);
   if (!m || m[1] === undefined) throw new Error(`no hidden field ${name}`);
   return m[1].replaceAll('&amp;', '&').replaceAll('&quot;', '"').replaceAll('&#39;', "'");
+}
+
+/**
+ * Signs in a real browser `page` that stands on the sign-in page: types `email`, waits for a NEW
+ * code mail in `outboxDir` (mail goes out in the background, and an earlier sign-in of the same
+ * address left its code there), types it, and waits for the redirect to `/device`.
+ */
+export async function signInPage(page: Page, outboxDir: string, email: string): Promise<void> {
+  await page.waitForURL(/\/login\?/);
+  await page.fill('input[name=email]', email);
+  const before = latestOutboxCode(outboxDir, email);
+  await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);
+  await expect.poll(() => latestOutboxCode(outboxDir, email), { timeout: 10_000 }).not.toBe(before);
+  await page.fill('input[name=code]', latestOutboxCode(outboxDir, email) ?? '');
+  await Promise.all([page.waitForURL(/\/device/), page.click('button[type=submit]')]);
 }

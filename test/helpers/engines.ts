@@ -44,3 +44,21 @@ export function testEngines(): { list: EngineUnderTest[]; stop(): Promise<void> 
     },
   };
 }
+
+/**
+ * One character of each class API.md's text rule refuses, NUL first: C0 (TAB, CR, LF and ESC
+ * included), DEL and C1.
+ */
+export const CONTROL_SAMPLES = [
+  '\u0000',
+  '\u0001',
+  '\t',
+  '\n',
+  '\r',
+  '\u001b',
+  '\u001f',
+  '\u007f',
+  '\u0080',
+  '\u0085',
+  '\u009f',
+];

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InjectBrowser } from '../helpers/browser.js';
-import { testEngines } from '../helpers/engines.js';
+import { CONTROL_SAMPLES, testEngines } from '../helpers/engines.js';
 import type { TestServer } from '../helpers/server.js';
 
 /**
@@ -14,20 +14,7 @@ import type { TestServer } from '../helpers/server.js';
 const eng = testEngines();
 afterAll(() => eng.stop());
 
-/** One of each class the contract names, NUL first. */
-const CONTROLS = [
-  '\u0000',
-  '\u0001',
-  '\t',
-  '\n',
-  '\r',
-  '\u001b',
-  '\u001f',
-  '\u007f',
-  '\u0080',
-  '\u0085',
-  '\u009f',
-];
+const CONTROLS = CONTROL_SAMPLES;
 const show = (c: string) => `U+${c.codePointAt(0)?.toString(16).padStart(4, '0')}`;
 
 function pkceChallenge(): string {
