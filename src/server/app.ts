@@ -86,6 +86,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   const hasher = createSecretHasher(config.pepper);
   const cache = new VerificationCache(config.keyCacheTtlMs);
+  const audit = new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false });
   const ctx: ServerContext = {
     store: opts.store,
     config,
@@ -93,8 +94,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     hasher,
     cache,
     clock,
-    keys: new KeyService(opts.store, hasher, cache, clock),
-    audit: new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false }),
+    keys: new KeyService(opts.store, hasher, cache, clock, audit),
+    audit,
   };
   app.decorate('breeze', ctx);
   const jwt = new JwtService(ctx);
