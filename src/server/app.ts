@@ -14,6 +14,7 @@ import { answerClientError, handleError, registerErrorHandling } from './plugins
 import { registerIdCheck } from './plugins/input.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { auditRoutes } from './routes/audit-events.js';
 import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
@@ -23,6 +24,8 @@ import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
+import { AuditService } from './services/audit.js';
+import { startAuditPruner } from './services/audit-pruner.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { addFormats } from './validation.js';
@@ -37,6 +40,8 @@ export interface BuildAppOptions {
   clock?: () => Date;
   logger?: FastifyServerOptions['logger'];
   authenticators?: Authenticators;
+  /** test and bench only: record no audit events (see AuditService) */
+  auditDisabled?: boolean;
 }
 
 function makeAjv(coerce: boolean) {
@@ -81,6 +86,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   const hasher = createSecretHasher(config.pepper);
   const cache = new VerificationCache(config.keyCacheTtlMs);
+  const audit = new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false });
   const ctx: ServerContext = {
     store: opts.store,
     config,
@@ -88,7 +94,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     hasher,
     cache,
     clock,
-    keys: new KeyService(opts.store, hasher, cache, clock),
+    keys: new KeyService(opts.store, hasher, cache, clock, audit),
+    audit,
   };
   app.decorate('breeze', ctx);
   const jwt = new JwtService(ctx);
@@ -122,5 +129,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
+  await app.register(auditRoutes);
+  startAuditPruner(app);
   return app;
 }
