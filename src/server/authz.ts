@@ -96,7 +96,9 @@ export type OrgAction =
   | 'projects.create'
   | 'projects.delete'
   | 'keys.create'
-  | 'keys.manage_others';
+  | 'keys.manage_others'
+  | 'webhooks.read'
+  | 'webhooks.manage';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -126,6 +128,10 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'keys.create': { roles: ROLES, scope: 'admin', denied: 403 },
   /** see and manage keys other members created (members and viewers see only their own) */
   'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
+  /** list webhooks and their delivery logs (target URLs may hold tokens: managers only) */
+  'webhooks.read': { roles: MANAGERS, scope: 'read', denied: 403 },
+  /** create, delete and ping webhooks */
+  'webhooks.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
 };
 
 /** A credential acting inside one organization: its user's role there and the capped scopes. */

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { WebhookTuning } from './services/webhook-worker.js';
 
 export type SignupPolicy = 'open' | 'closed';
 
@@ -29,6 +30,10 @@ export interface ServerConfig {
   dataDir?: string;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
+  /** `--allow-private-webhooks`: webhook targets may be http and private or loopback addresses (dev, tests). */
+  allowPrivateWebhooks?: boolean;
+  /** Webhook worker timings and host resolution (tests shorten them); defaults in webhook-worker.ts. */
+  webhooks?: WebhookTuning;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {

@@ -123,6 +123,29 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     operationId: 'deleteProject',
     description: 'Deletes a project (owner, admin); `409` while it has keys, and for `default`.',
   },
+  'POST /v1/orgs/:org_id/webhooks': {
+    operationId: 'createWebhook',
+    description:
+      'Subscribes an `https` URL to events (audit actions, `key.expiring`, or `*`). Private, loopback and link-local targets are `400` unless the server runs with `--allow-private-webhooks`.',
+  },
+  'GET /v1/orgs/:org_id/webhooks': {
+    operationId: 'listWebhooks',
+    description: 'Webhooks of an organization (owner, admin).',
+  },
+  'DELETE /v1/webhooks/:id': {
+    operationId: 'deleteWebhook',
+    description: 'Deletes a webhook and its delivery log; pending deliveries are dropped.',
+  },
+  'GET /v1/webhooks/:id/deliveries': {
+    operationId: 'listWebhookDeliveries',
+    description:
+      'The delivery log, newest first: status (`pending`, `delivered`, `failed`), attempts, last status code and the next attempt.',
+  },
+  'POST /v1/webhooks/:id/test': {
+    operationId: 'testWebhook',
+    description:
+      'Enqueues a `ping` event to this webhook (whatever it subscribed to) and answers its delivery.',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -134,6 +157,7 @@ const TAGS = [
   { name: 'meta', description: 'Server health.' },
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
+  { name: 'webhooks', description: "Signed event deliveries to an organization's endpoints." },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];
