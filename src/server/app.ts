@@ -14,6 +14,7 @@ import { answerClientError, handleError, registerErrorHandling } from './plugins
 import { registerIdCheck } from './plugins/input.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { auditRoutes } from './routes/audit-events.js';
 import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
@@ -24,6 +25,8 @@ import { memberRoutes } from './routes/members.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { AuditService } from './services/audit.js';
+import { startAuditPruner } from './services/audit-pruner.js';
 import { setupWebhooks } from './services/webhooks.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
@@ -39,6 +42,8 @@ export interface BuildAppOptions {
   clock?: () => Date;
   logger?: FastifyServerOptions['logger'];
   authenticators?: Authenticators;
+  /** test and bench only: record no audit events (see AuditService) */
+  auditDisabled?: boolean;
 }
 
 function makeAjv(coerce: boolean) {
@@ -91,6 +96,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     cache,
     clock,
     keys: new KeyService(opts.store, hasher, cache, clock),
+    audit: new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false }),
   };
   app.decorate('breeze', ctx);
   const jwt = new JwtService(ctx);
@@ -125,6 +131,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
+  await app.register(auditRoutes);
+  startAuditPruner(app);
   await app.register(webhookRoutes, { webhooks });
   return app;
 }

@@ -30,6 +30,8 @@ export interface ServerConfig {
   dataDir?: string;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
+  /** Audit events older than this many days are deleted by a background pruner (default 365). */
+  auditRetentionDays: number;
   /** `--allow-private-webhooks`: webhook targets may be http and private or loopback addresses (dev, tests). */
   allowPrivateWebhooks?: boolean;
   /** Webhook worker timings and host resolution (tests shorten them); defaults in webhook-worker.ts. */
@@ -44,6 +46,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     keyCacheTtlMs: 500,
     jwtAlg: 'Ed25519',
     pepper: null,
+    auditRetentionDays: 365,
     ...overrides,
   };
 }
