@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { requireAuth } from '../plugins/auth.js';
+import { requestMeta } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
 import { MAX_URL_LENGTH } from '../services/webhook-target.js';
 import type { WebhookService } from '../services/webhooks.js';
@@ -80,7 +81,12 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
     },
     async (request, reply) => {
       const access = await orgs.access(requireAuth(request), request.params.org_id);
-      const created = await webhooks.create(access, request.body.url.trim(), request.body.events);
+      const created = await webhooks.create(
+        access,
+        request.body.url.trim(),
+        request.body.events,
+        requestMeta(request),
+      );
       return reply.code(201).send(created);
     },
   );
@@ -114,7 +120,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
       },
     },
     async (request, reply) => {
-      await webhooks.delete(requireAuth(request), request.params.id);
+      await webhooks.delete(requireAuth(request), request.params.id, requestMeta(request));
       return reply.code(204).send();
     },
   );

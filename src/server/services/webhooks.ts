@@ -6,40 +6,17 @@ import type { AuthContext, ServerContext } from '../context.js';
 import type { JwtService } from '../jwt.js';
 import type { StoreTx } from '../store/index.js';
 import { type DeliveryRow, eventsOf, subscribes, type WebhookRow, WebhooksRepo } from '../store/webhooks.js';
+import { AUDIT_ACTIONS, actorOf, type RequestMeta } from './audit.js';
 import { OrgService } from './orgs.js';
 import { checkTarget, TargetRefused } from './webhook-target.js';
 import { type ExpiringKey, WebhookWorker } from './webhook-worker.js';
 
 /**
- * The audit actions of PLATFORM.md "Audit log and usage": a webhook may subscribe to any of them,
- * plus `key.expiring`, or to `*` (everything, present and future).
+ * A webhook may subscribe to any audit action (PLATFORM.md "Audit log and usage"), plus
+ * `key.expiring`, or to `*` (everything, present and future).
  */
-export const AUDIT_EVENT_NAMES = [
-  'user.signed_in',
-  'cli_login.approved',
-  'cli_login.denied',
-  'cli_login.exchanged',
-  'key.created',
-  'key.updated',
-  'key.rotated',
-  'key.disabled',
-  'key.enabled',
-  'key.deleted',
-  'key.leaked',
-  'member.invited',
-  'member.joined',
-  'member.role_changed',
-  'member.removed',
-  'project.created',
-  'project.deleted',
-  'webhook.created',
-  'webhook.deleted',
-  'oidc_trust.created',
-  'oidc.exchanged',
-] as const;
-
 /** Every event name a webhook may subscribe to (`ping` is sent on request, whatever the subscription). */
-export const WEBHOOK_EVENTS: readonly string[] = [...AUDIT_EVENT_NAMES, 'key.expiring'];
+export const WEBHOOK_EVENTS: readonly string[] = [...AUDIT_ACTIONS, 'key.expiring'];
 export const ALL_EVENTS = '*';
 /** Webhooks per organization. */
 export const MAX_WEBHOOKS_PER_ORG = 25;
@@ -101,6 +78,16 @@ export function deliveryView(row: DeliveryRow): DeliveryView {
   };
 }
 
+/** A URL as the audit log shows it: without its query (which may carry a receiver's token). */
+function shownUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.origin}${u.pathname}`;
+  } catch {
+    return '';
+  }
+}
+
 const notFound = () => new HttpError('NOT_FOUND', 'No such webhook.');
 
 /**
@@ -134,7 +121,12 @@ export class WebhookService {
   }
 
   /** Creates a webhook (owner, admin) after the SSRF check of its URL; 400 with the reason when refused. */
-  async create(access: OrgAccess, url: string, events: readonly string[]): Promise<WebhookView> {
+  async create(
+    access: OrgAccess,
+    url: string,
+    events: readonly string[],
+    meta: RequestMeta,
+  ): Promise<WebhookView> {
     authorizeOrg(access, 'webhooks.manage');
     const names = this.normaliseEvents(events);
     try {
@@ -161,6 +153,13 @@ export class WebhookService {
         );
       }
       await repo.insert(row);
+      await this.ctx.audit.record(tx, meta, {
+        action: 'webhook.created',
+        orgId: access.orgId,
+        actor: actorOf(access.auth),
+        target: { type: 'webhook', id: row.id },
+        details: { url: shownUrl(url), events: names },
+      });
     });
     return webhookView(row);
   }
@@ -189,10 +188,18 @@ export class WebhookService {
     return { row, access };
   }
 
-  async delete(auth: AuthContext, id: string): Promise<WebhookView> {
+  async delete(auth: AuthContext, id: string, meta: RequestMeta): Promise<WebhookView> {
     const { row } = await this.find(auth, id, 'webhooks.manage');
-    const gone = await this.ctx.store.transaction((tx) => new WebhooksRepo(tx.db).delete(id));
-    if (!gone) throw notFound();
+    await this.ctx.store.transaction(async (tx) => {
+      if (!(await new WebhooksRepo(tx.db).delete(id))) throw notFound();
+      await this.ctx.audit.record(tx, meta, {
+        action: 'webhook.deleted',
+        orgId: row.org_id,
+        actor: actorOf(auth),
+        target: { type: 'webhook', id: row.id },
+        details: { url: shownUrl(row.url), events: eventsOf(row) },
+      });
+    });
     return webhookView(row);
   }
 
@@ -206,7 +213,7 @@ export class WebhookService {
     const { row } = await this.find(auth, id, 'webhooks.manage');
     const now = this.ctx.clock();
     const data: WebhookEventData = {
-      id: `ping_${ulid(now.getTime())}`,
+      id: `evt_${ulid(now.getTime())}`,
       at: now.toISOString(),
       action: 'ping',
       org_id: row.org_id,
@@ -241,7 +248,9 @@ export class WebhookService {
   ): Promise<DeliveryRow[]> {
     const now = this.ctx.clock();
     const nowIso = now.toISOString();
-    const eventId = `evt_${ulid(now.getTime())}`;
+    // the audit event's id (`evt_…`) when there is one: receivers can look the event up in the log
+    const eventId =
+      typeof event.id === 'string' && event.id.startsWith('evt_') ? event.id : `evt_${ulid(now.getTime())}`;
     const body = JSON.stringify({
       id: eventId,
       type: event.action,
@@ -272,7 +281,7 @@ export class WebhookService {
     if (!key.org_id) return;
     const now = this.ctx.clock();
     await this.enqueue(tx, {
-      id: `exp_${ulid(now.getTime())}`,
+      id: `evt_${ulid(now.getTime())}`,
       at: now.toISOString(),
       action: 'key.expiring',
       org_id: key.org_id,
@@ -294,13 +303,6 @@ export class WebhookService {
   }
 }
 
-/** The actor of a ping, as audit events name actors. */
-function actorOf(auth: AuthContext): Record<string, unknown> {
-  return auth.type === 'api_key'
-    ? { type: 'key', id: auth.user.id, email: auth.user.email, key_id: auth.keyId }
-    : { type: 'user', id: auth.user.id, email: auth.user.email };
-}
-
 /**
  * Builds the webhook service and its worker for `app`: the worker starts when the app is ready and
  * stops (aborting attempts in flight, giving their leases back) when it closes, before the store does.
@@ -317,6 +319,11 @@ export function setupWebhooks(app: FastifyInstance, ctx: ServerContext, jwt: Jwt
     enqueueExpiring: (tx, key, threshold) => (service as WebhookService).enqueueExpiring(tx, key, threshold),
   });
   service = new WebhookService(ctx, worker);
+  const hooks = service;
+  ctx.audit.addSink(async (tx, event) => {
+    await hooks.enqueue(tx, event as unknown as WebhookEventData);
+  });
+  app.decorate('breezeWebhooks', service);
   app.addHook('onReady', async () => {
     worker.start();
   });
@@ -324,4 +331,11 @@ export function setupWebhooks(app: FastifyInstance, ctx: ServerContext, jwt: Jwt
     await worker.stop();
   });
   return service;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** set by buildApp: webhooks, their delivery worker and the `key.expiring` scheduler */
+    breezeWebhooks: WebhookService;
+  }
 }
