@@ -1,3 +1,4 @@
+import { webcrypto } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { importJWK, type JWK } from 'jose';
@@ -101,8 +102,8 @@ export async function verifyWithJwks(
   const { t, kid, sig } = parseSignature(header);
   const jwk = jwks.keys.find((k) => k.kid === kid);
   if (!jwk || !/^\d+$/.test(t)) return false;
-  const key = (await importJWK({ ...jwk, alg: 'Ed25519' }, 'Ed25519')) as CryptoKey;
-  return crypto.subtle.verify(
+  const key = (await importJWK({ ...jwk, alg: 'Ed25519' }, 'Ed25519')) as webcrypto.CryptoKey;
+  return webcrypto.subtle.verify(
     'Ed25519',
     key,
     Buffer.from(sig, 'base64url'),
