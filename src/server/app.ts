@@ -24,8 +24,10 @@ import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { AuditService } from './services/audit.js';
 import { startAuditPruner } from './services/audit-pruner.js';
+import { setupWebhooks } from './services/webhooks.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { addFormats } from './validation.js';
@@ -100,6 +102,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.decorate('breeze', ctx);
   const jwt = new JwtService(ctx);
   app.decorate('jwtService', jwt);
+  const webhooks = setupWebhooks(app, ctx, jwt);
 
   // callback style: no promise per request for a header
   app.addHook('onRequest', (request, reply, done) => {
@@ -131,5 +134,6 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(pageRoutes);
   await app.register(auditRoutes);
   startAuditPruner(app);
+  await app.register(webhookRoutes, { webhooks });
   return app;
 }

@@ -97,7 +97,9 @@ export type OrgAction =
   | 'projects.delete'
   | 'keys.create'
   | 'keys.manage_others'
-  | 'audit.read';
+  | 'audit.read'
+  | 'webhooks.read'
+  | 'webhooks.manage';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -127,6 +129,10 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'keys.create': { roles: ROLES, scope: 'admin', denied: 403 },
   /** see and manage keys other members created (members and viewers see only their own) */
   'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
+  /** list webhooks and their delivery logs (target URLs may hold tokens: managers only) */
+  'webhooks.read': { roles: MANAGERS, scope: 'read', denied: 403 },
+  /** create, delete and ping webhooks */
+  'webhooks.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
   /** read the organization's audit log (how much of it: VISIBILITY['audit.all']) */
   'audit.read': { roles: ROLES, scope: 'read', denied: 403 },
 };

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { WebhookTuning } from './services/webhook-worker.js';
 
 export type SignupPolicy = 'open' | 'closed';
 
@@ -31,6 +32,10 @@ export interface ServerConfig {
   embedded?: boolean;
   /** Audit events older than this many days are deleted by a background pruner (default 365). */
   auditRetentionDays: number;
+  /** `--allow-private-webhooks`: webhook targets may be http and private or loopback addresses (dev, tests). */
+  allowPrivateWebhooks?: boolean;
+  /** Webhook worker timings and host resolution (tests shorten them); defaults in webhook-worker.ts. */
+  webhooks?: WebhookTuning;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {

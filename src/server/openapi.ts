@@ -128,6 +128,29 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     description:
       "The audit log of an organization (`org_id`, default the key's or the personal one), newest first, `limit` 1..200 (default 50); pass `next_cursor` back as `cursor`. Filters: `action`, `key_id`, `actor_id`, `since` (RFC 3339 or `24h`). Owners and admins read every event; other members those they made or whose target is theirs. Another organization is `404`.",
   },
+  'POST /v1/orgs/:org_id/webhooks': {
+    operationId: 'createWebhook',
+    description:
+      'Subscribes an `https` URL to events (audit actions, `key.expiring`, or `*`). Private, loopback and link-local targets are `400` unless the server runs with `--allow-private-webhooks`.',
+  },
+  'GET /v1/orgs/:org_id/webhooks': {
+    operationId: 'listWebhooks',
+    description: 'Webhooks of an organization (owner, admin).',
+  },
+  'DELETE /v1/webhooks/:id': {
+    operationId: 'deleteWebhook',
+    description: 'Deletes a webhook and its delivery log; pending deliveries are dropped.',
+  },
+  'GET /v1/webhooks/:id/deliveries': {
+    operationId: 'listWebhookDeliveries',
+    description:
+      'The delivery log, newest first: status (`pending`, `delivered`, `failed`), attempts, last status code and the next attempt.',
+  },
+  'POST /v1/webhooks/:id/test': {
+    operationId: 'testWebhook',
+    description:
+      'Enqueues a `ping` event to this webhook (whatever it subscribed to) and answers its delivery.',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -140,6 +163,7 @@ const TAGS = [
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
   { name: 'audit', description: 'The audit log: who did what, from where.' },
+  { name: 'webhooks', description: "Signed event deliveries to an organization's endpoints." },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

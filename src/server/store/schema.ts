@@ -17,6 +17,9 @@ export interface Database {
   projects: ProjectsTable;
   invitations: InvitationsTable;
   audit_events: AuditEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_expiry_notices: WebhookExpiryNoticesTable;
 }
 
 export interface UsersTable {
@@ -166,4 +169,41 @@ export interface AuditEventsTable {
   user_agent: string | null;
   request_id: string | null;
   details: string;
+}
+
+export interface WebhooksTable {
+  id: string;
+  org_id: string;
+  url: string;
+  /** space-separated event names, or `*` */
+  events: string;
+  created_by: string;
+  created_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  /** the body's `id` (`evt_…`): the same for every attempt, so receivers can drop duplicates */
+  event_id: string;
+  event_type: string;
+  /** the raw JSON body sent (signed afresh on each attempt) */
+  body: string;
+  /** 'pending' | 'delivered' | 'failed' */
+  status: string;
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  next_attempt_at: string | null;
+  /** a worker that claimed the row owns it until then (several instances share the table) */
+  lease_until: string | null;
+  delivered_at: string | null;
+}
+
+/** `key.expiring` events already sent: one row per key and threshold (`7d`, `1d`). */
+export interface WebhookExpiryNoticesTable {
+  key_id: string;
+  threshold: string;
+  created_at: string;
 }
