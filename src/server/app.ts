@@ -20,6 +20,7 @@ import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
 import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
+import { keyUsageRoutes } from './routes/key-usage.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
 import { orgRoutes } from './routes/orgs.js';
@@ -28,6 +29,8 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { AuditService } from './services/audit.js';
 import { startAuditPruner } from './services/audit-pruner.js';
 import { setupWebhooks } from './services/webhooks.js';
+import { verifyRoutes } from './routes/verify.js';
+import { registerUsage, UsageTracker } from './services/usage.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { addFormats } from './validation.js';
@@ -98,8 +101,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     clock,
     keys: new KeyService(opts.store, hasher, cache, clock, audit),
     audit,
+    usage: new UsageTracker(opts.store, {
+      count: config.countUsage,
+      onError: (err, what) => app.log.warn({ err }, what),
+    }),
   };
   app.decorate('breeze', ctx);
+  registerUsage(app);
   const jwt = new JwtService(ctx);
   app.decorate('jwtService', jwt);
   const webhooks = setupWebhooks(app, ctx, jwt);
@@ -135,5 +143,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(auditRoutes);
   startAuditPruner(app);
   await app.register(webhookRoutes, { webhooks });
+  await app.register(verifyRoutes);
+  await app.register(keyUsageRoutes);
   return app;
 }

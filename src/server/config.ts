@@ -36,6 +36,16 @@ export interface ServerConfig {
   allowPrivateWebhooks?: boolean;
   /** Webhook worker timings and host resolution (tests shorten them); defaults in webhook-worker.ts. */
   webhooks?: WebhookTuning;
+  /** Per-key usage counters (requests, rejected per hour); false turns counting off (benchmarks). */
+  countUsage: boolean;
+  /** How often counted usage is written to the database (batched, additive). */
+  usageFlushMs: number;
+  /** `GET /v1/keys/events`: the keep-alive comment interval. */
+  eventsPingMs: number;
+  /** How often an instance looks for keys whose expiry (e.g. a rotation's grace end) just passed. */
+  keyExpiryPollMs: number;
+  /** Concurrent event streams one key may hold open. */
+  maxEventStreamsPerKey: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
@@ -47,6 +57,11 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     jwtAlg: 'Ed25519',
     pepper: null,
     auditRetentionDays: 365,
+    countUsage: true,
+    usageFlushMs: 5000,
+    eventsPingMs: 15_000,
+    keyExpiryPollMs: 250,
+    maxEventStreamsPerKey: 5,
     ...overrides,
   };
 }

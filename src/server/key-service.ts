@@ -4,8 +4,9 @@ import type { SecretHasher } from '../core/hash.js';
 import { newKeyId } from '../core/ids.js';
 import type { CreatedVia, Scope } from '../core/types.js';
 import { type AuditBy, type AuditService, SYSTEM_BY } from './services/audit.js';
+import { recordRevocations } from './services/key-events.js';
 import type { Store, StoreTx } from './store/index.js';
-import { type KeyRow, newKeyRow, statusOf } from './store/keys.js';
+import { type KeyRow, newKeyRow, scopesOf, statusOf } from './store/keys.js';
 import type { ProjectRow } from './store/orgs.js';
 import type { VerificationCache } from './verification-cache.js';
 
@@ -113,6 +114,12 @@ export class KeyService {
     const updated = await this.store.transaction(async (tx) => {
       const after = await tx.keys.update(row.id, patch);
       if (!after) return undefined;
+      // fewer scopes than before: verifiers holding it in a cache hear of it (key.revoked)
+      const narrowed =
+        patch.scopes !== undefined && scopesOf(row).some((s) => !patch.scopes?.split(' ').includes(s));
+      if (narrowed && row.org_id) {
+        await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'narrowed' }], this.clock());
+      }
       const changes: Record<string, unknown> = {};
       if (patch.name !== undefined && patch.name !== row.name)
         changes.name = { from: row.name, to: after.name };
@@ -134,6 +141,9 @@ export class KeyService {
     const updated = await this.store.transaction(async (tx) => {
       const after = await tx.keys.update(row.id, { disabled_at: disabledAt });
       if (!after) return undefined;
+      if (disabledAt && row.org_id) {
+        await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'disabled' }], this.clock());
+      }
       await this.record(tx, by, disabledAt ? 'key.disabled' : 'key.enabled', after, {
         name: after.name,
         prefix: after.prefix,
@@ -148,6 +158,9 @@ export class KeyService {
   async delete(row: KeyRow, by?: AuditBy): Promise<boolean> {
     const deleted = await this.store.transaction(async (tx) => {
       if (!(await tx.keys.delete(row.id))) return false;
+      if (row.org_id) {
+        await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'deleted' }], this.clock());
+      }
       await this.record(tx, by, 'key.deleted', row, { name: row.name, prefix: row.prefix });
       return true;
     });

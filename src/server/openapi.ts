@@ -151,6 +151,21 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     description:
       'Enqueues a `ping` event to this webhook (whatever it subscribed to) and answers its delivery.',
   },
+  'POST /v1/keys/verify': {
+    operationId: 'verifyKey',
+    description:
+      "Checks a key of the caller's organization (caller: a key with `verify`). Always `200` with `valid` and a `code`: `VALID` (with the key, its user, effective scopes and rate limit), `MALFORMED`, `NOT_FOUND` (also for a key of another organization), `DISABLED`, `EXPIRED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`. A verification is a use of the checked key: it spends that key's rate limit and counts in its usage.",
+  },
+  'GET /v1/keys/events': {
+    operationId: 'streamKeyEvents',
+    description:
+      'Server-Sent Events (caller: a key with `verify`): `key.revoked` `{"key_id"}` within a second of a key of the organization being disabled, deleted, narrowed, expired (a rotation\'s grace end) or its creator removed, on any instance. Send `Last-Event-ID` to resume; `: ping` at least every 15 s; at most 5 streams per key (`429`).',
+  },
+  'GET /v1/api-keys/:key_id/usage': {
+    operationId: 'getApiKeyUsage',
+    description:
+      'Requests and refusals (rate limit, scope) of a key per hour or day (UTC), every bucket of `from`..`to` present, oldest first. Same visibility as reading the key.',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -164,6 +179,7 @@ const TAGS = [
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
   { name: 'audit', description: 'The audit log: who did what, from where.' },
   { name: 'webhooks', description: "Signed event deliveries to an organization's endpoints." },
+  { name: 'verify', description: 'Checking Breeze keys in your own services, and their revocations.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

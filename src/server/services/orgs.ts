@@ -3,7 +3,14 @@ import { HttpError } from '../../core/errors.js';
 import { safeEqual } from '../../core/hash.js';
 import { newInvitationId } from '../../core/ids.js';
 import type { Role } from '../../core/types.js';
-import { authorizeMemberChange, authorizeOrg, type OrgAccess, type OrgAction, orgAccess } from '../authz.js';
+import {
+  authorizeMemberChange,
+  authorizeOrg,
+  capScopes,
+  type OrgAccess,
+  type OrgAction,
+  orgAccess,
+} from '../authz.js';
 import type { AuthContext, ServerContext } from '../context.js';
 import {
   EMAIL_CODE_ALPHABET,
@@ -13,6 +20,7 @@ import {
 } from '../email-codes.js';
 import type { StoreTx } from '../store/index.js';
 import type { InvitationRow } from '../store/invitations.js';
+import { scopesOf } from '../store/keys.js';
 import {
   DEFAULT_PROJECT,
   type MemberRow,
@@ -22,6 +30,7 @@ import {
 } from '../store/orgs.js';
 import { normaliseEmail } from '../store/users.js';
 import { type AuditActor, actorOf, type RequestMeta, SYSTEM_META } from './audit.js';
+import { recordRevocations } from './key-events.js';
 
 /** An invitation lives 7 days (PLATFORM.md). */
 export const INVITATION_TTL_MS = 7 * 86400_000;
@@ -139,6 +148,17 @@ export class OrgService {
           to: role,
         });
       }
+      // keys whose effective scopes the new role narrows are revoked for verifiers (key.revoked)
+      const narrowed = (await tx.keyEvents.keysByCreator(access.orgId, userId)).filter((k) => {
+        const own = scopesOf(k);
+        const after = capScopes(own, role);
+        return capScopes(own, current.role as Role).some((s) => !after.includes(s));
+      });
+      await recordRevocations(
+        tx,
+        narrowed.map((k) => ({ org_id: access.orgId, key_id: k.id, reason: 'role_changed' as const })),
+        this.ctx.clock(),
+      );
     });
     await this.dropKeysOf(access.orgId, userId);
     return { ...target, role };
@@ -164,6 +184,12 @@ export class OrgService {
         role: current.role,
         left: userId === access.auth.user.id,
       });
+      const gone = await tx.keyEvents.keysByCreator(access.orgId, userId);
+      await recordRevocations(
+        tx,
+        gone.map((k) => ({ org_id: access.orgId, key_id: k.id, reason: 'member_removed' as const })),
+        this.ctx.clock(),
+      );
     });
     await this.dropKeysOf(access.orgId, userId);
   }

@@ -1,10 +1,12 @@
 import { type Kysely, Migrator } from 'kysely';
 import { AuditRepo } from './audit.js';
 import { InvitationsRepo } from './invitations.js';
+import { KeyEventsRepo } from './key-events.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
 import { OrgsRepo } from './orgs.js';
 import type { Database } from './schema.js';
+import { UsageRepo } from './usage.js';
 import { UsersRepo } from './users.js';
 
 export type Engine = 'sqlite' | 'postgres';
@@ -21,6 +23,8 @@ export interface Store {
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
   readonly audit: AuditRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -39,6 +43,8 @@ export interface StoreTx {
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
   readonly audit: AuditRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -49,6 +55,8 @@ export abstract class BaseStore implements Store {
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
   readonly audit: AuditRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -57,6 +65,8 @@ export abstract class BaseStore implements Store {
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
     this.audit = new AuditRepo(db);
+    this.keyEvents = new KeyEventsRepo(db, () => this.engine);
+    this.usage = new UsageRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -79,6 +89,8 @@ export abstract class BaseStore implements Store {
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
         audit: new AuditRepo(trx),
+        keyEvents: new KeyEventsRepo(trx, () => this.engine),
+        usage: new UsageRepo(trx),
       }),
     );
   }
