@@ -21,6 +21,7 @@ import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
+import { oidcRoutes } from './routes/oidc.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
 import { Sessions } from './session.js';
@@ -122,5 +123,6 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
+  await app.register(oidcRoutes);
   return app;
 }

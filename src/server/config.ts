@@ -29,6 +29,10 @@ export interface ServerConfig {
   dataDir?: string;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
+  /** Accept `http://` OIDC issuers on loopback addresses (`breeze serve --allow-http-issuers`; tests only). */
+  allowHttpIssuers?: boolean;
+  /** Least time between two JWKS fetches of one issuer for an unknown `kid` (default 30 s; tests lower it). */
+  oidcJwksCooldownMs?: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {

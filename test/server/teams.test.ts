@@ -99,6 +99,11 @@ const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, ob
     { name: 'mine', project_id: sc.project.id, scopes: ['read'] },
   ],
   'keys.manage_others': (sc) => ['POST', `/v1/api-keys/${sc.targetKey}/disable`],
+  'oidc_trusts.manage': (sc) => [
+    'POST',
+    `/v1/orgs/${sc.org.id}/oidc-trusts`,
+    { issuer: 'https://token.actions.githubusercontent.com', claims: { repository: 'acme/api' } },
+  ],
 };
 
 const SUCCESS: Record<string, number> = { GET: 200, POST: 201, PATCH: 200, DELETE: 204 };

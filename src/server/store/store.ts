@@ -2,6 +2,7 @@ import { type Kysely, Migrator } from 'kysely';
 import { InvitationsRepo } from './invitations.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
+import { OidcRepo } from './oidc.js';
 import { OrgsRepo } from './orgs.js';
 import type { Database } from './schema.js';
 import { UsersRepo } from './users.js';
@@ -19,6 +20,7 @@ export interface Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly oidc: OidcRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -36,6 +38,7 @@ export interface StoreTx {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly oidc: OidcRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -45,6 +48,7 @@ export abstract class BaseStore implements Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly oidc: OidcRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -52,6 +56,7 @@ export abstract class BaseStore implements Store {
     this.keys = new KeysRepo(db);
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
+    this.oidc = new OidcRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -73,6 +78,7 @@ export abstract class BaseStore implements Store {
         keys: new KeysRepo(trx),
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
+        oidc: new OidcRepo(trx),
       }),
     );
   }
