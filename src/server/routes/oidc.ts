@@ -2,14 +2,9 @@ import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import { requireAuth } from '../plugins/auth.js';
 import { perIpKey } from '../plugins/rate-limit.js';
-import { toKeyInfo } from '../store/keys.js';
+import { CLAIM_NAME_PATTERN, type CreateTrustInput, OIDC_MAX_TTL_S, OidcService } from '../services/oidc.js';
 import { OidcRefusal } from '../services/oidc-issuer.js';
-import {
-  CLAIM_NAME_PATTERN,
-  type CreateTrustInput,
-  OIDC_MAX_TTL_S,
-  OidcService,
-} from '../services/oidc.js';
+import { toKeyInfo } from '../store/keys.js';
 import { listOf, orgIdParams } from './org-schemas.js';
 import { errorResponses, idSchema, keySchema, scopesSchema, textSchema } from './schemas.js';
 
@@ -20,7 +15,18 @@ const timestamp = { type: 'string', format: 'date-time' } as const;
 
 export const oidcTrustSchema = {
   type: 'object',
-  required: ['id', 'org_id', 'project_id', 'issuer', 'audience', 'claims', 'scopes', 'ttl_s', 'created_by', 'created_at'],
+  required: [
+    'id',
+    'org_id',
+    'project_id',
+    'issuer',
+    'audience',
+    'claims',
+    'scopes',
+    'ttl_s',
+    'created_by',
+    'created_at',
+  ],
   properties: {
     id: { type: 'string' },
     org_id: { type: 'string' },
@@ -61,7 +67,12 @@ const exchangeBody = {
   additionalProperties: false,
   properties: {
     // a JWT is three base64url parts; CI tokens are a few kB
-    token: { type: 'string', minLength: 1, maxLength: 16_384, pattern: '^[A-Za-z0-9_=-]+(\\.[A-Za-z0-9_=-]*){2}$' },
+    token: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 16_384,
+      pattern: '^[A-Za-z0-9_=-]+(\\.[A-Za-z0-9_=-]*){2}$',
+    },
     org_id: idSchema,
   },
 } as const;

@@ -49,7 +49,8 @@ export function issuerUrlProblem(url: string, allowHttp: boolean): string | null
   if (u.protocol === 'https:') return null;
   if (u.protocol !== 'http:') return `scheme ${u.protocol} (https only)`;
   if (!allowHttp) return 'an http URL (https only; the server allows http issuers with --allow-http-issuers)';
-  if (!isLoopbackHost(u.hostname)) return 'an http URL on a non-loopback host (http is allowed on loopback only)';
+  if (!isLoopbackHost(u.hostname))
+    return 'an http URL on a non-loopback host (http is allowed on loopback only)';
   return null;
 }
 

@@ -7,8 +7,8 @@ import { authInOrg, authorizeOrg, capScopes, type OrgAccess, requireScopesWithin
 import type { AuthContext, ServerContext } from '../context.js';
 import type { MintedKey } from '../key-service.js';
 import type { OidcTrustRow } from '../store/oidc.js';
-import { OrgService } from './orgs.js';
 import { IssuerKeys, issuerUrlProblem, OidcRefusal } from './oidc-issuer.js';
+import { OrgService } from './orgs.js';
 
 /** The longest a key minted by an OIDC exchange lives (PLATFORM.md: `ttl_s` <= 3600). */
 export const OIDC_MAX_TTL_S = 3600;
@@ -21,7 +21,19 @@ export const OIDC_MAX_TOKEN_LIFETIME_S = 24 * 3600;
 export const RESERVED_CLAIMS = ['iss', 'aud', 'exp', 'nbf', 'iat', 'jti'] as const;
 export const CLAIM_NAME_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$';
 /** The asymmetric algorithms CI issuers sign with; never `none` or an HMAC. */
-const ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA', 'Ed25519'];
+const ALGORITHMS = [
+  'RS256',
+  'RS384',
+  'RS512',
+  'PS256',
+  'PS384',
+  'PS512',
+  'ES256',
+  'ES384',
+  'ES512',
+  'EdDSA',
+  'Ed25519',
+];
 
 export const newOidcTrustId = (now?: number): string => `oidc_${ulid(now)}`;
 
@@ -152,12 +164,16 @@ export class OidcService {
     const names = Object.keys(input.claims);
     const reserved = names.filter((n) => (RESERVED_CLAIMS as readonly string[]).includes(n));
     if (reserved.length) {
-      throw invalid(`claims cannot pin ${reserved.join(', ')}: issuer, audience and expiry are always checked.`);
+      throw invalid(
+        `claims cannot pin ${reserved.join(', ')}: issuer, audience and expiry are always checked.`,
+      );
     }
     // Without one concrete value, every job of the issuer (every GitHub repository in the world)
     // could get a key: at least one claim must not be a bare wildcard.
     if (!Object.values(input.claims).some((v) => v.replace(/\*/g, '') !== '')) {
-      throw invalid('At least one claim needs a concrete value (e.g. "repository": "acme/api"), not only "*".');
+      throw invalid(
+        'At least one claim needs a concrete value (e.g. "repository": "acme/api"), not only "*".',
+      );
     }
     const scopes = normaliseScopes(input.scopes ?? ['read']);
     // the trust cannot hand out more than its creator holds in this organization
@@ -190,7 +206,8 @@ export class OidcService {
     const row = await this.ctx.store.oidc.trust(trustId);
     if (!row) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
     await this.manage(auth, row.org_id);
-    if (!(await this.ctx.store.oidc.deleteTrust(trustId))) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+    if (!(await this.ctx.store.oidc.deleteTrust(trustId)))
+      throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
     return row;
   }
 
@@ -250,15 +267,19 @@ export class OidcService {
       throw new OidcRefusal('no trust matches the audience and claims', { iss, misses: misses.slice(0, 20) });
     }
     if (new Set(matching.map((t) => t.org_id)).size > 1) {
-      throw new OidcRefusal('the token matches trusts of several organizations; the caller must pass org_id', {
-        iss,
-        trust_ids: matching.map((t) => t.id).slice(0, 20),
-      });
+      throw new OidcRefusal(
+        'the token matches trusts of several organizations; the caller must pass org_id',
+        {
+          iss,
+          trust_ids: matching.map((t) => t.id).slice(0, 20),
+        },
+      );
     }
     // several trusts of one organization: the oldest wins (stable, whatever order they match in)
     const trust = matching[0] as OidcTrustRow;
     const membership = await this.ctx.store.orgs.membership(trust.org_id, trust.created_by);
-    if (!membership) throw new OidcRefusal("the trust's creator is no longer a member", { trust_id: trust.id });
+    if (!membership)
+      throw new OidcRefusal("the trust's creator is no longer a member", { trust_id: trust.id });
     const scopes = capScopes(trust.scopes.split(' ') as Scope[], membership.role as Role);
     if (scopes.length === 0) {
       throw new OidcRefusal("the trust's creator's role leaves no scope", { trust_id: trust.id });
