@@ -9,11 +9,14 @@
 import type { ChildProcess } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { startTestIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
 import { requirePart } from '../helpers/require.js';
+
+// every step spawns the CLI; on a loaded machine one takes seconds
+vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
 const FILE_STORAGE = { DBUS_SESSION_BUS_ADDRESS: undefined, BREEZE_STORAGE: 'file' };
 const PEPPER = 'oidc-e2e-pepper';
