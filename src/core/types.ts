@@ -3,7 +3,7 @@ export const SCOPES = ['read', 'write', 'admin', 'verify'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export type KeyStatus = 'active' | 'expiring' | 'expired' | 'disabled';
-export type CreatedVia = 'api' | 'cli_login' | 'email_code' | 'rotation';
+export type CreatedVia = 'api' | 'cli_login' | 'email_code' | 'rotation' | 'oidc';
 
 /** The key object of API.md. */
 export interface ApiKeyInfo {

@@ -23,6 +23,7 @@ import { jwksRoutes } from './routes/jwks.js';
 import { keyUsageRoutes } from './routes/key-usage.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
+import { oidcRoutes } from './routes/oidc.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -145,5 +146,6 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(webhookRoutes, { webhooks });
   await app.register(verifyRoutes);
   await app.register(keyUsageRoutes);
+  await app.register(oidcRoutes);
   return app;
 }

@@ -113,7 +113,8 @@ export type OrgAction =
   | 'keys.manage_others'
   | 'audit.read'
   | 'webhooks.read'
-  | 'webhooks.manage';
+  | 'webhooks.manage'
+  | 'oidc_trusts.manage';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -149,6 +150,8 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'webhooks.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
   /** read the organization's audit log (how much of it: VISIBILITY['audit.all']) */
   'audit.read': { roles: ROLES, scope: 'read', denied: 403 },
+  /** list, create and delete OIDC trust policies (PLATFORM.md "CI identity") */
+  'oidc_trusts.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
 };
 
 /**

@@ -46,6 +46,10 @@ export interface ServerConfig {
   keyExpiryPollMs: number;
   /** Concurrent event streams one key may hold open. */
   maxEventStreamsPerKey: number;
+  /** Accept `http://` OIDC issuers on loopback addresses (`breeze serve --allow-http-issuers`; tests only). */
+  allowHttpIssuers?: boolean;
+  /** Least time between two JWKS fetches of one issuer for an unknown `kid` (default 30 s; tests lower it). */
+  oidcJwksCooldownMs?: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {

@@ -166,6 +166,24 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     description:
       'Requests and refusals (rate limit, scope) of a key per hour or day (UTC), every bucket of `from`..`to` present, oldest first. Same visibility as reading the key.',
   },
+  'GET /v1/orgs/:org_id/oidc-trusts': {
+    operationId: 'listOidcTrusts',
+    description: 'The OIDC trust policies of an organization (owner, admin).',
+  },
+  'POST /v1/orgs/:org_id/oidc-trusts': {
+    operationId: 'createOidcTrust',
+    description:
+      'Trusts tokens of an OIDC issuer (`https`) with this `audience` (default: the server URL) and these claims (exact, or `*` glob) to mint keys of the caller in `project_id` (default: `default`) with `scopes` (never wider than the caller holds) for `ttl_s` seconds (at most 3600, default 900).',
+  },
+  'DELETE /v1/oidc-trusts/:trust_id': {
+    operationId: 'deleteOidcTrust',
+    description: 'Deletes a trust policy (owner, admin); keys it minted live on until they expire.',
+  },
+  'POST /v1/oidc/exchange': {
+    operationId: 'exchangeOidcToken',
+    description:
+      "Trades a CI job's OIDC token (GitHub Actions, GitLab, ...) for a short-lived key, once per token. Signature (the issuer's JWKS), `iss`, `aud`, `exp`, `nbf` and the trust's claims are checked; any failure is `401` without saying which. `org_id` picks the organization when the token matches trusts of several. No credential needed; rate-limited per IP.",
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -180,6 +198,7 @@ const TAGS = [
   { name: 'audit', description: 'The audit log: who did what, from where.' },
   { name: 'webhooks', description: "Signed event deliveries to an organization's endpoints." },
   { name: 'verify', description: 'Checking Breeze keys in your own services, and their revocations.' },
+  { name: 'oidc', description: 'CI identity: OIDC trust policies and the token exchange.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

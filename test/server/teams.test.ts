@@ -107,6 +107,11 @@ const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, ob
     `/v1/orgs/${sc.org.id}/webhooks`,
     { url: 'https://93.184.216.34/breeze', events: ['oidc.exchanged'] },
   ],
+  'oidc_trusts.manage': (sc) => [
+    'POST',
+    `/v1/orgs/${sc.org.id}/oidc-trusts`,
+    { issuer: 'https://token.actions.githubusercontent.com', claims: { repository: 'acme/api' } },
+  ],
 };
 
 const SUCCESS: Record<string, number> = { GET: 200, POST: 201, PATCH: 200, DELETE: 204 };

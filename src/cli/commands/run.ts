@@ -12,10 +12,14 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
  * Runs `argv` with the credential variables in its environment, stdio inherited, signals passed on.
  * Resolves with the exit code to pass on (128 + signal number when it was killed by a signal).
  */
-export async function runRun(opts: { argv: string[] }, ctx: CliContext): Promise<number> {
+export async function runRun(
+  opts: { argv: string[]; vars?: Record<string, string> },
+  ctx: CliContext,
+): Promise<number> {
   const [file, ...args] = opts.argv;
   if (!file) throw new UsageError('No command given.', { hint: 'Usage: breeze run -- <cmd> [args...]' });
-  const vars = await credentialEnv(ctx);
+  // `vars`: given by `run --oidc` (a short-lived key); else the profile's credential
+  const vars = opts.vars ?? (await credentialEnv(ctx));
   const child = spawn(file, args, { stdio: 'inherit', env: { ...ctx.env, ...vars } });
   const extra = FORWARDED.filter((s) => s !== 'SIGINT' && s !== 'SIGTERM');
   // A Ctrl-C or Ctrl-\ typed at a terminal already reaches the child (same foreground process
@@ -52,16 +56,33 @@ export function createCommand(host: CommandHost): Command {
   return new Command('run')
     .description('run a command with BREEZE_API_KEY (and friends) in its environment')
     .argument('<cmd...>', 'the command and its arguments (after --)')
+    .option(
+      '--oidc',
+      "CI: use a short-lived key for the job's OIDC token (stored nowhere, deleted afterwards)",
+    )
+    .option('--audience <aud>', '--oidc: audience asked of GitHub Actions (default: the server URL)')
+    .option('--org <org_id>', '--oidc: the organization whose trust applies')
+    .option('--oidc-token-file <file>', '--oidc: read the OIDC token from this file')
     .addHelpText(
       'after',
       `
 Examples:
   $ breeze run -- npm test
   $ breeze run -- sh -c 'curl -H "xi-api-key: $BREEZE_API_KEY" "$BREEZE_SERVER/v1/me"'
-  $ breeze --profile ci run -- ./deploy.sh --prod`,
+  $ breeze --profile ci run -- ./deploy.sh --prod
+  $ breeze --server https://breeze.example.com run --oidc -- ./deploy.sh     in CI, no stored secret`,
     )
-    .action(async (argv: string[], _o, cmd: Command) => {
+    .action(async (argv: string[], o: Record<string, string | boolean | undefined>, cmd: Command) => {
       const ctx = await host.context(cmd);
+      if (o.oidc) {
+        const { runWithOidc } = await import('../login/oidc.js');
+        const oidc = { audience: o.audience, org: o.org, tokenFile: o.oidcTokenFile } as Record<
+          string,
+          string
+        >;
+        ctx.exitCode = await runWithOidc(oidc, ctx, (vars) => runRun({ argv, vars }, ctx));
+        return;
+      }
       ctx.exitCode = await runRun({ argv }, ctx);
     });
 }

@@ -14,6 +14,8 @@ export interface ServeCommandOptions {
   signup: 'open' | 'closed';
   rateLimitPerKey: number;
   jwtAlg: JwtAlg;
+  /** accept http:// OIDC issuers on loopback (tests, development) */
+  allowHttpIssuers?: boolean;
 }
 
 function intArg(name: string, min: number, max: number) {
@@ -66,6 +68,7 @@ export async function runServe(
     rateLimitPerKey: opts.rateLimitPerKey,
     jwtAlg: opts.jwtAlg,
     logger: loggerOptions(),
+    ...(opts.allowHttpIssuers ? { config: { allowHttpIssuers: true } } : {}),
   });
   process.stderr.write(`Breeze server listening on ${server.url}\n`);
   server.app.log.info(
@@ -111,6 +114,10 @@ export function createCommand(host: CommandHost): Command {
       )
         .choices(['Ed25519', 'EdDSA'])
         .default('Ed25519'),
+    )
+    .option(
+      '--allow-http-issuers',
+      'accept http:// OIDC issuers on loopback addresses (development and tests only; https otherwise)',
     )
     .addHelpText(
       'after',

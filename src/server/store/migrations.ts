@@ -317,6 +317,38 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '007_oidc': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // CI identity (PLATFORM.md): trust policies, and the OIDC tokens already exchanged (single use)
+      await db.schema
+        .createTable('oidc_trusts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+        // a trust mints keys into its project: deleting the project deletes its trusts
+        .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('audience', 'text', (c) => c.notNull())
+        .addColumn('claims', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('ttl_s', 'integer', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('oidc_trusts_org_id').on('oidc_trusts').columns(['org_id', 'id']).execute();
+      await db.schema.createIndex('oidc_trusts_issuer').on('oidc_trusts').columns(['issuer']).execute();
+      await db.schema
+        .createTable('oidc_token_uses')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('oidc_token_uses_expires_at')
+        .on('oidc_token_uses')
+        .columns(['expires_at'])
+        .execute();
+    },
+  },
 };
 
 /** Names of the migrations, oldest first (tests build databases as older versions left them). */

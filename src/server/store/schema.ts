@@ -22,6 +22,8 @@ export interface Database {
   webhook_expiry_notices: WebhookExpiryNoticesTable;
   key_events: KeyEventsTable;
   key_usage: KeyUsageTable;
+  oidc_trusts: OidcTrustsTable;
+  oidc_token_uses: OidcTokenUsesTable;
 }
 
 export interface UsersTable {
@@ -234,4 +236,28 @@ export interface KeyUsageTable {
   hour: string;
   requests: number;
   rejected: number;
+}
+
+/** An organization's trust in an OIDC issuer (PLATFORM.md "CI identity"). */
+export interface OidcTrustsTable {
+  id: string;
+  org_id: string;
+  project_id: string;
+  issuer: string;
+  audience: string;
+  /** JSON object: claim name -> exact value or `*` glob */
+  claims: string;
+  /** space-separated scopes, canonical order */
+  scopes: string;
+  ttl_s: number;
+  /** the member who created the trust: the keys it mints are theirs */
+  created_by: string;
+  created_at: string;
+}
+
+/** OIDC tokens already exchanged, kept until they expire: a token is accepted once. */
+export interface OidcTokenUsesTable {
+  /** SHA-256 (hex) of the token's issuer and `jti`: never the token */
+  id: string;
+  expires_at: string;
 }

@@ -4,6 +4,7 @@ import { InvitationsRepo } from './invitations.js';
 import { KeyEventsRepo } from './key-events.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
+import { OidcRepo } from './oidc.js';
 import { OrgsRepo } from './orgs.js';
 import type { Database } from './schema.js';
 import { UsageRepo } from './usage.js';
@@ -25,6 +26,7 @@ export interface Store {
   readonly audit: AuditRepo;
   readonly keyEvents: KeyEventsRepo;
   readonly usage: UsageRepo;
+  readonly oidc: OidcRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -45,6 +47,7 @@ export interface StoreTx {
   readonly audit: AuditRepo;
   readonly keyEvents: KeyEventsRepo;
   readonly usage: UsageRepo;
+  readonly oidc: OidcRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -57,6 +60,7 @@ export abstract class BaseStore implements Store {
   readonly audit: AuditRepo;
   readonly keyEvents: KeyEventsRepo;
   readonly usage: UsageRepo;
+  readonly oidc: OidcRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -67,6 +71,7 @@ export abstract class BaseStore implements Store {
     this.audit = new AuditRepo(db);
     this.keyEvents = new KeyEventsRepo(db, () => this.engine);
     this.usage = new UsageRepo(db);
+    this.oidc = new OidcRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -91,6 +96,7 @@ export abstract class BaseStore implements Store {
         audit: new AuditRepo(trx),
         keyEvents: new KeyEventsRepo(trx, () => this.engine),
         usage: new UsageRepo(trx),
+        oidc: new OidcRepo(trx),
       }),
     );
   }
