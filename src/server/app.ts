@@ -19,8 +19,10 @@ import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
 import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
+import { leakRoutes } from './routes/leaks.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
+import { orgSettingsRoutes } from './routes/org-settings.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
 import { Sessions } from './session.js';
@@ -122,5 +124,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
+  await app.register(leakRoutes);
+  await app.register(orgSettingsRoutes);
   return app;
 }

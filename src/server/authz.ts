@@ -96,7 +96,8 @@ export type OrgAction =
   | 'projects.create'
   | 'projects.delete'
   | 'keys.create'
-  | 'keys.manage_others';
+  | 'keys.manage_others'
+  | 'org.update';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -126,6 +127,8 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'keys.create': { roles: ROLES, scope: 'admin', denied: 403 },
   /** see and manage keys other members created (members and viewers see only their own) */
   'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
+  /** change the organization's settings (its leak policy) */
+  'org.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
 };
 
 /** A credential acting inside one organization: its user's role there and the capped scopes. */

@@ -123,6 +123,20 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     operationId: 'deleteProject',
     description: 'Deletes a project (owner, admin); `409` while it has keys, and for `default`.',
   },
+  'POST /v1/keys/leaks': {
+    operationId: 'reportLeakedKey',
+    description:
+      'Reports a key seen in public. No credential needed; `202 {"received": true}` whether or not the key exists. A live key is disabled at once (or, under the organization\'s `notify` leak policy, left working), its creator is mailed and `key.leaked` is recorded. A malformed key (bad shape or checksum) is `400`. Rate-limited per IP.',
+  },
+  'GET /v1/orgs/:org_id': {
+    operationId: 'getOrg',
+    description: 'One organization of the caller with its settings (`leak_policy`). Any member may read it.',
+  },
+  'PATCH /v1/orgs/:org_id': {
+    operationId: 'updateOrg',
+    description:
+      'Changes settings of an organization (owner, admin): `leak_policy` `disable` (a reported live key is disabled at once; the default) or `notify` (its creator is only mailed).',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -134,6 +148,7 @@ const TAGS = [
   { name: 'meta', description: 'Server health.' },
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
+  { name: 'leaks', description: 'Reports of keys seen in public.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];
