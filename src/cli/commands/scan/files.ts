@@ -49,7 +49,7 @@ export async function listFiles(dir: string): Promise<string[]> {
   if (inRepo !== null) return split(inRepo);
   const empty = await mkdtemp(join(tmpdir(), 'breeze-scan-'));
   try {
-    if ((await git(['init', '-q', '--bare', empty], dir)) !== null) {
+    if ((await git(['init', '-q', '--bare', '--template=', empty], dir)) !== null) {
       const out = await git(
         ['--git-dir', empty, '--work-tree', '.', 'ls-files', '-z', '--others', '--exclude-standard'],
         dir,
