@@ -21,9 +21,11 @@ import { healthRoutes } from './routes/health.js';
 import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
 import { keyUsageRoutes } from './routes/key-usage.js';
+import { leakRoutes } from './routes/leaks.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
 import { oidcRoutes } from './routes/oidc.js';
+import { orgSettingsRoutes } from './routes/org-settings.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -147,5 +149,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(verifyRoutes);
   await app.register(keyUsageRoutes);
   await app.register(oidcRoutes);
+  await app.register(leakRoutes);
+  await app.register(orgSettingsRoutes);
   return app;
 }

@@ -114,7 +114,8 @@ export type OrgAction =
   | 'audit.read'
   | 'webhooks.read'
   | 'webhooks.manage'
-  | 'oidc_trusts.manage';
+  | 'oidc_trusts.manage'
+  | 'org.update';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -152,6 +153,8 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'audit.read': { roles: ROLES, scope: 'read', denied: 403 },
   /** list, create and delete OIDC trust policies (PLATFORM.md "CI identity") */
   'oidc_trusts.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** change the organization's settings (its leak policy) */
+  'org.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
 };
 
 /**

@@ -184,6 +184,20 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     description:
       "Trades a CI job's OIDC token (GitHub Actions, GitLab, ...) for a short-lived key, once per token. Signature (the issuer's JWKS), `iss`, `aud`, `exp`, `nbf` and the trust's claims are checked; any failure is `401` without saying which. `org_id` picks the organization when the token matches trusts of several. No credential needed; rate-limited per IP.",
   },
+  'POST /v1/keys/leaks': {
+    operationId: 'reportLeakedKey',
+    description:
+      'Reports a key seen in public. No credential needed; `202 {"received": true}` whether or not the key exists. A live key is disabled at once (or, under the organization\'s `notify` leak policy, left working), its creator is mailed and `key.leaked` is recorded. A malformed key (bad shape or checksum) is `400`. Rate-limited per IP.',
+  },
+  'GET /v1/orgs/:org_id': {
+    operationId: 'getOrg',
+    description: 'One organization of the caller with its settings (`leak_policy`). Any member may read it.',
+  },
+  'PATCH /v1/orgs/:org_id': {
+    operationId: 'updateOrg',
+    description:
+      'Changes settings of an organization (owner, admin): `leak_policy` `disable` (a reported live key is disabled at once; the default) or `notify` (its creator is only mailed).',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -199,6 +213,7 @@ const TAGS = [
   { name: 'webhooks', description: "Signed event deliveries to an organization's endpoints." },
   { name: 'verify', description: 'Checking Breeze keys in your own services, and their revocations.' },
   { name: 'oidc', description: 'CI identity: OIDC trust policies and the token exchange.' },
+  { name: 'leaks', description: 'Reports of keys seen in public.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

@@ -112,6 +112,7 @@ const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, ob
     `/v1/orgs/${sc.org.id}/oidc-trusts`,
     { issuer: 'https://token.actions.githubusercontent.com', claims: { repository: 'acme/api' } },
   ],
+  'org.update': (sc) => ['PATCH', `/v1/orgs/${sc.org.id}`, { leak_policy: 'notify' }],
 };
 
 const SUCCESS: Record<string, number> = { GET: 200, POST: 201, PATCH: 200, DELETE: 204 };

@@ -17,6 +17,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   server: () => import('./server.js'),
   completion: () => import('./completion.js'),
   oidc: () => import('./oidc/index.js'),
+  scan: () => import('./scan/index.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */

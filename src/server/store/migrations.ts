@@ -349,6 +349,16 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '008_leaks': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // what a leak report does to a live key of the organization (PLATFORM.md "Leak reports")
+      await db.schema
+        .alterTable('organizations')
+        .addColumn('leak_policy', 'text', (c) => c.notNull().defaultTo('disable'))
+        .execute();
+    },
+  },
 };
 
 /** Names of the migrations, oldest first (tests build databases as older versions left them). */

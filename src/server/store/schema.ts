@@ -117,6 +117,8 @@ export interface OrganizationsTable {
   /** set on a user's personal organization (unique), null on every other */
   personal_user_id: string | null;
   created_at: string;
+  /** 'disable' (default) | 'notify': what a leak report does to a live key (migration 008) */
+  leak_policy?: string;
 }
 
 export interface MembershipsTable {
