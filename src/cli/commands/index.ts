@@ -16,6 +16,9 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./serve.js'),
   server: () => import('./server.js'),
   completion: () => import('./completion.js'),
+  link: () => import('./link.js'),
+  unlink: () => import('./unlink.js'),
+  doctor: () => import('./doctor.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */
