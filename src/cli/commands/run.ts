@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { credentialEnv } from '../env-vars.js';
 import { UsageError, UserError } from '../errors.js';
+import { warnIfExpiring } from '../expiry.js';
 import type { CommandHost } from './host.js';
 
 const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR1', 'SIGUSR2'];
@@ -12,10 +13,17 @@ const FORWARDED: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', '
  * Runs `argv` with the credential variables in its environment, stdio inherited, signals passed on.
  * Resolves with the exit code to pass on (128 + signal number when it was killed by a signal).
  */
-export async function runRun(opts: { argv: string[] }, ctx: CliContext): Promise<number> {
+export async function runRun(opts: { argv: string[]; mask?: boolean }, ctx: CliContext): Promise<number> {
   const [file, ...args] = opts.argv;
   if (!file) throw new UsageError('No command given.', { hint: 'Usage: breeze run -- <cmd> [args...]' });
-  const vars = await credentialEnv(ctx);
+  const session = await ctx.session();
+  const vars = await credentialEnv(ctx, session);
+  warnIfExpiring(ctx, session);
+  const { maskByDefault, secretsOf } = await import('../run/secrets.js');
+  if (opts.mask ?? maskByDefault(ctx.env)) {
+    const { runMasked } = await import('../run/masked-run.js');
+    return runMasked(file, args, { ...ctx.env, ...vars }, secretsOf(vars), ctx);
+  }
   const child = spawn(file, args, { stdio: 'inherit', env: { ...ctx.env, ...vars } });
   const extra = FORWARDED.filter((s) => s !== 'SIGINT' && s !== 'SIGTERM');
   // A Ctrl-C or Ctrl-\ typed at a terminal already reaches the child (same foreground process
@@ -52,16 +60,23 @@ export function createCommand(host: CommandHost): Command {
   return new Command('run')
     .description('run a command with BREEZE_API_KEY (and friends) in its environment')
     .argument('<cmd...>', 'the command and its arguments (after --)')
+    .option(
+      '--mask',
+      'replace the injected secrets (and their base64/URL-encoded forms) in its output (default when CI is set)',
+    )
+    .option('--no-mask', 'do not mask its output, also in CI')
     .addHelpText(
       'after',
       `
 Examples:
   $ breeze run -- npm test
   $ breeze run -- sh -c 'curl -H "xi-api-key: $BREEZE_API_KEY" "$BREEZE_SERVER/v1/me"'
-  $ breeze --profile ci run -- ./deploy.sh --prod`,
+  $ breeze --profile ci run -- ./deploy.sh --prod
+  $ breeze run --mask -- ./deploy.sh          prints [BREEZE_API_KEY] where the key would show`,
     )
-    .action(async (argv: string[], _o, cmd: Command) => {
+    .action(async (argv: string[], o: { mask?: boolean }, cmd: Command) => {
       const ctx = await host.context(cmd);
-      ctx.exitCode = await runRun({ argv }, ctx);
+      // commander sets `mask` only when one of the flags is given (no default)
+      ctx.exitCode = await runRun({ argv, mask: o.mask }, ctx);
     });
 }
