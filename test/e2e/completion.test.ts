@@ -31,6 +31,9 @@ const TOP = [
   'serve',
   'server',
   'completion',
+  'link',
+  'unlink',
+  'doctor',
   'help',
 ];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];

@@ -18,6 +18,9 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   completion: () => import('./completion.js'),
   oidc: () => import('./oidc/index.js'),
   scan: () => import('./scan/index.js'),
+  link: () => import('./link.js'),
+  unlink: () => import('./unlink.js'),
+  doctor: () => import('./doctor.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */

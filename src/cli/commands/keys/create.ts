@@ -30,9 +30,11 @@ export async function runKeysCreate(
   }
   const { client } = await ctx.authenticated();
   let projectId: string | undefined;
-  if (opts.project !== undefined) {
+  // --project, else BREEZE_PROJECT / .breeze.json (breeze link)
+  const projectRef = opts.project ?? ctx.project();
+  if (projectRef !== undefined) {
     const { projectIdFor } = await import('../../teams.js');
-    projectId = await projectIdFor(ctx, opts.project);
+    projectId = await projectIdFor(ctx, projectRef);
   }
   const created = await client.createKey({
     name: opts.name,

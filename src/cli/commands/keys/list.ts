@@ -10,9 +10,11 @@ export async function runKeysList(
 ): Promise<{ data: ApiKeyInfo[] }> {
   const { client } = await ctx.authenticated();
   let projectId: string | undefined;
-  if (opts.project !== undefined) {
+  // --project, else BREEZE_PROJECT / .breeze.json (breeze link)
+  const projectRef = opts.project ?? ctx.project();
+  if (projectRef !== undefined) {
     const { projectIdFor } = await import('../../teams.js');
-    projectId = await projectIdFor(ctx, opts.project);
+    projectId = await projectIdFor(ctx, projectRef);
   }
   const keys = await client.listAllKeys(projectId === undefined ? {} : { project_id: projectId });
   return { data: opts.all ? keys : keys.filter((k) => k.status === 'active' || k.status === 'expiring') };
