@@ -44,7 +44,11 @@ export interface Verifier extends KeyVerifier {
   clearCache(): void;
   /** ends the revocation stream and refuses further verifications (`CLOSED`) */
   close(): Promise<void>;
+  [INSPECT](): string[];
 }
+
+/** `verifier[INSPECT]()`: the cache's keys (hashes), for tests and debugging; never a key itself. */
+export const INSPECT: unique symbol = Symbol.for('@breeze/verify.inspect');
 
 /** While the revocation stream is down, a cached answer is trusted this long at most. */
 export const STREAM_DOWN_TTL_MS = 1000;
@@ -325,6 +329,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   return {
     verify,
+    [INSPECT]: () => [...cache.keys()],
     get streamConnected() {
       return stream?.connected ?? false;
     },
