@@ -33,6 +33,9 @@ export interface VerifierOptions {
   onError?: (err: Error) => void;
 }
 
+/** `verifier[INSPECT]()`: the cache's keys (hashes), for tests and debugging; never a key itself. */
+export const INSPECT: unique symbol = Symbol.for('@breeze/verify.inspect');
+
 /** A verifier: `verify()` with a local cache kept honest by the revocation stream. */
 export interface Verifier extends KeyVerifier {
   verify(key: string, opts?: VerifyOptions): Promise<VerifyResult>;
@@ -46,9 +49,6 @@ export interface Verifier extends KeyVerifier {
   close(): Promise<void>;
   [INSPECT](): string[];
 }
-
-/** `verifier[INSPECT]()`: the cache's keys (hashes), for tests and debugging; never a key itself. */
-export const INSPECT: unique symbol = Symbol.for('@breeze/verify.inspect');
 
 /** While the revocation stream is down, a cached answer is trusted this long at most. */
 export const STREAM_DOWN_TTL_MS = 1000;
