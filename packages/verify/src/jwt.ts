@@ -6,6 +6,7 @@ import type { VerifyResult } from './types.js';
 export const JWT_SCOPES = ['read', 'write', 'admin'] as const;
 const AUDIENCE = 'breeze';
 const CLOCK_TOLERANCE_S = 60;
+const COOLDOWN_MS = 1000;
 
 export interface JwtChecker {
   verify(token: string, scopes: readonly string[]): Promise<VerifyResult>;
@@ -25,20 +26,32 @@ export function createJwtChecker(o: {
   const jwks = createRemoteJWKSet(new URL(o.jwksUrl), {
     timeoutDuration: o.timeoutMs,
     // an unknown kid refetches at most this often, so made-up kids cannot flood the server
-    cooldownDuration: 5_000,
+    cooldownDuration: COOLDOWN_MS,
     cacheMaxAge: 10 * 60_000,
     [customFetch]: (url, init) => o.fetch(url, init),
   });
   return {
     async verify(token, scopes) {
-      try {
-        const { payload } = await jwtVerify(token, jwks, {
+      const check = () =>
+        jwtVerify(token, jwks, {
           issuer: o.issuer,
           audience: AUDIENCE,
           algorithms: ['Ed25519', 'EdDSA'],
           requiredClaims: ['sub', 'iat', 'exp'],
           clockTolerance: CLOCK_TOLERANCE_S,
         });
+      try {
+        let verified: Awaited<ReturnType<typeof check>>;
+        try {
+          verified = await check();
+        } catch (err) {
+          // an unknown kid right after the key set was read (a rollover in that second): wait out the
+          // refetch cooldown and look once more, rather than refuse a token the server just issued
+          if (!(err instanceof errors.JWKSNoMatchingKey) || !jwks.coolingDown) throw err;
+          await new Promise((r) => setTimeout(r, COOLDOWN_MS));
+          verified = await check();
+        }
+        const { payload } = verified;
         const sub = payload.sub;
         if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128)
           return { valid: false, code: 'MALFORMED' };

@@ -37,7 +37,7 @@ const KEY_SETS = new Map<string, KeySet>();
 /** a key set is reread after this long, and at once for an unknown kid (at most once a second) */
 const MAX_AGE_MS = 10 * 60_000;
 const UNKNOWN_KID_COOLDOWN_MS = 1000;
-const HEADER = /^\s*t=(\d{1,12})\s*,\s*kid=([A-Za-z0-9_-]{1,128})\s*,\s*sig=([A-Za-z0-9_-]{86})={0,2}\s*$/;
+const HEADER = /^\s*t=(\d{1,12})\s*,\s*kid=([A-Za-z0-9_.:-]{1,128})\s*,\s*sig=([A-Za-z0-9_-]{86})={0,2}\s*$/;
 
 async function loadKeySet(url: string, set: KeySet, doFetch: typeof fetch): Promise<void> {
   set.lastAttempt = Date.now();
@@ -109,12 +109,18 @@ async function keyFor(url: string, kid: string, doFetch: typeof fetch): Promise<
   };
   if (Date.now() - s.fetchedAt > MAX_AGE_MS) await reload();
   let key = s.keys.get(kid);
-  // a kid we have not seen: the server may have rolled its key over since we last read the set
-  if (!key && Date.now() - s.lastAttempt >= UNKNOWN_KID_COOLDOWN_MS) {
-    await reload();
+  if (!key) {
+    if (s.loading) await s.loading;
     key = s.keys.get(kid);
-  } else if (!key && s.loading) {
-    await s.loading;
+  }
+  if (!key) {
+    // a kid we have not seen: the server may have rolled its key over since we last read the set;
+    // reread it, at most once a second (waiting out the rest of that second) so made-up kids
+    // cannot turn into a flood of JWKS requests
+    const wait = s.lastAttempt + UNKNOWN_KID_COOLDOWN_MS - Date.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (s.loading) await s.loading;
+    else if (Date.now() - s.lastAttempt >= UNKNOWN_KID_COOLDOWN_MS) await reload();
     key = s.keys.get(kid);
   }
   if (!key) throw new BreezeWebhookError('UNKNOWN_KID', 'The signature names a key the JWKS does not list.');
