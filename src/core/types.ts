@@ -1,4 +1,5 @@
-export const SCOPES = ['read', 'write', 'admin'] as const;
+/** `verify` (PLATFORM.md): checks other keys of the organization; implies nothing else. */
+export const SCOPES = ['read', 'write', 'admin', 'verify'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export type KeyStatus = 'active' | 'expiring' | 'expired' | 'disabled';

@@ -19,10 +19,13 @@ import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
 import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
+import { keyUsageRoutes } from './routes/key-usage.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
+import { verifyRoutes } from './routes/verify.js';
+import { registerUsage, UsageTracker } from './services/usage.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { addFormats } from './validation.js';
@@ -89,8 +92,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     cache,
     clock,
     keys: new KeyService(opts.store, hasher, cache, clock),
+    usage: new UsageTracker(opts.store, {
+      count: config.countUsage,
+      onError: (err, what) => app.log.warn({ err }, what),
+    }),
   };
   app.decorate('breeze', ctx);
+  registerUsage(app);
   const jwt = new JwtService(ctx);
   app.decorate('jwtService', jwt);
 
@@ -122,5 +130,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
+  await app.register(verifyRoutes);
+  await app.register(keyUsageRoutes);
   return app;
 }

@@ -33,6 +33,23 @@ export function requireKeyManager(auth: AuthContext): void {
   if (!canManageKeys(auth)) throw forbidden('This key lacks the "admin" scope needed to manage keys.');
 }
 
+/**
+ * `POST /v1/keys/verify` and `GET /v1/keys/events` (PLATFORM.md): only an API key whose effective
+ * scopes (its own, capped by its creator's role) hold `verify`; it acts for its own organization.
+ * `verify` implies nothing else, and nothing else implies it (a JWT or session cannot verify).
+ */
+export function requireVerifier(auth: AuthContext): { orgId: string; keyId: string } {
+  if (auth.type !== 'api_key' || !auth.keyId || !auth.org) {
+    throw forbidden('Verifying keys needs an API key with the "verify" scope.');
+  }
+  if (!auth.scopes.includes('verify')) {
+    throw forbidden(
+      'This key lacks the "verify" scope (only owners and admins can hold it): create one with --scopes verify.',
+    );
+  }
+  return { orgId: auth.org.id, keyId: auth.keyId };
+}
+
 /** A caller can never hand out a scope it does not hold itself. */
 export function requireScopesWithin(auth: AuthContext, scopes: readonly Scope[]): void {
   const missing = scopes.filter((s) => !auth.scopes.includes(s));
@@ -69,11 +86,8 @@ export function rotationGrace(auth: AuthContext, row: KeyRow, requestedS: number
 // permission matrix below — data, role × action — decides what a member may do in an organization.
 // ---------------------------------------------------------------------------------------------
 
-/** `verify` is the fourth scope of issue 13; listed so the caps are complete when it lands. */
-export type CapScope = Scope | 'verify';
-
-/** What each role caps a credential's scopes to. */
-export const ROLE_CAPS: Readonly<Record<Role, readonly CapScope[]>> = {
+/** What each role caps a credential's scopes to (only owners and admins hold `verify`). */
+export const ROLE_CAPS: Readonly<Record<Role, readonly Scope[]>> = {
   owner: ['read', 'write', 'admin', 'verify'],
   admin: ['read', 'write', 'admin', 'verify'],
   member: ['read', 'write'],

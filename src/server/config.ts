@@ -29,6 +29,16 @@ export interface ServerConfig {
   dataDir?: string;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
+  /** Per-key usage counters (requests, rejected per hour); false turns counting off (benchmarks). */
+  countUsage: boolean;
+  /** How often counted usage is written to the database (batched, additive). */
+  usageFlushMs: number;
+  /** `GET /v1/keys/events`: the keep-alive comment interval. */
+  eventsPingMs: number;
+  /** How often an instance looks for keys whose expiry (e.g. a rotation's grace end) just passed. */
+  keyExpiryPollMs: number;
+  /** Concurrent event streams one key may hold open. */
+  maxEventStreamsPerKey: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
@@ -39,6 +49,11 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     keyCacheTtlMs: 500,
     jwtAlg: 'Ed25519',
     pepper: null,
+    countUsage: true,
+    usageFlushMs: 5000,
+    eventsPingMs: 15_000,
+    keyExpiryPollMs: 250,
+    maxEventStreamsPerKey: 5,
     ...overrides,
   };
 }

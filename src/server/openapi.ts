@@ -123,6 +123,21 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     operationId: 'deleteProject',
     description: 'Deletes a project (owner, admin); `409` while it has keys, and for `default`.',
   },
+  'POST /v1/keys/verify': {
+    operationId: 'verifyKey',
+    description:
+      "Checks a key of the caller's organization (caller: a key with `verify`). Always `200` with `valid` and a `code`: `VALID` (with the key, its user, effective scopes and rate limit), `MALFORMED`, `NOT_FOUND` (also for a key of another organization), `DISABLED`, `EXPIRED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`. A verification is a use of the checked key: it spends that key's rate limit and counts in its usage.",
+  },
+  'GET /v1/keys/events': {
+    operationId: 'streamKeyEvents',
+    description:
+      'Server-Sent Events (caller: a key with `verify`): `key.revoked` `{"key_id"}` within a second of a key of the organization being disabled, deleted, narrowed, expired (a rotation\'s grace end) or its creator removed, on any instance. Send `Last-Event-ID` to resume; `: ping` at least every 15 s; at most 5 streams per key (`429`).',
+  },
+  'GET /v1/api-keys/:key_id/usage': {
+    operationId: 'getApiKeyUsage',
+    description:
+      'Requests and refusals (rate limit, scope) of a key per hour or day (UTC), every bucket of `from`..`to` present, oldest first. Same visibility as reading the key.',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -134,6 +149,7 @@ const TAGS = [
   { name: 'meta', description: 'Server health.' },
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
+  { name: 'verify', description: 'Checking Breeze keys in your own services, and their revocations.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

@@ -14,8 +14,9 @@ import {
 } from '../authz.js';
 import type { AuthContext } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
+import { recordRevocations } from '../services/key-events.js';
 import { OrgService } from '../services/orgs.js';
-import { type KeyRow, toKeyInfo } from '../store/keys.js';
+import { type KeyRow, scopesOf, toKeyInfo } from '../store/keys.js';
 import {
   createdKeySchema,
   errorResponses,
@@ -243,7 +244,16 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         patch.scopes = scopes.join(' ');
       }
       if (Object.keys(patch).length === 0) return info(row);
-      const updated = await store.keys.update(row.id, patch);
+      // fewer scopes than before: verifiers holding it in a cache hear of it (key.revoked)
+      const narrowed =
+        patch.scopes !== undefined && scopesOf(row).some((s) => !patch.scopes?.split(' ').includes(s));
+      const updated = await store.transaction(async (tx) => {
+        const u = await tx.keys.update(row.id, patch);
+        if (u && narrowed && row.org_id) {
+          await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'narrowed' }], clock());
+        }
+        return u;
+      });
       if (!updated) throw notFound();
       await keys.changed(row.id);
       return info(updated);
@@ -302,7 +312,17 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         authorizeKeyAction(auth, row, action);
         const disabledAt = action === 'disable' ? (row.disabled_at ?? clock().toISOString()) : null;
         if (disabledAt === row.disabled_at) return info(row);
-        const updated = await store.keys.update(row.id, { disabled_at: disabledAt });
+        const updated = await store.transaction(async (tx) => {
+          const u = await tx.keys.update(row.id, { disabled_at: disabledAt });
+          if (u && action === 'disable' && row.org_id) {
+            await recordRevocations(
+              tx,
+              [{ org_id: row.org_id, key_id: row.id, reason: 'disabled' }],
+              clock(),
+            );
+          }
+          return u;
+        });
         if (!updated) throw notFound();
         await keys.changed(row.id);
         return info(updated);
@@ -324,7 +344,11 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply: FastifyReply) => {
       const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
       authorizeKeyAction(auth, row, 'delete');
-      await store.keys.delete(row.id);
+      await store.transaction(async (tx) => {
+        if ((await tx.keys.delete(row.id)) && row.org_id) {
+          await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'deleted' }], clock());
+        }
+      });
       await keys.changed(row.id);
       return reply.code(204).send();
     },

@@ -3,7 +3,14 @@ import { HttpError } from '../../core/errors.js';
 import { safeEqual } from '../../core/hash.js';
 import { newInvitationId } from '../../core/ids.js';
 import type { Role } from '../../core/types.js';
-import { authorizeMemberChange, authorizeOrg, type OrgAccess, type OrgAction, orgAccess } from '../authz.js';
+import {
+  authorizeMemberChange,
+  authorizeOrg,
+  capScopes,
+  type OrgAccess,
+  type OrgAction,
+  orgAccess,
+} from '../authz.js';
 import type { AuthContext, ServerContext } from '../context.js';
 import {
   EMAIL_CODE_ALPHABET,
@@ -12,6 +19,7 @@ import {
   normaliseCode,
 } from '../email-codes.js';
 import type { InvitationRow } from '../store/invitations.js';
+import { scopesOf } from '../store/keys.js';
 import {
   DEFAULT_PROJECT,
   type MemberRow,
@@ -20,6 +28,7 @@ import {
   type ProjectRow,
 } from '../store/orgs.js';
 import { normaliseEmail } from '../store/users.js';
+import { recordRevocations } from './key-events.js';
 
 /** An invitation lives 7 days (PLATFORM.md). */
 export const INVITATION_TTL_MS = 7 * 86400_000;
@@ -125,6 +134,17 @@ export class OrgService {
         throw new HttpError('CONFLICT', 'The last owner cannot be demoted: make someone else owner first.');
       }
       await tx.orgs.setRole(access.orgId, userId, role);
+      // keys whose effective scopes the new role narrows are revoked for verifiers (key.revoked)
+      const narrowed = (await tx.keyEvents.keysByCreator(access.orgId, userId)).filter((k) => {
+        const own = scopesOf(k);
+        const after = capScopes(own, role);
+        return capScopes(own, current.role as Role).some((s) => !after.includes(s));
+      });
+      await recordRevocations(
+        tx,
+        narrowed.map((k) => ({ org_id: access.orgId, key_id: k.id, reason: 'role_changed' as const })),
+        this.ctx.clock(),
+      );
     });
     await this.dropKeysOf(access.orgId, userId);
     return { ...target, role };
@@ -145,6 +165,12 @@ export class OrgService {
         );
       }
       await tx.orgs.removeMember(access.orgId, userId);
+      const gone = await tx.keyEvents.keysByCreator(access.orgId, userId);
+      await recordRevocations(
+        tx,
+        gone.map((k) => ({ org_id: access.orgId, key_id: k.id, reason: 'member_removed' as const })),
+        this.ctx.clock(),
+      );
     });
     await this.dropKeysOf(access.orgId, userId);
   }

@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, PostgresAdapter, sql } from 'kysely';
 import { ulid } from '../../core/ids.js';
 
 /**
@@ -204,6 +204,36 @@ const migrations: Record<string, Migration> = {
         .createIndex('api_keys_project_id')
         .on('api_keys')
         .columns(['project_id', 'id'])
+        .execute();
+    },
+  },
+  '004_key_events': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+      await db.schema
+        .createTable('key_events')
+        .addColumn('id', postgres ? 'bigserial' : 'integer', (c) =>
+          postgres ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn('org_id', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('dedupe', 'text', (c) => c.unique())
+        .execute();
+      await db.schema.createIndex('key_events_org_id').on('key_events').columns(['org_id', 'id']).execute();
+      await db.schema.createIndex('key_events_created_at').on('key_events').columns(['created_at']).execute();
+      // the expiry watcher asks "which keys expired since my last look" several times a second
+      await db.schema.createIndex('api_keys_expires_at').on('api_keys').columns(['expires_at']).execute();
+      await db.schema
+        .createTable('key_usage')
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('hour', 'text', (c) => c.notNull())
+        .addColumn('requests', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('rejected', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('key_usage_pk', ['key_id', 'hour'])
         .execute();
     },
   },

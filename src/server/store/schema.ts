@@ -16,6 +16,8 @@ export interface Database {
   memberships: MembershipsTable;
   projects: ProjectsTable;
   invitations: InvitationsTable;
+  key_events: KeyEventsTable;
+  key_usage: KeyUsageTable;
 }
 
 export interface UsersTable {
@@ -138,4 +140,30 @@ export interface InvitationsTable {
   created_at: string;
   expires_at: string;
   accepted_at: string | null;
+}
+
+/**
+ * Revocation events of `GET /v1/keys/events`, written in the same transaction as the change. `id`
+ * grows monotonically in commit order (writers take a lock first on PostgreSQL; SQLite serialises
+ * them), so a stream resumes after `Last-Event-ID` without a gap.
+ */
+export interface KeyEventsTable {
+  id: Generated<number>;
+  org_id: string;
+  key_id: string;
+  /** 'key.revoked' */
+  type: string;
+  /** disabled | deleted | narrowed | expired | member_removed | role_changed */
+  reason: string;
+  created_at: string;
+  /** set for events several instances may detect at once (an expiry): one row wins */
+  dedupe: string | null;
+}
+
+/** Per key, per hour (`hour`: RFC 3339 of the hour's start): counts summed by additive upserts. */
+export interface KeyUsageTable {
+  key_id: string;
+  hour: string;
+  requests: number;
+  rejected: number;
 }

@@ -1,9 +1,11 @@
 import { type Kysely, Migrator } from 'kysely';
 import { InvitationsRepo } from './invitations.js';
+import { KeyEventsRepo } from './key-events.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
 import { OrgsRepo } from './orgs.js';
 import type { Database } from './schema.js';
+import { UsageRepo } from './usage.js';
 import { UsersRepo } from './users.js';
 
 export type Engine = 'sqlite' | 'postgres';
@@ -19,6 +21,8 @@ export interface Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -36,6 +40,8 @@ export interface StoreTx {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -45,6 +51,8 @@ export abstract class BaseStore implements Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -52,6 +60,8 @@ export abstract class BaseStore implements Store {
     this.keys = new KeysRepo(db);
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
+    this.keyEvents = new KeyEventsRepo(db, () => this.engine);
+    this.usage = new UsageRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -73,6 +83,8 @@ export abstract class BaseStore implements Store {
         keys: new KeysRepo(trx),
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
+        keyEvents: new KeyEventsRepo(trx, () => this.engine),
+        usage: new UsageRepo(trx),
       }),
     );
   }

@@ -52,7 +52,7 @@ export function createCreateCommand(host: CommandHost): Command {
   return new Command('create')
     .description('create a key; the plaintext is printed once')
     .requiredOption('--name <name>', 'a name to recognise it by')
-    .option('--scopes <list>', 'comma-separated: read,write,admin (default read)', parseScopes)
+    .option('--scopes <list>', 'comma-separated: read,write,admin,verify (default read)', parseScopes)
     .option('--expires-in <duration>', 'lifetime: 90s, 15m, 24h, 30d (default: never)', durationArg)
     .option('--save', "store it as this profile's key")
     .option('--project <id|name>', 'the project it belongs to (a name: of the current organization)')
