@@ -9,7 +9,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import express from 'express';
 import Fastify from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { breezeExpress } from '../../packages/verify/src/express.js';
 import { breezeFastify } from '../../packages/verify/src/fastify.js';
 import { withBreeze } from '../../packages/verify/src/fetch.js';
@@ -38,8 +38,11 @@ beforeAll(async () => {
     scopes: ['read', 'write', 'admin'],
   }));
 });
-afterAll(async () => {
+// each verifier holds one revocation stream, and the server allows few per key: close them as we go
+afterEach(async () => {
   await Promise.all(verifiers.splice(0).map((v) => v.close()));
+});
+afterAll(async () => {
   await srv?.close();
 });
 
@@ -392,15 +395,16 @@ async function startCuttableProxy(port: string) {
   return {
     url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
     requests,
+    // a dropped network, not a polite close: RST, so neither side waits on a half-open socket
     cut() {
       refusing = true;
-      for (const s of sockets) s.destroy();
+      for (const s of sockets) s.resetAndDestroy();
     },
     restore() {
       refusing = false;
     },
     async close() {
-      for (const s of sockets) s.destroy();
+      for (const s of sockets) s.resetAndDestroy();
       await new Promise<void>((r) => server.close(() => r()));
     },
   };
