@@ -20,6 +20,7 @@ import { sleep } from './lib/stats.js';
 import { cliStartupSection } from './sections/cli-startup.js';
 import { loginSection } from './sections/login.js';
 import { scanSection } from './sections/scan.js';
+import { sdkSection } from './sections/sdk.js';
 import { teamsPostgresSection, teamsSqliteSection } from './sections/teams.js';
 import { postgresSection, sqliteSection } from './sections/verify.js';
 
@@ -31,6 +32,7 @@ const SECTIONS: Section[] = [
   teamsSqliteSection,
   teamsPostgresSection,
   scanSection,
+  sdkSection,
 ];
 
 function parseOptions(): { opts: BenchOptions; only: Set<string> | null } {
