@@ -118,7 +118,11 @@ export class KeyService {
       const narrowed =
         patch.scopes !== undefined && scopesOf(row).some((s) => !patch.scopes?.split(' ').includes(s));
       if (narrowed && row.org_id) {
-        await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'narrowed' }], this.clock());
+        await recordRevocations(
+          tx,
+          [{ org_id: row.org_id, key_id: row.id, reason: 'narrowed' }],
+          this.clock(),
+        );
       }
       const changes: Record<string, unknown> = {};
       if (patch.name !== undefined && patch.name !== row.name)
@@ -142,7 +146,11 @@ export class KeyService {
       const after = await tx.keys.update(row.id, { disabled_at: disabledAt });
       if (!after) return undefined;
       if (disabledAt && row.org_id) {
-        await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'disabled' }], this.clock());
+        await recordRevocations(
+          tx,
+          [{ org_id: row.org_id, key_id: row.id, reason: 'disabled' }],
+          this.clock(),
+        );
       }
       await this.record(tx, by, disabledAt ? 'key.disabled' : 'key.enabled', after, {
         name: after.name,
@@ -159,7 +167,11 @@ export class KeyService {
     const deleted = await this.store.transaction(async (tx) => {
       if (!(await tx.keys.delete(row.id))) return false;
       if (row.org_id) {
-        await recordRevocations(tx, [{ org_id: row.org_id, key_id: row.id, reason: 'deleted' }], this.clock());
+        await recordRevocations(
+          tx,
+          [{ org_id: row.org_id, key_id: row.id, reason: 'deleted' }],
+          this.clock(),
+        );
       }
       await this.record(tx, by, 'key.deleted', row, { name: row.name, prefix: row.prefix });
       return true;

@@ -127,7 +127,9 @@ Examples:
       const ctx = await host.context(cmd);
       if (raw.oidc) {
         if (raw.withKey || raw.email !== undefined || raw.code !== undefined || raw.start || raw.complete) {
-          throw new UsageError('--oidc cannot be combined with --with-key, --email, --code, --start or --complete.');
+          throw new UsageError(
+            '--oidc cannot be combined with --with-key, --email, --code, --start or --complete.',
+          );
         }
         const { runOidcLogin } = await import('../login/oidc.js');
         await runOidcLogin(
