@@ -3,7 +3,7 @@
  * up after itself, and says "skipped: <why>" when its prerequisites are missing; the rest still runs.
  * The table goes to stdout, progress to stderr, everything measured to .bench-build/results.json.
  *
- *   node bench/run.mjs [--only sqlite,postgres,cli,login,teams-sqlite,teams-postgres] [--quick] [--seconds N] [--rounds N]
+ *   node bench/run.mjs [--only sqlite,postgres,cli,login,teams-sqlite,teams-postgres,verify-api] [--quick] [--seconds N] [--rounds N]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -23,6 +23,7 @@ import { scanSection } from './sections/scan.js';
 import { sdkSection } from './sections/sdk.js';
 import { teamsPostgresSection, teamsSqliteSection } from './sections/teams.js';
 import { postgresSection, sqliteSection } from './sections/verify.js';
+import { verifyApiSection } from './sections/verify-api.js';
 
 const SECTIONS: Section[] = [
   sqliteSection,
@@ -32,6 +33,7 @@ const SECTIONS: Section[] = [
   teamsSqliteSection,
   teamsPostgresSection,
   scanSection,
+  verifyApiSection,
   sdkSection,
 ];
 

@@ -50,9 +50,22 @@ export function requireVerifier(auth: AuthContext): { orgId: string; keyId: stri
   return { orgId: auth.org.id, keyId: auth.keyId };
 }
 
-/** A caller can never hand out a scope it does not hold itself. */
+/**
+ * The scopes `auth` may hand out or act on: its own, and `verify` where it holds `admin` (an
+ * effective `admin` exists only under an owner or admin role, whose cap includes `verify`; checking
+ * keys is less than managing them). So `breeze keys create --scopes verify` works with the key
+ * `breeze login` minted (read, write, admin). `verify` itself still implies nothing else.
+ */
+export function grantableScopes(auth: AuthContext): readonly Scope[] {
+  return auth.scopes.includes('admin') && !auth.scopes.includes('verify')
+    ? [...auth.scopes, 'verify']
+    : auth.scopes;
+}
+
+/** A caller can never hand out a scope it does not hold itself (see grantableScopes). */
 export function requireScopesWithin(auth: AuthContext, scopes: readonly Scope[]): void {
-  const missing = scopes.filter((s) => !auth.scopes.includes(s));
+  const held = grantableScopes(auth);
+  const missing = scopes.filter((s) => !held.includes(s));
   if (missing.length > 0)
     throw forbidden(`Cannot grant scopes this credential does not hold: ${missing.join(', ')}.`);
 }
@@ -68,7 +81,8 @@ export function authorizeKeyAction(auth: AuthContext, row: KeyRow, action: KeyAc
     requireKeyManager(auth);
   }
   if (self || action === 'read' || action === 'delete') return;
-  const missing = scopesOf(row).filter((s) => !auth.scopes.includes(s));
+  const held = grantableScopes(auth);
+  const missing = scopesOf(row).filter((s) => !held.includes(s));
   if (missing.length > 0) {
     throw forbidden(
       `Cannot ${action === 'update' ? 'change' : action} a key with scopes this credential does not hold: ${missing.join(', ')}.`,
@@ -166,6 +180,12 @@ export const VISIBILITY: Readonly<Record<'audit.all', Omit<Permission, 'denied'>
   'audit.all': { roles: MANAGERS, scope: 'admin' },
 };
 
+/**
+ * What a person signed in (session, JWT) acts with before the role cap: everything but `verify`,
+ * which is a service's scope, held by keys only (they can still grant it: grantableScopes).
+ */
+export const PERSON_SCOPES: readonly Scope[] = ['read', 'write', 'admin'];
+
 /** A credential acting inside one organization: its user's role there and the capped scopes. */
 export interface OrgAccess {
   orgId: string;
@@ -181,7 +201,7 @@ export interface OrgAccess {
  * creator belongs to).
  */
 export function orgAccess(auth: AuthContext, orgId: string, role: Role): OrgAccess {
-  const base = auth.type === 'api_key' ? (auth.keyScopes ?? auth.scopes) : [...SCOPES];
+  const base = auth.type === 'api_key' ? (auth.keyScopes ?? auth.scopes) : PERSON_SCOPES;
   return { orgId, role, scopes: capScopes(base, role), auth };
 }
 

@@ -1,7 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { safeEqual } from '../core/hash.js';
 import { randomToken, ulid } from '../core/ids.js';
-import { SCOPES } from '../core/types.js';
+import { PERSON_SCOPES } from './authz.js';
 import type { ServerConfig } from './config.js';
 import type { AuthContext, ServerContext } from './context.js';
 import { requestMeta, userActor } from './services/audit.js';
@@ -222,7 +222,7 @@ export class Sessions {
     return {
       type: 'session',
       user: { id: found.session.user_id, email: found.email },
-      scopes: [...SCOPES],
+      scopes: [...PERSON_SCOPES],
     };
   };
 

@@ -272,11 +272,12 @@ for (const e of eng.list) {
     describe('headers: xi-api-key, then x-api-key, then Bearer', () => {
       test('each header alone authenticates', async () => {
         const o = await owner();
-        for (const h of [
+        const alone: Record<string, string>[] = [
           { 'xi-api-key': o.target.apiKey },
           { 'x-api-key': o.target.apiKey },
           { authorization: `Bearer ${o.target.apiKey}` },
-        ]) {
+        ];
+        for (const h of alone) {
           const r = await call(h, 'GET', '/v1/me');
           expect(r.status, Object.keys(h)[0]).toBe(200);
           expect(r.headers['x-breeze-api-key-id']).toBe(o.target.keyId);

@@ -51,12 +51,12 @@ describe('createVerifier: answers and cache', () => {
   it('asks again once cacheTtlMs has passed', async () => {
     const key = makeKey();
     fake.answers.set(key, VALID('key_A'));
-    const v = verifier({ cacheTtlMs: 150 });
+    const v = verifier({ cacheTtlMs: 500 });
     await connected(v);
     await v.verify(key);
     await v.verify(key);
     expect(fake.verifyCalls).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 200));
+    await new Promise((r) => setTimeout(r, 550));
     await v.verify(key);
     expect(fake.verifyCalls).toHaveLength(2);
   });
@@ -93,10 +93,10 @@ describe('createVerifier: answers and cache', () => {
     fake.eventsStatus = 503;
     const down = verifier();
     await down.verify(key);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 250));
     await down.verify(key);
     expect(fake.verifyCalls).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 750));
+    await new Promise((r) => setTimeout(r, 900));
     expect(down.streamConnected).toBe(false);
     await down.verify(key);
     expect(fake.verifyCalls).toHaveLength(2);

@@ -14,6 +14,8 @@ const FOLLOW_POLL_MS = 1000;
 const RETENTION_MS = 7 * 86400_000;
 /** On start, expiries this far back are announced (an instance restarting across a grace end). */
 const STARTUP_LOOKBACK_MS = 10_000;
+/** How far each look for expiries reaches back before the previous one. */
+const EXPIRY_LAG_MS = 5_000;
 
 /**
  * Records revocations in the change's own transaction (a revoked key without its event cannot
@@ -223,6 +225,8 @@ export class KeyEventHub {
   }
 
   private expiryRunning = false;
+  /** expiries this instance recorded (or found recorded) lately, by dedupe key */
+  private readonly announced = new Map<string, number>();
 
   /** Records `expired` for keys whose `expires_at` passed since the last look (once across instances). */
   private async watchExpiries(): Promise<void> {
@@ -231,20 +235,24 @@ export class KeyEventHub {
     const { store, keys, clock } = this.app.breeze;
     try {
       const now = clock();
-      const from = new Date(this.expirySince).toISOString();
+      // windows overlap by EXPIRY_LAG_MS: a change that set an expiry just before our last look
+      // may have committed only after it (a rotation with grace 0); the dedupe key keeps it once
+      const from = new Date(this.expirySince - EXPIRY_LAG_MS).toISOString();
       const to = now.toISOString();
       const expired = await store.keyEvents.expiredBetween(from, to);
-      const events: NewKeyEvent[] = expired
-        .filter((k) => k.org_id)
-        .map((k) => ({
-          org_id: k.org_id as string,
-          key_id: k.id,
-          reason: 'expired' as const,
-          dedupe: `expired:${k.id}:${k.expires_at}`,
-        }));
+      const events: NewKeyEvent[] = [];
+      for (const k of expired) {
+        const dedupe = `expired:${k.id}:${k.expires_at}`;
+        if (!k.org_id || this.announced.has(dedupe)) continue;
+        events.push({ org_id: k.org_id, key_id: k.id, reason: 'expired', dedupe });
+      }
       if (events.length > 0) {
         const written = await store.transaction((tx) => tx.keyEvents.append(events, to));
+        for (const e of events) this.announced.set(e.dedupe as string, now.getTime());
         for (const row of written) await keys.changed(row.key_id);
+      }
+      for (const [d, at] of this.announced) {
+        if (now.getTime() - at > 2 * EXPIRY_LAG_MS) this.announced.delete(d);
       }
       this.expirySince = now.getTime();
       if (now.getTime() - this.lastPrune > 3600_000) {
