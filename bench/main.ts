@@ -19,6 +19,7 @@ import { type BenchOptions, type Section, type SectionContext, SkipSection } fro
 import { sleep } from './lib/stats.js';
 import { cliStartupSection } from './sections/cli-startup.js';
 import { loginSection } from './sections/login.js';
+import { runMaskSection } from './sections/run-mask.js';
 import { teamsPostgresSection, teamsSqliteSection } from './sections/teams.js';
 import { postgresSection, sqliteSection } from './sections/verify.js';
 
@@ -29,6 +30,7 @@ const SECTIONS: Section[] = [
   loginSection,
   teamsSqliteSection,
   teamsPostgresSection,
+  runMaskSection,
 ];
 
 function parseOptions(): { opts: BenchOptions; only: Set<string> | null } {
