@@ -10,6 +10,8 @@ import { figure } from '../lib/report.js';
 import { type Section, SkipSection } from '../lib/section.js';
 import { median, shuffle } from '../lib/stats.js';
 
+const round1 = (x: number) => Math.round(x * 10) / 10;
+
 /** MB written by the child per run. */
 const MEGABYTES = 48;
 const ROUNDS = 5;
@@ -139,7 +141,7 @@ export const runMaskSection: Section = {
       figure({
         id: 'run_mask.masked_mb_s',
         label: 'breeze run --mask: MB/s through the masker (pipes)',
-        value: median(rates.masked),
+        value: round1(median(rates.masked)),
         unit: '',
         note,
       }),
@@ -148,7 +150,7 @@ export const runMaskSection: Section = {
       figure({
         id: 'run_mask.unmasked_mb_s',
         label: 'breeze run --no-mask: MB/s (child writes the pipe itself)',
-        value: median(rates.unmasked),
+        value: round1(median(rates.unmasked)),
         unit: '',
         note,
       }),
@@ -157,7 +159,7 @@ export const runMaskSection: Section = {
       figure({
         id: 'run_mask.direct_mb_s',
         label: 'the child alone (no breeze): MB/s',
-        value: median(rates.direct),
+        value: round1(median(rates.direct)),
         unit: '',
         note,
       }),
@@ -175,7 +177,7 @@ export const runMaskSection: Section = {
       figure({
         id: 'run_mask.masker_in_process_mb_s',
         label: 'Masker.push alone, in process: MB/s',
-        value: median(inProcess),
+        value: round1(median(inProcess)),
         unit: '',
         note: '256 MiB of log lines, 1 key per 50 lines',
       }),
