@@ -21,6 +21,7 @@ import { cliStartupSection } from './sections/cli-startup.js';
 import { loginSection } from './sections/login.js';
 import { scanSection } from './sections/scan.js';
 import { sdkSection } from './sections/sdk.js';
+import { runMaskSection } from './sections/run-mask.js';
 import { teamsPostgresSection, teamsSqliteSection } from './sections/teams.js';
 import { postgresSection, sqliteSection } from './sections/verify.js';
 import { verifyApiSection } from './sections/verify-api.js';
@@ -35,6 +36,7 @@ const SECTIONS: Section[] = [
   scanSection,
   verifyApiSection,
   sdkSection,
+  runMaskSection,
 ];
 
 function parseOptions(): { opts: BenchOptions; only: Set<string> | null } {

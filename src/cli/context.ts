@@ -319,6 +319,18 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       }
       const server = ctx.server();
       const savedProfile = config.profile(profile);
+      if (
+        fromEnv !== undefined &&
+        link?.server &&
+        ctx.source('server') === 'link' &&
+        (!savedProfile || normaliseServer(savedProfile.server) !== server)
+      ) {
+        // a checked-out repository must not be able to send a CI key to a server of its choosing
+        throw new UsageError(
+          `BREEZE_API_KEY is not sent to ${server}: that server comes from ${link.path}, not from you.`,
+          { hint: 'Set BREEZE_SERVER (or pass --server) to the server the key belongs to.' },
+        );
+      }
       const saved =
         savedProfile && normaliseServer(savedProfile.server) === server ? savedProfile : undefined;
       const resolved = await credentials.resolve(ctx.account(server), saved?.storage);

@@ -285,6 +285,36 @@ describe('breeze link / unlink', () => {
       expect(b.stderr).toContain(join(root, '.breeze.json'));
       expect(b.stderr).toContain('unlink');
     }
+    // a checked-out repository cannot send a CI key (BREEZE_API_KEY) to a server of its choosing
+    let connections = 0;
+    const trap = createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', () => r()));
+    const trapUrl = `http://127.0.0.1:${(trap.address() as AddressInfo).port}`;
+    writeFileSync(join(root, '.breeze.json'), JSON.stringify({ server: trapUrl }));
+    const ciKey = (await server.seedKey({ email: 'ci@example.com' })).apiKey;
+    for (const args of [['status'], ['token'], ['run', '--', 'true']]) {
+      const leak = await runCli(args, {
+        configDir: t.dir,
+        cwd: root,
+        env: { ...NO_DBUS, BREEZE_API_KEY: ciKey },
+      });
+      expect(leak.code, args.join(' ')).toBe(2);
+      expect(leak.stderr).toContain('BREEZE_SERVER');
+      expect(leak.stdout).not.toContain(ciKey);
+    }
+    expect(connections).toBe(0);
+    // naming the server explicitly is the user's choice
+    const ok = await runCli(['status', '--json'], {
+      configDir: t.dir,
+      cwd: root,
+      env: { ...NO_DBUS, BREEZE_API_KEY: ciKey, BREEZE_SERVER: url },
+    });
+    expect(ok.code, ok.stderr).toBe(0);
+    trap.close();
+
     // a broken file can still be removed
     expect((await runCli(['unlink'], { configDir: t.dir, cwd: root, env: NO_DBUS })).code).toBe(0);
     rmSync(root, { recursive: true, force: true });

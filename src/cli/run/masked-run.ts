@@ -159,8 +159,11 @@ async function runOnPty(
   const stdin = process.stdin;
   const raw = stdin.isTTY;
   const onInput = (d: Buffer) => term.write(d);
+  // stdin from a pipe or file: its end is an end-of-file on the terminal (^D at a line start)
+  const onEnd = () => term.write('\x04');
   if (raw) stdin.setRawMode(true);
   stdin.on('data', onInput);
+  if (!raw) stdin.once('end', onEnd);
   stdin.resume();
   const onResize = () => term.resize(process.stdout.columns || 80, process.stdout.rows || 24);
   process.stdout.on('resize', onResize);
@@ -186,6 +189,7 @@ async function runOnPty(
     });
   } finally {
     stdin.off('data', onInput);
+    stdin.off('end', onEnd);
     if (raw) stdin.setRawMode(false);
     stdin.pause();
     process.stdout.off('resize', onResize);
