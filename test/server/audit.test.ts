@@ -290,7 +290,7 @@ for (const e of eng.list) {
 
         const list = await events(owned, `org_id=${orgId}&limit=200`);
         const actorOwner = { type: 'user', id: ownerId, email: owner };
-        const expectEvent = (action: string, target: { id: unknown }, extra: object = {}) => {
+        const expectEvent = (action: string, target: { type: string; id: unknown }, extra: object = {}) => {
           const found = list.filter((x) => x.action === action && x.target.id === target.id);
           expect(found, action).toHaveLength(1);
           expect(found[0], action).toMatchObject({
