@@ -5,7 +5,7 @@ import { ApiError, NetworkError } from '../../client/errors.js';
 import { isId } from '../../client/validate.js';
 import type { CliContext } from '../context.js';
 import { UsageError } from '../errors.js';
-import { type TrustedLine, terminalLine, trustedLine } from '../ui/terminal-text.js';
+import { type TrustedLine, terminalJson, terminalLine, trustedLine } from '../ui/terminal-text.js';
 import type { CommandHost } from './host.js';
 
 export interface AuditOptions {
@@ -64,12 +64,40 @@ async function orgIdFor(ctx: CliContext, opts: AuditOptions): Promise<string | u
   return saved !== undefined && isId(saved) ? saved : undefined;
 }
 
+/** The server's 400 for a filter, in words naming the option (its message is generic). */
+function explainRefusal(err: unknown, opts: AuditOptions): unknown {
+  if (!(err instanceof ApiError) || err.code !== 'VALIDATION_FAILED') return err;
+  const fields = Array.isArray(err.details)
+    ? err.details.map((d) => String((d as { field?: unknown }).field ?? ''))
+    : [];
+  if (fields.includes('querystring.action')) {
+    return new UsageError(`The server knows no action "${opts.action}".`, {
+      hint: 'Actions look like key.created, key.rotated, key.disabled, member.joined, user.signed_in (PLATFORM.md).',
+    });
+  }
+  if (fields.includes('querystring.since')) {
+    return new UsageError(`The server refused --since "${opts.since}".`, {
+      hint: 'Give a duration such as 30m, 24h or 7d, or an RFC 3339 time.',
+    });
+  }
+  return err;
+}
+
+/** One page, with the server's refusal of a filter explained. */
+async function page(client: BreezeClient, query: AuditQuery, opts: AuditOptions): Promise<AuditPage> {
+  try {
+    return await listAuditEvents(client, query);
+  } catch (err) {
+    throw explainRefusal(err, opts);
+  }
+}
+
 /** `breeze audit` without --follow: one page of the log, newest first (the API body). */
 export async function runAudit(opts: AuditOptions, ctx: CliContext): Promise<AuditPage> {
   const orgId = await orgIdFor(ctx, opts);
   const query = auditQuery(opts, orgId);
   const { client } = await ctx.authenticated();
-  return listAuditEvents(client, query);
+  return page(client, query, opts);
 }
 
 function actorText(e: AuditEventInfo): string {
@@ -148,7 +176,8 @@ export async function followAudit(
 
   const print = (events: AuditEventInfo[]) => {
     if (ctx.json) {
-      for (const e of events) ctx.out.json(e);
+      // NDJSON: one compact document per line, escaped like every JSON the CLI prints
+      for (const e of events) ctx.out.data(trustedLine(terminalJson(e, { compact: true })));
       return;
     }
     if (!headerShown && events.length > 0) {
@@ -170,7 +199,7 @@ export async function followAudit(
     }
   };
 
-  const first = await listAuditEvents(client, base);
+  const first = await page(client, base, opts);
   const initial = [...first.data].sort(chronological);
   // a truncated first page: older events were not shown and must not appear as new later
   if (first.next_cursor !== null && initial[0]) floor = initial[0].at;
