@@ -50,6 +50,8 @@ export interface BuildAppOptions {
   authenticators?: Authenticators;
   /** test and bench only: record no audit events (see AuditService) */
   auditDisabled?: boolean;
+  /** tests only: when the retention pruner runs (default: 2 s after start, then hourly) */
+  auditPruner?: { firstMs?: number; everyMs?: number };
 }
 
 function makeAjv(coerce: boolean) {
@@ -144,7 +146,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
   await app.register(auditRoutes);
-  startAuditPruner(app);
+  startAuditPruner(app, opts.auditPruner);
   await app.register(webhookRoutes, { webhooks });
   await app.register(verifyRoutes);
   await app.register(keyUsageRoutes);

@@ -34,6 +34,7 @@ const TOP = [
   'link',
   'unlink',
   'doctor',
+  'audit',
   'help',
 ];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];

@@ -21,6 +21,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   link: () => import('./link.js'),
   unlink: () => import('./unlink.js'),
   doctor: () => import('./doctor.js'),
+  audit: () => import('./audit.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */
