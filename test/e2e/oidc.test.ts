@@ -228,7 +228,7 @@ for (const engine of ENGINES) {
     it('GitLab: BREEZE_OIDC_TOKEN with --save stores the key in the profile like a login', async () => {
       const dir = ciDir();
       const token = await issuer.sign({ aud: url, repository: 'acme/api', ref: 'refs/heads/main' });
-      const r = await runCli(['--server', url, 'login', '--oidc', '--save', '--json'], {
+      const r = await runCli(['--server', url, 'login', '--oidc', '--save', '--json', '--verbose'], {
         configDir: dir,
         env: { ...FILE_STORAGE, BREEZE_OIDC_TOKEN: token, CI: 'true' },
       });
@@ -237,6 +237,10 @@ for (const engine of ENGINES) {
       expect(out).toMatchObject({ profile: 'default', server: url, storage: 'file' });
       expect(out.prefix).toMatch(/^brz_/);
       expect(r.stdout).not.toMatch(/brz_[0-9A-Za-z]{46}/);
+      // the HTTP trace shows the exchange, never the token or the key
+      expect(r.stderr).toContain('POST');
+      expect(r.stderr).not.toContain(token.split('.')[2]);
+      expect(r.stderr).not.toMatch(/brz_[0-9A-Za-z]{46}/);
       const st = await runCli(['--server', url, 'status', '--json'], { configDir: dir, env: FILE_STORAGE });
       expect(st.code, st.stderr).toBe(0);
       expect(JSON.parse(st.stdout)).toMatchObject({ valid: true, key_id: out.key_id });

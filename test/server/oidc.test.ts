@@ -347,6 +347,18 @@ for (const e of eng.list) {
         expect(logReasons().at(-1)).toBe("the trust's creator is no longer a member");
       });
 
+      test('a trust written with a trailing slash matches the issuer without one', async () => {
+        const t = await trust({
+          issuer: `${issuer.url}/`,
+          audience: aud,
+          claims: { repository: 'acme/slash' },
+        });
+        expect(t.status).toBe(201);
+        const res = await exchange(await issuer.sign({ aud, repository: 'acme/slash' }));
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+        expect(res.body.trust_id).toBe(t.body.id);
+      });
+
       test('the exchange is rate-limited per IP', async () => {
         let limited = 0;
         for (let i = 0; i < EXCHANGES_PER_IP.max + 5; i++) {
