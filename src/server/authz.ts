@@ -97,7 +97,8 @@ export type OrgAction =
   | 'projects.delete'
   | 'keys.create'
   | 'keys.manage_others'
-  | 'oidc_trusts.manage';
+  | 'oidc_trusts.manage'
+  | 'audit.read';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -129,6 +130,17 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
   /** list, create and delete OIDC trust policies (PLATFORM.md "CI identity") */
   'oidc_trusts.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** read the organization's audit log (how much of it: VISIBILITY['audit.all']) */
+  'audit.read': { roles: ROLES, scope: 'read', denied: 403 },
+};
+
+/**
+ * Not yes/no actions but how much a member sees of something they may read: a member without the
+ * permission still reads, but only what is theirs. `audit.all`: every audit event of the
+ * organization (otherwise only events one is the actor of or owns the target of).
+ */
+export const VISIBILITY: Readonly<Record<'audit.all', Omit<Permission, 'denied'>>> = {
+  'audit.all': { roles: MANAGERS, scope: 'admin' },
 };
 
 /** A credential acting inside one organization: its user's role there and the capped scopes. */
@@ -207,4 +219,17 @@ export function authorizeMemberChange(
   if (access.role !== 'owner' && (target.role === 'owner' || newRole === 'owner')) {
     throw forbidden('Only an owner can change, remove or appoint an owner.');
   }
+}
+
+/**
+ * How much of an organization's audit log `access` reads: all of it (owners and admins, with
+ * `admin` for a key), or only events it is the actor of or owns the target of. Throws when it may
+ * read none (a key without `read`).
+ */
+export function auditScope(access: OrgAccess): 'all' | 'own' {
+  authorizeOrg(access, 'audit.read');
+  const v = VISIBILITY['audit.all'];
+  const all =
+    v.roles.includes(access.role) && (access.auth.type !== 'api_key' || access.scopes.includes(v.scope));
+  return all ? 'all' : 'own';
 }

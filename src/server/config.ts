@@ -33,6 +33,8 @@ export interface ServerConfig {
   allowHttpIssuers?: boolean;
   /** Least time between two JWKS fetches of one issuer for an unknown `kid` (default 30 s; tests lower it). */
   oidcJwksCooldownMs?: number;
+  /** Audit events older than this many days are deleted by a background pruner (default 365). */
+  auditRetentionDays: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
@@ -43,6 +45,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     keyCacheTtlMs: 500,
     jwtAlg: 'Ed25519',
     pepper: null,
+    auditRetentionDays: 365,
     ...overrides,
   };
 }

@@ -141,6 +141,11 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     description:
       "Trades a CI job's OIDC token (GitHub Actions, GitLab, ...) for a short-lived key, once per token. Signature (the issuer's JWKS), `iss`, `aud`, `exp`, `nbf` and the trust's claims are checked; any failure is `401` without saying which. `org_id` picks the organization when the token matches trusts of several. No credential needed; rate-limited per IP.",
   },
+  'GET /v1/audit-events': {
+    operationId: 'listAuditEvents',
+    description:
+      "The audit log of an organization (`org_id`, default the key's or the personal one), newest first, `limit` 1..200 (default 50); pass `next_cursor` back as `cursor`. Filters: `action`, `key_id`, `actor_id`, `since` (RFC 3339 or `24h`). Owners and admins read every event; other members those they made or whose target is theirs. Another organization is `404`.",
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -153,6 +158,7 @@ const TAGS = [
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
   { name: 'oidc', description: 'CI identity: OIDC trust policies and the token exchange.' },
+  { name: 'audit', description: 'The audit log: who did what, from where.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

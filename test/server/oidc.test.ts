@@ -223,6 +223,35 @@ for (const e of eng.list) {
         // the token never reaches the log
         expect(lines.join('\n')).not.toContain(token.split('.')[2]);
         expect(lines.join('\n')).not.toContain(res.body.api_key);
+        // the audit log has the trust's creation and the exchange (with the CI identity, no secret)
+        const events = await call(
+          'GET',
+          `/v1/audit-events?org_id=${owner.orgId}&action=oidc.exchanged`,
+          undefined,
+          owner.apiKey,
+        );
+        expect(events.status).toBe(200);
+        const ev = events.body.data.find(
+          (x: { details: { key_id?: string } }) => x.details.key_id === res.body.key.key_id,
+        );
+        expect(ev).toMatchObject({
+          action: 'oidc.exchanged',
+          target: { type: 'oidc_trust', id: trustId },
+          details: {
+            issuer: issuer.url,
+            subject: claims.sub,
+            claims: { repository: 'acme/api', ref: 'refs/heads/main' },
+          },
+        });
+        expect(JSON.stringify(events.body)).not.toContain(res.body.api_key);
+        expect(JSON.stringify(events.body)).not.toContain(token.split('.')[2]);
+        const created = await call(
+          'GET',
+          `/v1/audit-events?org_id=${owner.orgId}&action=oidc_trust.created`,
+          undefined,
+          owner.apiKey,
+        );
+        expect(created.body.data.map((x: { target: { id: string } }) => x.target.id)).toContain(trustId);
       });
 
       test('the key is refused after its TTL', async () => {

@@ -104,6 +104,7 @@ const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, ob
     `/v1/orgs/${sc.org.id}/oidc-trusts`,
     { issuer: 'https://token.actions.githubusercontent.com', claims: { repository: 'acme/api' } },
   ],
+  'audit.read': (sc) => ['GET', `/v1/audit-events?org_id=${sc.org.id}`],
 };
 
 const SUCCESS: Record<string, number> = { GET: 200, POST: 201, PATCH: 200, DELETE: 204 };

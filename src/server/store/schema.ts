@@ -18,6 +18,7 @@ export interface Database {
   invitations: InvitationsTable;
   oidc_trusts: OidcTrustsTable;
   oidc_token_uses: OidcTokenUsesTable;
+  audit_events: AuditEventsTable;
 }
 
 export interface UsersTable {
@@ -164,4 +165,31 @@ export interface OidcTokenUsesTable {
   /** SHA-256 (hex) of the token's issuer and `jti`: never the token */
   id: string;
   expires_at: string;
+}
+
+/**
+ * The audit log (append-only: rows are inserted, and deleted only by the retention pruner). Written
+ * in the transaction of the change it records. `details` is JSON text without any secret.
+ */
+export interface AuditEventsTable {
+  /** `evt_` + ULID: sorts by time, so "newest first" is an index scan */
+  id: string;
+  at: string;
+  org_id: string;
+  project_id: string | null;
+  action: string;
+  /** 'user' | 'key' | 'system' */
+  actor_type: string;
+  /** the acting user (for a key: its creator); 'system' for the server itself */
+  actor_id: string;
+  actor_email: string | null;
+  actor_key_id: string | null;
+  target_type: string;
+  target_id: string;
+  /** the user who owns the target (a key's creator, the member concerned): they may read the event */
+  target_owner_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: string;
 }

@@ -1,4 +1,5 @@
 import { type Kysely, Migrator } from 'kysely';
+import { AuditRepo } from './audit.js';
 import { InvitationsRepo } from './invitations.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
@@ -21,6 +22,7 @@ export interface Store {
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
   readonly oidc: OidcRepo;
+  readonly audit: AuditRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -39,6 +41,7 @@ export interface StoreTx {
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
   readonly oidc: OidcRepo;
+  readonly audit: AuditRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -49,6 +52,7 @@ export abstract class BaseStore implements Store {
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
   readonly oidc: OidcRepo;
+  readonly audit: AuditRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -57,6 +61,7 @@ export abstract class BaseStore implements Store {
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
     this.oidc = new OidcRepo(db);
+    this.audit = new AuditRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -79,6 +84,7 @@ export abstract class BaseStore implements Store {
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
         oidc: new OidcRepo(trx),
+        audit: new AuditRepo(trx),
       }),
     );
   }
