@@ -97,6 +97,14 @@ for (const e of eng.list) {
       });
       const list = await call('GET', `/v1/orgs/${owner.orgId}/oidc-trusts`, undefined, owner.apiKey);
       expect(list.body.data.map((t: { id: string }) => t.id)).toContain(created.body.id);
+      // someone of another organization neither sees nor deletes it
+      const outsider = await s.seedKey({ email: `outsider-${e.name}@example.com` });
+      const theirs = await call('DELETE', `/v1/oidc-trusts/${created.body.id}`, undefined, outsider.apiKey);
+      expect(theirs.status).toBe(404);
+      expect(theirs.body.error.message).toBe('No such OIDC trust.');
+      expect(
+        (await call('GET', `/v1/orgs/${owner.orgId}/oidc-trusts`, undefined, outsider.apiKey)).status,
+      ).toBe(404);
       expect(
         (await call('DELETE', `/v1/oidc-trusts/${created.body.id}`, undefined, owner.apiKey)).status,
       ).toBe(204);

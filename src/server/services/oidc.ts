@@ -228,7 +228,14 @@ export class OidcService {
   async delete(auth: AuthContext, trustId: string): Promise<OidcTrustRow> {
     const row = await this.ctx.store.oidc.trust(trustId);
     if (!row) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
-    await this.manage(auth, row.org_id);
+    try {
+      await this.manage(auth, row.org_id);
+    } catch (err) {
+      // another organization's trust: as if it did not exist
+      if (err instanceof HttpError && err.code === 'NOT_FOUND')
+        throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+      throw err;
+    }
     if (!(await this.ctx.store.oidc.deleteTrust(trustId)))
       throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
     return row;
