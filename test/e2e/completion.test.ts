@@ -35,6 +35,7 @@ const TOP = [
   'unlink',
   'doctor',
   'audit',
+  'oidc',
   'help',
 ];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];

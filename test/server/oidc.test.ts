@@ -97,6 +97,14 @@ for (const e of eng.list) {
       });
       const list = await call('GET', `/v1/orgs/${owner.orgId}/oidc-trusts`, undefined, owner.apiKey);
       expect(list.body.data.map((t: { id: string }) => t.id)).toContain(created.body.id);
+      // someone of another organization neither sees nor deletes it
+      const outsider = await s.seedKey({ email: `outsider-${e.name}@example.com` });
+      const theirs = await call('DELETE', `/v1/oidc-trusts/${created.body.id}`, undefined, outsider.apiKey);
+      expect(theirs.status).toBe(404);
+      expect(theirs.body.error.message).toBe('No such OIDC trust.');
+      expect(
+        (await call('GET', `/v1/orgs/${owner.orgId}/oidc-trusts`, undefined, outsider.apiKey)).status,
+      ).toBe(404);
       expect(
         (await call('DELETE', `/v1/oidc-trusts/${created.body.id}`, undefined, owner.apiKey)).status,
       ).toBe(204);
@@ -223,6 +231,35 @@ for (const e of eng.list) {
         // the token never reaches the log
         expect(lines.join('\n')).not.toContain(token.split('.')[2]);
         expect(lines.join('\n')).not.toContain(res.body.api_key);
+        // the audit log has the trust's creation and the exchange (with the CI identity, no secret)
+        const events = await call(
+          'GET',
+          `/v1/audit-events?org_id=${owner.orgId}&action=oidc.exchanged`,
+          undefined,
+          owner.apiKey,
+        );
+        expect(events.status).toBe(200);
+        const ev = events.body.data.find(
+          (x: { details: { key_id?: string } }) => x.details.key_id === res.body.key.key_id,
+        );
+        expect(ev).toMatchObject({
+          action: 'oidc.exchanged',
+          target: { type: 'oidc_trust', id: trustId },
+          details: {
+            issuer: issuer.url,
+            subject: claims.sub,
+            claims: { repository: 'acme/api', ref: 'refs/heads/main' },
+          },
+        });
+        expect(JSON.stringify(events.body)).not.toContain(res.body.api_key);
+        expect(JSON.stringify(events.body)).not.toContain(token.split('.')[2]);
+        const created = await call(
+          'GET',
+          `/v1/audit-events?org_id=${owner.orgId}&action=oidc_trust.created`,
+          undefined,
+          owner.apiKey,
+        );
+        expect(created.body.data.map((x: { target: { id: string } }) => x.target.id)).toContain(trustId);
       });
 
       test('the key is refused after its TTL', async () => {
@@ -345,6 +382,18 @@ for (const e of eng.list) {
           401,
         );
         expect(logReasons().at(-1)).toBe("the trust's creator is no longer a member");
+      });
+
+      test('a trust written with a trailing slash matches the issuer without one', async () => {
+        const t = await trust({
+          issuer: `${issuer.url}/`,
+          audience: aud,
+          claims: { repository: 'acme/slash' },
+        });
+        expect(t.status).toBe(201);
+        const res = await exchange(await issuer.sign({ aud, repository: 'acme/slash' }));
+        expect(res.status, JSON.stringify(res.body)).toBe(200);
+        expect(res.body.trust_id).toBe(t.body.id);
       });
 
       test('the exchange is rate-limited per IP', async () => {

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import { requireAuth } from '../plugins/auth.js';
 import { perIpKey } from '../plugins/rate-limit.js';
+import { byRequest, requestMeta } from '../services/audit.js';
 import { CLAIM_NAME_PATTERN, type CreateTrustInput, OIDC_MAX_TTL_S, OidcService } from '../services/oidc.js';
 import { OidcRefusal } from '../services/oidc-issuer.js';
 import { toKeyInfo } from '../store/keys.js';
@@ -109,7 +110,8 @@ export async function oidcRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const trust = await oidc.create(requireAuth(request), request.params.org_id, request.body);
+      const auth = requireAuth(request);
+      const trust = await oidc.create(auth, request.params.org_id, request.body, byRequest(request, auth));
       return reply.code(201).send(trust);
     },
   );
@@ -156,7 +158,11 @@ export async function oidcRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       reply.header('cache-control', 'no-store');
       try {
-        const { minted, trust } = await oidc.exchange(request.body.token, request.body.org_id);
+        const { minted, trust } = await oidc.exchange(
+          request.body.token,
+          request.body.org_id,
+          requestMeta(request),
+        );
         request.log.info({ trust_id: trust.id, key_id: minted.row.id }, 'oidc exchange: key minted');
         const key = toKeyInfo(minted.row, app.breeze.clock());
         return { api_key: minted.apiKey, key, trust_id: trust.id };

@@ -7,6 +7,7 @@ import { authInOrg, authorizeOrg, capScopes, type OrgAccess, requireScopesWithin
 import type { AuthContext, ServerContext } from '../context.js';
 import type { MintedKey } from '../key-service.js';
 import type { OidcTrustRow } from '../store/oidc.js';
+import { type AuditBy, type RequestMeta, SYSTEM_ACTOR, SYSTEM_BY } from './audit.js';
 import { IssuerKeys, issuerUrlProblem, OidcRefusal } from './oidc-issuer.js';
 import { OrgService } from './orgs.js';
 
@@ -156,7 +157,12 @@ export class OidcService {
     return (await this.ctx.store.oidc.listTrusts(orgId)).map(trustView);
   }
 
-  async create(auth: AuthContext, orgId: string, input: CreateTrustInput): Promise<OidcTrustView> {
+  async create(
+    auth: AuthContext,
+    orgId: string,
+    input: CreateTrustInput,
+    by: AuditBy = SYSTEM_BY,
+  ): Promise<OidcTrustView> {
     const access = await this.manage(auth, orgId);
     const issuer = input.issuer.trim();
     const problem = issuerUrlProblem(issuer, true);
@@ -198,14 +204,38 @@ export class OidcService {
       created_by: auth.user.id,
       created_at: now.toISOString(),
     };
-    await this.ctx.store.oidc.insertTrust(row);
-    return trustView(row);
+    const view = trustView(row);
+    await this.ctx.store.transaction(async (tx) => {
+      await tx.oidc.insertTrust(row);
+      await this.ctx.audit.record(tx, by.meta, {
+        action: 'oidc_trust.created',
+        orgId,
+        projectId: row.project_id,
+        actor: by.actor,
+        target: { type: 'oidc_trust', id: row.id, ownerId: row.created_by },
+        details: {
+          issuer: view.issuer,
+          audience: view.audience,
+          claims: view.claims,
+          scopes: view.scopes,
+          ttl_s: view.ttl_s,
+        },
+      });
+    });
+    return view;
   }
 
   async delete(auth: AuthContext, trustId: string): Promise<OidcTrustRow> {
     const row = await this.ctx.store.oidc.trust(trustId);
     if (!row) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
-    await this.manage(auth, row.org_id);
+    try {
+      await this.manage(auth, row.org_id);
+    } catch (err) {
+      // another organization's trust: as if it did not exist
+      if (err instanceof HttpError && err.code === 'NOT_FOUND')
+        throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+      throw err;
+    }
     if (!(await this.ctx.store.oidc.deleteTrust(trustId)))
       throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
     return row;
@@ -215,7 +245,7 @@ export class OidcService {
    * Trades a CI job's OIDC token for a short-lived key. Every refusal is an OidcRefusal whose
    * reason goes to the server log only; the route answers a plain 401.
    */
-  async exchange(token: string, orgId?: string): Promise<ExchangeResult> {
+  async exchange(token: string, orgId?: string, meta: RequestMeta = SYSTEM_BY.meta): Promise<ExchangeResult> {
     let unverified: Record<string, unknown>;
     try {
       unverified = decodeJwt(token);
@@ -292,7 +322,9 @@ export class OidcService {
       if (!(await tx.oidc.useToken(tokenId, usedUntil))) {
         throw new OidcRefusal('token already exchanged (jti replay)', { iss, trust_id: trust.id });
       }
-      return this.ctx.keys.mint(
+      // no user acts here: the server mints on the trust's word (the CI identity is in the details)
+      const by: AuditBy = { meta, actor: SYSTEM_ACTOR };
+      const key = await this.ctx.keys.mint(
         {
           userId: trust.created_by,
           projectId: trust.project_id,
@@ -300,9 +332,30 @@ export class OidcService {
           scopes,
           expiresAt: new Date(now.getTime() + Number(trust.ttl_s) * 1000).toISOString(),
           createdVia: 'oidc',
+          by,
         },
         tx,
       );
+      const trustClaims = JSON.parse(trust.claims) as Record<string, string>;
+      await this.ctx.audit.record(tx, meta, {
+        action: 'oidc.exchanged',
+        orgId: trust.org_id,
+        projectId: trust.project_id,
+        actor: by.actor,
+        target: { type: 'oidc_trust', id: trust.id, ownerId: trust.created_by },
+        details: {
+          issuer: iss,
+          subject: typeof payload.sub === 'string' ? payload.sub.slice(0, 256) : null,
+          // the token's values of the claims the trust checked (repository, ref, ...): who got the key
+          claims: Object.fromEntries(
+            Object.keys(trustClaims).map((k) => [k, String(payload[k]).slice(0, 256)]),
+          ),
+          key_id: key.row.id,
+          prefix: key.row.prefix,
+          expires_at: key.row.expires_at,
+        },
+      });
+      return key;
     });
     // best effort: forget tokens that cannot pass the expiry check any more
     this.ctx.store.oidc.pruneTokenUses(now.toISOString()).catch(() => {});

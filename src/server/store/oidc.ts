@@ -20,9 +20,18 @@ export class OidcRepo {
     return this.db.selectFrom('oidc_trusts').selectAll().where('org_id', '=', orgId).orderBy('id').execute();
   }
 
-  /** Every trust in `issuer` (exact string), oldest first (ids sort by creation time). */
+  /**
+   * Every trust in `issuer`, oldest first (ids sort by creation time). A trust written with or
+   * without a trailing slash matches either: `https://gitlab.com/` is meant to be `https://gitlab.com`.
+   */
   async trustsOfIssuer(issuer: string): Promise<OidcTrustRow[]> {
-    return this.db.selectFrom('oidc_trusts').selectAll().where('issuer', '=', issuer).orderBy('id').execute();
+    const other = issuer.endsWith('/') ? issuer.replace(/\/+$/, '') : `${issuer}/`;
+    return this.db
+      .selectFrom('oidc_trusts')
+      .selectAll()
+      .where('issuer', 'in', [issuer, other])
+      .orderBy('id')
+      .execute();
   }
 
   async deleteTrust(id: string): Promise<boolean> {
