@@ -14,6 +14,7 @@ import { answerClientError, handleError, registerErrorHandling } from './plugins
 import { registerIdCheck } from './plugins/input.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { auditRoutes } from './routes/audit-events.js';
 import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
@@ -25,6 +26,8 @@ import { memberRoutes } from './routes/members.js';
 import { orgSettingsRoutes } from './routes/org-settings.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
+import { AuditService } from './services/audit.js';
+import { startAuditPruner } from './services/audit-pruner.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { addFormats } from './validation.js';
@@ -39,6 +42,10 @@ export interface BuildAppOptions {
   clock?: () => Date;
   logger?: FastifyServerOptions['logger'];
   authenticators?: Authenticators;
+  /** test and bench only: record no audit events (see AuditService) */
+  auditDisabled?: boolean;
+  /** tests only: when the retention pruner runs (default: 2 s after start, then hourly) */
+  auditPruner?: { firstMs?: number; everyMs?: number };
 }
 
 function makeAjv(coerce: boolean) {
@@ -83,6 +90,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   const hasher = createSecretHasher(config.pepper);
   const cache = new VerificationCache(config.keyCacheTtlMs);
+  const audit = new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false });
   const ctx: ServerContext = {
     store: opts.store,
     config,
@@ -90,7 +98,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     hasher,
     cache,
     clock,
-    keys: new KeyService(opts.store, hasher, cache, clock),
+    keys: new KeyService(opts.store, hasher, cache, clock, audit),
+    audit,
   };
   app.decorate('breeze', ctx);
   const jwt = new JwtService(ctx);
@@ -126,5 +135,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(pageRoutes);
   await app.register(leakRoutes);
   await app.register(orgSettingsRoutes);
+  await app.register(auditRoutes);
+  startAuditPruner(app, opts.auditPruner);
   return app;
 }

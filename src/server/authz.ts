@@ -97,6 +97,7 @@ export type OrgAction =
   | 'projects.delete'
   | 'keys.create'
   | 'keys.manage_others'
+  | 'audit.read'
   | 'org.update';
 
 export interface Permission {
@@ -127,8 +128,19 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'keys.create': { roles: ROLES, scope: 'admin', denied: 403 },
   /** see and manage keys other members created (members and viewers see only their own) */
   'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
+  /** read the organization's audit log (how much of it: VISIBILITY['audit.all']) */
+  'audit.read': { roles: ROLES, scope: 'read', denied: 403 },
   /** change the organization's settings (its leak policy) */
   'org.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
+};
+
+/**
+ * Not yes/no actions but how much a member sees of something they may read: a member without the
+ * permission still reads, but only what is theirs. `audit.all`: every audit event of the
+ * organization (otherwise only events one is the actor of or owns the target of).
+ */
+export const VISIBILITY: Readonly<Record<'audit.all', Omit<Permission, 'denied'>>> = {
+  'audit.all': { roles: MANAGERS, scope: 'admin' },
 };
 
 /** A credential acting inside one organization: its user's role there and the capped scopes. */
@@ -207,4 +219,17 @@ export function authorizeMemberChange(
   if (access.role !== 'owner' && (target.role === 'owner' || newRole === 'owner')) {
     throw forbidden('Only an owner can change, remove or appoint an owner.');
   }
+}
+
+/**
+ * How much of an organization's audit log `access` reads: all of it (owners and admins, with
+ * `admin` for a key), or only events it is the actor of or owns the target of. Throws when it may
+ * read none (a key without `read`).
+ */
+export function auditScope(access: OrgAccess): 'all' | 'own' {
+  authorizeOrg(access, 'audit.read');
+  const v = VISIBILITY['audit.all'];
+  const all =
+    v.roles.includes(access.role) && (access.auth.type !== 'api_key' || access.scopes.includes(v.scope));
+  return all ? 'all' : 'own';
 }

@@ -29,6 +29,8 @@ export interface ServerConfig {
   dataDir?: string;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
+  /** Audit events older than this many days are deleted by a background pruner (default 365). */
+  auditRetentionDays: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
@@ -39,6 +41,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     keyCacheTtlMs: 500,
     jwtAlg: 'Ed25519',
     pepper: null,
+    auditRetentionDays: 365,
     ...overrides,
   };
 }

@@ -3,6 +3,7 @@ import type { OrgRef, ProjectRef, Scope, UserInfo } from '../core/types.js';
 import type { ServerConfig } from './config.js';
 import type { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
+import type { AuditService } from './services/audit.js';
 import type { Store } from './store/index.js';
 import type { VerificationCache } from './verification-cache.js';
 
@@ -31,6 +32,8 @@ export interface ServerContext {
   cache: VerificationCache;
   keys: KeyService;
   clock: () => Date;
+  /** the audit log: `record` inside the transaction of each change */
+  audit: AuditService;
 }
 
 export type AuthMode = 'required' | 'optional' | 'none';

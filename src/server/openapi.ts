@@ -123,6 +123,11 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     operationId: 'deleteProject',
     description: 'Deletes a project (owner, admin); `409` while it has keys, and for `default`.',
   },
+  'GET /v1/audit-events': {
+    operationId: 'listAuditEvents',
+    description:
+      "The audit log of an organization (`org_id`, default the key's or the personal one), newest first, `limit` 1..200 (default 50); pass `next_cursor` back as `cursor`. Filters: `action`, `key_id`, `actor_id`, `since` (RFC 3339 or `24h`). Owners and admins read every event; other members those they made or whose target is theirs. Another organization is `404`.",
+  },
   'POST /v1/keys/leaks': {
     operationId: 'reportLeakedKey',
     description:
@@ -148,6 +153,7 @@ const TAGS = [
   { name: 'meta', description: 'Server health.' },
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
+  { name: 'audit', description: 'The audit log: who did what, from where.' },
   { name: 'leaks', description: 'Reports of keys seen in public.' },
 ];
 

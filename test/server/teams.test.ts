@@ -99,6 +99,7 @@ const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, ob
     { name: 'mine', project_id: sc.project.id, scopes: ['read'] },
   ],
   'keys.manage_others': (sc) => ['POST', `/v1/api-keys/${sc.targetKey}/disable`],
+  'audit.read': (sc) => ['GET', `/v1/audit-events?org_id=${sc.org.id}`],
   'org.update': (sc) => ['PATCH', `/v1/orgs/${sc.org.id}`, { leak_policy: 'notify' }],
 };
 

@@ -207,6 +207,37 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '005_audit': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // no foreign keys: the log outlives what it names (a deleted key, a removed member)
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('actor_type', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text', (c) => c.notNull())
+        .addColumn('actor_email', 'text')
+        .addColumn('actor_key_id', 'text')
+        .addColumn('target_type', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('target_owner_id', 'text')
+        .addColumn('ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('request_id', 'text')
+        .addColumn('details', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('audit_events_org_id')
+        .on('audit_events')
+        .columns(['org_id', 'id'])
+        .execute();
+      await db.schema.createIndex('audit_events_at').on('audit_events').columns(['at']).execute();
+    },
+  },
   '008_leaks': {
     // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
     async up(db: Kysely<any>) {

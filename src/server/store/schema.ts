@@ -16,6 +16,7 @@ export interface Database {
   memberships: MembershipsTable;
   projects: ProjectsTable;
   invitations: InvitationsTable;
+  audit_events: AuditEventsTable;
 }
 
 export interface UsersTable {
@@ -140,4 +141,31 @@ export interface InvitationsTable {
   created_at: string;
   expires_at: string;
   accepted_at: string | null;
+}
+
+/**
+ * The audit log (append-only: rows are inserted, and deleted only by the retention pruner). Written
+ * in the transaction of the change it records. `details` is JSON text without any secret.
+ */
+export interface AuditEventsTable {
+  /** `evt_` + ULID: sorts by time, so "newest first" is an index scan */
+  id: string;
+  at: string;
+  org_id: string;
+  project_id: string | null;
+  action: string;
+  /** 'user' | 'key' | 'system' */
+  actor_type: string;
+  /** the acting user (for a key: its creator); 'system' for the server itself */
+  actor_id: string;
+  actor_email: string | null;
+  actor_key_id: string | null;
+  target_type: string;
+  target_id: string;
+  /** the user who owns the target (a key's creator, the member concerned): they may read the event */
+  target_owner_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: string;
 }

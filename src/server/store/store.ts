@@ -1,4 +1,5 @@
 import { type Kysely, Migrator } from 'kysely';
+import { AuditRepo } from './audit.js';
 import { InvitationsRepo } from './invitations.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
@@ -19,6 +20,7 @@ export interface Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly audit: AuditRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -36,6 +38,7 @@ export interface StoreTx {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly audit: AuditRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -45,6 +48,7 @@ export abstract class BaseStore implements Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly audit: AuditRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -52,6 +56,7 @@ export abstract class BaseStore implements Store {
     this.keys = new KeysRepo(db);
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
+    this.audit = new AuditRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -73,6 +78,7 @@ export abstract class BaseStore implements Store {
         keys: new KeysRepo(trx),
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
+        audit: new AuditRepo(trx),
       }),
     );
   }
