@@ -181,7 +181,10 @@ export const scanSection: Section = {
             }
             summary = parseSummary(m.stderr);
           }
-          if (r >= 0) (runs[s.id] ??= []).push(m);
+          if (r >= 0) {
+            runs[s.id] ??= [];
+            runs[s.id]?.push(m);
+          }
         }
       }
       if (!summary) throw new Error('breeze scan printed no summary');
