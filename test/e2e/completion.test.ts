@@ -36,6 +36,7 @@ const TOP = [
   'doctor',
   'audit',
   'oidc',
+  'scan',
   'help',
 ];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];

@@ -170,6 +170,21 @@ describe('breeze scan (files)', () => {
     expectNoKeyPrinted(linked);
   });
 
+  it('a server that cannot be reached leaves keys unchecked, says so, exits 0', async () => {
+    const r = await runCli(['--server', 'http://127.0.0.1:9', 'scan', '--json', '--verbose'], {
+      configDir: cfg.dir,
+      cwd: repo,
+      env: { HOME: root, BREEZE_STORAGE: 'file' },
+    });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).findings.map((f: { status: string }) => f.status)).toEqual([
+      'unchecked',
+      'unchecked',
+    ]);
+    expect(r.stderr).toMatch(/Keys not checked: Cannot reach http:\/\/127\.0\.0\.1:9/);
+    expectNoKeyPrinted(r);
+  });
+
   it('outside a git repository still honours .gitignore', async () => {
     const plain = join(root, 'plain');
     mkdirSync(join(plain, 'logs'), { recursive: true });
@@ -219,13 +234,16 @@ describe('breeze scan --report', () => {
   it('reports the live key: status "reported", exit 1, and the key is refused within 1 s', async () => {
     const before = await fetch(`${url}/v1/me`, { headers: { 'xi-api-key': keys.live } });
     expect(before.status).toBe(200);
-    const r = await breeze(['scan', '--report', '--json', 'src', 'notes.md']);
+    const r = await breeze(['scan', '--report', '--json', '--verbose', 'src', 'notes.md']);
     const done = Date.now();
     expect(r.code, r.stderr).toBe(1);
     expect(JSON.parse(r.stdout).findings).toEqual([
       { file: 'notes.md', line: 2, prefix: prefix(keys.dead), status: 'not_live' },
       { file: join('src', 'app.ts'), line: 3, prefix: prefix(keys.live), status: 'reported' },
     ]);
+    // --verbose traced the report request (body included), with the key cut to its prefix
+    expect(r.stderr).toContain('POST http://127.0.0.1');
+    expect(r.stderr).toContain(`${prefix(keys.live)}…[redacted]`);
     expectNoKeyPrinted(r);
     let status = 200;
     while (Date.now() - done < 1000) {

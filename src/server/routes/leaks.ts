@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import { KEY_LENGTH } from '../../core/api-key.js';
 import { backgroundMailer } from '../mail/background.js';
 import { perIpKey } from '../plugins/rate-limit.js';
+import { requestMeta } from '../services/audit.js';
 import {
   LEAK_ANSWER_FLOOR_MS,
   LEAK_REPORTS_PER_IP,
@@ -57,7 +58,7 @@ export async function leakRoutes(app: FastifyInstance): Promise<void> {
       const started = performance.now();
       LeakService.check(request.body.key);
       const source = normaliseLeakSource(request.body.source);
-      await leaks.report({ key: request.body.key, source });
+      await leaks.report({ key: request.body.key, source }, requestMeta(request));
       const left = LEAK_ANSWER_FLOOR_MS - (performance.now() - started);
       if (left > 0) await sleep(left);
       return reply.code(202).header('cache-control', 'no-store').send({ received: true });

@@ -4,6 +4,7 @@ import type { ServerContext } from '../context.js';
 import type { Mailer } from '../mail/mailer.js';
 import { isUsable, type KeyWithUser } from '../store/keys.js';
 import type { LeakPolicy } from '../store/orgs.js';
+import { type RequestMeta, SYSTEM_ACTOR } from './audit.js';
 
 /** Leak reports per client IP (an IPv6 client by its /64) and minute. */
 export const LEAK_REPORTS_PER_IP = { max: 20, timeWindow: 60_000 } as const;
@@ -82,8 +83,12 @@ export class LeakService {
     }
   }
 
-  /** Handles one report of a well-formed key. */
-  async report(report: LeakReport): Promise<LeakOutcome> {
+  /**
+   * Handles one report of a well-formed key: `key.leaked` (and, when it disables the key,
+   * `key.disabled`) is recorded in the transaction of the change, by the server (the reporter is
+   * anonymous; `meta` holds its address), with the source but never the key.
+   */
+  async report(report: LeakReport, meta: RequestMeta): Promise<LeakOutcome> {
     const { store, keys, clock } = this.ctx;
     const found = await store.keys.findByHash(keys.hash(report.key));
     const now = clock();
@@ -95,19 +100,33 @@ export class LeakService {
     const orgId = key.org_id as string;
     const org = await store.orgs.get(orgId);
     const policy: LeakPolicy = org?.leak_policy === 'notify' ? 'notify' : 'disable';
-    let disabled = false;
-    if (policy === 'disable') {
-      // conditional: of concurrent reports one disables; the key stays disabled until enabled again
-      const res = await store.db
-        .updateTable('api_keys')
-        .set({ disabled_at: now.toISOString() })
-        .where('id', '=', key.id)
-        .where('disabled_at', 'is', null)
-        .executeTakeFirst();
-      disabled = Number(res.numUpdatedRows) > 0;
-      await keys.changed(key.id);
-      if (!disabled) return { live: false };
-    }
+    const audit = this.ctx.audit;
+    const event = (action: 'key.leaked' | 'key.disabled', details: Record<string, unknown>) => ({
+      action,
+      orgId,
+      projectId: key.project_id,
+      actor: SYSTEM_ACTOR,
+      target: { type: 'key', id: key.id, ownerId: key.user_id },
+      details: { name: key.name, prefix: key.prefix, ...details },
+    });
+    const disabled = await store.transaction(async (tx) => {
+      if (policy === 'disable') {
+        // conditional: of concurrent reports one disables; the key stays disabled until enabled again
+        const res = await tx.db
+          .updateTable('api_keys')
+          .set({ disabled_at: now.toISOString() })
+          .where('id', '=', key.id)
+          .where('disabled_at', 'is', null)
+          .executeTakeFirst();
+        if (Number(res.numUpdatedRows) === 0) return null;
+      }
+      const off = policy === 'disable';
+      await audit.record(tx, meta, event('key.leaked', { policy, disabled: off, source: report.source }));
+      if (off) await audit.record(tx, meta, event('key.disabled', { reason: 'leaked' }));
+      return off;
+    });
+    if (disabled) await keys.changed(key.id);
+    if (disabled === null) return { live: false };
     const outcome: LeakOutcome = { live: true, keyId: key.id, orgId, policy, disabled };
     this.mailCreator(found, org?.name ?? null, outcome, report.source, now);
     return outcome;

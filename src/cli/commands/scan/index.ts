@@ -29,6 +29,8 @@ export interface ScanOptions {
   source?: string;
   /** files larger than this many bytes are skipped */
   maxFileSize?: number;
+  /** files read at once (1: synchronous reads) */
+  jobs?: number;
 }
 
 export interface ScanResult {
@@ -105,7 +107,7 @@ async function collect(
       continue;
     }
     const files = (await listFiles(p)).map((f) => (p === '.' ? f : join(p, f)));
-    await scanFiles(files, { stats, maxBytes: opts.maxFileSize }, onHits);
+    await scanFiles(files, { stats, maxBytes: opts.maxFileSize, jobs: opts.jobs }, onHits);
   }
   // a file named on the command line is read even through a symbolic link: the user chose it
   if (single.length > 0)
@@ -252,6 +254,16 @@ export function createCommand(host: CommandHost): Command {
         throw new UsageError(`Invalid --max-file-size "${v}": a number of MB.`);
       return n;
     })
+    .option(
+      '--jobs <n>',
+      'files read at once (default 1: synchronous reads, fastest on a warm cache)',
+      (v) => {
+        const n = Number(v);
+        if (!Number.isInteger(n) || n < 1 || n > 256)
+          throw new UsageError(`Invalid --jobs "${v}": 1 to 256.`);
+        return n;
+      },
+    )
     .addOption(
       new Option('--rules <tool>', 'print a rule for another scanner that matches Breeze keys').choices([
         ...RULE_TOOLS,
