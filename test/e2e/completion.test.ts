@@ -33,7 +33,7 @@ const TOP = [
   'completion',
   'help',
 ];
-const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];
+const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'usage', 'help'];
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'breeze-completion-'));
