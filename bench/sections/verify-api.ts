@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ROOT } from '../lib/paths.js';
 import { figure } from '../lib/report.js';
 import type { Section, SectionContext } from '../lib/section.js';
@@ -193,6 +194,42 @@ async function measure(ctx: SectionContext): Promise<void> {
     figure({ id: 'verify_api.cold_p99', label: 'cold verify latency p99', value: pct(0.99), unit: 'ms' }),
   );
   ctx.note(`cold verify: ${times.length} never-seen keys, one request at a time, loopback, SQLite`);
+  await countingCost(ctx);
+}
+
+/**
+ * What counting adds to one request, in process (HTTP runs on a busy machine drown a difference
+ * this small): UsageTracker.used() with counting on and off, 1,000 keys round-robin, ABAB rounds.
+ */
+async function countingCost(ctx: SectionContext): Promise<void> {
+  const mod = (await import(pathToFileURL(join(ROOT, 'dist', 'server', 'services', 'usage.js')).href)) as {
+    UsageTracker: new (
+      store: unknown,
+      o: { count: boolean; onError: () => void },
+    ) => { used(id: string, last: string | null, now: number): void };
+  };
+  const store = { keys: { touch: async () => {} } };
+  const on = new mod.UsageTracker(store, { count: true, onError() {} });
+  const off = new mod.UsageTracker(store, { count: false, onError() {} });
+  const ids = Array.from({ length: 1000 }, (_, i) => `key_${String(i).padStart(26, '0')}`);
+  const run = (t: typeof on, n: number) => {
+    const now = Date.now();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) t.used(ids[i % 1000]!, null, now);
+    return Number(process.hrtime.bigint() - t0) / n;
+  };
+  run(on, 1e6);
+  run(off, 1e6);
+  const diffs: number[] = [];
+  for (let r = 0; r < 7; r++) diffs.push(run(on, 2e6) - run(off, 2e6));
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.counting_ns_per_request',
+      label: 'usage counting, CPU ns per request (in process)',
+      value: Math.round(median(diffs)),
+      unit: '',
+    }),
+  );
 }
 
 export const verifyApiSection: Section = {

@@ -24,6 +24,8 @@ export interface ApiKeyInfo {
   project_id?: string;
   /** the member who created the key; its effective scopes are capped by their current role */
   created_by?: string;
+  /** in key lists: requests made with or verifying the key in the last 24 hours */
+  requests_24h?: number;
 }
 
 /** Roles in an organization, widest first. */

@@ -39,7 +39,7 @@ const TOP = [
   'scan',
   'help',
 ];
-const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];
+const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'usage', 'help'];
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'breeze-completion-'));

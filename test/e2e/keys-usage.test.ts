@@ -96,6 +96,14 @@ describe('breeze keys usage', () => {
     expect(wideMax).toBeGreaterThan(narrowMax);
   });
 
+  it('keys list shows the requests of the last 24 hours', async () => {
+    const r = await breeze(['keys', 'list'], { COLUMNS: '200' });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/REQ 24H/);
+    const row = r.stdout.split('\n').find((l) => l.startsWith(keyId));
+    expect(Number(row?.trim().split(/\s+/).at(-1))).toBeGreaterThanOrEqual(4);
+  });
+
   it("another user's key: exit 4; a bad --since: exit 2", async () => {
     const r = await breeze(['keys', 'usage', keyId, '--json'], {}, other.dir);
     expect(r.code).toBe(4);

@@ -98,6 +98,13 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(dayRows.length).toBe(3);
       expect(dayRows.at(-1)?.requests).toBe(10);
 
+      // key lists carry the last 24 hours' requests
+      const list = await a.app.inject({ url: '/v1/api-keys', headers: { 'xi-api-key': admin.apiKey } });
+      const listed = (list.json().data as Array<{ key_id: string; requests_24h: number }>).find(
+        (k) => k.key_id === key.keyId,
+      );
+      expect(listed?.requests_24h).toBe(10);
+
       // app.close() flushes
       await a.app.close();
       expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toEqual([
@@ -118,6 +125,12 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toMatchObject([
         { requests: 12, rejected: 0 },
       ]);
+      const listed = await a.app.inject({ url: '/v1/api-keys', headers: { 'xi-api-key': admin.apiKey } });
+      expect(
+        (listed.json().data as Array<{ key_id: string; requests_24h: number }>).find(
+          (k) => k.key_id === key.keyId,
+        )?.requests_24h,
+      ).toBe(12);
       const seen = await b.app.inject({
         url: `/v1/api-keys/${key.keyId}/usage`,
         headers: { 'xi-api-key': admin.apiKey },

@@ -16,6 +16,7 @@ import type { AuthContext } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
 import { byRequest } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
+import { requestsLast24h } from '../services/usage.js';
 import { type KeyRow, toKeyInfo } from '../store/keys.js';
 import {
   createdKeySchema,
@@ -152,8 +153,12 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       });
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
+      const recent = await requestsLast24h(
+        app,
+        page.map((r) => r.id),
+      );
       return {
-        data: page.map(info),
+        data: page.map((r) => ({ ...info(r), requests_24h: recent.get(r.id) ?? 0 })),
         next_cursor: rows.length > limit && last ? encodeCursor(last.id) : null,
       };
     },

@@ -68,6 +68,8 @@ export const keySchema = {
     org_id: { type: 'string' },
     project_id: { type: 'string' },
     created_by: { type: 'string' },
+    /** key lists only: requests made with or verifying the key in the last 24 hours (usage counters) */
+    requests_24h: { type: 'integer' },
   },
 } as const;
 

@@ -130,6 +130,7 @@ export async function verifyRoutes(app: FastifyInstance): Promise<void> {
       reply.raw.on('close', gone);
       request.raw.socket.once('end', gone);
       out.once('close', () => {
+        hub.drop(out);
         request.raw.socket.off('end', gone);
         // a stream the server ended or dropped: the connection carries nothing else, close it
         if (!reply.raw.writableEnded) reply.raw.destroy();

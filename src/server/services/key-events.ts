@@ -55,6 +55,7 @@ interface Stream {
  */
 export class KeyEventHub {
   private readonly streams = new Set<Stream>();
+  private readonly byOut = new Map<PassThrough, Stream>();
   private readonly perKey = new Map<string, number>();
   private lastId = 0;
   private active: Promise<void> | null = null;
@@ -121,6 +122,7 @@ export class KeyEventHub {
     };
     stream.ping.unref();
     this.streams.add(stream);
+    this.byOut.set(out, stream);
     this.perKey.set(keyId, count + 1);
     // EventSource reconnects after `retry` ms; the first comment tells a client the stream is live
     out.write(`retry: 1000\n: connected\n\n`);
@@ -130,8 +132,9 @@ export class KeyEventHub {
 
   /** The client went away (or the server closes): forget the stream. */
   drop(stream: Stream | PassThrough, end = false): void {
-    const s = stream instanceof PassThrough ? [...this.streams].find((x) => x.out === stream) : stream;
+    const s = stream instanceof PassThrough ? this.byOut.get(stream) : stream;
     if (!s || !this.streams.delete(s)) return;
+    this.byOut.delete(s.out);
     clearInterval(s.ping);
     const n = (this.perKey.get(s.keyId) ?? 1) - 1;
     if (n <= 0) this.perKey.delete(s.keyId);

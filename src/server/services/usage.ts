@@ -145,3 +145,23 @@ export function registerUsage(app: FastifyInstance): void {
     done();
   });
 }
+
+/**
+ * Requests per key over the last 24 hours (the current hour and the 23 before it), written and
+ * not yet flushed by this instance: one grouped query per page of a key list.
+ */
+export async function requestsLast24h(
+  app: FastifyInstance,
+  keyIds: readonly string[],
+): Promise<Map<string, number>> {
+  const { store, usage, clock } = app.breeze;
+  const now = clock().getTime();
+  const from = new Date(now - (now % HOUR_MS) - 23 * HOUR_MS).toISOString();
+  const counts = await store.usage.requestsSince(keyIds, from);
+  for (const id of keyIds) {
+    for (const row of usage.pending(id)) {
+      if (row.hour >= from) counts.set(id, (counts.get(id) ?? 0) + row.requests);
+    }
+  }
+  return counts;
+}

@@ -54,10 +54,14 @@ export function createListCommand(host: CommandHost): Command {
         day(k.last_used_at),
         day(k.expires_at),
       ]);
-      ctx.out.data(
-        renderTable(['ID', 'NAME', 'PREFIX', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'], rows, {
-          statusColumn: 4,
-        }),
-      );
+      const headers = ['ID', 'NAME', 'PREFIX', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'];
+      // servers with usage counters say how often each key was used in the last 24 hours
+      if (result.data.some((k) => k.requests_24h !== undefined)) {
+        headers.push('REQ 24H');
+        result.data.forEach((k, i) => {
+          rows[i]?.push(k.requests_24h === undefined ? '-' : String(k.requests_24h));
+        });
+      }
+      ctx.out.data(renderTable(headers, rows, { statusColumn: 4 }));
     });
 }
