@@ -16,6 +16,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./serve.js'),
   server: () => import('./server.js'),
   completion: () => import('./completion.js'),
+  webhooks: () => import('./webhooks/index.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */

@@ -14,6 +14,8 @@ export interface ServeCommandOptions {
   signup: 'open' | 'closed';
   rateLimitPerKey: number;
   jwtAlg: JwtAlg;
+  /** webhooks may target http and private/loopback addresses (also BREEZE_ALLOW_PRIVATE_WEBHOOKS=1) */
+  allowPrivateWebhooks?: boolean;
 }
 
 function intArg(name: string, min: number, max: number) {
@@ -66,6 +68,7 @@ export async function runServe(
     rateLimitPerKey: opts.rateLimitPerKey,
     jwtAlg: opts.jwtAlg,
     logger: loggerOptions(),
+    allowPrivateWebhooks: opts.allowPrivateWebhooks === true || isOn(ctx.env.BREEZE_ALLOW_PRIVATE_WEBHOOKS),
   });
   process.stderr.write(`Breeze server listening on ${server.url}\n`);
   server.app.log.info(
@@ -79,6 +82,11 @@ export async function runServe(
   ctx.onSignal(null);
   process.stderr.write('Breeze server stopped.\n');
   return { url: server.url };
+}
+
+/** An on/off environment variable: `1`, `true`, `yes`, `on` turn it on. */
+function isOn(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
 }
 
 export function createCommand(host: CommandHost): Command {
@@ -112,6 +120,10 @@ export function createCommand(host: CommandHost): Command {
         .choices(['Ed25519', 'EdDSA'])
         .default('Ed25519'),
     )
+    .option(
+      '--allow-private-webhooks',
+      'let webhooks target http and private, loopback or link-local addresses: development and tests only (env BREEZE_ALLOW_PRIVATE_WEBHOOKS=1)',
+    )
     .addHelpText(
       'after',
       `
@@ -120,7 +132,8 @@ Examples:
   $ breeze serve --port 0 --data-dir ./data        a free port, a project-local database
   $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
   $ breeze serve --database-url postgres://breeze@db/breeze --signup closed
-  $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT`,
+  $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT
+  $ breeze serve --allow-private-webhooks          webhooks to http://127.0.0.1:... (development)`,
     )
     .action(async (opts: ServeCommandOptions, cmd: Command) => {
       await runServe(opts, await host.context(cmd));
