@@ -44,6 +44,8 @@ export interface BuildAppOptions {
   authenticators?: Authenticators;
   /** test and bench only: record no audit events (see AuditService) */
   auditDisabled?: boolean;
+  /** tests only: when the retention pruner runs (default: 2 s after start, then hourly) */
+  auditPruner?: { firstMs?: number; everyMs?: number };
 }
 
 function makeAjv(coerce: boolean) {
@@ -88,6 +90,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   const hasher = createSecretHasher(config.pepper);
   const cache = new VerificationCache(config.keyCacheTtlMs);
+  const audit = new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false });
   const ctx: ServerContext = {
     store: opts.store,
     config,
@@ -95,8 +98,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     hasher,
     cache,
     clock,
-    keys: new KeyService(opts.store, hasher, cache, clock),
-    audit: new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false }),
+    keys: new KeyService(opts.store, hasher, cache, clock, audit),
+    audit,
   };
   app.decorate('breeze', ctx);
   const jwt = new JwtService(ctx);
@@ -132,7 +135,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
   await app.register(auditRoutes);
-  startAuditPruner(app);
+  startAuditPruner(app, opts.auditPruner);
   await app.register(webhookRoutes, { webhooks });
   return app;
 }

@@ -14,6 +14,7 @@ import {
 } from '../authz.js';
 import type { AuthContext } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
+import { byRequest } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
 import { type KeyRow, toKeyInfo } from '../store/keys.js';
 import {
@@ -197,6 +198,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         scopes,
         expiresAt,
         createdVia: 'api',
+        by: byRequest(request, caller),
       });
       return reply.code(201).send({ ...info(row), api_key: apiKey });
     },
@@ -233,7 +235,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      const caller = requireAuth(request);
+      const { row, auth } = await loadKey(caller, request.params.key_id);
       authorizeKeyAction(auth, row, 'update');
       const patch: Partial<KeyRow> = {};
       if (request.body.name !== undefined) patch.name = request.body.name.trim();
@@ -243,9 +246,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         patch.scopes = scopes.join(' ');
       }
       if (Object.keys(patch).length === 0) return info(row);
-      const updated = await store.keys.update(row.id, patch);
+      const updated = await keys.update(row, patch, byRequest(request, caller));
       if (!updated) throw notFound();
-      await keys.changed(row.id);
       return info(updated);
     },
   );
@@ -274,12 +276,13 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      const caller = requireAuth(request);
+      const { row, auth } = await loadKey(caller, request.params.key_id);
       // the successor inherits the rotated key's scopes and its plaintext goes to the caller: rotating
       // a wider key than one's own would mint a key with scopes the caller does not hold
       authorizeKeyAction(auth, row, 'rotate');
       const grace = rotationGrace(auth, row, request.body?.grace_period_s ?? DEFAULT_GRACE_S);
-      const { minted, previous } = await keys.rotate(row, grace);
+      const { minted, previous } = await keys.rotate(row, grace, byRequest(request, caller));
       return reply.code(201).send({ ...info(minted.row), api_key: minted.apiKey, previous: info(previous) });
     },
   );
@@ -298,13 +301,13 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         },
       },
       async (request) => {
-        const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+        const caller = requireAuth(request);
+        const { row, auth } = await loadKey(caller, request.params.key_id);
         authorizeKeyAction(auth, row, action);
         const disabledAt = action === 'disable' ? (row.disabled_at ?? clock().toISOString()) : null;
         if (disabledAt === row.disabled_at) return info(row);
-        const updated = await store.keys.update(row.id, { disabled_at: disabledAt });
+        const updated = await keys.setDisabled(row, disabledAt, byRequest(request, caller));
         if (!updated) throw notFound();
-        await keys.changed(row.id);
         return info(updated);
       },
     );
@@ -322,10 +325,10 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply: FastifyReply) => {
-      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      const caller = requireAuth(request);
+      const { row, auth } = await loadKey(caller, request.params.key_id);
       authorizeKeyAction(auth, row, 'delete');
-      await store.keys.delete(row.id);
-      await keys.changed(row.id);
+      await keys.delete(row, byRequest(request, caller));
       return reply.code(204).send();
     },
   );

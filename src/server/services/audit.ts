@@ -70,18 +70,25 @@ export interface AuditEvent {
   details: Record<string, unknown>;
 }
 
+/** Who does a change and from where: what services take to record it. */
+export interface AuditBy {
+  meta: RequestMeta;
+  actor: AuditActor;
+}
+
 export type AuditSink = (tx: StoreTx, event: AuditEvent) => Promise<void>;
 
 /** No request: the server acting on its own (pruner, background workers). */
 export const SYSTEM_META: RequestMeta = { ip: null, userAgent: null, requestId: null };
 export const SYSTEM_ACTOR: AuditActor = { type: 'system', id: 'system' };
+export const SYSTEM_BY: AuditBy = { meta: SYSTEM_META, actor: SYSTEM_ACTOR };
 
 const MAX_USER_AGENT = 512;
 /** Field names that hold secrets anywhere in Breeze: such fields never reach the log. */
 const SECRET_FIELD =
   /secret|token|password|passwd|verifier|api_?key|hash|cookie|authorization|^code$|_code$|^jwt$/i;
 /** A Breeze key (or anything shaped like one) inside a string: cut to its 12-character display prefix. */
-const KEY_LIKE = /brz_[0-9A-Za-z]{8,}/g;
+const KEY_LIKE = /brz_[0-9A-Za-z]{9,}/g;
 
 export const newAuditEventId = (now?: number): string => `evt_${ulid(now)}`;
 
@@ -101,6 +108,11 @@ export function actorOf(auth: AuthContext): AuditActor {
     return { type: 'key', id: auth.user.id, email: auth.user.email, key_id: auth.keyId };
   }
   return { type: 'user', id: auth.user.id, email: auth.user.email };
+}
+
+/** The caller of a request, as services take it. */
+export function byRequest(req: FastifyRequest, auth: AuthContext): AuditBy {
+  return { meta: requestMeta(req), actor: actorOf(auth) };
 }
 
 /** A user acting as themselves (a sign-in, a login exchange), without an AuthContext. */
@@ -209,6 +221,20 @@ export class AuditService {
     await tx.audit.insert(row);
     for (const sink of this.sinks) await sink(tx, event);
     return event;
+  }
+
+  /**
+   * Records an event that has no organization of its own (`user.signed_in`, `cli_login.*`): it
+   * goes to the user's personal organization (created if it does not exist yet).
+   */
+  async recordForUser(
+    tx: StoreTx,
+    meta: RequestMeta,
+    user: { id: string; email: string },
+    record: Omit<AuditRecord, 'orgId'>,
+  ): Promise<AuditEvent> {
+    const org = (await tx.orgs.personalOf(user.id)) ?? (await tx.orgs.ensurePersonal(user, this.clock())).org;
+    return this.record(tx, meta, { ...record, orgId: org.id });
   }
 
   /** Sinks run inside the transaction of each recorded event (webhooks enqueue deliveries here). */
