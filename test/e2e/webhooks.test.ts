@@ -55,7 +55,7 @@ async function json<T = Record<string, unknown>>(args: string[]): Promise<T> {
   return JSON.parse(res.stdout) as T;
 }
 
-describe('breeze webhooks', () => {
+describe('breeze webhooks', { timeout: 120_000 }, () => {
   let hookId = '';
 
   it('create prints the id (stdout) and --json the created object; list shows it', async () => {
