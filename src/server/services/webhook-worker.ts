@@ -26,11 +26,15 @@ export interface WebhookTuning {
   timeoutMs?: number;
   /** deliveries attempted at once per instance; default 8 */
   concurrency?: number;
-  /** how often keys are checked for `key.expiring`; default 10 min (0 turns the scheduler off) */
+  /** how often keys are checked for `key.expiring` (and old deliveries pruned); default 10 min, 0: never */
   expiryScanMs?: number;
+  /** finished deliveries (delivered, given up) are kept this long in the log; default 30 days */
+  deliveryRetentionMs?: number;
   /** how the target's host is resolved (tests: a name that points at 127.0.0.1) */
   resolve?: Resolver;
 }
+
+const DAY_MS = 86_400_000;
 
 export const DEFAULT_TUNING: Required<Omit<WebhookTuning, 'resolve'>> = {
   pollMs: 2000,
@@ -40,13 +44,13 @@ export const DEFAULT_TUNING: Required<Omit<WebhookTuning, 'resolve'>> = {
   timeoutMs: 10_000,
   concurrency: 8,
   expiryScanMs: 10 * 60_000,
+  deliveryRetentionMs: 30 * DAY_MS,
 };
 
 /** How long a claimed delivery stays ours: one attempt's limit plus margin for the bookkeeping. */
 const LEASE_MARGIN_MS = 30_000;
 /** At most this much of an answer is read (and then dropped): receivers answer 2xx, not content. */
 const MAX_ANSWER_BYTES = 64 * 1024;
-const DAY_MS = 86_400_000;
 /** `key.expiring` thresholds, nearest first (a key within 1 day gets that one, never the 7-day one late). */
 export const EXPIRY_THRESHOLDS = [
   { name: '1d', ms: DAY_MS },
@@ -272,6 +276,7 @@ export class WebhookWorker {
   private expiryLoop(): void {
     if (this.stopping.signal.aborted) return;
     this.expiryRun = this.scanExpiring()
+      .then(() => this.pruneDeliveries())
       .then(() => undefined)
       .catch((err: Error) => this.deps.log.warn({ webhook_error: err.message }, 'key.expiring scan failed'))
       .finally(() => {
@@ -280,6 +285,18 @@ export class WebhookWorker {
         this.expiryTimer = setTimeout(() => this.expiryLoop(), this.tuning.expiryScanMs);
         this.expiryTimer.unref();
       });
+  }
+
+  /** Deletes finished deliveries older than the retention, in batches; returns how many went. */
+  async pruneDeliveries(): Promise<number> {
+    const before = new Date(this.deps.clock().getTime() - this.tuning.deliveryRetentionMs).toISOString();
+    let total = 0;
+    for (let i = 0; i < 100 && !this.stopping.signal.aborted; i++) {
+      const n = await this.repo.pruneFinished(before, 1000);
+      total += n;
+      if (n < 1000) break;
+    }
+    return total;
   }
 
   /**

@@ -141,6 +141,27 @@ export class WebhooksRepo {
   }
 
   /**
+   * Deletes up to `limit` finished deliveries (delivered or given up) created before `before`;
+   * returns how many went. Pending ones stay whatever their age.
+   */
+  async pruneFinished(before: string, limit: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom('webhook_deliveries')
+      .where(
+        'id',
+        'in',
+        this.db
+          .selectFrom('webhook_deliveries')
+          .select('id')
+          .where('status', '!=', 'pending')
+          .where('created_at', '<', before)
+          .limit(limit),
+      )
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+
+  /**
    * Remembers that the `threshold` notice of a key was sent; false when it already was (by this or
    * another instance): the primary key makes the notice once-only.
    */
