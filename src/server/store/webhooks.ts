@@ -130,12 +130,16 @@ export class WebhooksRepo {
       .execute();
   }
 
-  /** The earliest `next_attempt_at` of a pending delivery (the worker sleeps until then). */
-  async nextDue(): Promise<string | null> {
+  /**
+   * The earliest `next_attempt_at` of a pending delivery nobody holds a lease on at `now` (the
+   * worker sleeps until then; leased ones are another worker's).
+   */
+  async nextDue(now: string): Promise<string | null> {
     const r = await this.db
       .selectFrom('webhook_deliveries')
       .select((eb) => eb.fn.min('next_attempt_at').as('at'))
       .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
       .executeTakeFirst();
     return (r?.at as string | null | undefined) ?? null;
   }
