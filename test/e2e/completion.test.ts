@@ -31,6 +31,7 @@ const TOP = [
   'serve',
   'server',
   'completion',
+  'webhooks',
   'help',
 ];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];
