@@ -17,6 +17,7 @@ import { BUILD_DIR, ROOT } from './lib/paths.js';
 import { type Figure, renderTable, type SectionResult } from './lib/report.js';
 import { type BenchOptions, type Section, type SectionContext, SkipSection } from './lib/section.js';
 import { sleep } from './lib/stats.js';
+import { auditSection } from './sections/audit.js';
 import { cliStartupSection } from './sections/cli-startup.js';
 import { loginSection } from './sections/login.js';
 import { teamsPostgresSection, teamsSqliteSection } from './sections/teams.js';
@@ -29,6 +30,7 @@ const SECTIONS: Section[] = [
   loginSection,
   teamsSqliteSection,
   teamsPostgresSection,
+  auditSection,
 ];
 
 function parseOptions(): { opts: BenchOptions; only: Set<string> | null } {

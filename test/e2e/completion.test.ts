@@ -31,6 +31,7 @@ const TOP = [
   'serve',
   'server',
   'completion',
+  'audit',
   'webhooks',
   'help',
 ];

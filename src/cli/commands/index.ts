@@ -16,6 +16,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./serve.js'),
   server: () => import('./server.js'),
   completion: () => import('./completion.js'),
+  audit: () => import('./audit.js'),
   webhooks: () => import('./webhooks/index.js'),
 };
 

@@ -14,9 +14,13 @@ export interface ServeCommandOptions {
   signup: 'open' | 'closed';
   rateLimitPerKey: number;
   jwtAlg: JwtAlg;
+  auditRetentionDays: number;
   /** webhooks may target http and private/loopback addresses (also BREEZE_ALLOW_PRIVATE_WEBHOOKS=1) */
   allowPrivateWebhooks?: boolean;
 }
+
+/** Days an audit event is kept: `--audit-retention-days`, else `BREEZE_AUDIT_RETENTION_DAYS`, else 365. */
+export const AUDIT_RETENTION_MAX_DAYS = 36500;
 
 function intArg(name: string, min: number, max: number) {
   return (v: string) => {
@@ -67,6 +71,7 @@ export async function runServe(
     signup: opts.signup,
     rateLimitPerKey: opts.rateLimitPerKey,
     jwtAlg: opts.jwtAlg,
+    auditRetentionDays: opts.auditRetentionDays,
     logger: loggerOptions(),
     allowPrivateWebhooks: opts.allowPrivateWebhooks === true || isOn(ctx.env.BREEZE_ALLOW_PRIVATE_WEBHOOKS),
   });
@@ -113,6 +118,12 @@ export function createCommand(host: CommandHost): Command {
       600,
     )
     .addOption(
+      new Option('--audit-retention-days <n>', 'days audit events are kept (0 keeps them forever)')
+        .env('BREEZE_AUDIT_RETENTION_DAYS')
+        .argParser(intArg('--audit-retention-days', 0, AUDIT_RETENTION_MAX_DAYS))
+        .default(365),
+    )
+    .addOption(
       new Option(
         '--jwt-alg <alg>',
         'algorithm name in JWTs and the JWKS: Ed25519 (RFC 9864) or EdDSA (RFC 8037, for verifiers such as PyJWT)',
@@ -133,6 +144,7 @@ Examples:
   $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
   $ breeze serve --database-url postgres://breeze@db/breeze --signup closed
   $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT
+  $ breeze serve --audit-retention-days 90         audit events older than 90 days are deleted
   $ breeze serve --allow-private-webhooks          webhooks to http://127.0.0.1:... (development)`,
     )
     .action(async (opts: ServeCommandOptions, cmd: Command) => {

@@ -249,10 +249,12 @@ export class AuditService {
 
   /** Deletes events older than `retentionDays`, in batches; returns how many went. */
   async prune(retentionDays: number, batch = 1000, maxBatches = 1000): Promise<number> {
-    const before = new Date(this.clock().getTime() - retentionDays * 86400_000).toISOString();
+    const before = this.clock().getTime() - retentionDays * 86400_000;
+    // every id minted before that millisecond sorts below this one (same prefix, then the time)
+    const beforeId = `evt_${ulid(Math.max(0, before)).slice(0, 10)}`;
     let total = 0;
     for (let i = 0; i < maxBatches; i++) {
-      const n = await this.store.audit.pruneBatch(before, batch);
+      const n = await this.store.audit.pruneBatch(beforeId, batch);
       total += n;
       if (n < batch) break;
       // let requests in between batches

@@ -51,14 +51,16 @@ export class AuditRepo {
   }
 
   /**
-   * Deletes up to `batch` events older than `before`; returns how many. Batched so a large backlog
+   * Deletes up to `batch` events with an id below `beforeId` (ids are `evt_` + ULID, so that means
+   * older: the primary key serves it, and no index on `at` costs every write); returns how many.
+   * Batched so a large backlog
    * never holds one long write lock (SQLite) or one huge transaction (PostgreSQL).
    */
-  async pruneBatch(before: string, batch: number): Promise<number> {
+  async pruneBatch(beforeId: string, batch: number): Promise<number> {
     const res = await this.db
       .deleteFrom('audit_events')
       .where('id', 'in', (eb) =>
-        eb.selectFrom('audit_events').select('id').where('at', '<', before).orderBy('at').limit(batch),
+        eb.selectFrom('audit_events').select('id').where('id', '<', beforeId).orderBy('id').limit(batch),
       )
       .executeTakeFirst();
     return Number(res.numDeletedRows);

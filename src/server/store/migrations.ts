@@ -230,12 +230,12 @@ const migrations: Record<string, Migration> = {
         .addColumn('request_id', 'text')
         .addColumn('details', 'text', (c) => c.notNull())
         .execute();
+      // listing is by organization, newest first; pruning goes by the primary key (ids sort by time)
       await db.schema
         .createIndex('audit_events_org_id')
         .on('audit_events')
         .columns(['org_id', 'id'])
         .execute();
-      await db.schema.createIndex('audit_events_at').on('audit_events').columns(['at']).execute();
     },
   },
   '006_webhooks': {
