@@ -37,6 +37,7 @@ const TOP = [
   'audit',
   'oidc',
   'scan',
+  'webhooks',
   'help',
 ];
 const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'usage', 'help'];

@@ -22,6 +22,7 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   unlink: () => import('./unlink.js'),
   doctor: () => import('./doctor.js'),
   audit: () => import('./audit.js'),
+  webhooks: () => import('./webhooks/index.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */
