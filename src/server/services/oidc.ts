@@ -89,15 +89,38 @@ export function claimMatches(expected: string, actual: unknown): boolean {
   if (typeof actual !== 'string' && typeof actual !== 'number' && typeof actual !== 'boolean') return false;
   const text = String(actual);
   if (!expected.includes('*')) return text === expected;
-  const re = new RegExp(
-    `^${expected
-      .split('*')
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-    's',
-  );
-  return re.test(text);
+  return wildcardMatch(expected, text);
 }
+
+/**
+ * `*` glob matching without a regular expression (a regex of several `.*` backtracks exponentially
+ * on a non-match): two pointers, remembering only the last `*`, so at most O(pattern x text) steps.
+ */
+export function wildcardMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
+}
+
+/** At most this many `*` in one claim value of a trust (after runs of `*` are collapsed). */
+export const MAX_CLAIM_WILDCARDS = 4;
 
 /** The first claim of `trust` the token does not satisfy, or null when all match. */
 function failedClaim(claims: Record<string, string>, payload: Record<string, unknown>): string | null {
@@ -167,7 +190,26 @@ export class OidcService {
     const issuer = input.issuer.trim();
     const problem = issuerUrlProblem(issuer, true);
     if (problem) throw invalid(`issuer must be an https URL; this is ${problem}.`);
-    const names = Object.keys(input.claims);
+    // `**` means what `*` means: collapse runs, then cap the wildcards of each value
+    const claims = Object.fromEntries(
+      Object.entries(input.claims).map(([name, value]) => [name, value.replace(/\*+/g, '*')]),
+    );
+    const wild = Object.entries(claims).filter(
+      ([, value]) => value.split('*').length - 1 > MAX_CLAIM_WILDCARDS,
+    );
+    if (wild.length) {
+      throw new HttpError(
+        'VALIDATION_FAILED',
+        `A claim value may hold at most ${MAX_CLAIM_WILDCARDS} "*" wildcards; ${wild.map(([n]) => n).join(', ')} has more.`,
+        {
+          details: wild.map(([n]) => ({
+            field: `body.claims.${n}`,
+            message: `has more than ${MAX_CLAIM_WILDCARDS} "*" wildcards`,
+          })),
+        },
+      );
+    }
+    const names = Object.keys(claims);
     const reserved = names.filter((n) => (RESERVED_CLAIMS as readonly string[]).includes(n));
     if (reserved.length) {
       throw invalid(
@@ -176,7 +218,7 @@ export class OidcService {
     }
     // Without one concrete value, every job of the issuer (every GitHub repository in the world)
     // could get a key: at least one claim must not be a bare wildcard.
-    if (!Object.values(input.claims).some((v) => v.replace(/\*/g, '') !== '')) {
+    if (!Object.values(claims).some((v) => v.replace(/\*/g, '') !== '')) {
       throw invalid(
         'At least one claim needs a concrete value (e.g. "repository": "acme/api"), not only "*".',
       );
@@ -198,7 +240,7 @@ export class OidcService {
       project_id: projectId,
       issuer,
       audience: input.audience?.trim() || this.ctx.config.publicUrl,
-      claims: JSON.stringify(input.claims),
+      claims: JSON.stringify(claims),
       scopes: scopes.join(' '),
       ttl_s: input.ttl_s ?? OIDC_DEFAULT_TTL_S,
       created_by: auth.user.id,

