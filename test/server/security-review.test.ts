@@ -125,5 +125,24 @@ for (const e of eng.list) {
       expect(collapsed.body.claims).toEqual({ repository: 'acme/api', ref: 'refs/*/*' });
     });
 
+    test('a leak report that disables a key sends key.revoked to verifiers within a second', async () => {
+      const o = await owner();
+      const target = await s.seedKey({ email: o.email, name: 'leaked' });
+      const st = await stream(o.verifier.apiKey);
+      const t0 = Date.now();
+      const res = await s.app.inject({
+        method: 'POST',
+        url: '/v1/keys/leaks',
+        payload: { key: target.apiKey },
+        remoteAddress: '10.77.0.1',
+      });
+      expect(res.statusCode).toBe(202);
+      await st.waitFor(
+        (ev) => ev.event === 'key.revoked' && ev.data === JSON.stringify({ key_id: target.keyId }),
+        1000,
+      );
+      expect(Date.now() - t0).toBeLessThan(1000);
+    });
+
   });
 }

@@ -5,6 +5,7 @@ import type { Mailer } from '../mail/mailer.js';
 import { isUsable, type KeyWithUser } from '../store/keys.js';
 import type { LeakPolicy } from '../store/orgs.js';
 import { type RequestMeta, SYSTEM_ACTOR } from './audit.js';
+import { recordRevocations } from './key-events.js';
 
 /** Leak reports per client IP (an IPv6 client by its /64) and minute. */
 export const LEAK_REPORTS_PER_IP = { max: 20, timeWindow: 60_000 } as const;
@@ -122,7 +123,11 @@ export class LeakService {
       }
       const off = policy === 'disable';
       await audit.record(tx, meta, event('key.leaked', { policy, disabled: off, source: report.source }));
-      if (off) await audit.record(tx, meta, event('key.disabled', { reason: 'leaked' }));
+      if (off) {
+        await audit.record(tx, meta, event('key.disabled', { reason: 'leaked' }));
+        // SDK verifiers drop their cached VALID on this event (GET /v1/keys/events)
+        await recordRevocations(tx, [{ org_id: orgId, key_id: key.id, reason: 'disabled' }], now);
+      }
       return off;
     });
     if (disabled) await keys.changed(key.id);
