@@ -144,5 +144,59 @@ for (const e of eng.list) {
       expect(Date.now() - t0).toBeLessThan(1000);
     });
 
+    test('a stream ends when its own key is revoked (disabled; creator removed), and a reconnect is 401', async () => {
+      const o = await owner();
+      const st = await stream(o.verifier.apiKey);
+      expect((await call(o.admin.apiKey, 'POST', `/v1/api-keys/${o.verifier.keyId}/disable`)).status).toBe(
+        200,
+      );
+      await st.waitFor((ev) => ev.data === JSON.stringify({ key_id: o.verifier.keyId }), 2000);
+      const ended = await Promise.race([
+        st.ended.then(() => true),
+        new Promise((r) => setTimeout(() => r(false), 2000)),
+      ]);
+      expect(ended).toBe(true);
+      const again = await stream(o.verifier.apiKey);
+      expect(again.status).toBe(401);
+
+      // a team member's verifier stream ends when the member is removed
+      const { org, project } = await s.store.transaction((tx) =>
+        tx.orgs.create(`Org ${uniq()}`, o.admin.userId),
+      );
+      const member = await s.store.users.ensure(`m-${uniq()}@example.com`);
+      await s.store.orgs.addMember(org.id, member.id, 'admin');
+      const mv = await s.app.breeze.keys.mint({
+        userId: member.id,
+        projectId: project.id,
+        name: 'member verifier',
+        scopes: ['read', 'verify'],
+        expiresAt: null,
+        createdVia: 'api',
+      });
+      const ms = await stream(mv.apiKey);
+      expect(ms.status).toBe(200);
+      expect((await call(o.admin.apiKey, 'DELETE', `/v1/orgs/${org.id}/members/${member.id}`)).status).toBe(
+        204,
+      );
+      await ms.waitFor((ev) => ev.data === JSON.stringify({ key_id: mv.row.id }), 2000);
+      expect(
+        await Promise.race([ms.ended.then(() => true), new Promise((r) => setTimeout(() => r(false), 2000))]),
+      ).toBe(true);
+      // a stream whose key is not the revoked one stays open
+      const other = await s.seedKey({ email: o.email, scopes: ['read', 'verify'] });
+      const still = await stream(other.apiKey);
+      const k = await s.seedKey({ email: o.email, name: 'gone' });
+      expect((await call(o.admin.apiKey, 'DELETE', `/v1/api-keys/${k.keyId}`)).status).toBe(204);
+      await still.waitFor((ev) => ev.data === JSON.stringify({ key_id: k.keyId }), 2000);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(still.events.at(-1)?.event).toBe('key.revoked');
+      expect(
+        await Promise.race([
+          still.ended.then(() => true),
+          new Promise((r) => setTimeout(() => r(false), 100)),
+        ]),
+      ).toBe(false);
+    });
+
   });
 }
