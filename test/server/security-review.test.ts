@@ -198,5 +198,29 @@ for (const e of eng.list) {
       ).toBe(false);
     });
 
+    test('an unverified iss with NUL or control characters, or too long, is a plain 401 (no 500)', async () => {
+      const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+      const token = (iss: string) =>
+        `${b64({ alg: 'RS256', typ: 'JWT' })}.${b64({ iss, aud: 'x', exp: 9_999_999_999, jti: 'j' })}.c2ln`;
+      for (const iss of [
+        'https://issuer.example.com\u0000/x',
+        '\u0000',
+        'https://issuer.example.com/\u0007',
+        'https://issuer.example.com/\u0085',
+        `https://issuer.example.com/${'a'.repeat(600)}`,
+        'ftp://issuer.example.com',
+      ]) {
+        const res = await call(null, 'POST', '/v1/oidc/exchange', { token: token(iss) });
+        expect(res.status, JSON.stringify(iss)).toBe(401);
+        expect(res.body.error.code).toBe('AUTH_REQUIRED');
+      }
+      const reasons = lines
+        .map((l) => JSON.parse(l) as { msg: string; reason?: string })
+        .filter((l) => l.msg === 'oidc exchange refused')
+        .map((l) => l.reason);
+      expect(reasons).toContain('issuer with control characters');
+      expect(reasons).toContain('issuer too long');
+    });
+
   });
 }

@@ -7,6 +7,7 @@ import { authInOrg, authorizeOrg, capScopes, type OrgAccess, requireScopesWithin
 import type { AuthContext, ServerContext } from '../context.js';
 import type { MintedKey } from '../key-service.js';
 import type { OidcTrustRow } from '../store/oidc.js';
+import { hasNoControls } from '../validation.js';
 import { type AuditBy, type RequestMeta, SYSTEM_ACTOR, SYSTEM_BY } from './audit.js';
 import { IssuerKeys, issuerUrlProblem, OidcRefusal } from './oidc-issuer.js';
 import { OrgService } from './orgs.js';
@@ -20,6 +21,8 @@ export const OIDC_CLOCK_TOLERANCE_S = 30;
 export const OIDC_MAX_TOKEN_LIFETIME_S = 24 * 3600;
 /** Claims checked by the exchange itself: a trust cannot pin them. */
 export const RESERVED_CLAIMS = ['iss', 'aud', 'exp', 'nbf', 'iat', 'jti'] as const;
+/** The longest `iss` looked up (a trust's issuer is at most this long too). */
+export const MAX_ISSUER_LENGTH = 512;
 export const CLAIM_NAME_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$';
 /** The asymmetric algorithms CI issuers sign with; never `none` or an HMAC. */
 const ALGORITHMS = [
@@ -296,13 +299,17 @@ export class OidcService {
     }
     const iss = unverified.iss;
     if (typeof iss !== 'string' || iss === '') throw new OidcRefusal('token without iss');
+    // `iss` is unverified: check it before it reaches a query (PostgreSQL refuses a NUL byte with an
+    // error, which must not become a 500) or the log
+    if (iss.length > MAX_ISSUER_LENGTH) throw new OidcRefusal('issuer too long');
+    if (!hasNoControls(iss)) throw new OidcRefusal('issuer with control characters');
+    const problem = issuerUrlProblem(iss, this.ctx.config.allowHttpIssuers === true);
+    if (problem) throw new OidcRefusal(`issuer is ${problem}`, { iss });
     // Nothing is fetched for an issuer no organization trusts: a stranger cannot make us call out.
     const trusts = (await this.ctx.store.oidc.trustsOfIssuer(iss)).filter(
       (t) => orgId === undefined || t.org_id === orgId,
     );
     if (trusts.length === 0) throw new OidcRefusal('no trust for this issuer', { iss, org_id: orgId });
-    const problem = issuerUrlProblem(iss, this.ctx.config.allowHttpIssuers === true);
-    if (problem) throw new OidcRefusal(`issuer is ${problem}`, { iss });
 
     const now = this.ctx.clock();
     let payload: Record<string, unknown>;
