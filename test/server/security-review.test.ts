@@ -46,6 +46,13 @@ describe('claim globs', () => {
   });
 });
 
+test('a since duration reaching back before 1970 is clamped to 1970 (never an invalid or negative-year time)', () => {
+  const now = new Date('2026-12-01T00:00:00Z');
+  expect(parseSince('999999w', now)).toBe('1970-01-01T00:00:00.000Z');
+  expect(parseSince('999999d', now)).toBe('1970-01-01T00:00:00.000Z');
+  expect(parseSince('2d', now)).toBe('2026-11-29T00:00:00.000Z');
+});
+
 for (const e of eng.list) {
   describe.skipIf(e.skip)(`security review fixes (${e.name})`, () => {
     let s: TestServer;
@@ -220,6 +227,15 @@ for (const e of eng.list) {
         .map((l) => l.reason);
       expect(reasons).toContain('issuer with control characters');
       expect(reasons).toContain('issuer too long');
+    });
+
+    test('since=999999w lists from the beginning; an unknown unit is 400', async () => {
+      const o = await owner();
+      const far = await call(o.admin.apiKey, 'GET', `/v1/audit-events?org_id=${o.orgId}&since=999999w`);
+      expect(far.status, JSON.stringify(far.body)).toBe(200);
+      expect(Array.isArray(far.body.data)).toBe(true);
+      const bad = await call(o.admin.apiKey, 'GET', `/v1/audit-events?org_id=${o.orgId}&since=9y`);
+      expect(bad.status).toBe(400);
     });
 
   });
