@@ -238,5 +238,49 @@ for (const e of eng.list) {
       expect(bad.status).toBe(400);
     });
 
+    test('deleting an OIDC trust and changing the leak policy are audited (and webhooks can subscribe)', async () => {
+      const o = await owner();
+      const hook = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: `${rx.url}/audit`,
+        events: ['oidc_trust.deleted', 'org.updated'],
+      });
+      expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+      const trust = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/oidc-trusts`, {
+        issuer: issuer.url,
+        claims: { repository: 'acme/api' },
+      });
+      expect(trust.status).toBe(201);
+      expect((await call(o.admin.apiKey, 'DELETE', `/v1/oidc-trusts/${trust.body.id}`)).status).toBe(204);
+      const deleted = await auditOf(o.admin.apiKey, o.orgId, 'oidc_trust.deleted');
+      expect(deleted).toHaveLength(1);
+      expect(deleted[0]).toMatchObject({
+        target: { type: 'oidc_trust', id: trust.body.id },
+        actor: { type: 'key', key_id: o.admin.keyId },
+        details: { issuer: issuer.url, claims: { repository: 'acme/api' } },
+      });
+
+      const patch = (leak_policy: string) =>
+        call(o.admin.apiKey, 'PATCH', `/v1/orgs/${o.orgId}`, { leak_policy });
+      expect((await patch('notify')).body.leak_policy).toBe('notify');
+      expect((await patch('notify')).status).toBe(200); // no change: no event
+      expect((await patch('disable')).body.leak_policy).toBe('disable');
+      const updated = await auditOf(o.admin.apiKey, o.orgId, 'org.updated');
+      expect(updated.map((ev) => ev.details)).toEqual([
+        { leak_policy: { from: 'notify', to: 'disable' } },
+        { leak_policy: { from: 'disable', to: 'notify' } },
+      ]);
+      expect(updated[0]).toMatchObject({ target: { type: 'org', id: o.orgId } });
+
+      // both reached the webhook
+      const end = Date.now() + 5000;
+      const seen = () =>
+        rx.received
+          .map((r) => JSON.parse(r.raw) as { type: string; data: { org_id: string } })
+          .filter((b) => b.data.org_id === o.orgId)
+          .map((b) => b.type);
+      while (seen().length < 3 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+      expect(seen().sort()).toEqual(['oidc_trust.deleted', 'org.updated', 'org.updated']);
+    });
+
   });
 }

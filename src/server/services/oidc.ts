@@ -270,7 +270,7 @@ export class OidcService {
     return view;
   }
 
-  async delete(auth: AuthContext, trustId: string): Promise<OidcTrustRow> {
+  async delete(auth: AuthContext, trustId: string, by: AuditBy = SYSTEM_BY): Promise<OidcTrustRow> {
     const row = await this.ctx.store.oidc.trust(trustId);
     if (!row) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
     try {
@@ -281,8 +281,19 @@ export class OidcService {
         throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
       throw err;
     }
-    if (!(await this.ctx.store.oidc.deleteTrust(trustId)))
-      throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+    const view = trustView(row);
+    await this.ctx.store.transaction(async (tx) => {
+      // of concurrent deletes one records the event; the others are 404
+      if (!(await tx.oidc.deleteTrust(trustId))) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+      await this.ctx.audit.record(tx, by.meta, {
+        action: 'oidc_trust.deleted',
+        orgId: row.org_id,
+        projectId: row.project_id,
+        actor: by.actor,
+        target: { type: 'oidc_trust', id: row.id, ownerId: row.created_by },
+        details: { issuer: view.issuer, audience: view.audience, claims: view.claims, scopes: view.scopes },
+      });
+    });
     return row;
   }
 
