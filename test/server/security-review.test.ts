@@ -282,5 +282,23 @@ for (const e of eng.list) {
       expect(seen().sort()).toEqual(['oidc_trust.deleted', 'org.updated', 'org.updated']);
     });
 
+    test("a webhook ping's stored body has the URL without its query", async () => {
+      const o = await owner();
+      const hook = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: `${rx.url}/ping?token=s3cret-${e.name}`,
+        events: ['key.deleted'],
+      });
+      expect(hook.status).toBe(201);
+      const ping = await call(o.admin.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+      expect(ping.status).toBe(202);
+      const rows = await s.store.db
+        .selectFrom('webhook_deliveries')
+        .select(['body'])
+        .where('webhook_id', '=', hook.body.id)
+        .execute();
+      expect(rows).toHaveLength(1);
+      expect(rows[0]?.body).not.toContain('s3cret');
+      expect(JSON.parse(rows[0]?.body as string).data.details.url).toBe(`${rx.url}/ping`);
+    });
   });
 }
