@@ -53,6 +53,44 @@ test('a since duration reaching back before 1970 is clamped to 1970 (never an in
   expect(parseSince('2d', now)).toBe('2026-11-29T00:00:00.000Z');
 });
 
+describe('the leak mail map is an LRU with a hard cap', () => {
+  test('past the cap the least recently mailed key is forgotten (and mailed again on its next report)', async () => {
+    const sqlite = eng.list[0];
+    if (!sqlite) throw new Error('setup');
+    const s = await sqlite.startServer();
+    try {
+      const sent: MailMessage[] = [];
+      const leaks = new LeakService(
+        s.app.breeze,
+        {
+          send: async (m) => {
+            sent.push(m);
+          },
+        },
+        2,
+      );
+      const email = `lru-${uniq()}@example.com`;
+      const [a, b, c] = [await s.seedKey({ email }), await s.seedKey({ email }), await s.seedKey({ email })];
+      const orgId = (await s.store.orgs.personalOf(a!.userId))?.id as string;
+      // notify: the keys stay live, so every report is of a live key
+      await s.store.orgs.setLeakPolicy(orgId, 'notify');
+      const report = (k: { apiKey: string }) => leaks.report({ key: k.apiKey, source: null }, SYSTEM_META);
+      await report(a!);
+      await report(b!);
+      await report(a!); // within the window: no second mail
+      expect(sent).toHaveLength(2);
+      await report(c!); // the cap (2) is passed: a, the oldest, is forgotten
+      expect(sent).toHaveLength(3);
+      await report(b!); // still remembered
+      expect(sent).toHaveLength(3);
+      await report(a!);
+      expect(sent).toHaveLength(4);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
 for (const e of eng.list) {
   describe.skipIf(e.skip)(`security review fixes (${e.name})`, () => {
     let s: TestServer;

@@ -23,6 +23,9 @@ export const LEAK_SOURCE_MAX_LENGTH = 2048;
 /** A key's creator is mailed at most once per key in this window (a reporter cannot flood an inbox). */
 const MAIL_WINDOW_MS = 3600_000;
 
+/** Keys remembered for MAIL_WINDOW_MS (a hard cap: a flood of reports of distinct keys cannot grow it). */
+export const MAILED_MAX = 10_000;
+
 const KEY_LIKE = /brz_[0-9A-Za-z]{8,}/g;
 
 /** What happened to a reported key (for the audit details and tests; never sent to the reporter). */
@@ -68,11 +71,13 @@ export function normaliseLeakSource(source: string | undefined): string | null {
  * from its cache. The reporter learns nothing: the route answers the same in every case.
  */
 export class LeakService {
+  /** key id -> when its creator was last mailed, oldest first (at most `mailedMax` entries) */
   private readonly mailed = new Map<string, number>();
 
   constructor(
     private readonly ctx: ServerContext,
     private readonly mailer: Mailer,
+    private readonly mailedMax = MAILED_MAX,
   ) {}
 
   /** Throws 400 unless `key` has the key's shape and checksum. */
@@ -144,11 +149,16 @@ export class LeakService {
     source: string | null,
     now: Date,
   ): void {
-    const last = this.mailed.get(found.key.id);
+    const id = found.key.id;
+    const last = this.mailed.get(id);
     if (last !== undefined && now.getTime() - last < MAIL_WINDOW_MS) return;
-    this.mailed.set(found.key.id, now.getTime());
-    if (this.mailed.size > 10_000) {
-      for (const [id, at] of this.mailed) if (now.getTime() - at >= MAIL_WINDOW_MS) this.mailed.delete(id);
+    // an LRU by insertion order (re-inserted on each mail): the oldest entries go first, whatever
+    // their age, so the map never holds more than `mailedMax` keys
+    this.mailed.delete(id);
+    this.mailed.set(id, now.getTime());
+    while (this.mailed.size > this.mailedMax) {
+      const oldest = this.mailed.keys().next().value as string;
+      this.mailed.delete(oldest);
     }
     void this.mailer.send(leakMail(found, orgName, outcome, source, this.ctx.config.publicUrl, now));
   }
