@@ -340,3 +340,70 @@ for (const e of eng.list) {
     });
   });
 }
+
+describe('issuer fetches: the private-address guard', () => {
+  let tcp: TcpServer;
+  let port: number;
+  let connections = 0;
+  beforeAll(async () => {
+    tcp = createTcpServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => tcp.listen(0, '127.0.0.1', r));
+    port = (tcp.address() as { port: number }).port;
+  });
+  afterAll(() => new Promise<void>((r) => tcp.close(() => r())));
+
+  test('an https issuer on a loopback address (by name or literal) is refused without a connection', async () => {
+    const sqlite = eng.list[0];
+    if (!sqlite) throw new Error('setup');
+    const real = await startTestIssuer();
+    const lines: string[] = [];
+    const s = await sqlite.startServer({
+      config: {
+        rateLimitPerKey: 0,
+        oidcJwksCooldownMs: 0,
+        oidcResolve: async (host) => {
+          if (host === 'issuer.internal.test') return [{ address: '127.0.0.1', family: 4 }];
+          throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+        },
+      },
+      logger: { ...loggerOptions('info'), stream: { write: (l: string) => void lines.push(l) } },
+    });
+    try {
+      const k = await s.seedKey({ email: 'guard@example.com' });
+      const orgId = (
+        await s.app.inject({ method: 'GET', url: '/v1/me', headers: { 'xi-api-key': k.apiKey } })
+      ).json().org.id;
+      const reasons: string[] = [];
+      for (const iss of [
+        `https://issuer.internal.test:${port}`,
+        `https://127.0.0.1:${port}`,
+        `https://[::ffff:127.0.0.1]:${port}`,
+      ]) {
+        const created = await s.app.inject({
+          method: 'POST',
+          url: `/v1/orgs/${orgId}/oidc-trusts`,
+          headers: { 'xi-api-key': k.apiKey },
+          payload: { issuer: iss, audience: 'a', claims: { repository: 'acme/api' } },
+        });
+        expect(created.statusCode, iss).toBe(201);
+        const token = await real.sign({ iss, aud: 'a', repository: 'acme/api' });
+        const res = await s.app.inject({ method: 'POST', url: '/v1/oidc/exchange', payload: { token } });
+        expect(res.statusCode, iss).toBe(401);
+        reasons.push(
+          lines
+            .map((l) => JSON.parse(l))
+            .filter((l) => l.msg === 'oidc exchange refused')
+            .at(-1).reason,
+        );
+      }
+      expect(reasons).toEqual(['issuer address refused', 'issuer address refused', 'issuer address refused']);
+      expect(connections).toBe(0);
+    } finally {
+      await s.close();
+      await real.close();
+    }
+  });
+});

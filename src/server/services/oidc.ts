@@ -169,6 +169,7 @@ export class OidcService {
       allowHttp: ctx.config.allowHttpIssuers === true,
       clock: ctx.clock,
       ...(ctx.config.oidcJwksCooldownMs !== undefined ? { cooldownMs: ctx.config.oidcJwksCooldownMs } : {}),
+      ...(ctx.config.oidcResolve ? { resolve: ctx.config.oidcResolve } : {}),
     });
   }
 
