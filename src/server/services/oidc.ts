@@ -359,7 +359,7 @@ export class OidcService {
     }
     if (new Set(matching.map((t) => t.org_id)).size > 1) {
       throw new OidcRefusal(
-        'the token matches trusts of several organizations; the caller must pass org_id',
+        'the token matches trusts of several organizations; the caller must pass org_id (breeze login --oidc --org <org_id>, breeze run --oidc --org <org_id>)',
         {
           iss,
           trust_ids: matching.map((t) => t.id).slice(0, 20),
