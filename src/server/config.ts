@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { Resolver } from './services/webhook-target.js';
 import type { WebhookTuning } from './services/webhook-worker.js';
 
 export type SignupPolicy = 'open' | 'closed';
@@ -50,6 +51,8 @@ export interface ServerConfig {
   allowHttpIssuers?: boolean;
   /** Least time between two JWKS fetches of one issuer for an unknown `kid` (default 30 s; tests lower it). */
   oidcJwksCooldownMs?: number;
+  /** How OIDC issuer hosts are resolved for the private-address guard (tests: a name that points at 127.0.0.1). */
+  oidcResolve?: Resolver;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {

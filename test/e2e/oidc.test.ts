@@ -195,6 +195,8 @@ for (const engine of ENGINES) {
       });
       expect(replay.code).toBe(3);
       expect(replay.stderr).toMatch(/did not accept the OIDC token/);
+      // without --org the hint names it (a token matching trusts of several organizations needs it)
+      expect(replay.stderr).toMatch(/several organizations, pass --org <org_id>/);
       expect(replay.stdout).toBe('');
 
       // a trust with a 10-second TTL: its key works, and is refused once that has passed

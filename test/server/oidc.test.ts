@@ -361,7 +361,9 @@ for (const e of eng.list) {
         expect(t2.status).toBe(201);
         // the token matches trusts of two organizations: it must say which
         expect((await exchange(await issuer.sign(claims))).status).toBe(401);
-        expect(logReasons().at(-1)).toMatch(/several organizations/);
+        expect(logReasons().at(-1)).toMatch(
+          /several organizations; the caller must pass org_id \(breeze login --oidc --org <org_id>/,
+        );
         const picked = await exchange(await issuer.sign(claims), { org_id: otherOrg });
         expect(picked.status).toBe(200);
         expect(picked.body.key.org_id).toBe(otherOrg);

@@ -126,7 +126,7 @@ export async function exchangeCiToken(
       throw new NotAuthenticatedError(
         `The server did not accept the OIDC token from ${SOURCE_NAMES[source]}.`,
         {
-          hint: 'Check the trust ("breeze oidc trust list"): issuer, audience and claims must match the token, and each token works once. The server log says which check failed.',
+          hint: `Check the trust ("breeze oidc trust list"): issuer, audience and claims must match the token, and each token works once.${opts.org === undefined ? ' When the token matches trusts of several organizations, pass --org <org_id>.' : ''} The server log says which check failed.`,
           cause: err,
         },
       );

@@ -44,7 +44,9 @@ function decodeCursor(cursor: string): string {
 /** `since`: an RFC 3339 time, or a duration back from now (`90s`, `30m`, `24h`, `7d`, `2w`). */
 export function parseSince(since: string, now: Date): string {
   const d = DURATION.exec(since);
-  if (d) return new Date(now.getTime() - Number(d[1]) * (UNIT_MS[d[2] as string] ?? 0)).toISOString();
+  // a duration reaching back before 1970 means "everything": clamp (a Date that far back is invalid)
+  if (d)
+    return new Date(Math.max(0, now.getTime() - Number(d[1]) * (UNIT_MS[d[2] as string] ?? 0))).toISOString();
   const t = /^\d{4}-\d{2}-\d{2}T/.test(since) ? Date.parse(since) : Number.NaN;
   if (Number.isNaN(t)) {
     throw badQuery(

@@ -128,7 +128,8 @@ export async function oidcRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      await oidc.delete(requireAuth(request), request.params.trust_id);
+      const auth = requireAuth(request);
+      await oidc.delete(auth, request.params.trust_id, byRequest(request, auth));
       return reply.code(204).send();
     },
   );

@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import { HttpError } from '../../core/errors.js';
 import { requireAuth } from '../plugins/auth.js';
+import { byRequest } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
 import { LEAK_POLICIES, type LeakPolicy, type OrgRow } from '../store/orgs.js';
 import { orgIdParams, orgSchema } from './org-schemas.js';
@@ -70,9 +72,27 @@ export async function orgSettingsRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const access = await orgs.access(requireAuth(request), request.params.org_id, 'org.update');
+      const auth = requireAuth(request);
+      const access = await orgs.access(auth, request.params.org_id, 'org.update');
       const policy = request.body.leak_policy;
-      if (policy !== undefined) await app.breeze.store.orgs.setLeakPolicy(access.orgId, policy);
+      if (policy !== undefined) {
+        const by = byRequest(request, auth);
+        await app.breeze.store.transaction(async (tx) => {
+          // the row lock orders concurrent changes: each event's `from` is what the change replaced
+          if (!(await tx.orgs.lock(access.orgId))) throw new HttpError('NOT_FOUND', 'No such organization.');
+          const before = await tx.orgs.get(access.orgId);
+          const from: LeakPolicy = before?.leak_policy === 'notify' ? 'notify' : 'disable';
+          if (from === policy) return;
+          await tx.orgs.setLeakPolicy(access.orgId, policy);
+          await app.breeze.audit.record(tx, by.meta, {
+            action: 'org.updated',
+            orgId: access.orgId,
+            actor: by.actor,
+            target: { type: 'org', id: access.orgId },
+            details: { leak_policy: { from, to: policy } },
+          });
+        });
+      }
       return view(await orgs.get(access.orgId), access.role);
     },
   );

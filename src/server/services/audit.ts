@@ -27,6 +27,8 @@ export const AUDIT_ACTIONS = [
   'webhook.deleted',
   'oidc_trust.created',
   'oidc.exchanged',
+  'oidc_trust.deleted',
+  'org.updated',
 ] as const;
 export type AuditAction = (typeof AUDIT_ACTIONS)[number];
 

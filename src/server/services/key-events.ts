@@ -216,6 +216,10 @@ export class KeyEventHub {
     if (row.id <= stream.cursor) return;
     stream.cursor = row.id;
     this.write(stream, sseFrame(row));
+    // the stream's own key was revoked (disabled, deleted, expired, its creator removed or demoted):
+    // it may not read on. The client sees the event, then the end; a reconnect authenticates again
+    // (401 or 403 for a key that lost its right, a new stream for one that kept it).
+    if (row.key_id === stream.keyId) this.drop(stream, true);
   }
 
   private write(stream: Stream, text: string): void {

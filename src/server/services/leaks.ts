@@ -5,6 +5,7 @@ import type { Mailer } from '../mail/mailer.js';
 import { isUsable, type KeyWithUser } from '../store/keys.js';
 import type { LeakPolicy } from '../store/orgs.js';
 import { type RequestMeta, SYSTEM_ACTOR } from './audit.js';
+import { recordRevocations } from './key-events.js';
 
 /** Leak reports per client IP (an IPv6 client by its /64) and minute. */
 export const LEAK_REPORTS_PER_IP = { max: 20, timeWindow: 60_000 } as const;
@@ -21,6 +22,9 @@ export const LEAK_SOURCE_MAX_LENGTH = 2048;
 
 /** A key's creator is mailed at most once per key in this window (a reporter cannot flood an inbox). */
 const MAIL_WINDOW_MS = 3600_000;
+
+/** Keys remembered for MAIL_WINDOW_MS (a hard cap: a flood of reports of distinct keys cannot grow it). */
+export const MAILED_MAX = 10_000;
 
 const KEY_LIKE = /brz_[0-9A-Za-z]{8,}/g;
 
@@ -67,11 +71,13 @@ export function normaliseLeakSource(source: string | undefined): string | null {
  * from its cache. The reporter learns nothing: the route answers the same in every case.
  */
 export class LeakService {
+  /** key id -> when its creator was last mailed, oldest first (at most `mailedMax` entries) */
   private readonly mailed = new Map<string, number>();
 
   constructor(
     private readonly ctx: ServerContext,
     private readonly mailer: Mailer,
+    private readonly mailedMax = MAILED_MAX,
   ) {}
 
   /** Throws 400 unless `key` has the key's shape and checksum. */
@@ -122,7 +128,11 @@ export class LeakService {
       }
       const off = policy === 'disable';
       await audit.record(tx, meta, event('key.leaked', { policy, disabled: off, source: report.source }));
-      if (off) await audit.record(tx, meta, event('key.disabled', { reason: 'leaked' }));
+      if (off) {
+        await audit.record(tx, meta, event('key.disabled', { reason: 'leaked' }));
+        // SDK verifiers drop their cached VALID on this event (GET /v1/keys/events)
+        await recordRevocations(tx, [{ org_id: orgId, key_id: key.id, reason: 'disabled' }], now);
+      }
       return off;
     });
     if (disabled) await keys.changed(key.id);
@@ -139,11 +149,16 @@ export class LeakService {
     source: string | null,
     now: Date,
   ): void {
-    const last = this.mailed.get(found.key.id);
+    const id = found.key.id;
+    const last = this.mailed.get(id);
     if (last !== undefined && now.getTime() - last < MAIL_WINDOW_MS) return;
-    this.mailed.set(found.key.id, now.getTime());
-    if (this.mailed.size > 10_000) {
-      for (const [id, at] of this.mailed) if (now.getTime() - at >= MAIL_WINDOW_MS) this.mailed.delete(id);
+    // an LRU by insertion order (re-inserted on each mail): the oldest entries go first, whatever
+    // their age, so the map never holds more than `mailedMax` keys
+    this.mailed.delete(id);
+    this.mailed.set(id, now.getTime());
+    while (this.mailed.size > this.mailedMax) {
+      const oldest = this.mailed.keys().next().value as string;
+      this.mailed.delete(oldest);
     }
     void this.mailer.send(leakMail(found, orgName, outcome, source, this.ctx.config.publicUrl, now));
   }

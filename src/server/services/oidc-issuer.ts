@@ -1,4 +1,4 @@
-import { isIPv4 } from 'node:net';
+import { isIP, isIPv4 } from 'node:net';
 import {
   type CompactJWSHeaderParameters,
   createLocalJWKSet,
@@ -6,6 +6,14 @@ import {
   type JSONWebKeySet,
   type JWTVerifyGetKey,
 } from 'jose';
+import { Agent, fetch as undiciFetch } from 'undici';
+import {
+  guardedLookup,
+  type Resolver,
+  resolveTarget,
+  type TargetPolicy,
+  TargetRefused,
+} from './webhook-target.js';
 
 /**
  * Why an OIDC token was refused. Carried to the exchange route, which answers a plain 401 and logs
@@ -60,17 +68,27 @@ export function issuerUrlProblem(url: string, allowHttp: boolean): string | null
  */
 export async function fetchJson(
   url: string,
-  opts: { timeoutMs?: number; maxBytes?: number } = {},
+  opts: { timeoutMs?: number; maxBytes?: number; guard?: IssuerGuard } = {},
 ): Promise<unknown> {
   const timeoutMs = opts.timeoutMs ?? ISSUER_FETCH_TIMEOUT_MS;
   const maxBytes = opts.maxBytes ?? ISSUER_FETCH_MAX_BYTES;
   const signal = AbortSignal.timeout(timeoutMs);
   let current = new URL(url);
   for (let hop = 0; ; hop++) {
-    let res: Response;
+    let res: Awaited<ReturnType<typeof undiciFetch>>;
     try {
-      res = await fetch(current, { redirect: 'manual', signal, headers: { accept: 'application/json' } });
+      // an IP literal is never looked up, so the guard's lookup would not see it: check it here
+      const literal = current.hostname.replace(/^\[|\]$/g, '');
+      if (opts.guard && isIP(literal) !== 0) await resolveTarget(current.hostname, opts.guard.policy);
+      res = await undiciFetch(current, {
+        redirect: 'manual',
+        signal,
+        headers: { accept: 'application/json' },
+        ...(opts.guard ? { dispatcher: opts.guard.agent } : {}),
+      });
     } catch (err) {
+      const refused = refusedAddress(err);
+      if (refused) throw new OidcRefusal('issuer address refused', { url: current.href, error: refused });
       throw new OidcRefusal('issuer fetch failed', {
         url: current.href,
         error: signal.aborted ? `timeout after ${timeoutMs} ms` : String((err as Error).message),
@@ -122,6 +140,33 @@ export async function fetchJson(
   }
 }
 
+/**
+ * The private-address guard of issuer fetches (the webhook SSRF guard, webhook-target.ts): every
+ * address a name resolves to must be public, and the socket connects to exactly the checked address.
+ */
+export interface IssuerGuard {
+  policy: TargetPolicy;
+  agent: Agent;
+}
+
+export function issuerGuard(resolve?: Resolver, timeoutMs = ISSUER_FETCH_TIMEOUT_MS): IssuerGuard {
+  const policy: TargetPolicy = { allowPrivate: false, ...(resolve ? { resolve } : {}) };
+  return { policy, agent: new Agent({ connect: { lookup: guardedLookup(policy), timeout: timeoutMs } }) };
+}
+
+/** The guard's refusal inside a fetch error (its lookup error, or a literal refused up front), if any. */
+function refusedAddress(err: unknown): string | null {
+  for (
+    let e = err as { message?: string; code?: string; cause?: unknown } | undefined, i = 0;
+    e && i < 5;
+    i++
+  ) {
+    if (e instanceof TargetRefused || e.code === 'EWEBHOOKTARGET') return String(e.message);
+    e = e.cause as typeof e;
+  }
+  return null;
+}
+
 interface IssuerEntry {
   jwksUri: string;
   getKey: JWTVerifyGetKey;
@@ -138,6 +183,8 @@ export interface IssuerKeysOptions {
   cooldownMs?: number;
   timeoutMs?: number;
   maxBytes?: number;
+  /** resolves issuer hosts for the private-address guard (which is off when `allowHttp` is on) */
+  resolve?: Resolver;
 }
 
 /**
@@ -152,7 +199,11 @@ export class IssuerKeys {
   private readonly maxAgeMs: number;
   private readonly cooldownMs: number;
 
+  private readonly guard: IssuerGuard | undefined;
+
   constructor(private readonly opts: IssuerKeysOptions) {
+    // `--allow-http-issuers` (tests, development) talks to loopback issuers: no address guard then
+    this.guard = opts.allowHttp ? undefined : issuerGuard(opts.resolve, opts.timeoutMs);
     this.maxAgeMs = opts.maxAgeMs ?? 10 * 60_000;
     this.cooldownMs = opts.cooldownMs ?? 30_000;
   }
@@ -199,7 +250,7 @@ export class IssuerKeys {
   }
 
   private async load(issuer: string): Promise<IssuerEntry> {
-    const fetchOpts = { timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxBytes };
+    const fetchOpts = { timeoutMs: this.opts.timeoutMs, maxBytes: this.opts.maxBytes, guard: this.guard };
     const discoveryUrl = `${issuer.replace(/\/+$/, '')}/.well-known/openid-configuration`;
     const doc = await fetchJson(discoveryUrl, fetchOpts);
     if (typeof doc !== 'object' || doc === null) {

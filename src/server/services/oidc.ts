@@ -7,6 +7,7 @@ import { authInOrg, authorizeOrg, capScopes, type OrgAccess, requireScopesWithin
 import type { AuthContext, ServerContext } from '../context.js';
 import type { MintedKey } from '../key-service.js';
 import type { OidcTrustRow } from '../store/oidc.js';
+import { hasNoControls } from '../validation.js';
 import { type AuditBy, type RequestMeta, SYSTEM_ACTOR, SYSTEM_BY } from './audit.js';
 import { IssuerKeys, issuerUrlProblem, OidcRefusal } from './oidc-issuer.js';
 import { OrgService } from './orgs.js';
@@ -20,6 +21,8 @@ export const OIDC_CLOCK_TOLERANCE_S = 30;
 export const OIDC_MAX_TOKEN_LIFETIME_S = 24 * 3600;
 /** Claims checked by the exchange itself: a trust cannot pin them. */
 export const RESERVED_CLAIMS = ['iss', 'aud', 'exp', 'nbf', 'iat', 'jti'] as const;
+/** The longest `iss` looked up (a trust's issuer is at most this long too). */
+export const MAX_ISSUER_LENGTH = 512;
 export const CLAIM_NAME_PATTERN = '^[A-Za-z0-9_.:-]{1,64}$';
 /** The asymmetric algorithms CI issuers sign with; never `none` or an HMAC. */
 const ALGORITHMS = [
@@ -89,15 +92,38 @@ export function claimMatches(expected: string, actual: unknown): boolean {
   if (typeof actual !== 'string' && typeof actual !== 'number' && typeof actual !== 'boolean') return false;
   const text = String(actual);
   if (!expected.includes('*')) return text === expected;
-  const re = new RegExp(
-    `^${expected
-      .split('*')
-      .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
-      .join('.*')}$`,
-    's',
-  );
-  return re.test(text);
+  return wildcardMatch(expected, text);
 }
+
+/**
+ * `*` glob matching without a regular expression (a regex of several `.*` backtracks exponentially
+ * on a non-match): two pointers, remembering only the last `*`, so at most O(pattern x text) steps.
+ */
+export function wildcardMatch(pattern: string, text: string): boolean {
+  let p = 0;
+  let t = 0;
+  let star = -1;
+  let mark = 0;
+  while (t < text.length) {
+    if (p < pattern.length && pattern[p] !== '*' && pattern[p] === text[t]) {
+      p++;
+      t++;
+    } else if (p < pattern.length && pattern[p] === '*') {
+      star = p++;
+      mark = t;
+    } else if (star >= 0) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.length && pattern[p] === '*') p++;
+  return p === pattern.length;
+}
+
+/** At most this many `*` in one claim value of a trust (after runs of `*` are collapsed). */
+export const MAX_CLAIM_WILDCARDS = 4;
 
 /** The first claim of `trust` the token does not satisfy, or null when all match. */
 function failedClaim(claims: Record<string, string>, payload: Record<string, unknown>): string | null {
@@ -143,6 +169,7 @@ export class OidcService {
       allowHttp: ctx.config.allowHttpIssuers === true,
       clock: ctx.clock,
       ...(ctx.config.oidcJwksCooldownMs !== undefined ? { cooldownMs: ctx.config.oidcJwksCooldownMs } : {}),
+      ...(ctx.config.oidcResolve ? { resolve: ctx.config.oidcResolve } : {}),
     });
   }
 
@@ -167,7 +194,26 @@ export class OidcService {
     const issuer = input.issuer.trim();
     const problem = issuerUrlProblem(issuer, true);
     if (problem) throw invalid(`issuer must be an https URL; this is ${problem}.`);
-    const names = Object.keys(input.claims);
+    // `**` means what `*` means: collapse runs, then cap the wildcards of each value
+    const claims = Object.fromEntries(
+      Object.entries(input.claims).map(([name, value]) => [name, value.replace(/\*+/g, '*')]),
+    );
+    const wild = Object.entries(claims).filter(
+      ([, value]) => value.split('*').length - 1 > MAX_CLAIM_WILDCARDS,
+    );
+    if (wild.length) {
+      throw new HttpError(
+        'VALIDATION_FAILED',
+        `A claim value may hold at most ${MAX_CLAIM_WILDCARDS} "*" wildcards; ${wild.map(([n]) => n).join(', ')} has more.`,
+        {
+          details: wild.map(([n]) => ({
+            field: `body.claims.${n}`,
+            message: `has more than ${MAX_CLAIM_WILDCARDS} "*" wildcards`,
+          })),
+        },
+      );
+    }
+    const names = Object.keys(claims);
     const reserved = names.filter((n) => (RESERVED_CLAIMS as readonly string[]).includes(n));
     if (reserved.length) {
       throw invalid(
@@ -176,7 +222,7 @@ export class OidcService {
     }
     // Without one concrete value, every job of the issuer (every GitHub repository in the world)
     // could get a key: at least one claim must not be a bare wildcard.
-    if (!Object.values(input.claims).some((v) => v.replace(/\*/g, '') !== '')) {
+    if (!Object.values(claims).some((v) => v.replace(/\*/g, '') !== '')) {
       throw invalid(
         'At least one claim needs a concrete value (e.g. "repository": "acme/api"), not only "*".',
       );
@@ -198,7 +244,7 @@ export class OidcService {
       project_id: projectId,
       issuer,
       audience: input.audience?.trim() || this.ctx.config.publicUrl,
-      claims: JSON.stringify(input.claims),
+      claims: JSON.stringify(claims),
       scopes: scopes.join(' '),
       ttl_s: input.ttl_s ?? OIDC_DEFAULT_TTL_S,
       created_by: auth.user.id,
@@ -225,7 +271,7 @@ export class OidcService {
     return view;
   }
 
-  async delete(auth: AuthContext, trustId: string): Promise<OidcTrustRow> {
+  async delete(auth: AuthContext, trustId: string, by: AuditBy = SYSTEM_BY): Promise<OidcTrustRow> {
     const row = await this.ctx.store.oidc.trust(trustId);
     if (!row) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
     try {
@@ -236,8 +282,19 @@ export class OidcService {
         throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
       throw err;
     }
-    if (!(await this.ctx.store.oidc.deleteTrust(trustId)))
-      throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+    const view = trustView(row);
+    await this.ctx.store.transaction(async (tx) => {
+      // of concurrent deletes one records the event; the others are 404
+      if (!(await tx.oidc.deleteTrust(trustId))) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+      await this.ctx.audit.record(tx, by.meta, {
+        action: 'oidc_trust.deleted',
+        orgId: row.org_id,
+        projectId: row.project_id,
+        actor: by.actor,
+        target: { type: 'oidc_trust', id: row.id, ownerId: row.created_by },
+        details: { issuer: view.issuer, audience: view.audience, claims: view.claims, scopes: view.scopes },
+      });
+    });
     return row;
   }
 
@@ -254,13 +311,17 @@ export class OidcService {
     }
     const iss = unverified.iss;
     if (typeof iss !== 'string' || iss === '') throw new OidcRefusal('token without iss');
+    // `iss` is unverified: check it before it reaches a query (PostgreSQL refuses a NUL byte with an
+    // error, which must not become a 500) or the log
+    if (iss.length > MAX_ISSUER_LENGTH) throw new OidcRefusal('issuer too long');
+    if (!hasNoControls(iss)) throw new OidcRefusal('issuer with control characters');
+    const problem = issuerUrlProblem(iss, this.ctx.config.allowHttpIssuers === true);
+    if (problem) throw new OidcRefusal(`issuer is ${problem}`, { iss });
     // Nothing is fetched for an issuer no organization trusts: a stranger cannot make us call out.
     const trusts = (await this.ctx.store.oidc.trustsOfIssuer(iss)).filter(
       (t) => orgId === undefined || t.org_id === orgId,
     );
     if (trusts.length === 0) throw new OidcRefusal('no trust for this issuer', { iss, org_id: orgId });
-    const problem = issuerUrlProblem(iss, this.ctx.config.allowHttpIssuers === true);
-    if (problem) throw new OidcRefusal(`issuer is ${problem}`, { iss });
 
     const now = this.ctx.clock();
     let payload: Record<string, unknown>;
@@ -298,7 +359,7 @@ export class OidcService {
     }
     if (new Set(matching.map((t) => t.org_id)).size > 1) {
       throw new OidcRefusal(
-        'the token matches trusts of several organizations; the caller must pass org_id',
+        'the token matches trusts of several organizations; the caller must pass org_id (breeze login --oidc --org <org_id>, breeze run --oidc --org <org_id>)',
         {
           iss,
           trust_ids: matching.map((t) => t.id).slice(0, 20),

@@ -219,7 +219,7 @@ export class WebhookService {
       org_id: row.org_id,
       actor: actorOf(auth),
       target: { type: 'webhook', id: row.id },
-      details: { url: row.url },
+      details: { url: shownUrl(row.url) },
     };
     const [delivery] = await this.ctx.store.transaction((tx) => this.enqueueTo(tx, [row], data));
     this.worker.nudge();
