@@ -219,6 +219,37 @@ function signWebhook(k: SigningKey, body: string, t = Math.floor(Date.now() / 10
   return `t=${t},kid=${k.kid},sig=${sig.toString('base64url')}`;
 }
 
+describe('verifyWebhook with orgId', () => {
+  // one server-wide key signs every organization's deliveries: a genuine signature proves Breeze sent
+  // it, not that it is about your organization
+  it('accepts an event of that organization and refuses another, or one without org_id', async () => {
+    const k = newSigningKey(`kid-${Math.random()}`);
+    fake.jwks = { keys: [k.jwk] };
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    const event = (data: Record<string, unknown>) =>
+      JSON.stringify({ id: 'evt_1', type: 'key.created', created_at: new Date().toISOString(), data });
+    const ours = event({ action: 'key.created', org_id: 'org_A' });
+    expect(await verifyWebhook(ours, signWebhook(k, ours), { jwksUrl, orgId: 'org_A' })).toMatchObject({
+      data: { org_id: 'org_A' },
+    });
+    const theirs = event({ action: 'key.created', org_id: 'org_B' });
+    await expect(
+      verifyWebhook(theirs, signWebhook(k, theirs), { jwksUrl, orgId: 'org_A' }),
+    ).rejects.toMatchObject({ name: 'BreezeWebhookError', code: 'WRONG_ORG' });
+    const none = event({ action: 'key.created' });
+    await expect(
+      verifyWebhook(none, signWebhook(k, none), { jwksUrl, orgId: 'org_A' }),
+    ).rejects.toMatchObject({
+      code: 'WRONG_ORG',
+    });
+    // without orgId: as before
+    expect(await verifyWebhook(theirs, signWebhook(k, theirs), { jwksUrl })).toMatchObject({ id: 'evt_1' });
+    await expect(verifyWebhook(ours, signWebhook(k, ours), { jwksUrl, orgId: '' })).rejects.toThrow(
+      TypeError,
+    );
+  });
+});
+
 describe('verifyWebhook', () => {
   const body = JSON.stringify({
     id: 'evt_1',
