@@ -274,6 +274,36 @@ describe('breeze scan in a repository whose .breeze.json names the server', () =
     expect(flag.code, flag.stderr).toBe(1);
     expect(connections).toBe(0);
   });
+
+  it('a profile the user logged in to that same server counts as their choice', async () => {
+    const mine = join(root, 'linked-mine');
+    mkdirSync(mine);
+    writeFileSync(join(mine, '.breeze.json'), JSON.stringify({ server: url }));
+    writeFileSync(join(mine, 'app.env'), `KEY=${keys.live}\n`);
+    const own = tempConfigDir();
+    try {
+      const scanMine = () =>
+        runCli(['scan', '--json'], {
+          configDir: own.dir,
+          cwd: mine,
+          env: { HOME: root, BREEZE_STORAGE: 'file', DBUS_SESSION_BUS_ADDRESS: undefined },
+        });
+      const before = await scanMine();
+      expect(JSON.parse(before.stdout).findings[0].status).toBe('unchecked');
+      const profile = { server: url, key_id: 'key_x', prefix: 'brz_xxxxxxxx', email: 'me@example.com' };
+      mkdirSync(own.dir, { recursive: true });
+      writeFileSync(
+        join(own.dir, 'config.json'),
+        JSON.stringify({ version: 1, profiles: { default: { ...profile, storage: 'file' } } }),
+      );
+      const after = await scanMine();
+      expect(after.code, after.stderr).toBe(1);
+      expect(JSON.parse(after.stdout).findings[0].status).toBe('live');
+      expect(after.stderr).not.toContain('not by you');
+    } finally {
+      own.cleanup();
+    }
+  });
 });
 
 describe('breeze scan --git-history', () => {
