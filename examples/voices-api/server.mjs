@@ -43,7 +43,7 @@ const VOICES = [
   },
 ];
 
-/** Builds the voices API: every route requires a Breeze key (or JWT) unless its config says otherwise. */
+/** Builds the voices API: every route requires a Breeze key unless its config says otherwise (JWTs only if the verifier allows them). */
 export async function buildVoicesApi(verifier) {
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } });
   await app.register(breezeFastify, { verifier, scopes: ['read'] });

@@ -16,6 +16,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
+import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -209,6 +210,99 @@ describe('breeze scan (files)', () => {
     expect(dash.stdout.trim()).toBe(`-:1  ${prefix(keys.dead)}…  unchecked`);
     expectNoKeyPrinted(r);
     expectNoKeyPrinted(dash);
+  });
+});
+
+describe('breeze scan in a repository whose .breeze.json names the server', () => {
+  // a cloned repository must not collect the keys it holds: checking a key sends it to the server
+  let trap: Server;
+  let trapUrl: string;
+  let connections = 0;
+  let linked: string;
+
+  beforeAll(async () => {
+    trap = createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((done) => trap.listen(0, '127.0.0.1', done));
+    trapUrl = `http://127.0.0.1:${(trap.address() as { port: number }).port}`;
+    linked = join(root, 'linked');
+    mkdirSync(linked);
+    writeFileSync(join(linked, '.breeze.json'), JSON.stringify({ server: trapUrl }));
+    writeFileSync(join(linked, 'app.env'), `KEY=${keys.live}\nOLD=${keys.dead}\n`);
+  });
+  afterAll(() => new Promise<void>((done) => (trap ? trap.close(() => done()) : done())));
+
+  const scanLinked = (args: string[], env: Record<string, string | undefined> = {}) =>
+    runCli(['scan', ...args], {
+      configDir: cfg.dir,
+      cwd: linked,
+      env: { HOME: root, BREEZE_STORAGE: 'file', DBUS_SESSION_BUS_ADDRESS: undefined, ...env },
+    });
+
+  it('checks nothing there (not even with --report): unchecked, a warning naming the file and the way to confirm', async () => {
+    for (const args of [['--json'], ['--report', '--json']]) {
+      const r = await scanLinked(args);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).findings).toEqual([
+        { file: 'app.env', line: 1, prefix: prefix(keys.live), status: 'unchecked' },
+        { file: 'app.env', line: 2, prefix: prefix(keys.dead), status: 'unchecked' },
+      ]);
+      expect(r.stderr).toContain(
+        `the server ${trapUrl} is named by ${join(linked, '.breeze.json')}, not by you`,
+      );
+      expect(r.stderr).toContain(`pass --server ${trapUrl} or set BREEZE_SERVER=${trapUrl}`);
+      expectNoKeyPrinted(r);
+    }
+    expect(connections).toBe(0);
+  });
+
+  it('with BREEZE_SERVER (or --server) set by the user, that server is asked', async () => {
+    const r = await scanLinked(['--json'], { BREEZE_SERVER: url });
+    expect(r.code, r.stderr).toBe(1);
+    expect(JSON.parse(r.stdout).findings.map((f: { status: string }) => f.status)).toEqual([
+      'live',
+      'not_live',
+    ]);
+    expect(r.stderr).not.toContain('not by you');
+    const flag = await runCli(['--server', url, 'scan', '--json'], {
+      configDir: cfg.dir,
+      cwd: linked,
+      env: { HOME: root, BREEZE_STORAGE: 'file' },
+    });
+    expect(flag.code, flag.stderr).toBe(1);
+    expect(connections).toBe(0);
+  });
+
+  it('a profile the user logged in to that same server counts as their choice', async () => {
+    const mine = join(root, 'linked-mine');
+    mkdirSync(mine);
+    writeFileSync(join(mine, '.breeze.json'), JSON.stringify({ server: url }));
+    writeFileSync(join(mine, 'app.env'), `KEY=${keys.live}\n`);
+    const own = tempConfigDir();
+    try {
+      const scanMine = () =>
+        runCli(['scan', '--json'], {
+          configDir: own.dir,
+          cwd: mine,
+          env: { HOME: root, BREEZE_STORAGE: 'file', DBUS_SESSION_BUS_ADDRESS: undefined },
+        });
+      const before = await scanMine();
+      expect(JSON.parse(before.stdout).findings[0].status).toBe('unchecked');
+      const profile = { server: url, key_id: 'key_x', prefix: 'brz_xxxxxxxx', email: 'me@example.com' };
+      mkdirSync(own.dir, { recursive: true });
+      writeFileSync(
+        join(own.dir, 'config.json'),
+        JSON.stringify({ version: 1, profiles: { default: { ...profile, storage: 'file' } } }),
+      );
+      const after = await scanMine();
+      expect(after.code, after.stderr).toBe(1);
+      expect(JSON.parse(after.stdout).findings[0].status).toBe('live');
+      expect(after.stderr).not.toContain('not by you');
+    } finally {
+      own.cleanup();
+    }
   });
 });
 

@@ -46,7 +46,9 @@ afterAll(async () => {
   await srv?.close();
 });
 
-function verifier(o: { server?: string; cacheTtlMs?: number; events?: boolean } = {}): Verifier {
+function verifier(
+  o: { server?: string; cacheTtlMs?: number; events?: boolean; jwtUsers?: string[] } = {},
+): Verifier {
   const v = createVerifier({ server: url, apiKey: verifyKey, issuer: PUBLIC_URL, ...o });
   verifiers.push(v);
   return v;
@@ -131,12 +133,22 @@ describe('every verify code through the SDK', () => {
     }
   });
 
-  it('a JWT of the email-code flow, offline against the JWKS', async () => {
-    const v = verifier();
+  it('a JWT of the email-code flow, offline against the JWKS, for the users allowed only', async () => {
     const user = await srv.store.users.ensure('owner@example.com');
+    const v = verifier({ jwtUsers: [user.id] });
     const { token } = await srv.app.jwtService.issue(user.id);
     expect(await v.verify(token)).toMatchObject({ valid: true, type: 'jwt', user: { id: user.id } });
-    expect(await v.verify(`${token.slice(0, -2)}AA`)).toMatchObject({ valid: false });
+    // a signature ending in "AA" already would stay valid: change it for sure
+    expect(await v.verify(`${token.slice(0, -2)}${token.endsWith('AA') ? 'gA' : 'AA'}`)).toMatchObject({
+      valid: false,
+    });
+    // anyone can sign up on a shared server: a stranger's genuine JWT proves no membership
+    const stranger = await srv.store.users.ensure('signed-up-stranger@example.com');
+    const { token: theirs } = await srv.app.jwtService.issue(stranger.id);
+    expect(await v.verify(theirs)).toEqual({ valid: false, code: 'NOT_FOUND' });
+    // and by default no JWT passes at all
+    expect(await verifier().verify(token)).toEqual({ valid: false, code: 'MALFORMED' });
+    expect(await verifier().verify(theirs)).toEqual({ valid: false, code: 'MALFORMED' });
   });
 
   it('a verifier whose own key lacks "verify" gets a clear error, never an answer', async () => {
@@ -282,7 +294,8 @@ describe('guards over a real Breeze', () => {
   });
 
   it('a Fetch-API (Request) handler, as in Hono, Next.js, Bun or Deno', async () => {
-    const v = verifier();
+    const owner = await srv.store.users.ensure('owner@example.com');
+    const v = verifier({ jwtUsers: [owner.id] });
     const handler = withBreeze({ verifier: v }, (_req, auth) =>
       Response.json({ key_id: auth.key_id, type: auth.type }),
     );
@@ -298,12 +311,18 @@ describe('guards over a real Breeze', () => {
         expect(res.headers.get('x-breeze-api-key-id')).toBe(reader.keyId);
       }
     }
-    const user = await srv.store.users.ensure('owner@example.com');
-    const { token } = await srv.app.jwtService.issue(user.id);
+    const { token } = await srv.app.jwtService.issue(owner.id);
     const res = await handler(
       new Request('http://voices.example/', { headers: { authorization: `Bearer ${token}` } }),
     );
     expect(await res.json()).toEqual({ key_id: null, type: 'jwt' });
+    // a user not allowed: refused like a key of another organization
+    const stranger = await srv.store.users.ensure('jwt-stranger@example.com');
+    const { token: theirs } = await srv.app.jwtService.issue(stranger.id);
+    const refused = await handler(
+      new Request('http://voices.example/', { headers: { authorization: `Bearer ${theirs}` } }),
+    );
+    expect(refused.status).toBe(401);
   });
 
   it('answers 429 with Retry-After when the key is over its rate limit, and 503 when Breeze is down', async () => {

@@ -16,6 +16,8 @@ let receiver: Server;
 let receiverUrl = '';
 const accepted: { type: string; target: string }[] = [];
 let refused = 0;
+/** what the receivers of `/org/<org id>` (checking `orgId`) decided */
+const byOrg: { path: string; org: unknown; code: string }[] = [];
 
 beforeAll(async () => {
   s = await startTestServer({
@@ -28,6 +30,16 @@ beforeAll(async () => {
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const header = req.headers['breeze-signature'] as string | undefined;
+    if (req.url?.startsWith('/org/')) {
+      const orgId = req.url.slice('/org/'.length);
+      const body = Buffer.concat(chunks);
+      const r = await verifyWebhook(body, header, { jwksUrl, orgId }).then(
+        () => 'accepted',
+        (err: { code?: string }) => err.code ?? 'error',
+      );
+      byOrg.push({ path: req.url, org: JSON.parse(body.toString()).data.org_id, code: r });
+      return void res.writeHead(r === 'accepted' ? 204 : 400).end();
+    }
     const tamper = req.url === '/tampered';
     const body = Buffer.concat(chunks);
     const event = await verifyWebhook(tamper ? Buffer.concat([body, Buffer.from(' ')]) : body, header, {
@@ -69,4 +81,36 @@ test('the README receiver accepts a real delivery and refuses a tampered one', a
     await new Promise((r) => setTimeout(r, 25));
   expect(accepted).toEqual([{ type: 'key.created', target: key.key_id }]);
   expect(refused).toBe(1);
+});
+
+test("with orgId, a receiver refuses another organization's genuinely signed deliveries", async () => {
+  // org B's admin points a webhook at org A's receiver: Breeze signs B's events with the same key
+  const org = async () => {
+    const seeded = await s.seedKey({ email: `sdk-${randomBytes(4).toString('hex')}@example.com` });
+    const headers = { 'xi-api-key': seeded.apiKey };
+    const me = (await s.app.inject({ method: 'GET', url: '/v1/me', headers })).json() as {
+      org: { id: string };
+    };
+    return { id: me.org.id, headers };
+  };
+  const a = await org();
+  const b = await org();
+  const target = `${receiverUrl}/org/${a.id}`;
+  for (const o of [a, b]) {
+    const r = await s.app.inject({
+      method: 'POST',
+      url: `/v1/orgs/${o.id}/webhooks`,
+      headers: o.headers,
+      payload: { url: target, events: ['key.created'] },
+    });
+    expect(r.statusCode).toBe(201);
+  }
+  for (const o of [a, b])
+    await s.app.inject({ method: 'POST', url: '/v1/api-keys', headers: o.headers, payload: { name: 'x' } });
+  const end = Date.now() + 10_000;
+  while (byOrg.length < 2 && Date.now() < end) await new Promise((r) => setTimeout(r, 25));
+  expect(byOrg.sort((x, y) => (x.code < y.code ? -1 : 1))).toEqual([
+    { path: `/org/${a.id}`, org: b.id, code: 'WRONG_ORG' },
+    { path: `/org/${a.id}`, org: a.id, code: 'accepted' },
+  ]);
 });

@@ -54,7 +54,9 @@ export type BreezeWebhookErrorCode =
   /** the signed body is not a Breeze event (`{"id","type","created_at","data"}`) */
   | 'BAD_BODY'
   /** the JWKS could not be fetched */
-  | 'JWKS_UNAVAILABLE';
+  | 'JWKS_UNAVAILABLE'
+  /** with `orgId`: the event belongs to another organization (`data.org_id`) */
+  | 'WRONG_ORG';
 
 /** Thrown by `verifyWebhook`: the delivery must be refused (answer it with a 4xx). */
 export class BreezeWebhookError extends Error {

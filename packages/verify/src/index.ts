@@ -17,6 +17,7 @@ export {
   type GuardResult,
   type HeaderGetter,
 } from './guard.js';
+export type { JwtAllow, JwtClaims } from './jwt.js';
 export { isWellFormedKey } from './key-format.js';
 export type {
   BreezeAuth,

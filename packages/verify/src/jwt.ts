@@ -8,6 +8,19 @@ const AUDIENCE = 'breeze';
 const CLOCK_TOLERANCE_S = 60;
 const COOLDOWN_MS = 1000;
 
+/** The claims of a verified email-code JWT, as `allowJwt` sees them (signature, `iss`, `aud`, `exp` already checked). */
+export interface JwtClaims {
+  /** the Breeze user id (`usr_…`) */
+  sub: string;
+  iss: string;
+  iat: number;
+  exp: number;
+  [claim: string]: unknown;
+}
+
+/** Decides whether a verified JWT's user may in (see `VerifierOptions.allowJwt`). */
+export type JwtAllow = (claims: JwtClaims) => boolean | Promise<boolean>;
+
 export interface JwtChecker {
   verify(token: string, scopes: readonly string[]): Promise<VerifyResult>;
 }
@@ -22,6 +35,12 @@ export function createJwtChecker(o: {
   issuer: string;
   fetch: typeof fetch;
   timeoutMs: number;
+  /**
+   * Whether the token's user is accepted: a valid JWT proves a Breeze user (anyone can sign up),
+   * not a member of the caller's organization. A refused one answers `NOT_FOUND`, like a key of
+   * another organization.
+   */
+  allow: JwtAllow;
 }): JwtChecker {
   const jwks = createRemoteJWKSet(new URL(o.jwksUrl), {
     timeoutDuration: o.timeoutMs,
@@ -40,6 +59,7 @@ export function createJwtChecker(o: {
           requiredClaims: ['sub', 'iat', 'exp'],
           clockTolerance: CLOCK_TOLERANCE_S,
         });
+      let payload: Awaited<ReturnType<typeof check>>['payload'];
       try {
         let verified: Awaited<ReturnType<typeof check>>;
         try {
@@ -51,27 +71,29 @@ export function createJwtChecker(o: {
           await new Promise((r) => setTimeout(r, COOLDOWN_MS));
           verified = await check();
         }
-        const { payload } = verified;
-        const sub = payload.sub;
-        if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128)
-          return { valid: false, code: 'MALFORMED' };
-        if (!scopes.every((s) => (JWT_SCOPES as readonly string[]).includes(s))) {
-          return { valid: false, code: 'INSUFFICIENT_SCOPE' };
-        }
-        return {
-          valid: true,
-          code: 'VALID',
-          type: 'jwt',
-          key_id: null,
-          org_id: null,
-          project_id: null,
-          user: { id: sub, email: null },
-          scopes: [...JWT_SCOPES],
-          expires_at: new Date((payload.exp as number) * 1000).toISOString(),
-        };
+        payload = verified.payload;
       } catch (err) {
         return mapJoseError(err, o.jwksUrl, o.timeoutMs);
       }
+      const sub = payload.sub;
+      if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128)
+        return { valid: false, code: 'MALFORMED' };
+      // outside the try above: an error of the application's own check is its own, not the JWKS's
+      if ((await o.allow({ ...payload, sub } as JwtClaims)) !== true) return refusal('NOT_FOUND');
+      if (!scopes.every((s) => (JWT_SCOPES as readonly string[]).includes(s))) {
+        return { valid: false, code: 'INSUFFICIENT_SCOPE' };
+      }
+      return {
+        valid: true,
+        code: 'VALID',
+        type: 'jwt',
+        key_id: null,
+        org_id: null,
+        project_id: null,
+        user: { id: sub, email: null },
+        scopes: [...JWT_SCOPES],
+        expires_at: new Date((payload.exp as number) * 1000).toISOString(),
+      };
     },
   };
 }

@@ -21,7 +21,10 @@ export interface RateLimitInfo {
 export interface ValidResult {
   valid: true;
   code: 'VALID';
-  /** `api_key` for a Breeze key (checked by the server), `jwt` for an email-code JWT (checked offline) */
+  /**
+   * `api_key` for a Breeze key (checked by the server), `jwt` for an email-code JWT (checked offline;
+   * only with `jwt`/`jwtUsers`/`allowJwt`: it proves a Breeze user, not a member of your organization)
+   */
   type: 'api_key' | 'jwt';
   /** null for a JWT */
   key_id: string | null;

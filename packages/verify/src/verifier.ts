@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { BreezeVerifyError } from './errors.js';
 import { RevocationStream } from './events.js';
 import { describeErrorBody, networkError, readLimited } from './http.js';
-import { createJwtChecker, type JwtChecker } from './jwt.js';
+import { createJwtChecker, type JwtAllow, type JwtChecker } from './jwt.js';
 import { isWellFormedKey, looksLikeJwt } from './key-format.js';
 import { LruMap } from './lru.js';
 import type { BreezeScope, KeyVerifier, ValidResult, VerifyOptions, VerifyResult } from './types.js';
@@ -23,8 +23,20 @@ export interface VerifierOptions {
   timeoutMs?: number;
   /** subscribe to `GET /v1/keys/events` to drop revoked keys at once (default true) */
   events?: boolean;
-  /** accept the email-code flow's JWTs, checked offline against the JWKS (default true) */
+  /**
+   * accept the email-code flow's JWTs, checked offline against the JWKS (default false; true when
+   * `jwtUsers` or `allowJwt` is given). A valid JWT proves a Breeze user, NOT a member of your
+   * organization (anyone can sign up on a shared server), so enabling it needs `jwtUsers` or
+   * `allowJwt` to say which users may in.
+   */
   jwt?: boolean;
+  /** with `jwt`: the Breeze user ids (`usr_…`, the tokens' `sub`) accepted; others are `NOT_FOUND` */
+  jwtUsers?: readonly string[];
+  /**
+   * with `jwt`: decides for each verified token (its claims: `sub` is the user id) whether its user
+   * may in; false is `NOT_FOUND`. With `jwtUsers` too, a token must pass both.
+   */
+  allowJwt?: JwtAllow;
   /** the JWTs' `iss`: the server's public URL (default: `server`) */
   issuer?: string;
   /** a `fetch` to use instead of the global one (tests, proxies, custom agents) */
@@ -86,9 +98,9 @@ function hasScopes(granted: readonly string[], wanted: readonly string[]): boole
 }
 
 /**
- * Creates a verifier for Breeze keys and JWTs. Keys are checked with `POST /v1/keys/verify` and the
- * answer cached per SHA-256 of the key (the key itself is never kept); JWTs are checked offline
- * against `/.well-known/jwks.json`. Answers never say "valid" unless the server (or the JWKS) did:
+ * Creates a verifier for Breeze keys (and, opted in, JWTs of the users you allow). Keys are checked
+ * with `POST /v1/keys/verify` and the answer cached per SHA-256 of the key (the key itself is never
+ * kept); JWTs are checked offline against `/.well-known/jwks.json`. Answers never say "valid" unless the server (or the JWKS) did:
  * if Breeze cannot be asked, `verify` throws a `BreezeVerifyError`.
  */
 export function createVerifier(options: VerifierOptions): Verifier {
@@ -168,15 +180,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
           onError,
         });
 
-  const jwt: JwtChecker | null =
-    options.jwt === false
-      ? null
-      : createJwtChecker({
-          jwksUrl: `${server}/.well-known/jwks.json`,
-          issuer: (options.issuer ?? server).replace(/\/+$/, ''),
-          fetch: doFetch,
-          timeoutMs,
-        });
+  const jwt: JwtChecker | null = jwtAllow(options)
+    ? createJwtChecker({
+        jwksUrl: `${server}/.well-known/jwks.json`,
+        issuer: (options.issuer ?? server).replace(/\/+$/, ''),
+        fetch: doFetch,
+        timeoutMs,
+        allow: jwtAllow(options) as JwtAllow,
+      })
+    : null;
 
   const fresh = (e: Entry, now: number) =>
     now < e.hardExpiry && (stream?.connected ? true : now - e.storedAt < STREAM_DOWN_TTL_MS);
@@ -342,6 +354,33 @@ export function createVerifier(options: VerifierOptions): Verifier {
       clearCache();
       await stream?.close();
     },
+  };
+}
+
+/**
+ * Who may in with a JWT (null: JWTs are not accepted). A JWT names a Breeze user and no
+ * organization, so accepting every valid one would let anyone who signs up on the server pass:
+ * `jwt: true` needs `jwtUsers` or `allowJwt`.
+ */
+function jwtAllow(options: VerifierOptions): JwtAllow | null {
+  const { jwtUsers, allowJwt } = options;
+  if (jwtUsers !== undefined) {
+    if (!Array.isArray(jwtUsers) || jwtUsers.some((u) => typeof u !== 'string' || u.length === 0))
+      throw new TypeError('jwtUsers must be an array of Breeze user ids (usr_…)');
+  }
+  if (allowJwt !== undefined && typeof allowJwt !== 'function')
+    throw new TypeError('allowJwt must be a function (claims) => boolean');
+  const enabled = options.jwt ?? (jwtUsers !== undefined || allowJwt !== undefined);
+  if (!enabled) return null;
+  if (jwtUsers === undefined && allowJwt === undefined) {
+    throw new TypeError(
+      'jwt: true needs jwtUsers or allowJwt: a valid JWT proves a Breeze user, not a member of your organization',
+    );
+  }
+  const users = jwtUsers === undefined ? null : new Set(jwtUsers);
+  return async (claims) => {
+    if (users && !users.has(claims.sub)) return false;
+    return allowJwt ? (await allowJwt(claims)) === true : true;
   };
 }
 

@@ -18,6 +18,12 @@ export interface VerifyWebhookOptions {
   jwksUrl: string;
   /** refuse a `t` older (or further in the future) than this many seconds (default 300) */
   toleranceS?: number;
+  /**
+   * your organization's id (`org_…`): refuse (`WRONG_ORG`) an event whose `data.org_id` differs.
+   * Recommended: one server-wide key signs every organization's deliveries, so without it an admin
+   * of another organization on the same server can send you its own genuinely signed events.
+   */
+  orgId?: string;
   /** "now" in ms since the epoch (tests) */
   now?: number;
   fetch?: typeof fetch;
@@ -131,7 +137,8 @@ async function keyFor(url: string, kid: string, doFetch: typeof fetch): Promise<
  * Checks a Breeze webhook delivery and returns its event. `rawBody` must be the body exactly as
  * received (bytes or the undecoded string), `header` the `breeze-signature` header. Throws
  * `BreezeWebhookError` for a missing or malformed header, a `t` outside the tolerance, an unknown
- * `kid`, a signature that does not match, or a body that is not a Breeze event; answer those with 400.
+ * `kid`, a signature that does not match, a body that is not a Breeze event, or (with `orgId`) an
+ * event of another organization; answer those with 400.
  */
 export async function verifyWebhook<T = Record<string, unknown>>(
   rawBody: string | Uint8Array,
@@ -139,6 +146,8 @@ export async function verifyWebhook<T = Record<string, unknown>>(
   opts: VerifyWebhookOptions,
 ): Promise<BreezeWebhookEvent<T>> {
   if (!opts?.jwksUrl) throw new TypeError('verifyWebhook needs { jwksUrl }');
+  if (opts.orgId !== undefined && (typeof opts.orgId !== 'string' || opts.orgId.length === 0))
+    throw new TypeError('orgId must be your organization id (org_…)');
   const tolerance = opts.toleranceS ?? 300;
   if (typeof header !== 'string' || header.length > 512) {
     throw new BreezeWebhookError('MALFORMED_SIGNATURE', 'Missing breeze-signature header.');
@@ -183,6 +192,9 @@ export async function verifyWebhook<T = Record<string, unknown>>(
     e.data === null
   ) {
     throw new BreezeWebhookError('BAD_BODY', 'The signed body is not a Breeze event.');
+  }
+  if (opts.orgId !== undefined && (e.data as Record<string, unknown>).org_id !== opts.orgId) {
+    throw new BreezeWebhookError('WRONG_ORG', 'The event belongs to another organization.');
   }
   return e as unknown as BreezeWebhookEvent<T>;
 }

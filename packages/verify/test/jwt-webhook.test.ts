@@ -44,7 +44,12 @@ describe('JWTs: checked offline against the JWKS', () => {
   it('accepts a valid token and refuses expired, foreign and forged ones, without asking /v1/keys/verify', async () => {
     const k1 = newSigningKey('kid-1');
     fake.jwks = { keys: [k1.jwk] };
-    v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false });
+    v = createVerifier({
+      server: fake.url,
+      apiKey: fake.verifierKey,
+      events: false,
+      jwtUsers: ['usr_01JWT'],
+    });
     expect(await v.verify(await token(k1))).toMatchObject({
       valid: true,
       type: 'jwt',
@@ -75,7 +80,12 @@ describe('JWTs: checked offline against the JWKS', () => {
     const k1 = newSigningKey('kid-1');
     const k2 = newSigningKey('kid-2');
     fake.jwks = { keys: [k1.jwk] };
-    v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false });
+    v = createVerifier({
+      server: fake.url,
+      apiKey: fake.verifierKey,
+      events: false,
+      jwtUsers: ['usr_01JWT'],
+    });
     expect(await v.verify(await token(k1))).toMatchObject({ valid: true });
     fake.jwks = { keys: [k2.jwk, k1.jwk] };
     expect(await v.verify(await token(k2))).toMatchObject({ valid: true });
@@ -87,11 +97,116 @@ describe('JWTs: checked offline against the JWKS', () => {
     const k1 = newSigningKey('kid-1');
     const url = fake.url;
     await fake.close();
-    v = createVerifier({ server: url, apiKey: makeKey(), events: false, timeoutMs: 1000 });
+    v = createVerifier({
+      server: url,
+      apiKey: makeKey(),
+      events: false,
+      timeoutMs: 1000,
+      jwt: true,
+      allowJwt: () => true,
+    });
     await expect(v.verify(await token(k1, { iss: url }))).rejects.toMatchObject({
       name: 'BreezeVerifyError',
     });
     fake = await startFakeBreeze();
+  });
+});
+
+describe('JWTs are opt-in, for the users the application allows', () => {
+  // a valid JWT proves a Breeze user (anyone can sign up on a shared server), not a member of an organization
+  it('by default a valid JWT is refused, without even reading the JWKS', async () => {
+    const k1 = newSigningKey('kid-1');
+    fake.jwks = { keys: [k1.jwk] };
+    v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false });
+    expect(await v.verify(await token(k1))).toEqual({ valid: false, code: 'MALFORMED' });
+    expect(fake.jwksFetches).toBe(0);
+    expect(fake.verifyCalls).toHaveLength(0);
+  });
+
+  it('jwt: true alone is refused at creation: it needs jwtUsers or allowJwt', () => {
+    expect(() =>
+      createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false, jwt: true }),
+    ).toThrow(/jwtUsers or allowJwt: a valid JWT proves a Breeze user, not a member of your organization/);
+    expect(() =>
+      createVerifier({
+        server: fake.url,
+        apiKey: fake.verifierKey,
+        events: false,
+        jwtUsers: 'usr_1' as never,
+      }),
+    ).toThrow(TypeError);
+    expect(() =>
+      createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false, allowJwt: true as never }),
+    ).toThrow(TypeError);
+  });
+
+  it('jwtUsers: listed users pass, any other user is NOT_FOUND; jwt: false wins', async () => {
+    const k1 = newSigningKey('kid-1');
+    fake.jwks = { keys: [k1.jwk] };
+    v = createVerifier({
+      server: fake.url,
+      apiKey: fake.verifierKey,
+      events: false,
+      jwtUsers: ['usr_member'],
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_member' }))).toMatchObject({
+      valid: true,
+      type: 'jwt',
+      user: { id: 'usr_member' },
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_stranger' }))).toEqual({
+      valid: false,
+      code: 'NOT_FOUND',
+    });
+    // a stranger is refused before the scopes are looked at
+    expect(await v.verify(await token(k1, { sub: 'usr_stranger' }), { scopes: ['verify'] })).toEqual({
+      valid: false,
+      code: 'NOT_FOUND',
+    });
+    await v.close();
+    v = createVerifier({
+      server: fake.url,
+      apiKey: fake.verifierKey,
+      events: false,
+      jwt: false,
+      jwtUsers: ['usr_member'],
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_member' }))).toEqual({
+      valid: false,
+      code: 'MALFORMED',
+    });
+  });
+
+  it('allowJwt sees the verified claims and decides (async too); with jwtUsers a token must pass both', async () => {
+    const k1 = newSigningKey('kid-1');
+    fake.jwks = { keys: [k1.jwk] };
+    const seen: unknown[] = [];
+    v = createVerifier({
+      server: fake.url,
+      apiKey: fake.verifierKey,
+      events: false,
+      allowJwt: async (claims) => {
+        seen.push(claims);
+        return claims.sub.endsWith('_ok');
+      },
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_ok' }))).toMatchObject({ valid: true });
+    expect(await v.verify(await token(k1, { sub: 'usr_no' }))).toEqual({ valid: false, code: 'NOT_FOUND' });
+    expect(seen[0]).toMatchObject({ sub: 'usr_ok', iss: fake.url, aud: 'breeze' });
+    // a forged token never reaches the application's check
+    await v.verify(await token(newSigningKey('kid-1'), { sub: 'usr_ok' }));
+    expect(seen).toHaveLength(2);
+    await v.close();
+    v = createVerifier({
+      server: fake.url,
+      apiKey: fake.verifierKey,
+      events: false,
+      jwtUsers: ['usr_a_ok', 'usr_b'],
+      allowJwt: (claims) => claims.sub.endsWith('_ok'),
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_a_ok' }))).toMatchObject({ valid: true });
+    expect(await v.verify(await token(k1, { sub: 'usr_b' }))).toEqual({ valid: false, code: 'NOT_FOUND' });
+    expect(await v.verify(await token(k1, { sub: 'usr_c_ok' }))).toEqual({ valid: false, code: 'NOT_FOUND' });
   });
 });
 
@@ -103,6 +218,37 @@ function signWebhook(k: SigningKey, body: string, t = Math.floor(Date.now() / 10
   );
   return `t=${t},kid=${k.kid},sig=${sig.toString('base64url')}`;
 }
+
+describe('verifyWebhook with orgId', () => {
+  // one server-wide key signs every organization's deliveries: a genuine signature proves Breeze sent
+  // it, not that it is about your organization
+  it('accepts an event of that organization and refuses another, or one without org_id', async () => {
+    const k = newSigningKey(`kid-${Math.random()}`);
+    fake.jwks = { keys: [k.jwk] };
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    const event = (data: Record<string, unknown>) =>
+      JSON.stringify({ id: 'evt_1', type: 'key.created', created_at: new Date().toISOString(), data });
+    const ours = event({ action: 'key.created', org_id: 'org_A' });
+    expect(await verifyWebhook(ours, signWebhook(k, ours), { jwksUrl, orgId: 'org_A' })).toMatchObject({
+      data: { org_id: 'org_A' },
+    });
+    const theirs = event({ action: 'key.created', org_id: 'org_B' });
+    await expect(
+      verifyWebhook(theirs, signWebhook(k, theirs), { jwksUrl, orgId: 'org_A' }),
+    ).rejects.toMatchObject({ name: 'BreezeWebhookError', code: 'WRONG_ORG' });
+    const none = event({ action: 'key.created' });
+    await expect(
+      verifyWebhook(none, signWebhook(k, none), { jwksUrl, orgId: 'org_A' }),
+    ).rejects.toMatchObject({
+      code: 'WRONG_ORG',
+    });
+    // without orgId: as before
+    expect(await verifyWebhook(theirs, signWebhook(k, theirs), { jwksUrl })).toMatchObject({ id: 'evt_1' });
+    await expect(verifyWebhook(ours, signWebhook(k, ours), { jwksUrl, orgId: '' })).rejects.toThrow(
+      TypeError,
+    );
+  });
+});
 
 describe('verifyWebhook', () => {
   const body = JSON.stringify({

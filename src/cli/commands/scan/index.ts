@@ -2,7 +2,7 @@ import { isAbsolute, join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
 import { displayPrefix } from '../../../core/api-key.js';
 import type { KeyHit } from '../../../core/key-scan.js';
-import type { CliContext } from '../../context.js';
+import { type CliContext, normaliseServer } from '../../context.js';
 import { UsageError, UserError } from '../../errors.js';
 import type { CommandHost } from '../host.js';
 import { emptyStats, isDirectory, listFiles, type ScanStats, scanFiles, scanStream } from './files.js';
@@ -124,9 +124,32 @@ async function collect(
 }
 
 /**
+ * The server in use when only `.breeze.json` names it (no `--server`, no `BREEZE_SERVER`, and the
+ * profile is not saved for that server): the scanned repository's choice, not the user's. Checking a
+ * key sends it to that server, so a cloned repository could collect every live key it finds.
+ */
+function serverOnlyFromLinkFile(ctx: CliContext): { server: string; file: string } | undefined {
+  if (!ctx.link?.server || ctx.source('server') !== 'link') return undefined;
+  let server: string;
+  try {
+    server = ctx.server();
+  } catch {
+    return { server: ctx.link.server, file: ctx.link.path };
+  }
+  try {
+    const saved = ctx.config.profile(ctx.profile)?.server;
+    // the user logged this profile in to that very server: their choice, as in ctx.session()
+    if (saved && normaliseServer(saved) === server) return undefined;
+  } catch {
+    // an unreadable saved server confirms nothing
+  }
+  return { server, file: ctx.link.path };
+}
+
+/**
  * `breeze scan`: finds checksum-valid Breeze keys in files, standard input, the staged changes or
  * every commit; asks the configured server which are live by authenticating with each key itself
- * (`GET /v1/me`; not with `offline`); reports live ones with `report`. Sets exit code 1 when a live
+ * (`GET /v1/me`; not with `offline`, nor when only `.breeze.json` names the server); reports live ones with `report`. Sets exit code 1 when a live
  * key was found (with `any`: when any key was). Findings hold a key's 12-character prefix only.
  */
 export async function runScan(paths: string[], opts: ScanOptions, ctx: CliContext): Promise<ScanResult> {
@@ -143,7 +166,14 @@ export async function runScan(paths: string[], opts: ScanOptions, ctx: CliContex
   const status = new Map<string, FindingStatus>();
   const unique = [...new Set(found.map((f) => f.key))];
   let server: string | null = null;
-  if (!opts.offline && unique.length > 0) {
+  const untrusted = opts.offline || unique.length === 0 ? undefined : serverOnlyFromLinkFile(ctx);
+  if (untrusted) {
+    const s = withoutKeys(untrusted.server);
+    problems.push(
+      `Keys not checked${opts.report ? ' nor reported' : ''}: the server ${s} is named by ${withoutKeys(untrusted.file)}, not by you, and checking a key sends it there.`,
+      `To check against ${s}, pass --server ${s} or set BREEZE_SERVER=${s}.`,
+    );
+  } else if (!opts.offline && unique.length > 0) {
     const { checkLiveness, reportLeak } = await import('../../../client/leaks.js');
     const client = await ctx.client();
     server = client.baseUrl;
