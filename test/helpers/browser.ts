@@ -86,11 +86,12 @@ export class InjectBrowser {
 
   async post(
     url: string,
-    form: Record<string, string | undefined>,
+    form: Record<string, string | undefined> | URLSearchParams,
     headers: Record<string, string> = {},
   ): Promise<LightMyRequestResponse> {
-    const body = new URLSearchParams();
-    for (const [k, v] of Object.entries(form)) if (v !== undefined) body.set(k, v);
+    let body = new URLSearchParams();
+    if (form instanceof URLSearchParams) body = form;
+    else for (const [k, v] of Object.entries(form)) if (v !== undefined) body.set(k, v);
     const res = await this.app.inject({
       method: 'POST',
       url,
@@ -149,6 +150,52 @@ export class InjectBrowser {
     if (page.statusCode !== 200) throw new Error(`authorize page: ${page.statusCode}`);
     return this.post(`/device/${action}`, formFields(page.body, `/device/${action}`));
   }
+}
+
+/**
+ * What a browser would submit from the form posting to `action` (its first match), as it stands:
+ * hidden and text inputs, checked boxes (repeated names), each select's selected option (else its
+ * first). `set` replaces fields (an array: a repeated field; null: drops it).
+ */
+export function submission(
+  page: string,
+  action: string,
+  set: Record<string, string | string[] | null> = {},
+): URLSearchParams {
+  const at = page.search(
+    new RegExp(`<form method="post" action="${action.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`),
+  );
+  if (at < 0) throw new Error(`no form posting to ${action}`);
+  const form = page.slice(at, page.indexOf('</form>', at));
+  const unescapeHtml = (v: string) =>
+    v
+      .replaceAll('&amp;', '&')
+      .replaceAll('&quot;', '"')
+      .replaceAll('&#39;', "'")
+      .replaceAll('&lt;', '<')
+      .replaceAll('&gt;', '>');
+  const out = new URLSearchParams();
+  for (const m of form.matchAll(/<input ([^>]*)>/g)) {
+    const attrs = m[1] ?? '';
+    const name = /name="([^"]*)"/.exec(attrs)?.[1];
+    const type = /type="([^"]*)"/.exec(attrs)?.[1] ?? 'text';
+    const value = unescapeHtml(/value="([^"]*)"/.exec(attrs)?.[1] ?? '');
+    if (!name || / disabled/.test(attrs)) continue;
+    if (type === 'checkbox' || type === 'radio') {
+      if (/ checked/.test(attrs)) out.append(name, value || 'on');
+    } else out.append(name, value);
+  }
+  for (const m of form.matchAll(/<select [^>]*name="([^"]*)"[^>]*>([\s\S]*?)<\/select>/g)) {
+    const options = [...(m[2] ?? '').matchAll(/<option value="([^"]*)"( selected)?/g)];
+    const chosen = options.find((o) => o[2]) ?? options[0];
+    if (m[1] && chosen) out.append(m[1], unescapeHtml(chosen[1] ?? ''));
+  }
+  for (const [k, v] of Object.entries(set)) {
+    out.delete(k);
+    if (v === null) continue;
+    for (const x of Array.isArray(v) ? v : [v]) out.append(k, x);
+  }
+  return out;
 }
 
 /** The hidden fields of the POST form with this `action` in a page. */
