@@ -243,12 +243,17 @@ export function hiddenField(page: string, name: string): string {
  * code mail in `outboxDir` (mail goes out in the background, and an earlier sign-in of the same
  * address left its code there), types it, and waits for the redirect to `/device`.
  */
-export async function signInPage(page: Page, outboxDir: string, email: string): Promise<void> {
+export async function signInPage(
+  page: Page,
+  outboxDir: string,
+  email: string,
+  landing: RegExp = /\/device/,
+): Promise<void> {
   await page.waitForURL(/\/login\?/);
   await page.fill('input[name=email]', email);
   const before = latestOutboxCode(outboxDir, email);
   await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);
   await expect.poll(() => latestOutboxCode(outboxDir, email), { timeout: 10_000 }).not.toBe(before);
   await page.fill('input[name=code]', latestOutboxCode(outboxDir, email) ?? '');
-  await Promise.all([page.waitForURL(/\/device/), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL(landing), page.click('button[type=submit]')]);
 }

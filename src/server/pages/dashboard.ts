@@ -295,6 +295,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     const session = await signedIn(request, reply);
     if (!session) return reply;
     const access = await currentOrg(request, authOf(session), field(request.query, 'org_id'));
+    if (field(request.query, 'org_id')) rememberOrg(reply, access.orgId);
     return newKeyForm(request, reply, session, access, {
       status: 200,
       projectId: field(request.query, 'project_id'),
