@@ -216,7 +216,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
 
   // ---- keys -----------------------------------------------------------------------------------
 
-  app.get('/keys', { schema: HIDE, config: rateLimit(240) }, async (request, reply) => {
+  app.get('/keys', { schema: HIDE }, async (request, reply) => {
     const session = await signedIn(request, reply);
     if (!session) return reply;
     const auth = authOf(session);
