@@ -354,6 +354,58 @@ for (const e of eng.list) {
       expect((await server.store.orgs.membership(org.id, mate.id))?.role).toBe('viewer');
     });
 
+    it('bad input never yields a 5xx: odd ids, control characters, repeated fields, JSON bodies', async () => {
+      const b = await signedIn('odd-input@example.com');
+      const form = await b.get('/keys/new');
+      const base = submission(form.body, '/keys/new', { name: 'fine' });
+      const cases: [string, URLSearchParams][] = [];
+      for (const c of CONTROL_SAMPLES) {
+        cases.push([
+          '/keys/new',
+          new URLSearchParams({
+            ...Object.fromEntries(base),
+            name: `a${c}b`,
+            nonce: `n${cases.length}`.padEnd(22, 'x'),
+          }),
+        ]);
+        cases.push([
+          '/keys/new',
+          new URLSearchParams({
+            ...Object.fromEntries(base),
+            project_id: `proj_${c}`,
+            nonce: `p${cases.length}`.padEnd(22, 'x'),
+          }),
+        ]);
+      }
+      const repeated = new URLSearchParams(base);
+      repeated.append('csrf', 'second');
+      cases.push(['/keys/new', repeated]);
+      for (const [url, body] of cases) {
+        const res = await b.post(url, body);
+        expect(res.statusCode, `${url} ${body}`).toBeLessThan(500);
+        expect(res.statusCode).not.toBe(201);
+      }
+      for (const url of [
+        '/keys?org_id=%00',
+        '/keys?status=%1b',
+        '/keys?project_id=x%00',
+        '/keys/key_%00',
+        '/orgs/org_%01',
+        '/keys/new?org_id=org_NOPE',
+        '/keys?cursor=%ff%fe',
+      ]) {
+        const res = await b.get(url);
+        expect(res.statusCode, url).toBeLessThan(500);
+      }
+      const json = await server.app.inject({
+        method: 'POST',
+        url: '/keys/new',
+        headers: { 'content-type': 'application/json', cookie: b.cookieHeader(), origin: b.origin },
+        payload: JSON.stringify({ csrf: ['x'], name: { a: 1 }, scopes: 5 }),
+      });
+      expect(json.statusCode).toBe(403);
+    });
+
     it('paging: 50 keys a page with a next link; a status filter; a foreign cursor falls back to page one', async () => {
       const b = await signedIn('pager@example.com');
       const user = await server.store.users.findByEmail('pager@example.com');

@@ -18,7 +18,7 @@ import { deleteConfirmPage, GRACE_CHOICES, keyPage, rotatedKeyPage } from './key
 import { keysPage, STATUS_FILTERS } from './keys-page.js';
 import { dashboardCsp, type Flash, SCRIPT_PATH, type Viewer } from './layout.js';
 import { orgPage } from './org-page.js';
-import { html } from './views.js';
+import { html, pageCsp, resultPage } from './views.js';
 
 const HIDE = { hide: true } as const;
 const PAGE_SIZE = 50;
@@ -78,18 +78,24 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     if (sessions.isSameOrigin(request) && sessions.checkCsrf(session, field(request.body, 'csrf'))) {
       return session;
     }
-    await send(
-      reply,
-      403,
-      errorLayout('This form expired', 'Go back, reload the page and try again.', '/keys'),
-    );
+    await sendError(reply, 403, 'This form expired', 'Go back, reload the page and try again.');
     return null;
   }
 
-  function errorLayout(title: string, message: string, back: string): string {
-    return html`<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${title} · Breeze</title></head>
-<body><main><h1>${title}</h1><p>${message}</p><p><a href="${back}">Back to the dashboard</a></p></main></body></html>`
-      .value;
+  /** A refusal page (the sign-in pages' card, so their CSP), with the way back. */
+  function sendError(reply: FastifyReply, status: number, title: string, message: string): FastifyReply {
+    return reply
+      .code(status)
+      .type('text/html; charset=utf-8')
+      .header('content-security-policy', pageCsp())
+      .send(
+        resultPage(
+          status >= 500 ? 'bad' : 'warn',
+          title,
+          message,
+          html`<a class="button secondary" href="/keys">Back to the dashboard</a>`,
+        ),
+      );
   }
 
   /** The organization a page without one in its URL is about: the last one picked, else the personal one. */
@@ -179,27 +185,17 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   app.setErrorHandler((err: FastifyError | HttpError, request, reply) => {
     const status = err.statusCode ?? 500;
     if (err instanceof HttpError && err.headers) reply.headers(err.headers);
-    if (status === 404)
-      return send(
-        reply,
-        404,
-        errorLayout('Not found', 'There is nothing here, or it is not yours to see.', '/keys'),
-      );
-    if (status === 429)
-      return send(reply, 429, errorLayout('Too many requests', 'Wait a minute, then try again.', '/keys'));
+    if (status === 404) {
+      return sendError(reply, 404, 'Not found', 'There is nothing here, or it is not yours to see.');
+    }
+    if (status === 429) return sendError(reply, 429, 'Too many requests', 'Wait a minute, then try again.');
     if (status >= 400 && status < 500) {
-      return send(
-        reply,
-        status,
-        errorLayout(
-          'That did not work',
-          err instanceof HttpError ? err.message : 'The request could not be understood.',
-          '/keys',
-        ),
-      );
+      // API messages of our own services only: they never carry a secret
+      const message = err instanceof HttpError ? err.message : 'The request could not be understood.';
+      return sendError(reply, status, 'That did not work', message);
     }
     request.log.error({ err }, 'dashboard error');
-    return send(reply, 500, errorLayout('Something went wrong', 'Please try again in a moment.', '/keys'));
+    return sendError(reply, 500, 'Something went wrong', 'Please try again in a moment.');
   });
 
   // ---- entry and assets ----------------------------------------------------------------------
