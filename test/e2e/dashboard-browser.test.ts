@@ -279,9 +279,10 @@ describe.skipIf(skip)('the dashboard in a real browser', { timeout: 180_000 }, (
   it('keyboard only: open the create form, type, submit, then delete the key', async () => {
     const context = await newContext();
     const page = await signIn(context, 'keys-by-keyboard@example.com');
-    /** Tabs until the focused element's text is `label` (at most 40 presses). */
+    /** Tabs until the focused element's text is `label` (at most 60 presses). */
     async function tabTo(label: string): Promise<void> {
-      for (let i = 0; i < 40; i++) {
+      await page.waitForLoadState('load');
+      for (let i = 0; i < 60; i++) {
         await page.keyboard.press('Tab');
         const text = await page.evaluate("document.activeElement?.textContent?.trim() ?? ''");
         if (text === label) return;
@@ -291,6 +292,8 @@ describe.skipIf(skip)('the dashboard in a real browser', { timeout: 180_000 }, (
     await tabTo('Create a key');
     await Promise.all([page.waitForURL(/\/keys\/new/), page.keyboard.press('Enter')]);
     // the name field has focus (autofocus); Enter submits the form
+    // (autofocus lands once the page is loaded: type only then, or the first keys go nowhere)
+    await page.waitForFunction("document.activeElement?.id === 'name'");
     await page.keyboard.type('typed by keyboard');
     await page.keyboard.press('Enter');
     await page.locator('#new-key').waitFor();
