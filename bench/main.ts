@@ -3,7 +3,7 @@
  * up after itself, and says "skipped: <why>" when its prerequisites are missing; the rest still runs.
  * The table goes to stdout, progress to stderr, everything measured to .bench-build/results.json.
  *
- *   node bench/run.mjs [--only sqlite,postgres,cli,login,teams-sqlite,teams-postgres,dashboard] [--quick] [--seconds N] [--rounds N]
+ *   node bench/run.mjs [--only sqlite,postgres,cli,login,teams-sqlite,teams-postgres,verify-api,dashboard] [--quick] [--seconds N] [--rounds N]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -17,11 +17,16 @@ import { BUILD_DIR, ROOT } from './lib/paths.js';
 import { type Figure, renderTable, type SectionResult } from './lib/report.js';
 import { type BenchOptions, type Section, type SectionContext, SkipSection } from './lib/section.js';
 import { sleep } from './lib/stats.js';
+import { auditSection } from './sections/audit.js';
 import { cliStartupSection } from './sections/cli-startup.js';
 import { dashboardSection } from './sections/dashboard.js';
 import { loginSection } from './sections/login.js';
+import { runMaskSection } from './sections/run-mask.js';
+import { scanSection } from './sections/scan.js';
+import { sdkSection } from './sections/sdk.js';
 import { teamsPostgresSection, teamsSqliteSection } from './sections/teams.js';
 import { postgresSection, sqliteSection } from './sections/verify.js';
+import { verifyApiSection } from './sections/verify-api.js';
 
 const SECTIONS: Section[] = [
   sqliteSection,
@@ -30,6 +35,11 @@ const SECTIONS: Section[] = [
   loginSection,
   teamsSqliteSection,
   teamsPostgresSection,
+  scanSection,
+  verifyApiSection,
+  sdkSection,
+  runMaskSection,
+  auditSection,
   dashboardSection,
 ];
 

@@ -24,11 +24,23 @@ export default function setup(): () => void {
       );
     }
   }
+  // the @breeze/verify workspace: the example (examples/voices-api) and the bench import its dist/
+  const sdkOut = 'packages/verify/dist/index.js';
+  if (
+    existsSync('packages/verify/src/index.ts') &&
+    (!existsSync(sdkOut) || statSync(sdkOut).mtimeMs < newestSource('packages/verify/src'))
+  ) {
+    try {
+      execFileSync('npx', ['tsc', '-p', 'packages/verify/tsconfig.build.json'], { stdio: 'inherit' });
+    } catch {
+      console.warn('[global-setup] build of packages/verify/dist failed: the example tests will fail');
+    }
+  }
   return teardown;
 }
 
-function newestSource(): number {
-  const out = execFileSync('git', ['ls-files', '-com', '--exclude-standard', 'src'], { encoding: 'utf8' });
+function newestSource(dir = 'src'): number {
+  const out = execFileSync('git', ['ls-files', '-com', '--exclude-standard', dir], { encoding: 'utf8' });
   let newest = 0;
   for (const f of out.split('\n')) {
     if (!f || !existsSync(f)) continue;

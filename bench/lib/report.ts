@@ -11,7 +11,7 @@ export interface Figure {
   id: string;
   label: string;
   value: number;
-  unit: '' | 'x' | 'req/s' | 'ms';
+  unit: '' | 'x' | 'req/s' | 'ms' | 'MB/s' | 'files/s';
   target?: Target;
   verdict: Verdict;
   /** how the figure was obtained, in a few words */
@@ -60,6 +60,9 @@ function formatValue(value: number, unit: Figure['unit']): string {
       return `${Math.round(value).toLocaleString('en-US')} req/s`;
     case 'ms':
       return `${value < 10 ? value.toFixed(1) : Math.round(value)} ms`;
+    case 'MB/s':
+    case 'files/s':
+      return `${Math.round(value).toLocaleString('en-US')} ${unit}`;
     default:
       return String(value);
   }

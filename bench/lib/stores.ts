@@ -17,6 +17,7 @@ export async function mintKeys(
   loc: { dataDir: string; databaseUrl?: string },
   count: number,
   env: NodeJS.ProcessEnv = process.env,
+  scopes: string[] = ['read', 'write', 'admin'],
 ): Promise<{ keys: string[]; keyIds: string[] }> {
   const pepper = dist.config.resolvePepper(loc.databaseUrl ? undefined : loc.dataDir, env);
   const store = await dist.store.openStore(loc.databaseUrl ? { databaseUrl: loc.databaseUrl } : loc);
@@ -35,7 +36,7 @@ export async function mintKeys(
           {
             userId: user.id,
             name: `bench ${i}`,
-            scopes: ['read', 'write', 'admin'],
+            scopes,
             expiresAt: null,
             createdVia: 'api',
           },

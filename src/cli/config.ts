@@ -22,6 +22,8 @@ export interface ProfileConfig {
   storage: StorageBackend;
   /** the current organization (`breeze orgs switch`); commands on members and projects act on it */
   org_id?: string;
+  /** the key's expiry as the server said at login / rotation / status (RFC 3339; null: never) */
+  expires_at?: string | null;
 }
 
 export interface ConfigData {

@@ -6,6 +6,7 @@ import { CredentialManager } from '../credentials/manager.js';
 import { accountName, type StorageBackend } from '../credentials/types.js';
 import { ConfigFile, type ProfileConfig } from './config.js';
 import { InterruptedError, NotAuthenticatedError, UsageError } from './errors.js';
+import { findLinkFile, type LinkFile } from './link-file.js';
 import { createOutput, type Output } from './ui/output.js';
 import { createPrompts, isInteractive, type Prompts } from './ui/prompts.js';
 import type { Spinner } from './ui/spinner.js';
@@ -23,6 +24,9 @@ export interface GlobalOptions {
 
 /** The server id `embedded` (the packaged server over `<config dir>/server/`, resident in the background). */
 export const EMBEDDED = 'embedded';
+
+/** Where a setting came from (CLI.md precedence: flag > environment > .breeze.json > profile > default). */
+export type ValueSource = 'flag' | 'env' | 'link' | 'profile' | 'default';
 
 /** The credential in use, with the profile it belongs to. */
 export interface Session extends ResolvedCredential {
@@ -42,8 +46,14 @@ export interface Session extends ResolvedCredential {
 export interface CliContext {
   readonly env: NodeJS.ProcessEnv;
   readonly configDir: string;
-  /** `--profile` / `BREEZE_PROFILE` / `default` */
+  /** `--profile` / `BREEZE_PROFILE` / `.breeze.json` / `default` */
   readonly profile: string;
+  /** the nearest `.breeze.json` up from the working directory (`breeze link`), if any */
+  readonly link: LinkFile | undefined;
+  /** where the profile, server and project in use came from */
+  source(setting: 'profile' | 'server' | 'project'): ValueSource;
+  /** the project pinned by `BREEZE_PROJECT` or `.breeze.json` (a `--project` flag wins over it) */
+  project(): string | undefined;
   readonly json: boolean;
   readonly verbose: boolean;
   readonly out: Output;
@@ -60,7 +70,7 @@ export interface CliContext {
   openUrl(url: string): Promise<boolean>;
   /** a spinner on stderr (a no-op when stderr is not a TTY) */
   spinner(text: string): Promise<Spinner>;
-  /** `--server` / `BREEZE_SERVER` / the profile's saved server / `embedded` */
+  /** `--server` / `BREEZE_SERVER` / `.breeze.json` / the profile's saved server / `embedded` */
   server(): string;
   /** the base URL of `server()`, starting the embedded server when that is the target */
   baseUrl(): Promise<string>;
@@ -136,6 +146,8 @@ export interface ContextDeps {
   prompts?: Prompts;
   clock?: () => Date;
   openUrl?: (url: string) => Promise<boolean>;
+  /** where `.breeze.json` is looked for (default: process.cwd()) */
+  cwd?: string;
 }
 
 /** Normalises a server given by flag, env or profile: `embedded`, or an http(s) URL without trailing slash. */
@@ -170,19 +182,23 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     globals.configDir ??
       (env.BREEZE_CONFIG_DIR || join(process.getBuiltinModule('node:os').homedir(), '.breeze')),
   );
-  const profile = globals.profile ?? (env.BREEZE_PROFILE || 'default');
+  const out = deps.output ?? createOutput();
+  const link = findLinkFile(deps.cwd ?? process.cwd(), (m) => out.warn(m));
+  const profileSource: ValueSource =
+    globals.profile !== undefined ? 'flag' : env.BREEZE_PROFILE ? 'env' : link?.profile ? 'link' : 'default';
+  const profile = globals.profile ?? (env.BREEZE_PROFILE || link?.profile || 'default');
   // names like "constructor" or "__proto__" would collide with Object.prototype in config.json's map
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(profile) || profile in Object.prototype) {
     throw new UsageError(`Invalid profile name "${profile}".`, {
       hint: 'Use letters, digits, ".", "_" or "-".',
     });
   }
-  const out = deps.output ?? createOutput();
   const verbose = Boolean(globals.verbose) || env.BREEZE_DEBUG === '1';
   const config = new ConfigFile(configDir);
   const credentials = new CredentialManager({ configDir, env, warn: (m) => out.warn(m) });
   const cleanups: Array<() => Promise<void> | void> = [];
   const serverFlag = globals.server ?? (env.BREEZE_SERVER || undefined);
+  const envProject = env.BREEZE_PROJECT?.trim() || undefined;
   let embedded: Promise<{ url: string; socket: string }> | undefined;
   // built on first use: reading process.stdin.isTTY costs `token` and `env` milliseconds
   let prompts = deps.prompts;
@@ -216,6 +232,18 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     env,
     configDir,
     profile,
+    link,
+    source(setting) {
+      if (setting === 'profile') return profileSource;
+      if (setting === 'project') return envProject ? 'env' : link?.project ? 'link' : 'default';
+      if (globals.server !== undefined) return 'flag';
+      if (env.BREEZE_SERVER) return 'env';
+      if (link?.server) return 'link';
+      return config.profile(profile)?.server ? 'profile' : 'default';
+    },
+    project() {
+      return envProject ?? link?.project;
+    },
     json: Boolean(globals.json),
     verbose,
     out,
@@ -245,6 +273,15 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     },
     server() {
       if (serverFlag) return normaliseServer(serverFlag);
+      if (link?.server) {
+        try {
+          return normaliseServer(link.server);
+        } catch (err) {
+          throw new UsageError(`${link.path}: ${(err as Error).message}`, {
+            hint: `Fix "server" there, or run "breeze unlink" in that directory.`,
+          });
+        }
+      }
       const saved = config.profile(profile)?.server;
       return saved ? normaliseServer(saved) : EMBEDDED;
     },
@@ -282,6 +319,18 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       }
       const server = ctx.server();
       const savedProfile = config.profile(profile);
+      if (
+        fromEnv !== undefined &&
+        link?.server &&
+        ctx.source('server') === 'link' &&
+        (!savedProfile || normaliseServer(savedProfile.server) !== server)
+      ) {
+        // a checked-out repository must not be able to send a CI key to a server of its choosing
+        throw new UsageError(
+          `BREEZE_API_KEY is not sent to ${server}: that server comes from ${link.path}, not from you.`,
+          { hint: 'Set BREEZE_SERVER (or pass --server) to the server the key belongs to.' },
+        );
+      }
       const saved =
         savedProfile && normaliseServer(savedProfile.server) === server ? savedProfile : undefined;
       const resolved = await credentials.resolve(ctx.account(server), saved?.storage);

@@ -1,5 +1,6 @@
 import { createContext, type GlobalOptions } from './context.js';
 import { credentialEnv, type EnvFormat, formatEnvLines, usableKey } from './env-vars.js';
+import { warnIfExpiring } from './expiry.js';
 
 /**
  * `breeze token` and `breeze env` run in shell prompts and scripts, so they skip commander
@@ -39,7 +40,9 @@ export async function tryFastPath(argv: readonly string[]): Promise<number | und
     return undefined;
   const ctx = await createContext(globals);
   if (command === 'token') {
-    const apiKey = usableKey(await ctx.session());
+    const session = await ctx.session();
+    const apiKey = usableKey(session);
+    warnIfExpiring(ctx, session);
     if (ctx.json) ctx.out.json({ api_key: apiKey });
     else ctx.out.data(apiKey);
   } else {

@@ -107,6 +107,7 @@ export async function saveLogin(
           storage,
           // the same user logging in again keeps the organization they switched to
           org_id: before?.server === server && before.user_id === result.user.id ? before.org_id : undefined,
+          expires_at: result.key.expires_at ?? null,
         };
       },
       { locked: true },
@@ -167,6 +168,7 @@ export async function replaceStoredKey(
           user_id: user?.id ?? (prev?.server === server ? prev.user_id : undefined),
           storage,
           org_id: prev?.server === server && (!user || user.id === prev.user_id) ? prev.org_id : undefined,
+          expires_at: key.expires_at ?? null,
         };
       },
       { locked: true },

@@ -358,12 +358,14 @@ export class BreezeClient {
   async verifyEmailCode(
     id: string,
     code: string,
+    /** this machine's name, for the server's new-login notice */
+    hostname?: string,
   ): Promise<{ secret?: string; key_id?: string; token?: string; expires_at?: string }> {
     return checkEmailVerification(
       'POST /auth/code/:id/verifications',
       (
         await this.request<unknown>('POST', `/auth/code/${encodeURIComponent(id)}/verifications`, {
-          body: { code },
+          body: hostname ? { code, hostname } : { code },
           auth: false,
           retries: 0,
         })

@@ -1,6 +1,7 @@
 /** Header names whose values never reach a trace. */
 export const SECRET_HEADERS = new Set([
   'xi-api-key',
+  'x-api-key',
   'authorization',
   'cookie',
   'set-cookie',

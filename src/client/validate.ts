@@ -102,6 +102,11 @@ export function checkKey(what: string, value: unknown, field = 'key'): ApiKeyInf
   // teams (PLATFORM.md): absent on servers from before organizations
   for (const f of ['org_id', 'project_id', 'created_by'] as const)
     if (k[f] !== undefined && k[f] !== null) id(what, `${field}.${f}`, k[f]);
+  if (
+    k.requests_24h !== undefined &&
+    (!Number.isSafeInteger(k.requests_24h) || (k.requests_24h as number) < 0)
+  )
+    throw bad(what, `${field}.requests_24h`, 'is not a count');
   return k as unknown as ApiKeyInfo;
 }
 

@@ -1,8 +1,9 @@
-export const SCOPES = ['read', 'write', 'admin'] as const;
+/** `verify` (PLATFORM.md): checks other keys of the organization; implies nothing else. */
+export const SCOPES = ['read', 'write', 'admin', 'verify'] as const;
 export type Scope = (typeof SCOPES)[number];
 
 export type KeyStatus = 'active' | 'expiring' | 'expired' | 'disabled';
-export type CreatedVia = 'api' | 'cli_login' | 'email_code' | 'rotation';
+export type CreatedVia = 'api' | 'cli_login' | 'email_code' | 'rotation' | 'oidc';
 
 /** The key object of API.md. */
 export interface ApiKeyInfo {
@@ -23,6 +24,8 @@ export interface ApiKeyInfo {
   project_id?: string;
   /** the member who created the key; its effective scopes are capped by their current role */
   created_by?: string;
+  /** in key lists: requests made with or verifying the key in the last 24 hours */
+  requests_24h?: number;
 }
 
 /** Roles in an organization, widest first. */

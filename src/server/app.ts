@@ -14,15 +14,26 @@ import { answerClientError, handleError, registerErrorHandling } from './plugins
 import { registerIdCheck } from './plugins/input.js';
 import { registerKeyRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
+import { auditRoutes } from './routes/audit-events.js';
 import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
 import { invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
+import { keyUsageRoutes } from './routes/key-usage.js';
+import { leakRoutes } from './routes/leaks.js';
 import { meRoutes } from './routes/me.js';
 import { memberRoutes } from './routes/members.js';
+import { oidcRoutes } from './routes/oidc.js';
+import { orgSettingsRoutes } from './routes/org-settings.js';
 import { orgRoutes } from './routes/orgs.js';
 import { projectRoutes } from './routes/projects.js';
+import { verifyRoutes } from './routes/verify.js';
+import { webhookRoutes } from './routes/webhooks.js';
+import { AuditService } from './services/audit.js';
+import { startAuditPruner } from './services/audit-pruner.js';
+import { registerUsage, UsageTracker } from './services/usage.js';
+import { setupWebhooks } from './services/webhooks.js';
 import { Sessions } from './session.js';
 import type { Store } from './store/index.js';
 import { addFormats } from './validation.js';
@@ -37,6 +48,10 @@ export interface BuildAppOptions {
   clock?: () => Date;
   logger?: FastifyServerOptions['logger'];
   authenticators?: Authenticators;
+  /** test and bench only: record no audit events (see AuditService) */
+  auditDisabled?: boolean;
+  /** tests only: when the retention pruner runs (default: 2 s after start, then hourly) */
+  auditPruner?: { firstMs?: number; everyMs?: number };
 }
 
 function makeAjv(coerce: boolean) {
@@ -81,6 +96,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
 
   const hasher = createSecretHasher(config.pepper);
   const cache = new VerificationCache(config.keyCacheTtlMs);
+  const audit = new AuditService(opts.store, { clock, disabled: opts.auditDisabled ?? false });
   const ctx: ServerContext = {
     store: opts.store,
     config,
@@ -88,11 +104,18 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     hasher,
     cache,
     clock,
-    keys: new KeyService(opts.store, hasher, cache, clock),
+    keys: new KeyService(opts.store, hasher, cache, clock, audit),
+    audit,
+    usage: new UsageTracker(opts.store, {
+      count: config.countUsage,
+      onError: (err, what) => app.log.warn({ err }, what),
+    }),
   };
   app.decorate('breeze', ctx);
+  registerUsage(app);
   const jwt = new JwtService(ctx);
   app.decorate('jwtService', jwt);
+  const webhooks = setupWebhooks(app, ctx, jwt);
 
   // callback style: no promise per request for a header
   app.addHook('onRequest', (request, reply, done) => {
@@ -122,5 +145,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   await app.register(authCodeRoutes, { jwt });
   await app.register(cliLoginRoutes);
   await app.register(pageRoutes);
+  await app.register(auditRoutes);
+  startAuditPruner(app, opts.auditPruner);
+  await app.register(webhookRoutes, { webhooks });
+  await app.register(verifyRoutes);
+  await app.register(keyUsageRoutes);
+  await app.register(oidcRoutes);
+  await app.register(leakRoutes);
+  await app.register(orgSettingsRoutes);
   return app;
 }

@@ -33,9 +33,39 @@ export function requireKeyManager(auth: AuthContext): void {
   if (!canManageKeys(auth)) throw forbidden('This key lacks the "admin" scope needed to manage keys.');
 }
 
-/** A caller can never hand out a scope it does not hold itself. */
+/**
+ * `POST /v1/keys/verify` and `GET /v1/keys/events` (PLATFORM.md): only an API key whose effective
+ * scopes (its own, capped by its creator's role) hold `verify`; it acts for its own organization.
+ * `verify` implies nothing else, and nothing else implies it (a JWT or session cannot verify).
+ */
+export function requireVerifier(auth: AuthContext): { orgId: string; keyId: string } {
+  if (auth.type !== 'api_key' || !auth.keyId || !auth.org) {
+    throw forbidden('Verifying keys needs an API key with the "verify" scope.');
+  }
+  if (!auth.scopes.includes('verify')) {
+    throw forbidden(
+      'This key lacks the "verify" scope (only owners and admins can hold it): create one with --scopes verify.',
+    );
+  }
+  return { orgId: auth.org.id, keyId: auth.keyId };
+}
+
+/**
+ * The scopes `auth` may hand out or act on: its own, and `verify` where it holds `admin` (an
+ * effective `admin` exists only under an owner or admin role, whose cap includes `verify`; checking
+ * keys is less than managing them). So `breeze keys create --scopes verify` works with the key
+ * `breeze login` minted (read, write, admin). `verify` itself still implies nothing else.
+ */
+export function grantableScopes(auth: AuthContext): readonly Scope[] {
+  return auth.scopes.includes('admin') && !auth.scopes.includes('verify')
+    ? [...auth.scopes, 'verify']
+    : auth.scopes;
+}
+
+/** A caller can never hand out a scope it does not hold itself (see grantableScopes). */
 export function requireScopesWithin(auth: AuthContext, scopes: readonly Scope[]): void {
-  const missing = scopes.filter((s) => !auth.scopes.includes(s));
+  const held = grantableScopes(auth);
+  const missing = scopes.filter((s) => !held.includes(s));
   if (missing.length > 0)
     throw forbidden(`Cannot grant scopes this credential does not hold: ${missing.join(', ')}.`);
 }
@@ -51,7 +81,8 @@ export function authorizeKeyAction(auth: AuthContext, row: KeyRow, action: KeyAc
     requireKeyManager(auth);
   }
   if (self || action === 'read' || action === 'delete') return;
-  const missing = scopesOf(row).filter((s) => !auth.scopes.includes(s));
+  const held = grantableScopes(auth);
+  const missing = scopesOf(row).filter((s) => !held.includes(s));
   if (missing.length > 0) {
     throw forbidden(
       `Cannot ${action === 'update' ? 'change' : action} a key with scopes this credential does not hold: ${missing.join(', ')}.`,
@@ -69,11 +100,8 @@ export function rotationGrace(auth: AuthContext, row: KeyRow, requestedS: number
 // permission matrix below — data, role × action — decides what a member may do in an organization.
 // ---------------------------------------------------------------------------------------------
 
-/** `verify` is the fourth scope of issue 13; listed so the caps are complete when it lands. */
-export type CapScope = Scope | 'verify';
-
-/** What each role caps a credential's scopes to. */
-export const ROLE_CAPS: Readonly<Record<Role, readonly CapScope[]>> = {
+/** What each role caps a credential's scopes to (only owners and admins hold `verify`). */
+export const ROLE_CAPS: Readonly<Record<Role, readonly Scope[]>> = {
   owner: ['read', 'write', 'admin', 'verify'],
   admin: ['read', 'write', 'admin', 'verify'],
   member: ['read', 'write'],
@@ -96,7 +124,12 @@ export type OrgAction =
   | 'projects.create'
   | 'projects.delete'
   | 'keys.create'
-  | 'keys.manage_others';
+  | 'keys.manage_others'
+  | 'audit.read'
+  | 'webhooks.read'
+  | 'webhooks.manage'
+  | 'oidc_trusts.manage'
+  | 'org.update';
 
 export interface Permission {
   /** roles allowed to do it */
@@ -126,7 +159,32 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'keys.create': { roles: ROLES, scope: 'admin', denied: 403 },
   /** see and manage keys other members created (members and viewers see only their own) */
   'keys.manage_others': { roles: MANAGERS, scope: 'admin', denied: 404 },
+  /** list webhooks and their delivery logs (target URLs may hold tokens: managers only) */
+  'webhooks.read': { roles: MANAGERS, scope: 'read', denied: 403 },
+  /** create, delete and ping webhooks */
+  'webhooks.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** read the organization's audit log (how much of it: VISIBILITY['audit.all']) */
+  'audit.read': { roles: ROLES, scope: 'read', denied: 403 },
+  /** list, create and delete OIDC trust policies (PLATFORM.md "CI identity") */
+  'oidc_trusts.manage': { roles: MANAGERS, scope: 'admin', denied: 403 },
+  /** change the organization's settings (its leak policy) */
+  'org.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
 };
+
+/**
+ * Not yes/no actions but how much a member sees of something they may read: a member without the
+ * permission still reads, but only what is theirs. `audit.all`: every audit event of the
+ * organization (otherwise only events one is the actor of or owns the target of).
+ */
+export const VISIBILITY: Readonly<Record<'audit.all', Omit<Permission, 'denied'>>> = {
+  'audit.all': { roles: MANAGERS, scope: 'admin' },
+};
+
+/**
+ * What a person signed in (session, JWT) acts with before the role cap: everything but `verify`,
+ * which is a service's scope, held by keys only (they can still grant it: grantableScopes).
+ */
+export const PERSON_SCOPES: readonly Scope[] = ['read', 'write', 'admin'];
 
 /** A credential acting inside one organization: its user's role there and the capped scopes. */
 export interface OrgAccess {
@@ -143,7 +201,7 @@ export interface OrgAccess {
  * creator belongs to).
  */
 export function orgAccess(auth: AuthContext, orgId: string, role: Role): OrgAccess {
-  const base = auth.type === 'api_key' ? (auth.keyScopes ?? auth.scopes) : [...SCOPES];
+  const base = auth.type === 'api_key' ? (auth.keyScopes ?? auth.scopes) : PERSON_SCOPES;
   return { orgId, role, scopes: capScopes(base, role), auth };
 }
 
@@ -204,4 +262,17 @@ export function authorizeMemberChange(
   if (access.role !== 'owner' && (target.role === 'owner' || newRole === 'owner')) {
     throw forbidden('Only an owner can change, remove or appoint an owner.');
   }
+}
+
+/**
+ * How much of an organization's audit log `access` reads: all of it (owners and admins, with
+ * `admin` for a key), or only events it is the actor of or owns the target of. Throws when it may
+ * read none (a key without `read`).
+ */
+export function auditScope(access: OrgAccess): 'all' | 'own' {
+  authorizeOrg(access, 'audit.read');
+  const v = VISIBILITY['audit.all'];
+  const all =
+    v.roles.includes(access.role) && (access.auth.type !== 'api_key' || access.scopes.includes(v.scope));
+  return all ? 'all' : 'own';
 }

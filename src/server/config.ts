@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { WebhookTuning } from './services/webhook-worker.js';
 
 export type SignupPolicy = 'open' | 'closed';
 
@@ -29,6 +30,26 @@ export interface ServerConfig {
   dataDir?: string;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
+  /** Audit events older than this many days are deleted by a background pruner (default 365). */
+  auditRetentionDays: number;
+  /** `--allow-private-webhooks`: webhook targets may be http and private or loopback addresses (dev, tests). */
+  allowPrivateWebhooks?: boolean;
+  /** Webhook worker timings and host resolution (tests shorten them); defaults in webhook-worker.ts. */
+  webhooks?: WebhookTuning;
+  /** Per-key usage counters (requests, rejected per hour); false turns counting off (benchmarks). */
+  countUsage: boolean;
+  /** How often counted usage is written to the database (batched, additive). */
+  usageFlushMs: number;
+  /** `GET /v1/keys/events`: the keep-alive comment interval. */
+  eventsPingMs: number;
+  /** How often an instance looks for keys whose expiry (e.g. a rotation's grace end) just passed. */
+  keyExpiryPollMs: number;
+  /** Concurrent event streams one key may hold open. */
+  maxEventStreamsPerKey: number;
+  /** Accept `http://` OIDC issuers on loopback addresses (`breeze serve --allow-http-issuers`; tests only). */
+  allowHttpIssuers?: boolean;
+  /** Least time between two JWKS fetches of one issuer for an unknown `kid` (default 30 s; tests lower it). */
+  oidcJwksCooldownMs?: number;
 }
 
 export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConfig {
@@ -39,6 +60,12 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     keyCacheTtlMs: 500,
     jwtAlg: 'Ed25519',
     pepper: null,
+    auditRetentionDays: 365,
+    countUsage: true,
+    usageFlushMs: 5000,
+    eventsPingMs: 15_000,
+    keyExpiryPollMs: 250,
+    maxEventStreamsPerKey: 5,
     ...overrides,
   };
 }

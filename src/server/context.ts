@@ -3,6 +3,8 @@ import type { OrgRef, ProjectRef, Scope, UserInfo } from '../core/types.js';
 import type { ServerConfig } from './config.js';
 import type { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
+import type { AuditService } from './services/audit.js';
+import type { UsageTracker } from './services/usage.js';
 import type { Store } from './store/index.js';
 import type { VerificationCache } from './verification-cache.js';
 
@@ -31,6 +33,22 @@ export interface ServerContext {
   cache: VerificationCache;
   keys: KeyService;
   clock: () => Date;
+  /** the audit log: `record` inside the transaction of each change */
+  audit: AuditService;
+  /** per-key request counters and `last_used_at` (services/usage.ts) */
+  usage: UsageTracker;
+  /**
+   * Counts one use of `keyId` against its per-key rate limit (the same budget its own requests
+   * spend); absent when the limit is off.
+   */
+  keyRateLimit?: (keyId: string) => Promise<KeyRateLimitResult>;
+}
+
+export interface KeyRateLimitResult {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  resetS: number;
 }
 
 export type AuthMode = 'required' | 'optional' | 'none';
@@ -45,6 +63,8 @@ declare module 'fastify' {
   interface FastifyContextConfig {
     /** default 'none'; API routes say 'required' */
     auth?: AuthMode;
+    /** false: the caller's per-key rate limit does not apply (the route spends another key's) */
+    keyRateLimit?: boolean;
   }
 }
 

@@ -8,6 +8,7 @@ import {
   hkdfSync,
   type KeyObject,
   randomBytes,
+  sign as signBytes,
 } from 'node:crypto';
 import { type JWTPayload, jwtVerify, SignJWT } from 'jose';
 import type { JwtAlg } from './config.js';
@@ -127,6 +128,16 @@ export class JwtService {
       .setJti(randomBytes(12).toString('base64url'))
       .sign(key.privateKey as KeyObject);
     return { token, expiresAt: new Date(exp * 1000).toISOString() };
+  }
+
+  /**
+   * Signs `data` with the current signing key (raw Ed25519, base64url): webhook signatures, which
+   * receivers check against the same JWKS as JWTs, holding no shared secret.
+   */
+  async signDetached(data: Buffer): Promise<{ kid: string; sig: string }> {
+    if (!this.enabled) throw new Error('signing is disabled on this server (no BREEZE_PEPPER)');
+    const key = await this.signingKey();
+    return { kid: key.kid, sig: signBytes(null, data, key.privateKey).toString('base64url') };
   }
 
   /** The claims of a valid token (signature, `kid`, `iss`, `aud`, `exp`), else null. */

@@ -3,8 +3,10 @@ import { HttpError } from '../core/errors.js';
 import type { SecretHasher } from '../core/hash.js';
 import { newKeyId } from '../core/ids.js';
 import type { CreatedVia, Scope } from '../core/types.js';
+import { type AuditBy, type AuditService, SYSTEM_BY } from './services/audit.js';
+import { recordRevocations } from './services/key-events.js';
 import type { Store, StoreTx } from './store/index.js';
-import { type KeyRow, newKeyRow, statusOf } from './store/keys.js';
+import { type KeyRow, newKeyRow, scopesOf, statusOf } from './store/keys.js';
 import type { ProjectRow } from './store/orgs.js';
 import type { VerificationCache } from './verification-cache.js';
 
@@ -21,7 +23,12 @@ export interface MintOptions {
   expiresAt: string | null;
   createdVia: CreatedVia;
   rotatedFrom?: string | null;
+  /** who mints it, from where (the `key.created` event); default: the server itself */
+  by?: AuditBy;
 }
+
+/** The fields a key update may change. */
+export type KeyPatch = Partial<Pick<KeyRow, 'name' | 'scopes'>>;
 
 export interface MintedKey {
   row: KeyRow;
@@ -36,13 +43,23 @@ export class KeyService {
     private readonly hasher: SecretHasher,
     private readonly cache: VerificationCache,
     private readonly clock: () => Date,
+    /**
+     * The audit log: every change below records its event in the change's own transaction. Only
+     * test helpers that seed keys straight into a store build a KeyService without one.
+     */
+    private readonly audit?: AuditService,
   ) {}
 
   hash(apiKey: string): string {
     return this.hasher(apiKey);
   }
 
-  async mint(opts: MintOptions, tx: StoreTx = this.store): Promise<MintedKey> {
+  /**
+   * Mints a key and records `key.created` (a rotation's successor: `key.rotated`, by rotate) in the
+   * same transaction: `tx` when given, else a transaction of its own.
+   */
+  async mint(opts: MintOptions, tx?: StoreTx): Promise<MintedKey> {
+    if (!tx) return this.store.transaction((t) => this.mint(opts, t));
     const now = this.clock();
     const project = await this.projectOf(opts, tx, now);
     const apiKey = generateApiKey();
@@ -61,7 +78,106 @@ export class KeyService {
       createdVia: opts.createdVia,
     });
     await tx.keys.insert(row);
+    if (opts.createdVia !== 'rotation') {
+      await this.record(tx, opts.by, 'key.created', row, {
+        name: row.name,
+        prefix: row.prefix,
+        scopes: row.scopes.split(' '),
+        expires_at: row.expires_at,
+        created_via: row.created_via,
+      });
+    }
     return { row, apiKey };
+  }
+
+  private async record(
+    tx: StoreTx,
+    by: AuditBy | undefined,
+    action: 'key.created' | 'key.updated' | 'key.rotated' | 'key.disabled' | 'key.enabled' | 'key.deleted',
+    row: KeyRow,
+    details: Record<string, unknown>,
+  ): Promise<void> {
+    if (!this.audit || !row.org_id) return;
+    const { meta, actor } = by ?? SYSTEM_BY;
+    await this.audit.record(tx, meta, {
+      action,
+      orgId: row.org_id,
+      projectId: row.project_id,
+      actor,
+      target: { type: 'key', id: row.id, ownerId: row.user_id },
+      details,
+    });
+  }
+
+  /** Renames a key or changes its scopes; records `key.updated`. Undefined when the key is gone. */
+  async update(row: KeyRow, patch: KeyPatch, by?: AuditBy): Promise<KeyRow | undefined> {
+    const updated = await this.store.transaction(async (tx) => {
+      const after = await tx.keys.update(row.id, patch);
+      if (!after) return undefined;
+      // fewer scopes than before: verifiers holding it in a cache hear of it (key.revoked)
+      const narrowed =
+        patch.scopes !== undefined && scopesOf(row).some((s) => !patch.scopes?.split(' ').includes(s));
+      if (narrowed && row.org_id) {
+        await recordRevocations(
+          tx,
+          [{ org_id: row.org_id, key_id: row.id, reason: 'narrowed' }],
+          this.clock(),
+        );
+      }
+      const changes: Record<string, unknown> = {};
+      if (patch.name !== undefined && patch.name !== row.name)
+        changes.name = { from: row.name, to: after.name };
+      if (patch.scopes !== undefined && patch.scopes !== row.scopes) {
+        changes.scopes = { from: row.scopes.split(' '), to: after.scopes.split(' ') };
+      }
+      await this.record(tx, by, 'key.updated', after, { name: after.name, prefix: after.prefix, changes });
+      return after;
+    });
+    if (updated) await this.changed(row.id);
+    return updated;
+  }
+
+  /**
+   * Disables (`disabledAt` a time) or enables (null) a key; records `key.disabled`/`key.enabled`.
+   * Undefined when the key is gone.
+   */
+  async setDisabled(row: KeyRow, disabledAt: string | null, by?: AuditBy): Promise<KeyRow | undefined> {
+    const updated = await this.store.transaction(async (tx) => {
+      const after = await tx.keys.update(row.id, { disabled_at: disabledAt });
+      if (!after) return undefined;
+      if (disabledAt && row.org_id) {
+        await recordRevocations(
+          tx,
+          [{ org_id: row.org_id, key_id: row.id, reason: 'disabled' }],
+          this.clock(),
+        );
+      }
+      await this.record(tx, by, disabledAt ? 'key.disabled' : 'key.enabled', after, {
+        name: after.name,
+        prefix: after.prefix,
+      });
+      return after;
+    });
+    if (updated) await this.changed(row.id);
+    return updated;
+  }
+
+  /** Deletes a key for good; records `key.deleted`. False when it was gone already. */
+  async delete(row: KeyRow, by?: AuditBy): Promise<boolean> {
+    const deleted = await this.store.transaction(async (tx) => {
+      if (!(await tx.keys.delete(row.id))) return false;
+      if (row.org_id) {
+        await recordRevocations(
+          tx,
+          [{ org_id: row.org_id, key_id: row.id, reason: 'deleted' }],
+          this.clock(),
+        );
+      }
+      await this.record(tx, by, 'key.deleted', row, { name: row.name, prefix: row.prefix });
+      return true;
+    });
+    await this.changed(row.id);
+    return deleted;
   }
 
   private async projectOf(opts: MintOptions, tx: StoreTx, now: Date): Promise<ProjectRow> {
@@ -82,7 +198,11 @@ export class KeyService {
    * before the successor is minted in the same transaction, so of concurrent rotations exactly one
    * wins; the others get 409 (404 when the key was deleted meanwhile).
    */
-  async rotate(old: KeyRow, graceSeconds: number): Promise<{ minted: MintedKey; previous: KeyRow }> {
+  async rotate(
+    old: KeyRow,
+    graceSeconds: number,
+    by?: AuditBy,
+  ): Promise<{ minted: MintedKey; previous: KeyRow }> {
     const now = this.clock();
     const graceEnd = new Date(now.getTime() + graceSeconds * 1000).toISOString();
     const result = await this.store.transaction(async (tx) => {
@@ -103,6 +223,14 @@ export class KeyService {
       );
       const previous = await tx.keys.get(old.id);
       if (!previous) throw new Error('rotated key vanished');
+      await this.record(tx, by, 'key.rotated', previous, {
+        name: previous.name,
+        prefix: previous.prefix,
+        new_key_id: minted.row.id,
+        new_prefix: minted.row.prefix,
+        grace_period_s: graceSeconds,
+        old_expires_at: previous.expires_at,
+      });
       return { minted, previous };
     });
     if (!result) throw await this.whyNotRotated(old.id, now);

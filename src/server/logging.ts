@@ -3,10 +3,12 @@ import type { FastifyServerOptions } from 'fastify';
 /** Header paths the logger must never print (exact paths: cheap for pino to redact). */
 export const REDACT_PATHS = [
   'req.headers["xi-api-key"]',
+  'req.headers["x-api-key"]',
   'req.headers.authorization',
   'req.headers.cookie',
   'res.headers["set-cookie"]',
   'headers["xi-api-key"]',
+  'headers["x-api-key"]',
   'headers.authorization',
   'headers.cookie',
 ];

@@ -123,6 +123,81 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
     operationId: 'deleteProject',
     description: 'Deletes a project (owner, admin); `409` while it has keys, and for `default`.',
   },
+  'GET /v1/audit-events': {
+    operationId: 'listAuditEvents',
+    description:
+      "The audit log of an organization (`org_id`, default the key's or the personal one), newest first, `limit` 1..200 (default 50); pass `next_cursor` back as `cursor`. Filters: `action`, `key_id`, `actor_id`, `since` (RFC 3339 or `24h`). Owners and admins read every event; other members those they made or whose target is theirs. Another organization is `404`.",
+  },
+  'POST /v1/orgs/:org_id/webhooks': {
+    operationId: 'createWebhook',
+    description:
+      'Subscribes an `https` URL to events (audit actions, `key.expiring`, or `*`). Private, loopback and link-local targets are `400` unless the server runs with `--allow-private-webhooks`.',
+  },
+  'GET /v1/orgs/:org_id/webhooks': {
+    operationId: 'listWebhooks',
+    description: 'Webhooks of an organization (owner, admin).',
+  },
+  'DELETE /v1/webhooks/:id': {
+    operationId: 'deleteWebhook',
+    description: 'Deletes a webhook and its delivery log; pending deliveries are dropped.',
+  },
+  'GET /v1/webhooks/:id/deliveries': {
+    operationId: 'listWebhookDeliveries',
+    description:
+      'The delivery log, newest first: status (`pending`, `delivered`, `failed`), attempts, last status code and the next attempt.',
+  },
+  'POST /v1/webhooks/:id/test': {
+    operationId: 'testWebhook',
+    description:
+      'Enqueues a `ping` event to this webhook (whatever it subscribed to) and answers its delivery.',
+  },
+  'POST /v1/keys/verify': {
+    operationId: 'verifyKey',
+    description:
+      "Checks a key of the caller's organization (caller: a key with `verify`). Always `200` with `valid` and a `code`: `VALID` (with the key, its user, effective scopes and rate limit), `MALFORMED`, `NOT_FOUND` (also for a key of another organization), `DISABLED`, `EXPIRED`, `INSUFFICIENT_SCOPE`, `RATE_LIMITED`. A verification is a use of the checked key: it spends that key's rate limit and counts in its usage.",
+  },
+  'GET /v1/keys/events': {
+    operationId: 'streamKeyEvents',
+    description:
+      'Server-Sent Events (caller: a key with `verify`): `key.revoked` `{"key_id"}` within a second of a key of the organization being disabled, deleted, narrowed, expired (a rotation\'s grace end) or its creator removed, on any instance. Send `Last-Event-ID` to resume; `: ping` at least every 15 s; at most 5 streams per key (`429`).',
+  },
+  'GET /v1/api-keys/:key_id/usage': {
+    operationId: 'getApiKeyUsage',
+    description:
+      'Requests and refusals (rate limit, scope) of a key per hour or day (UTC), every bucket of `from`..`to` present, oldest first. Same visibility as reading the key.',
+  },
+  'GET /v1/orgs/:org_id/oidc-trusts': {
+    operationId: 'listOidcTrusts',
+    description: 'The OIDC trust policies of an organization (owner, admin).',
+  },
+  'POST /v1/orgs/:org_id/oidc-trusts': {
+    operationId: 'createOidcTrust',
+    description:
+      'Trusts tokens of an OIDC issuer (`https`) with this `audience` (default: the server URL) and these claims (exact, or `*` glob) to mint keys of the caller in `project_id` (default: `default`) with `scopes` (never wider than the caller holds) for `ttl_s` seconds (at most 3600, default 900).',
+  },
+  'DELETE /v1/oidc-trusts/:trust_id': {
+    operationId: 'deleteOidcTrust',
+    description: 'Deletes a trust policy (owner, admin); keys it minted live on until they expire.',
+  },
+  'POST /v1/oidc/exchange': {
+    operationId: 'exchangeOidcToken',
+    description:
+      "Trades a CI job's OIDC token (GitHub Actions, GitLab, ...) for a short-lived key, once per token. Signature (the issuer's JWKS), `iss`, `aud`, `exp`, `nbf` and the trust's claims are checked; any failure is `401` without saying which. `org_id` picks the organization when the token matches trusts of several. No credential needed; rate-limited per IP.",
+  },
+  'POST /v1/keys/leaks': {
+    operationId: 'reportLeakedKey',
+    description:
+      'Reports a key seen in public. No credential needed; `202 {"received": true}` whether or not the key exists. A live key is disabled at once (or, under the organization\'s `notify` leak policy, left working), its creator is mailed and `key.leaked` is recorded. A malformed key (bad shape or checksum) is `400`. Rate-limited per IP.',
+  },
+  'GET /v1/orgs/:org_id': {
+    operationId: 'getOrg',
+    description: 'One organization of the caller with its settings (`leak_policy`). Any member may read it.',
+  },
+  'PATCH /v1/orgs/:org_id': {
+    operationId: 'updateOrg',
+    description:
+      'Changes settings of an organization (owner, admin): `leak_policy` `disable` (a reported live key is disabled at once; the default) or `notify` (its creator is only mailed).',
+  },
 };
 
 /** The tags operations use, with what they group. */
@@ -134,6 +209,11 @@ const TAGS = [
   { name: 'meta', description: 'Server health.' },
   { name: 'orgs', description: 'Organizations, members, roles and invitations.' },
   { name: 'projects', description: 'Projects of an organization; every key belongs to one.' },
+  { name: 'audit', description: 'The audit log: who did what, from where.' },
+  { name: 'webhooks', description: "Signed event deliveries to an organization's endpoints." },
+  { name: 'verify', description: 'Checking Breeze keys in your own services, and their revocations.' },
+  { name: 'oidc', description: 'CI identity: OIDC trust policies and the token exchange.' },
+  { name: 'leaks', description: 'Reports of keys seen in public.' },
 ];
 
 const ALL_CREDENTIALS: Record<string, string[]>[] = [{ apiKey: [] }, { bearer: [] }];

@@ -18,6 +18,8 @@ export interface ServeOptions {
   rateLimitPerKey?: number;
   /** JWS algorithm name of JWTs and the JWKS (default `Ed25519`) */
   jwtAlg?: JwtAlg;
+  /** days audit events are kept (default 365; 0 keeps them forever) */
+  auditRetentionDays?: number;
   logger?: FastifyServerOptions['logger'];
   /** set when the server runs inside a CLI command */
   embedded?: boolean;
@@ -57,6 +59,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         signup: opts.signup ?? 'open',
         rateLimitPerKey: opts.rateLimitPerKey ?? 600,
         jwtAlg: opts.jwtAlg ?? 'Ed25519',
+        auditRetentionDays: opts.auditRetentionDays ?? 365,
         pepper,
         dataDir: opts.dataDir,
         embedded: opts.embedded ?? false,

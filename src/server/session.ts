@@ -1,9 +1,10 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { safeEqual } from '../core/hash.js';
 import { randomToken, ulid } from '../core/ids.js';
-import { SCOPES } from '../core/types.js';
+import { PERSON_SCOPES } from './authz.js';
 import type { ServerConfig } from './config.js';
 import type { AuthContext, ServerContext } from './context.js';
+import { requestMeta, userActor } from './services/audit.js';
 import { SessionsRepo, type SessionWithUser } from './store/sessions.js';
 
 const HOUR_MS = 3600_000;
@@ -107,17 +108,28 @@ export class Sessions {
     return this.ctx.hasher(`csrf:${token}`);
   }
 
-  /** Starts a session for `userId` and sets its cookie. */
+  /** Starts a session for `userId`, records `user.signed_in` (same transaction), sets its cookie. */
   async create(reply: FastifyReply, userId: string): Promise<void> {
     const now = this.ctx.clock();
     const token = randomToken(32);
     const ttlMs = sessionTtlMs(this.ctx.config);
-    await this.repo.insert({
-      id: `ses_${ulid(now.getTime())}`,
-      token_hash: this.tokenHash(token),
-      user_id: userId,
-      created_at: now.toISOString(),
-      expires_at: new Date(now.getTime() + ttlMs).toISOString(),
+    const id = `ses_${ulid(now.getTime())}`;
+    await this.ctx.store.transaction(async (tx) => {
+      await new SessionsRepo(tx.db).insert({
+        id,
+        token_hash: this.tokenHash(token),
+        user_id: userId,
+        created_at: now.toISOString(),
+        expires_at: new Date(now.getTime() + ttlMs).toISOString(),
+      });
+      const user = await tx.users.get(userId);
+      if (!user) return;
+      await this.ctx.audit.recordForUser(tx, requestMeta(reply.request), user, {
+        action: 'user.signed_in',
+        actor: userActor(user),
+        target: { type: 'user', id: user.id, ownerId: user.id },
+        details: { method: 'email_code', credential: 'browser_session' },
+      });
     });
     // housekeeping off the request path; a failure only leaves dead rows behind
     this.repo.deleteExpired(now.toISOString()).catch(() => {});
@@ -210,7 +222,7 @@ export class Sessions {
     return {
       type: 'session',
       user: { id: found.session.user_id, email: found.email },
-      scopes: [...SCOPES],
+      scopes: [...PERSON_SCOPES],
     };
   };
 

@@ -31,9 +31,15 @@ const TOP = [
   'serve',
   'server',
   'completion',
+  'link',
+  'unlink',
+  'doctor',
+  'audit',
+  'oidc',
+  'scan',
   'help',
 ];
-const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'help'];
+const KEYS = ['list', 'create', 'rotate', 'disable', 'enable', 'delete', 'usage', 'help'];
 
 beforeAll(async () => {
   tmp = mkdtempSync(join(tmpdir(), 'breeze-completion-'));

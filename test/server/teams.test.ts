@@ -99,6 +99,20 @@ const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, ob
     { name: 'mine', project_id: sc.project.id, scopes: ['read'] },
   ],
   'keys.manage_others': (sc) => ['POST', `/v1/api-keys/${sc.targetKey}/disable`],
+  'audit.read': (sc) => ['GET', `/v1/audit-events?org_id=${sc.org.id}`],
+  'webhooks.read': (sc) => ['GET', `/v1/orgs/${sc.org.id}/webhooks`],
+  // a public IP literal: no DNS needed, and nothing subscribes it to an event these tests make
+  'webhooks.manage': (sc) => [
+    'POST',
+    `/v1/orgs/${sc.org.id}/webhooks`,
+    { url: 'https://93.184.216.34/breeze', events: ['oidc.exchanged'] },
+  ],
+  'oidc_trusts.manage': (sc) => [
+    'POST',
+    `/v1/orgs/${sc.org.id}/oidc-trusts`,
+    { issuer: 'https://token.actions.githubusercontent.com', claims: { repository: 'acme/api' } },
+  ],
+  'org.update': (sc) => ['PATCH', `/v1/orgs/${sc.org.id}`, { leak_policy: 'notify' }],
 };
 
 const SUCCESS: Record<string, number> = { GET: 200, POST: 201, PATCH: 200, DELETE: 204 };

@@ -16,6 +16,12 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   serve: () => import('./serve.js'),
   server: () => import('./server.js'),
   completion: () => import('./completion.js'),
+  oidc: () => import('./oidc/index.js'),
+  scan: () => import('./scan/index.js'),
+  link: () => import('./link.js'),
+  unlink: () => import('./unlink.js'),
+  doctor: () => import('./doctor.js'),
+  audit: () => import('./audit.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */

@@ -86,6 +86,17 @@ export function createCommand(host: CommandHost): Command {
       'the mailed code; without a terminal, "login --email <addr>" mails it and exits 2, then this finishes (10 min)',
     )
     .option('--with-key', 'read an existing key from stdin and check it')
+    .option('--oidc', "CI: trade the job's OIDC token (GitHub Actions, GitLab) for a short-lived key")
+    .option('--audience <aud>', '--oidc: audience asked of GitHub Actions (default: the server URL)')
+    .option('--org <org_id>', '--oidc: the organization whose trust applies')
+    .option('--oidc-token-file <file>', '--oidc: read the OIDC token from this file')
+    .option('--save', '--oidc: store the key in the profile (default: print it, store nothing)')
+    .option(
+      '--start',
+      'two-step login (agents, scripts): create the login, print its id, code and URL, return',
+    )
+    .option('--complete [login_id]', 'two-step login: exchange a login begun with --start once approved')
+    .option('--wait', 'with --complete: wait for the approval instead of failing')
     .option('--name <key name>', 'name of the key to create (default "<hostname> (breeze login)")')
     .option('--scopes <list>', 'comma-separated scopes: read,write,admin')
     .addOption(
@@ -105,10 +116,42 @@ Examples:
                                               finishes a code mailed by an earlier non-interactive
                                               run (its id waits in the config dir for 10 minutes)
   $ breeze login --with-key < key.txt         stores an existing key after checking it
-  $ breeze --server https://breeze.example.com login --storage file`,
+  $ breeze --server https://breeze.example.com login --storage file
+  $ breeze --server https://breeze.example.com login --oidc
+                                              CI: prints a short-lived key for the job's OIDC token
+  $ breeze login --start --json               two steps (agents): prints {login_id, user_code,
+  $ breeze login --complete --wait            verification_uri_complete, expires_at}; a person
+                                              approves; --complete stores the key`,
     )
     .action(async (raw: Record<string, unknown>, cmd: Command) => {
       const ctx = await host.context(cmd);
+      if (raw.oidc) {
+        if (raw.withKey || raw.email !== undefined || raw.code !== undefined || raw.start || raw.complete) {
+          throw new UsageError(
+            '--oidc cannot be combined with --with-key, --email, --code, --start or --complete.',
+          );
+        }
+        const { runOidcLogin } = await import('../login/oidc.js');
+        await runOidcLogin(
+          {
+            audience: raw.audience as string | undefined,
+            org: raw.org as string | undefined,
+            tokenFile: raw.oidcTokenFile as string | undefined,
+            save: Boolean(raw.save),
+            storage: raw.storage as 'keychain' | 'file' | undefined,
+          },
+          ctx,
+        );
+        return;
+      }
+      if (
+        raw.save ||
+        raw.audience !== undefined ||
+        raw.org !== undefined ||
+        raw.oidcTokenFile !== undefined
+      ) {
+        throw new UsageError('--save, --audience, --org and --oidc-token-file go with --oidc.');
+      }
       const opts: LoginOptions = {
         browser: raw.browser !== false,
         email: raw.email as string | true | undefined,
@@ -118,6 +161,22 @@ Examples:
         scopes: typeof raw.scopes === 'string' ? parseScopes(raw.scopes) : undefined,
         storage: raw.storage as 'keychain' | 'file' | undefined,
       };
+      if (raw.start || raw.complete !== undefined || raw.wait) {
+        const other = [
+          ['--with-key', opts.withKey],
+          ['--email', opts.email !== undefined],
+          ['--code', opts.code !== undefined],
+          ['--no-browser', !opts.browser],
+        ].flatMap(([flag, on]) => (on ? [flag as string] : []));
+        const { runTwoStepLogin } = await import('../login/two-step.js');
+        const complete = raw.complete as string | true | undefined;
+        await runTwoStepLogin(
+          { start: Boolean(raw.start), complete, wait: Boolean(raw.wait), other },
+          opts,
+          ctx,
+        );
+        return;
+      }
       if (opts.withKey && (opts.email !== undefined || opts.code !== undefined)) {
         throw new UsageError('--with-key cannot be combined with --email or --code.');
       }

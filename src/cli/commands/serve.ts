@@ -14,7 +14,13 @@ export interface ServeCommandOptions {
   signup: 'open' | 'closed';
   rateLimitPerKey: number;
   jwtAlg: JwtAlg;
+  /** accept http:// OIDC issuers on loopback (tests, development) */
+  allowHttpIssuers?: boolean;
+  auditRetentionDays: number;
 }
+
+/** Days an audit event is kept: `--audit-retention-days`, else `BREEZE_AUDIT_RETENTION_DAYS`, else 365. */
+export const AUDIT_RETENTION_MAX_DAYS = 36500;
 
 function intArg(name: string, min: number, max: number) {
   return (v: string) => {
@@ -65,7 +71,9 @@ export async function runServe(
     signup: opts.signup,
     rateLimitPerKey: opts.rateLimitPerKey,
     jwtAlg: opts.jwtAlg,
+    auditRetentionDays: opts.auditRetentionDays,
     logger: loggerOptions(),
+    ...(opts.allowHttpIssuers ? { config: { allowHttpIssuers: true } } : {}),
   });
   process.stderr.write(`Breeze server listening on ${server.url}\n`);
   server.app.log.info(
@@ -105,12 +113,22 @@ export function createCommand(host: CommandHost): Command {
       600,
     )
     .addOption(
+      new Option('--audit-retention-days <n>', 'days audit events are kept (0 keeps them forever)')
+        .env('BREEZE_AUDIT_RETENTION_DAYS')
+        .argParser(intArg('--audit-retention-days', 0, AUDIT_RETENTION_MAX_DAYS))
+        .default(365),
+    )
+    .addOption(
       new Option(
         '--jwt-alg <alg>',
         'algorithm name in JWTs and the JWKS: Ed25519 (RFC 9864) or EdDSA (RFC 8037, for verifiers such as PyJWT)',
       )
         .choices(['Ed25519', 'EdDSA'])
         .default('Ed25519'),
+    )
+    .option(
+      '--allow-http-issuers',
+      'accept http:// OIDC issuers on loopback addresses (development and tests only; https otherwise)',
     )
     .addHelpText(
       'after',
@@ -120,7 +138,8 @@ Examples:
   $ breeze serve --port 0 --data-dir ./data        a free port, a project-local database
   $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
   $ breeze serve --database-url postgres://breeze@db/breeze --signup closed
-  $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT`,
+  $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT
+  $ breeze serve --audit-retention-days 90         audit events older than 90 days are deleted`,
     )
     .action(async (opts: ServeCommandOptions, cmd: Command) => {
       await runServe(opts, await host.context(cmd));

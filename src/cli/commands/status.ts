@@ -2,11 +2,10 @@ import { Command } from 'commander';
 import { displayPrefix, isWellFormedApiKey } from '../../core/api-key.js';
 import type { UserInfo } from '../../core/types.js';
 import type { CredentialSource } from '../../credentials/types.js';
-import { type CliContext, EMBEDDED } from '../context.js';
+import { type CliContext, EMBEDDED, type ValueSource } from '../context.js';
 import { NotAuthenticatedError } from '../errors.js';
+import { expiryWarning } from '../expiry.js';
 import type { CommandHost } from './host.js';
-
-const WEEK_MS = 7 * 86400_000;
 
 /** `status --json` shape of CLI.md (plus `expires_at` and `shadowed`). */
 export interface StatusReport {
@@ -30,6 +29,12 @@ export interface StatusReport {
   project: { id: string; name: string } | null;
   /** the organization of the key in use (differs from `org` after `orgs switch`); not in --json */
   key_org: { id: string; name: string } | null;
+  /** where profile, server and project came from (flag > env > .breeze.json > profile > default) */
+  sources: { profile: ValueSource; server: ValueSource; project: ValueSource };
+  /** the `.breeze.json` that applies (breeze link), if any */
+  link_file: string | null;
+  /** the project pinned by BREEZE_PROJECT or .breeze.json, as written there */
+  pinned_project: string | null;
 }
 
 /** Who the key belongs to and whether the server accepts it. Never throws for a refused key: `valid` says. */
@@ -49,6 +54,9 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     org: null,
     project: null,
     key_org: null,
+    sources: { profile: ctx.source('profile'), server: ctx.source('server'), project: ctx.source('project') },
+    link_file: ctx.link?.path ?? null,
+    pinned_project: ctx.project() ?? null,
   };
   try {
     const me = await client.me();
@@ -70,6 +78,16 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
       const key = await client.getKey(me.auth.key_id);
       report.expires_at = key.expires_at;
       report.prefix = key.prefix;
+      const saved = session.saved;
+      if (session.source !== 'env' && saved?.key_id === key.key_id && saved.expires_at !== key.expires_at) {
+        // keep the metadata `token` and `run` warn from (no network there) in step with the server
+        await ctx.config
+          .update((data) => {
+            const p = data.profiles[session.profile];
+            if (p && p.key_id === key.key_id) p.expires_at = key.expires_at;
+          })
+          .catch(() => {});
+      }
     }
   } catch (err) {
     if ((err as { status?: number }).status !== 401) throw err;
@@ -85,9 +103,19 @@ function render(r: StatusReport, ctx: CliContext): string[] {
       : r.storage === 'keychain'
         ? 'OS keychain'
         : `file (${ctx.configDir}/credentials.json)`;
+  const from = (s: ValueSource) =>
+    s === 'link'
+      ? `  (from ${r.link_file})`
+      : s === 'env'
+        ? '  (from the environment)'
+        : s === 'flag'
+          ? '  (from the command line)'
+          : s === 'profile'
+            ? "  (the profile's saved server)"
+            : '  (default)';
   const lines = [
-    `Profile:  ${r.profile}`,
-    `Server:   ${r.server === EMBEDDED ? `embedded (${ctx.configDir}/server)` : r.server}`,
+    `Profile:  ${r.profile}${from(r.sources.profile)}`,
+    `Server:   ${r.server === EMBEDDED ? `embedded (${ctx.configDir}/server)` : r.server}${from(r.sources.server)}`,
     `User:     ${r.user ? r.user.email : 'unknown'}`,
     `Key:      ${r.prefix ?? '?'}… (${r.key_id ?? 'id unknown'})`,
     `Source:   ${where}`,
@@ -100,6 +128,7 @@ function render(r: StatusReport, ctx: CliContext): string[] {
       r.key_org && r.key_org.id !== r.org?.id ? `, in the key's organization ${r.key_org.name}` : '';
     lines.push(`Project:  ${r.project.name} (${r.project.id})${elsewhere}`);
   }
+  if (r.pinned_project) lines.push(`Pinned:   project ${r.pinned_project}${from(r.sources.project)}`);
   return lines;
 }
 
@@ -132,6 +161,9 @@ Examples:
           shadowed: r.shadowed,
           org: r.org,
           project: r.project,
+          sources: r.sources,
+          link_file: r.link_file,
+          pinned_project: r.pinned_project,
         });
       } else {
         ctx.out.data(render(r, ctx));
@@ -139,15 +171,8 @@ Examples:
       if (r.shadowed) {
         ctx.out.warn(`BREEZE_API_KEY is set: it shadows the key stored for profile "${r.profile}".`);
       }
-      if (r.expires_at) {
-        const left = Date.parse(r.expires_at) - ctx.clock().getTime();
-        if (left > 0 && left <= WEEK_MS) {
-          const days = Math.max(1, Math.round(left / 86400_000));
-          ctx.out.warn(
-            `This key expires in ${left < 86400_000 ? 'less than a day' : `${days} day(s)`} (${r.expires_at}). Rotate it with "breeze keys rotate --self".`,
-          );
-        }
-      }
+      const expiring = expiryWarning(r.expires_at, ctx.clock(), r.storage === 'env');
+      if (expiring) ctx.out.warn(expiring);
       if (!r.valid) {
         throw new NotAuthenticatedError('The server refused this key (deleted, disabled or expired).', {
           hint: r.storage === 'env' ? 'Check BREEZE_API_KEY.' : 'Run "breeze login".',

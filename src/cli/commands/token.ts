@@ -1,11 +1,13 @@
 import { Command } from 'commander';
 import type { CliContext } from '../context.js';
 import { usableKey } from '../env-vars.js';
+import { warnIfExpiring } from '../expiry.js';
 import type { CommandHost } from './host.js';
 
 /** The key in use (BREEZE_API_KEY, else the profile's stored key), without touching the network. */
 export async function runToken(_opts: Record<string, never>, ctx: CliContext): Promise<{ api_key: string }> {
   const session = await ctx.session();
+  warnIfExpiring(ctx, session);
   return { api_key: usableKey(session) };
 }
 

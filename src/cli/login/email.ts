@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type { BreezeClient } from '../../client/client.js';
 import { ApiError } from '../../client/errors.js';
@@ -192,7 +193,12 @@ async function verify(
   retryable = false,
 ): Promise<string> {
   try {
-    const res = await client.verifyEmailCode(pending.id, code);
+    // the server's new-login notice names this machine (control characters would be refused)
+    const host = hostname()
+      .replace(/[^\x20-\x7e]/g, '')
+      .slice(0, 100)
+      .trim();
+    const res = await client.verifyEmailCode(pending.id, code, host || undefined);
     if (!res.secret) throw new UserError('The server answered without a key.');
     await dropPending(ctx, pending.id);
     return res.secret;

@@ -70,8 +70,8 @@ export function terminalBlock(text: string): string {
  * zero-width format characters, U+2028/U+2029) written as `\uXXXX` escapes: the same JSON value,
  * but nothing in the bytes a terminal would act on.
  */
-export function terminalJson(value: unknown): string {
-  const text = JSON.stringify(value, null, 2) ?? 'null';
+export function terminalJson(value: unknown, opts: { compact?: boolean } = {}): string {
+  const text = (opts.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)) ?? 'null';
   // outside strings JSON text is ASCII (newlines and spaces of the indentation aside), and inside
   // them JSON has escaped every C0 control: every match is inside a string
   return text.replace(UNSAFE_KEEP_NEWLINES, (c) => {

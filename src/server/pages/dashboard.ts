@@ -5,6 +5,7 @@ import { type KeyStatus, ROLES, type Role, SCOPES, type Scope } from '../../core
 import { capScopes, isAllowed, type OrgAccess } from '../authz.js';
 import type { AuthContext } from '../context.js';
 import { ApiKeyOps } from '../services/api-keys.js';
+import { type AuditBy, byRequest, requestMeta } from '../services/audit.js';
 import { type BrowserSession, Sessions } from '../session.js';
 import { DashboardRepo } from '../store/dashboard.js';
 import { scopesOf } from '../store/keys.js';
@@ -60,6 +61,11 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
 
   function authOf(session: BrowserSession): AuthContext {
     return { type: 'session', user: session.user, scopes: [...SCOPES] };
+  }
+
+  /** Who acts, from where: the audit event of a page's write, as `byRequest` is the API's. */
+  function pageBy(request: FastifyRequest, session: BrowserSession): AuditBy {
+    return byRequest(request, authOf(session));
   }
 
   /** The signed-in browser, or a redirect to sign in (and back here afterwards). */
@@ -336,12 +342,16 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     if (!choice) return again(400, 'Pick an expiry from the list.', scopes);
     if (!projectId || !isPossibleId(projectId)) return again(400, 'Pick a project.', scopes);
     try {
-      const { row, apiKey } = await ops.create(auth, {
-        name,
-        scopes,
-        project_id: projectId,
-        ...(choice.value ? { expires_in_s: Number(choice.value) } : {}),
-      });
+      const { row, apiKey } = await ops.create(
+        auth,
+        {
+          name,
+          scopes,
+          project_id: projectId,
+          ...(choice.value ? { expires_in_s: Number(choice.value) } : {}),
+        },
+        byRequest(request, auth),
+      );
       return send(
         reply,
         201,
@@ -414,7 +424,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     return act(reply, `/keys/${id}`, async () => {
       const name = textInput(field(request.body, 'name'), 200);
       if (!name) throw new PageError('Give the key a name (up to 200 characters, no control characters).');
-      const row = await ops.update(authOf(session), id, { name });
+      const row = await ops.update(authOf(session), id, { name }, pageBy(request, session));
       return { flash: { kind: 'ok', text: `Renamed to “${row.name}”.` } };
     });
   });
@@ -424,7 +434,12 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     if (!session) return reply;
     const id = request.params.key_id;
     return act(reply, `/keys/${id}`, async () => {
-      const row = await ops.update(authOf(session), id, { scopes: scopesFrom(request.body) });
+      const row = await ops.update(
+        authOf(session),
+        id,
+        { scopes: scopesFrom(request.body) },
+        pageBy(request, session),
+      );
       return { flash: { kind: 'ok', text: `Scopes of “${row.name}”: ${scopesOf(row).join(', ')}.` } };
     });
   });
@@ -440,7 +455,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     }
     let rotated: Awaited<ReturnType<typeof ops.rotate>>;
     try {
-      rotated = await ops.rotate(authOf(session), id, grace.value);
+      rotated = await ops.rotate(authOf(session), id, grace.value, pageBy(request, session));
     } catch (err) {
       const message = refusal(err);
       if (message === null) throw err;
@@ -468,7 +483,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       if (!session) return reply;
       const id = request.params.key_id;
       return act(reply, `/keys/${id}`, async () => {
-        const row = await ops.setEnabled(authOf(session), id, action);
+        const row = await ops.setEnabled(authOf(session), id, action, pageBy(request, session));
         return {
           flash: {
             kind: 'ok',
@@ -487,7 +502,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     if (!session) return reply;
     const id = request.params.key_id;
     return act(reply, `/keys/${id}`, async () => {
-      const row = await ops.delete(authOf(session), id);
+      const row = await ops.delete(authOf(session), id, pageBy(request, session));
       return {
         to: `/keys?org_id=${row.org_id ?? ''}`,
         flash: { kind: 'ok', text: `Deleted “${row.name}” (${row.prefix}…).` },
@@ -612,7 +627,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       const role = ROLES.find((r) => r === field(request.body, 'role'));
       if (!isValidEmail(email)) throw new PageError('Enter a valid email address to invite.');
       if (!role) throw new PageError('Pick a role for the invitation.');
-      const inv = await orgs.invite(access, email, role);
+      const inv = await orgs.invite(access, email, role, requestMeta(request));
       return { flash: { kind: 'ok', text: `Invitation sent to ${inv.email} (${inv.role}).` } };
     }),
   );
@@ -628,7 +643,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     orgAction(request, reply, async (access) => {
       const role = ROLES.find((r) => r === field(request.body, 'role'));
       if (!role) throw new PageError('Pick a role.');
-      const member = await orgs.changeRole(access, request.params.user_id ?? '', role);
+      const member = await orgs.changeRole(access, request.params.user_id ?? '', role, requestMeta(request));
       return { flash: { kind: 'ok', text: `${member.email} is now ${member.role}.` } };
     }),
   );
@@ -636,7 +651,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   app.post<OrgPost>('/orgs/:org_id/members/:user_id/remove', orgPost, (request, reply) =>
     orgAction(request, reply, async (access, auth) => {
       const userId = request.params.user_id ?? '';
-      await orgs.removeMember(access, userId);
+      await orgs.removeMember(access, userId, requestMeta(request));
       if (userId === auth.user.id) {
         return { to: '/keys', flash: { kind: 'ok', text: 'You left the organization.' } };
       }
@@ -648,7 +663,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     orgAction(request, reply, async (access) => {
       const name = textInput(field(request.body, 'name'), 100);
       if (!name) throw new PageError('Give the project a name (up to 100 characters).');
-      const project = await orgs.createProject(access, name);
+      const project = await orgs.createProject(access, name, requestMeta(request));
       return { flash: { kind: 'ok', text: `Project “${project.name}” created.` } };
     }),
   );
@@ -657,7 +672,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     orgAction(request, reply, async (access, auth) => {
       const project = await ctx.store.orgs.project(request.params.project_id ?? '');
       if (!project || project.org_id !== access.orgId) throw new HttpError('NOT_FOUND', 'No such project.');
-      await orgs.deleteProject(auth, project.id);
+      await orgs.deleteProject(auth, project.id, requestMeta(request));
       return { flash: { kind: 'ok', text: `Project “${project.name}” deleted.` } };
     }),
   );

@@ -5,6 +5,7 @@ import { normaliseScopes } from '../../core/types.js';
 import { EmailCodes } from '../email-codes.js';
 import { backgroundMailer } from '../mail/background.js';
 import { CliLoginService, formatUserCode, normaliseUserCode } from '../routes/cli-logins.js';
+import { requestMeta } from '../services/audit.js';
 import { type BrowserSession, Sessions } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
 import { normaliseEmail } from '../store/users.js';
@@ -423,8 +424,8 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
       if (picked && !projectId) return unknownCode(reply, session, userCode);
       const decided =
         action === 'approve'
-          ? await logins.approve(found.login, session.user.id, projectId)
-          : await logins.deny(found.login, session.user.id);
+          ? await logins.approve(found.login, session.user.id, projectId, requestMeta(request))
+          : await logins.deny(found.login, session.user.id, requestMeta(request));
       if (!decided) {
         const again = await logins.lookup(userCode);
         return again.kind === 'live' ? decidedPage(reply, again.login) : expiredPage(reply);

@@ -14,7 +14,6 @@ export interface Authenticators {
   session?: (request: FastifyRequest) => Promise<AuthContext | null>;
 }
 
-const LAST_USED_INTERVAL_MS = 60_000;
 const BEARER = /^Bearer[ \t]+([^\s]+)[ \t]*$/i;
 
 export function unauthenticated(message = 'Missing, malformed, deleted or disabled API key.'): HttpError {
@@ -25,35 +24,22 @@ export function unauthenticated(message = 'Missing, malformed, deleted or disabl
  * The verification cache's key for an API key: a plain SHA-256 (one call, ~5x cheaper than the
  * peppered HMAC the database is searched by). Never the plaintext itself.
  */
-function cacheKeyOf(apiKey: string): string {
+export function cacheKeyOf(apiKey: string): string {
   return hash('sha256', apiKey, 'base64url');
 }
 
 /**
  * Authenticates requests to routes whose `config.auth` is 'required' or 'optional' (the hook is
- * attached to those routes only). `xi-api-key` wins over `Authorization: Bearer`; a key whose
+ * attached to those routes only). `xi-api-key` wins over `x-api-key`, which wins over
+ * `Authorization: Bearer` (a present header of higher rank decides alone); a key whose
  * checksum fails is refused before any lookup; verified keys are cached (see VerificationCache) and
  * a cached key is accepted synchronously, without a promise; `last_used_at` is written at most once
  * a minute per key, off the request path.
  */
 export function registerAuth(app: FastifyInstance, authenticators: Authenticators): void {
   const { store, cache, hasher, clock } = app.breeze;
-  const lastWritten = new Map<string, number>();
+  const { usage } = app.breeze;
   store.onKeyChange((keyId) => cache.invalidateKey(keyId));
-
-  function noteUse(keyId: string, lastUsedAt: string | null, nowMs: number): void {
-    let last = lastWritten.get(keyId);
-    if (last === undefined) {
-      last = lastUsedAt ? Date.parse(lastUsedAt) : 0;
-      lastWritten.set(keyId, last);
-    }
-    if (nowMs - last < LAST_USED_INTERVAL_MS) return;
-    lastWritten.set(keyId, nowMs);
-    if (lastWritten.size > 100_000) lastWritten.clear();
-    store.keys.touch(keyId, new Date(nowMs).toISOString()).catch((err) => {
-      app.log.warn({ err, keyId }, 'could not record last_used_at');
-    });
-  }
 
   // the caller of a cached row, built once per row rather than once per request
   const contexts = new WeakMap<KeyWithUser, AuthContext>();
@@ -63,7 +49,7 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
     // a key whose creator left its organization (role null) answers as if it did not exist
     if (!isUsable(key, now) || !role || !key.org_id || !key.project_id) throw unauthenticated();
     reply.header('x-breeze-api-key-id', key.id);
-    noteUse(key.id, key.last_used_at, now.getTime());
+    usage.used(key.id, key.last_used_at, now.getTime());
     let auth = contexts.get(found);
     if (!auth) {
       // effective scopes: the key's own, capped by its creator's current role (a new row on a change)
@@ -108,6 +94,9 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
     const xiKey = request.headers['xi-api-key'];
     if (typeof xiKey === 'string') return verifyCached(xiKey.trim(), reply);
     if (xiKey !== undefined) return undefined;
+    const xKey = request.headers['x-api-key'];
+    if (typeof xKey === 'string') return verifyCached(xKey.trim(), reply);
+    if (xKey !== undefined) return undefined;
     const authorization = request.headers.authorization;
     if (authorization === undefined) return undefined;
     const token = BEARER.exec(authorization)?.[1];
@@ -119,6 +108,12 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
     if (xiKey !== undefined) {
       if (typeof xiKey !== 'string') throw unauthenticated();
       return verifyApiKey(xiKey.trim(), reply);
+    }
+    // second in rank (PLATFORM.md "Headers"): present, it decides alone, Bearer is then ignored
+    const xKey = request.headers['x-api-key'];
+    if (xKey !== undefined) {
+      if (typeof xKey !== 'string') throw unauthenticated();
+      return verifyApiKey(xKey.trim(), reply);
     }
     const authorization = request.headers.authorization;
     if (authorization !== undefined) {
@@ -140,7 +135,9 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
   ): Promise<void> {
     const auth = await authenticate(request, reply);
     if (!auth && mode === 'required') {
-      throw unauthenticated('No credential: send an API key as "xi-api-key" or "Authorization: Bearer".');
+      throw unauthenticated(
+        'No credential: send an API key as "xi-api-key", "x-api-key" or "Authorization: Bearer".',
+      );
     }
     request.auth = auth;
   }

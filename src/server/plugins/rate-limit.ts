@@ -34,8 +34,23 @@ export async function registerKeyRateLimit(app: FastifyInstance, perMinute: numb
     timeWindow: 60_000,
     keyGenerator: (req: FastifyRequest) => `key:${req.auth?.keyId ?? ''}`,
   });
+  // a verification is a use of the VERIFIED key (services/verification.ts counts it against that
+  // key's limit through this same limiter), so the checked key shares one budget across both paths
+  app.breeze.keyRateLimit = async (keyId: string) => {
+    const r = await perKey({ auth: { keyId }, routeOptions: { config: {} } } as unknown as FastifyRequest);
+    // (isAllowed means "skipped": no allow list is configured here, so it never is)
+    if (r.isAllowed) return { allowed: true, limit: perMinute, remaining: perMinute, resetS: 60 };
+    return {
+      allowed: !r.isExceeded,
+      limit: r.max ?? perMinute,
+      remaining: Math.max(0, r.remaining ?? 0),
+      resetS: Math.max(1, r.ttlInSeconds ?? 60),
+    };
+  };
   app.addHook('preHandler', async (request, reply) => {
     if (!request.auth?.keyId) return;
+    // routes that spend another key's budget instead (POST /v1/keys/verify)
+    if (request.routeOptions.config?.keyRateLimit === false) return;
     const r = await perKey(request);
     if (r.isAllowed) return;
     reply.header('ratelimit-limit', String(r.max));

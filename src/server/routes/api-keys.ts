@@ -3,6 +3,8 @@ import type { KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
 import { authorizeKeyAction } from '../authz.js';
 import { requireAuth } from '../plugins/auth.js';
 import { ApiKeyOps, type CreateKeyInput, DEFAULT_GRACE_S, MAX_EXPIRY_S } from '../services/api-keys.js';
+import { byRequest } from '../services/audit.js';
+import { requestsLast24h } from '../services/usage.js';
 import {
   createdKeySchema,
   errorResponses,
@@ -76,7 +78,14 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         ...request.query,
         limit: request.query.limit ?? 50,
       });
-      return { data: rows.map(info), next_cursor: nextCursor };
+      const recent = await requestsLast24h(
+        app,
+        rows.map((r) => r.id),
+      );
+      return {
+        data: rows.map((r) => ({ ...info(r), requests_24h: recent.get(r.id) ?? 0 })),
+        next_cursor: nextCursor,
+      };
     },
   );
 
@@ -102,7 +111,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const { row, apiKey } = await ops.create(requireAuth(request), request.body);
+      const caller = requireAuth(request);
+      const { row, apiKey } = await ops.create(caller, request.body, byRequest(request, caller));
       return reply.code(201).send({ ...info(row), api_key: apiKey });
     },
   );
@@ -138,7 +148,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      return info(await ops.update(requireAuth(request), request.params.key_id, request.body));
+      const caller = requireAuth(request);
+      return info(await ops.update(caller, request.params.key_id, request.body, byRequest(request, caller)));
     },
   );
 
@@ -166,10 +177,12 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
+      const caller = requireAuth(request);
       const { row, apiKey, previous } = await ops.rotate(
-        requireAuth(request),
+        caller,
         request.params.key_id,
         request.body?.grace_period_s ?? DEFAULT_GRACE_S,
+        byRequest(request, caller),
       );
       return reply.code(201).send({ ...info(row), api_key: apiKey, previous: info(previous) });
     },
@@ -189,7 +202,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         },
       },
       async (request) => {
-        return info(await ops.setEnabled(requireAuth(request), request.params.key_id, action));
+        const caller = requireAuth(request);
+        return info(await ops.setEnabled(caller, request.params.key_id, action, byRequest(request, caller)));
       },
     );
   }
@@ -206,7 +220,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply: FastifyReply) => {
-      await ops.delete(requireAuth(request), request.params.key_id);
+      const caller = requireAuth(request);
+      await ops.delete(caller, request.params.key_id, byRequest(request, caller));
       return reply.code(204).send();
     },
   );

@@ -4,8 +4,11 @@ import { EmailCodes } from '../email-codes.js';
 import type { JwtService } from '../jwt.js';
 import { backgroundMailer } from '../mail/background.js';
 import { perIpKey, rateLimitedError } from '../plugins/rate-limit.js';
+import { requestMeta, userActor } from '../services/audit.js';
+import { LoginNotices } from '../services/login-notice.js';
+import type { StoreTx } from '../store/index.js';
 import { normaliseEmail } from '../store/users.js';
-import { emailSchema, errorResponses, idSchema } from './schemas.js';
+import { emailSchema, errorResponses, idSchema, textSchema } from './schemas.js';
 
 export interface AuthCodeRoutesOptions {
   jwt: JwtService;
@@ -22,6 +25,8 @@ interface CodeBody {
 }
 interface VerifyBody {
   code: string;
+  /** the CLI's hostname, named in the new-login notice */
+  hostname?: string;
 }
 interface VerifyParams {
   id: string;
@@ -38,6 +43,8 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
     ...ctx,
     mailer: ctx.config.embedded ? ctx.mailer : backgroundMailer(app, ctx.mailer),
   });
+
+  const notices = new LoginNotices(app, ctx);
 
   // A second limiter on the same route: createRateLimit does not share the per-request "already
   // limited" flag that @fastify/rate-limit's route limiters use, so both limits apply.
@@ -106,7 +113,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
         body: {
           type: 'object',
           required: ['code'],
-          properties: { code: { type: 'string', minLength: 1, maxLength: 64 } },
+          properties: { code: { type: 'string', minLength: 1, maxLength: 64 }, hostname: textSchema(100) },
         },
         response: {
           200: {
@@ -137,16 +144,45 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
         user = await ctx.store.users.ensure(result.email, now);
       }
       reply.headers(noStore);
-      if (result.purpose === 'jwt') {
-        const jwt = await opts.jwt.issue(user.id);
+      const signedIn = user;
+      const meta = requestMeta(request);
+      const by = { meta, actor: userActor(signedIn) };
+      const purpose = result.purpose;
+      const recordSignIn = (tx: StoreTx) =>
+        ctx.audit.recordForUser(tx, meta, signedIn, {
+          action: 'user.signed_in',
+          actor: by.actor,
+          target: { type: 'user', id: signedIn.id, ownerId: signedIn.id },
+          details: { method: 'email_code', credential: purpose },
+        });
+      if (purpose === 'jwt') {
+        const jwt = await opts.jwt.issue(signedIn.id);
+        await ctx.store.transaction(recordSignIn);
         return { token: jwt.token, expires_at: jwt.expiresAt };
       }
-      const { row, apiKey } = await ctx.keys.mint({
-        userId: user.id,
-        name: `email code (${now.toISOString().slice(0, 10)})`,
-        scopes: ['read', 'write', 'admin'],
-        expiresAt: null,
-        createdVia: 'email_code',
+      const { row, apiKey } = await ctx.store.transaction(async (tx) => {
+        const minted = await ctx.keys.mint(
+          {
+            userId: signedIn.id,
+            name: `email code (${now.toISOString().slice(0, 10)})`,
+            scopes: ['read', 'write', 'admin'],
+            expiresAt: null,
+            createdVia: 'email_code',
+            by,
+          },
+          tx,
+        );
+        await recordSignIn(tx);
+        return minted;
+      });
+      notices.send({
+        user: signedIn,
+        key: row,
+        hostname: request.body.hostname ?? null,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+        at: now,
+        method: 'email_code',
       });
       return { secret: apiKey, key_id: row.id };
     },

@@ -7,6 +7,8 @@ import type { CliLoginExchangeResult, CliLoginRequest, CliLoginStart, Scope } fr
 import { normaliseScopes } from '../../core/types.js';
 import type { ServerContext } from '../context.js';
 import { perIpKey } from '../plugins/rate-limit.js';
+import { type RequestMeta, requestMeta, SYSTEM_META, userActor } from '../services/audit.js';
+import { LoginNotices } from '../services/login-notice.js';
 import { scopesOf, toKeyInfo } from '../store/keys.js';
 import { type LoginRow, LoginsRepo } from '../store/logins.js';
 import { errorResponses, idSchema, keySchema, scopesSchema, textSchema, userSchema } from './schemas.js';
@@ -158,17 +160,18 @@ export class CliLoginService {
     login: LoginRow,
     userId: string,
     projectId?: string,
+    meta: RequestMeta = SYSTEM_META,
   ): Promise<{ redirect: string | null } | false> {
     const code = login.redirect_uri ? randomToken(32) : null;
-    const ok = await this.repo.decide(
-      login.id,
+    const ok = await this.decide(
+      login,
       {
         status: 'approved',
         userId,
         approvalCodeHash: code ? this.approvalCodeHash(login.id, code) : null,
         projectId: projectId ?? null,
       },
-      this.ctx.clock(),
+      meta,
     );
     if (!ok) return false;
     if (!login.redirect_uri || !code) return { redirect: null };
@@ -179,18 +182,39 @@ export class CliLoginService {
   }
 
   /** Denies a pending login; returns the loopback URL to tell the CLI at once (or null). */
-  async deny(login: LoginRow, userId: string): Promise<{ redirect: string | null } | false> {
-    const ok = await this.repo.decide(
-      login.id,
-      { status: 'denied', userId, approvalCodeHash: null },
-      this.ctx.clock(),
-    );
+  async deny(
+    login: LoginRow,
+    userId: string,
+    meta: RequestMeta = SYSTEM_META,
+  ): Promise<{ redirect: string | null } | false> {
+    const ok = await this.decide(login, { status: 'denied', userId, approvalCodeHash: null }, meta);
     if (!ok) return false;
     if (!login.redirect_uri) return { redirect: null };
     const url = new URL(login.redirect_uri);
     url.searchParams.set('error', 'access_denied');
     if (login.state !== null) url.searchParams.set('state', login.state);
     return { redirect: url.href };
+  }
+
+  /** The decision and its audit event (`cli_login.approved`/`denied`), in one transaction. */
+  private async decide(
+    login: LoginRow,
+    decision: Parameters<LoginsRepo['decide']>[1],
+    meta: RequestMeta,
+  ): Promise<boolean> {
+    return this.ctx.store.transaction(async (tx) => {
+      if (!(await new LoginsRepo(tx.db).decide(login.id, decision, this.ctx.clock()))) return false;
+      const user = await tx.users.get(decision.userId);
+      if (!user) return true;
+      await this.ctx.audit.recordForUser(tx, meta, user, {
+        action: decision.status === 'approved' ? 'cli_login.approved' : 'cli_login.denied',
+        projectId: decision.projectId ?? null,
+        actor: userActor(user),
+        target: { type: 'cli_login', id: login.id, ownerId: user.id },
+        details: loginDetails(login),
+      });
+      return true;
+    });
   }
 
   /**
@@ -203,7 +227,8 @@ export class CliLoginService {
     loginId: string,
     verifier: string,
     code: string | undefined,
-  ): Promise<CliLoginExchangeResult> {
+    meta: RequestMeta = SYSTEM_META,
+  ): Promise<CliLoginExchangeResult & { login: LoginRow }> {
     const login = await this.repo.get(loginId);
     if (!login) throw invalidGrant('Unknown login.');
     if (!VERIFIER.test(verifier) || !safeEqual(pkceChallenge(verifier), login.code_challenge)) {
@@ -244,6 +269,7 @@ export class CliLoginService {
       // the picked project, if the approver still belongs to its organization; else personal `default`
       const picked = login.project_id ? await tx.orgs.project(login.project_id) : undefined;
       const stillMember = picked ? await tx.orgs.membership(picked.org_id, userId) : undefined;
+      const by = { meta, actor: userActor(user) };
       const minted = await this.ctx.keys.mint(
         {
           userId,
@@ -252,9 +278,17 @@ export class CliLoginService {
           scopes: scopesOf(login),
           expiresAt: null,
           createdVia: 'cli_login',
+          by,
         },
         tx,
       );
+      await this.ctx.audit.recordForUser(tx, meta, user, {
+        action: 'cli_login.exchanged',
+        projectId: minted.row.project_id,
+        actor: by.actor,
+        target: { type: 'cli_login', id: login.id, ownerId: user.id },
+        details: { ...loginDetails(login), key_id: minted.row.id, prefix: minted.row.prefix },
+      });
       return { minted, user };
     });
     if (!result) throw invalidGrant('This login was already exchanged for a key.');
@@ -262,8 +296,20 @@ export class CliLoginService {
       api_key: result.minted.apiKey,
       key: toKeyInfo(result.minted.row, now),
       user: { id: result.user.id, email: result.user.email },
+      login,
     };
   }
+}
+
+/** What an audit event says about a CLI login (no code, verifier or challenge). */
+function loginDetails(login: LoginRow): Record<string, unknown> {
+  return {
+    client_name: login.client_name,
+    hostname: login.hostname,
+    requester_ip: login.requester_ip,
+    scopes: scopesOf(login),
+    mode: login.redirect_uri ? 'browser' : 'device',
+  };
 }
 
 type CreateBody = CliLoginRequest;
@@ -280,6 +326,7 @@ export const EXCHANGES_PER_IP = { max: 600, timeWindow: 60_000 } as const;
 /** `POST /v1/cli/logins` and its exchange. */
 export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
   const logins = new CliLoginService(app.breeze);
+  const notices = new LoginNotices(app, app.breeze);
 
   app.post<{ Body: CreateBody }>(
     '/v1/cli/logins',
@@ -368,7 +415,17 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const { code_verifier, code } = request.body;
-      const result = await logins.exchange(request.params.login_id, code_verifier, code);
+      const meta = requestMeta(request);
+      const { login, ...result } = await logins.exchange(request.params.login_id, code_verifier, code, meta);
+      notices.send({
+        user: result.user,
+        key: { id: result.key.key_id, name: result.key.name, prefix: result.key.prefix },
+        hostname: login.hostname,
+        ip: meta.ip,
+        userAgent: meta.userAgent,
+        at: app.breeze.clock(),
+        method: login.redirect_uri ? 'browser' : 'device',
+      });
       return reply.header('cache-control', 'no-store').send(result);
     },
   );

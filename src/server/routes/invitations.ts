@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Role } from '../../core/types.js';
 import { requireAuth } from '../plugins/auth.js';
 import { perIpKey, rateLimitedError } from '../plugins/rate-limit.js';
+import { requestMeta } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
 import { invitationSchema, memberSchema, memberView, orgIdParams, roleSchema } from './org-schemas.js';
 import { emailSchema, errorResponses, idSchema } from './schemas.js';
@@ -42,7 +43,7 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
       const r = await perOrg(request);
       if (!r.isAllowed && r.isExceeded)
         throw rateLimitedError(request, { after: `${r.ttlInSeconds}s`, ttl: r.ttl });
-      const inv = await orgs.invite(access, request.body.email, request.body.role);
+      const inv = await orgs.invite(access, request.body.email, request.body.role, requestMeta(request));
       return reply.code(201).send({
         id: inv.id,
         org_id: inv.org_id,
@@ -74,7 +75,12 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const member = await orgs.accept(requireAuth(request), request.params.id, request.body.code);
+      const member = await orgs.accept(
+        requireAuth(request),
+        request.params.id,
+        request.body.code,
+        requestMeta(request),
+      );
       return memberView(member);
     },
   );

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Role } from '../../core/types.js';
 import { requireAuth } from '../plugins/auth.js';
+import { requestMeta } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
 import { listOf, memberSchema, memberView, orgIdParams, roleSchema } from './org-schemas.js';
 import { errorResponses, idSchema } from './schemas.js';
@@ -57,7 +58,9 @@ export async function memberRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request) => {
       const access = await orgs.access(requireAuth(request), request.params.org_id);
-      return memberView(await orgs.changeRole(access, request.params.user_id, request.body.role));
+      return memberView(
+        await orgs.changeRole(access, request.params.user_id, request.body.role, requestMeta(request)),
+      );
     },
   );
 
@@ -74,7 +77,7 @@ export async function memberRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const access = await orgs.access(requireAuth(request), request.params.org_id);
-      await orgs.removeMember(access, request.params.user_id);
+      await orgs.removeMember(access, request.params.user_id, requestMeta(request));
       return reply.code(204).send();
     },
   );

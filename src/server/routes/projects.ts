@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { requireAuth } from '../plugins/auth.js';
+import { requestMeta } from '../services/audit.js';
 import { OrgService } from '../services/orgs.js';
 import { listOf, orgIdParams, projectNameSchema, projectSchema } from './org-schemas.js';
 import { errorResponses, idSchema } from './schemas.js';
@@ -45,7 +46,9 @@ export async function projectRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const access = await orgs.access(requireAuth(request), request.params.org_id);
-      return reply.code(201).send(await orgs.createProject(access, request.body.name.trim()));
+      return reply
+        .code(201)
+        .send(await orgs.createProject(access, request.body.name.trim(), requestMeta(request)));
     },
   );
 
@@ -61,7 +64,7 @@ export async function projectRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      await orgs.deleteProject(requireAuth(request), request.params.project_id);
+      await orgs.deleteProject(requireAuth(request), request.params.project_id, requestMeta(request));
       return reply.code(204).send();
     },
   );

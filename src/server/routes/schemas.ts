@@ -64,10 +64,12 @@ export const keySchema = {
     last_used_at: nullableTimestamp,
     disabled_at: nullableTimestamp,
     rotated_from: { type: ['string', 'null'] },
-    created_via: { type: 'string', enum: ['api', 'cli_login', 'email_code', 'rotation'] },
+    created_via: { type: 'string', enum: ['api', 'cli_login', 'email_code', 'rotation', 'oidc'] },
     org_id: { type: 'string' },
     project_id: { type: 'string' },
     created_by: { type: 'string' },
+    /** key lists only: requests made with or verifying the key in the last 24 hours (usage counters) */
+    requests_24h: { type: 'integer' },
   },
 } as const;
 

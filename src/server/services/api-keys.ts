@@ -14,6 +14,7 @@ import {
 } from '../authz.js';
 import type { AuthContext, ServerContext } from '../context.js';
 import { type KeyRow, toKeyInfo } from '../store/keys.js';
+import type { AuditBy } from './audit.js';
 import { OrgService } from './orgs.js';
 
 export const MAX_EXPIRY_S = 10 * 365 * 86400;
@@ -61,7 +62,9 @@ export function decodeCursor(cursor: string): string {
 /**
  * The key operations of API.md "API keys", as the JSON routes and the dashboard pages both call
  * them: load (with visibility), list, create, patch, rotate, disable/enable, delete. Every check is
- * asked of authz.ts; the routes only parse and shape answers.
+ * asked of authz.ts; the routes only parse and shape answers. Every write goes through KeyService
+ * with an `AuditBy` (the route's `byRequest(request, caller)`, the page's `pageBy`), so its audit
+ * event and any `key.revoked` event land in the write's own transaction.
  */
 export class ApiKeyOps {
   readonly orgs: OrgService;
@@ -123,7 +126,11 @@ export class ApiKeyOps {
   }
 
   /** Creates a key of the caller; the plaintext is in the answer only. */
-  async create(caller: AuthContext, body: CreateKeyInput): Promise<{ row: KeyRow; apiKey: string }> {
+  async create(
+    caller: AuthContext,
+    body: CreateKeyInput,
+    by: AuditBy,
+  ): Promise<{ row: KeyRow; apiKey: string }> {
     // default: the calling key's project; for a session or JWT, the personal `default` project
     const { projectId, access } = await this.orgs.keyProject(caller, body.project_id);
     const auth = authInOrg(access);
@@ -139,11 +146,12 @@ export class ApiKeyOps {
       scopes,
       expiresAt,
       createdVia: 'api',
+      by,
     });
   }
 
   /** Renames a key or changes its scopes. */
-  async update(caller: AuthContext, keyId: string, body: KeyPatch): Promise<KeyRow> {
+  async update(caller: AuthContext, keyId: string, body: KeyPatch, by: AuditBy): Promise<KeyRow> {
     const { row, auth } = await this.load(caller, keyId);
     authorizeKeyAction(auth, row, 'update');
     const patch: Partial<KeyRow> = {};
@@ -154,9 +162,8 @@ export class ApiKeyOps {
       patch.scopes = scopes.join(' ');
     }
     if (Object.keys(patch).length === 0) return row;
-    const updated = await this.ctx.store.keys.update(row.id, patch);
+    const updated = await this.ctx.keys.update(row, patch, by);
     if (!updated) throw notFound();
-    await this.ctx.keys.changed(row.id);
     return updated;
   }
 
@@ -164,35 +171,39 @@ export class ApiKeyOps {
   async rotate(
     caller: AuthContext,
     keyId: string,
-    graceS: number = DEFAULT_GRACE_S,
+    graceS: number,
+    by: AuditBy,
   ): Promise<{ row: KeyRow; apiKey: string; previous: KeyRow }> {
     const { row, auth } = await this.load(caller, keyId);
     // the successor inherits the rotated key's scopes and its plaintext goes to the caller: rotating
     // a wider key than one's own would mint a key with scopes the caller does not hold
     authorizeKeyAction(auth, row, 'rotate');
     const grace = rotationGrace(auth, row, graceS);
-    const { minted, previous } = await this.ctx.keys.rotate(row, grace);
+    const { minted, previous } = await this.ctx.keys.rotate(row, grace, by);
     return { row: minted.row, apiKey: minted.apiKey, previous };
   }
 
   /** Disables or re-enables a key (idempotent). */
-  async setEnabled(caller: AuthContext, keyId: string, action: 'disable' | 'enable'): Promise<KeyRow> {
+  async setEnabled(
+    caller: AuthContext,
+    keyId: string,
+    action: 'disable' | 'enable',
+    by: AuditBy,
+  ): Promise<KeyRow> {
     const { row, auth } = await this.load(caller, keyId);
     authorizeKeyAction(auth, row, action);
     const disabledAt = action === 'disable' ? (row.disabled_at ?? this.ctx.clock().toISOString()) : null;
     if (disabledAt === row.disabled_at) return row;
-    const updated = await this.ctx.store.keys.update(row.id, { disabled_at: disabledAt });
+    const updated = await this.ctx.keys.setDisabled(row, disabledAt, by);
     if (!updated) throw notFound();
-    await this.ctx.keys.changed(row.id);
     return updated;
   }
 
   /** Deletes a key for good. */
-  async delete(caller: AuthContext, keyId: string): Promise<KeyRow> {
+  async delete(caller: AuthContext, keyId: string, by: AuditBy): Promise<KeyRow> {
     const { row, auth } = await this.load(caller, keyId);
     authorizeKeyAction(auth, row, 'delete');
-    await this.ctx.store.keys.delete(row.id);
-    await this.ctx.keys.changed(row.id);
+    await this.ctx.keys.delete(row, by);
     return row;
   }
 }

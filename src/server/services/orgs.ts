@@ -3,7 +3,14 @@ import { HttpError } from '../../core/errors.js';
 import { safeEqual } from '../../core/hash.js';
 import { newInvitationId } from '../../core/ids.js';
 import type { Role } from '../../core/types.js';
-import { authorizeMemberChange, authorizeOrg, type OrgAccess, type OrgAction, orgAccess } from '../authz.js';
+import {
+  authorizeMemberChange,
+  authorizeOrg,
+  capScopes,
+  type OrgAccess,
+  type OrgAction,
+  orgAccess,
+} from '../authz.js';
 import type { AuthContext, ServerContext } from '../context.js';
 import {
   EMAIL_CODE_ALPHABET,
@@ -11,7 +18,9 @@ import {
   EMAIL_CODE_MAX_ATTEMPTS,
   normaliseCode,
 } from '../email-codes.js';
+import type { StoreTx } from '../store/index.js';
 import type { InvitationRow } from '../store/invitations.js';
+import { scopesOf } from '../store/keys.js';
 import {
   DEFAULT_PROJECT,
   type MemberRow,
@@ -20,6 +29,8 @@ import {
   type ProjectRow,
 } from '../store/orgs.js';
 import { normaliseEmail } from '../store/users.js';
+import { type AuditActor, actorOf, type RequestMeta, SYSTEM_META } from './audit.js';
+import { recordRevocations } from './key-events.js';
 
 /** An invitation lives 7 days (PLATFORM.md). */
 export const INVITATION_TTL_MS = 7 * 86400_000;
@@ -114,7 +125,12 @@ export class OrgService {
   }
 
   /** Changes a member's role; the last owner cannot be demoted (409). Their keys narrow at once. */
-  async changeRole(access: OrgAccess, userId: string, role: Role): Promise<MemberRow> {
+  async changeRole(
+    access: OrgAccess,
+    userId: string,
+    role: Role,
+    meta: RequestMeta = SYSTEM_META,
+  ): Promise<MemberRow> {
     const target = await this.member(access.orgId, userId);
     authorizeMemberChange(access, { userId, role: target.role }, 'members.update', role);
     await this.ctx.store.transaction(async (tx) => {
@@ -125,13 +141,31 @@ export class OrgService {
         throw new HttpError('CONFLICT', 'The last owner cannot be demoted: make someone else owner first.');
       }
       await tx.orgs.setRole(access.orgId, userId, role);
+      if (current.role !== role) {
+        await this.record(tx, meta, actorOf(access.auth), access.orgId, 'member.role_changed', userId, {
+          email: target.email,
+          from: current.role,
+          to: role,
+        });
+      }
+      // keys whose effective scopes the new role narrows are revoked for verifiers (key.revoked)
+      const narrowed = (await tx.keyEvents.keysByCreator(access.orgId, userId)).filter((k) => {
+        const own = scopesOf(k);
+        const after = capScopes(own, role);
+        return capScopes(own, current.role as Role).some((s) => !after.includes(s));
+      });
+      await recordRevocations(
+        tx,
+        narrowed.map((k) => ({ org_id: access.orgId, key_id: k.id, reason: 'role_changed' as const })),
+        this.ctx.clock(),
+      );
     });
     await this.dropKeysOf(access.orgId, userId);
     return { ...target, role };
   }
 
   /** Removes a member (or the caller leaves); the last owner cannot (409). Their keys there die at once. */
-  async removeMember(access: OrgAccess, userId: string): Promise<void> {
+  async removeMember(access: OrgAccess, userId: string, meta: RequestMeta = SYSTEM_META): Promise<void> {
     const target = await this.member(access.orgId, userId);
     authorizeMemberChange(access, { userId, role: target.role }, 'members.remove');
     await this.ctx.store.transaction(async (tx) => {
@@ -145,6 +179,17 @@ export class OrgService {
         );
       }
       await tx.orgs.removeMember(access.orgId, userId);
+      await this.record(tx, meta, actorOf(access.auth), access.orgId, 'member.removed', userId, {
+        email: target.email,
+        role: current.role,
+        left: userId === access.auth.user.id,
+      });
+      const gone = await tx.keyEvents.keysByCreator(access.orgId, userId);
+      await recordRevocations(
+        tx,
+        gone.map((k) => ({ org_id: access.orgId, key_id: k.id, reason: 'member_removed' as const })),
+        this.ctx.clock(),
+      );
     });
     await this.dropKeysOf(access.orgId, userId);
   }
@@ -168,7 +213,12 @@ export class OrgService {
   // --- invitations ---
 
   /** Creates an invitation and mails it (subject, link, code); the code is kept as a hash only. */
-  async invite(access: OrgAccess, email: string, role: Role): Promise<InvitationRow> {
+  async invite(
+    access: OrgAccess,
+    email: string,
+    role: Role,
+    meta: RequestMeta = SYSTEM_META,
+  ): Promise<InvitationRow> {
     authorizeOrg(access, 'members.invite');
     if (role === 'owner' && access.role !== 'owner') {
       throw new HttpError('FORBIDDEN', 'Only an owner can invite an owner.');
@@ -190,7 +240,16 @@ export class OrgService {
       accepted_at: null,
     };
     const { attempts: _attempts, ...insert } = row;
-    await this.ctx.store.invitations.insert(insert);
+    await this.ctx.store.transaction(async (tx) => {
+      await tx.invitations.insert(insert);
+      await this.ctx.audit.record(tx, meta, {
+        action: 'member.invited',
+        orgId: org.id,
+        actor: actorOf(access.auth),
+        target: { type: 'invitation', id },
+        details: { email: row.email, role, expires_at: row.expires_at },
+      });
+    });
     // the sign-in page: accepting is done signed in as the invited email (CLI or API)
     const link = `${this.ctx.config.publicUrl.replace(/\/+$/, '')}/login`;
     await this.ctx.mailer.send({
@@ -213,7 +272,12 @@ export class OrgService {
    * Accepts an invitation for the caller: only the invited email, only with the right code, once,
    * within 7 days; anything else is 404 (never which part was wrong). 5 wrong codes kill it.
    */
-  async accept(auth: AuthContext, id: string, input: string): Promise<MemberRow> {
+  async accept(
+    auth: AuthContext,
+    id: string,
+    input: string,
+    meta: RequestMeta = SYSTEM_META,
+  ): Promise<MemberRow> {
     const repo = this.ctx.store.invitations;
     const inv = await repo.get(id);
     const now = this.ctx.clock().toISOString();
@@ -228,6 +292,11 @@ export class OrgService {
       if (!(await tx.invitations.consume(id, now, EMAIL_CODE_MAX_ATTEMPTS))) return null;
       const added = await tx.orgs.addMember(inv.org_id, auth.user.id, inv.role as Role, this.ctx.clock());
       if (!added) throw new HttpError('CONFLICT', 'You are already a member of this organization.');
+      await this.record(tx, meta, actorOf(auth), inv.org_id, 'member.joined', auth.user.id, {
+        email: auth.user.email,
+        role: inv.role,
+        invitation_id: inv.id,
+      });
       return tx.orgs.membership(inv.org_id, auth.user.id);
     });
     if (!joined) throw gone();
@@ -253,6 +322,25 @@ export class OrgService {
     if (!(await this.ctx.store.invitations.revoke(access.orgId, id))) throw notFound('No such invitation.');
   }
 
+  /** A member event: the member is the target (and may read it). */
+  private async record(
+    tx: StoreTx,
+    meta: RequestMeta,
+    actor: AuditActor,
+    orgId: string,
+    action: 'member.role_changed' | 'member.removed' | 'member.joined',
+    userId: string,
+    details: Record<string, unknown>,
+  ): Promise<void> {
+    await this.ctx.audit.record(tx, meta, {
+      action,
+      orgId,
+      actor,
+      target: { type: 'user', id: userId, ownerId: userId },
+      details,
+    });
+  }
+
   private invitationHash(id: string, code: string): string {
     return this.ctx.hasher(`invitation:${id}:${code}`);
   }
@@ -264,9 +352,22 @@ export class OrgService {
     return this.ctx.store.orgs.listProjects(access.orgId);
   }
 
-  async createProject(access: OrgAccess, name: string): Promise<ProjectRow> {
+  async createProject(access: OrgAccess, name: string, meta: RequestMeta = SYSTEM_META): Promise<ProjectRow> {
     authorizeOrg(access, 'projects.create');
-    const row = await this.ctx.store.orgs.createProject(access.orgId, name, this.ctx.clock());
+    const row = await this.ctx.store.transaction(async (tx) => {
+      const created = await tx.orgs.createProject(access.orgId, name, this.ctx.clock());
+      if (created) {
+        await this.ctx.audit.record(tx, meta, {
+          action: 'project.created',
+          orgId: access.orgId,
+          projectId: created.id,
+          actor: actorOf(access.auth),
+          target: { type: 'project', id: created.id },
+          details: { name: created.name },
+        });
+      }
+      return created;
+    });
     if (!row) throw new HttpError('CONFLICT', `This organization already has a project named "${name}".`);
     return row;
   }
@@ -290,12 +391,24 @@ export class OrgService {
     return { project, access };
   }
 
-  async deleteProject(auth: AuthContext, projectId: string): Promise<void> {
+  async deleteProject(auth: AuthContext, projectId: string, meta: RequestMeta = SYSTEM_META): Promise<void> {
     const { project } = await this.project(auth, projectId, 'projects.delete');
     if (project.name === DEFAULT_PROJECT) {
       throw new HttpError('CONFLICT', 'The "default" project cannot be deleted: keys land there by default.');
     }
-    if (!(await this.ctx.store.orgs.deleteEmptyProject(project.id))) {
+    const deleted = await this.ctx.store.transaction(async (tx) => {
+      if (!(await tx.orgs.deleteEmptyProject(project.id))) return false;
+      await this.ctx.audit.record(tx, meta, {
+        action: 'project.deleted',
+        orgId: project.org_id,
+        projectId: project.id,
+        actor: actorOf(auth),
+        target: { type: 'project', id: project.id },
+        details: { name: project.name },
+      });
+      return true;
+    });
+    if (!deleted) {
       if (await this.ctx.store.orgs.project(project.id)) {
         throw new HttpError('CONFLICT', 'This project still has keys: delete them first.');
       }

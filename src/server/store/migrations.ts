@@ -1,4 +1,4 @@
-import { type Kysely, type Migration, type MigrationProvider, sql } from 'kysely';
+import { type Kysely, type Migration, type MigrationProvider, PostgresAdapter, sql } from 'kysely';
 import { ulid } from '../../core/ids.js';
 
 /**
@@ -204,6 +204,158 @@ const migrations: Record<string, Migration> = {
         .createIndex('api_keys_project_id')
         .on('api_keys')
         .columns(['project_id', 'id'])
+        .execute();
+    },
+  },
+  '004_key_events': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      const postgres = db.getExecutor().adapter instanceof PostgresAdapter;
+      await db.schema
+        .createTable('key_events')
+        .addColumn('id', postgres ? 'bigserial' : 'integer', (c) =>
+          postgres ? c.primaryKey() : c.primaryKey().autoIncrement(),
+        )
+        .addColumn('org_id', 'text', (c) => c.notNull())
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('type', 'text', (c) => c.notNull())
+        .addColumn('reason', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('dedupe', 'text', (c) => c.unique())
+        .execute();
+      await db.schema.createIndex('key_events_org_id').on('key_events').columns(['org_id', 'id']).execute();
+      await db.schema.createIndex('key_events_created_at').on('key_events').columns(['created_at']).execute();
+      // the expiry watcher asks "which keys expired since my last look" several times a second
+      await db.schema.createIndex('api_keys_expires_at').on('api_keys').columns(['expires_at']).execute();
+      await db.schema
+        .createTable('key_usage')
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('hour', 'text', (c) => c.notNull())
+        .addColumn('requests', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addColumn('rejected', 'bigint', (c) => c.notNull().defaultTo(0))
+        .addPrimaryKeyConstraint('key_usage_pk', ['key_id', 'hour'])
+        .execute();
+    },
+  },
+  '005_audit': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // no foreign keys: the log outlives what it names (a deleted key, a removed member)
+      await db.schema
+        .createTable('audit_events')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('actor_type', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text', (c) => c.notNull())
+        .addColumn('actor_email', 'text')
+        .addColumn('actor_key_id', 'text')
+        .addColumn('target_type', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('target_owner_id', 'text')
+        .addColumn('ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('request_id', 'text')
+        .addColumn('details', 'text', (c) => c.notNull())
+        .execute();
+      // listing is by organization, newest first; pruning goes by the primary key (ids sort by time)
+      await db.schema
+        .createIndex('audit_events_org_id')
+        .on('audit_events')
+        .columns(['org_id', 'id'])
+        .execute();
+    },
+  },
+  '006_webhooks': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      await db.schema
+        .createTable('webhooks')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+        .addColumn('url', 'text', (c) => c.notNull())
+        .addColumn('events', 'text', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('webhooks_org_id').on('webhooks').columns(['org_id', 'id']).execute();
+      await db.schema
+        .createTable('webhook_deliveries')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('webhook_id', 'text', (c) => c.notNull().references('webhooks.id').onDelete('cascade'))
+        .addColumn('event_id', 'text', (c) => c.notNull())
+        .addColumn('event_type', 'text', (c) => c.notNull())
+        .addColumn('body', 'text', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('last_status_code', 'integer')
+        .addColumn('last_error', 'text')
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addColumn('next_attempt_at', 'text')
+        .addColumn('lease_until', 'text')
+        .addColumn('delivered_at', 'text')
+        .execute();
+      await db.schema
+        .createIndex('webhook_deliveries_webhook_id')
+        .on('webhook_deliveries')
+        .columns(['webhook_id', 'id'])
+        .execute();
+      // the worker's scan: pending rows by due time
+      await db.schema
+        .createIndex('webhook_deliveries_due')
+        .on('webhook_deliveries')
+        .columns(['status', 'next_attempt_at'])
+        .execute();
+      await db.schema
+        .createTable('webhook_expiry_notices')
+        .addColumn('key_id', 'text', (c) => c.notNull())
+        .addColumn('threshold', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('webhook_expiry_notices_pk', ['key_id', 'threshold'])
+        .execute();
+    },
+  },
+  '007_oidc': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // CI identity (PLATFORM.md): trust policies, and the OIDC tokens already exchanged (single use)
+      await db.schema
+        .createTable('oidc_trusts')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('org_id', 'text', (c) => c.notNull().references('organizations.id').onDelete('cascade'))
+        // a trust mints keys into its project: deleting the project deletes its trusts
+        .addColumn('project_id', 'text', (c) => c.notNull().references('projects.id').onDelete('cascade'))
+        .addColumn('issuer', 'text', (c) => c.notNull())
+        .addColumn('audience', 'text', (c) => c.notNull())
+        .addColumn('claims', 'text', (c) => c.notNull())
+        .addColumn('scopes', 'text', (c) => c.notNull())
+        .addColumn('ttl_s', 'integer', (c) => c.notNull())
+        .addColumn('created_by', 'text', (c) => c.notNull())
+        .addColumn('created_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema.createIndex('oidc_trusts_org_id').on('oidc_trusts').columns(['org_id', 'id']).execute();
+      await db.schema.createIndex('oidc_trusts_issuer').on('oidc_trusts').columns(['issuer']).execute();
+      await db.schema
+        .createTable('oidc_token_uses')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('oidc_token_uses_expires_at')
+        .on('oidc_token_uses')
+        .columns(['expires_at'])
+        .execute();
+    },
+  },
+  '008_leaks': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // what a leak report does to a live key of the organization (PLATFORM.md "Leak reports")
+      await db.schema
+        .alterTable('organizations')
+        .addColumn('leak_policy', 'text', (c) => c.notNull().defaultTo('disable'))
         .execute();
     },
   },

@@ -7,6 +7,10 @@ export type OrgRow = OrganizationsTable;
 export type MembershipRow = MembershipsTable;
 export type ProjectRow = ProjectsTable;
 
+/** What a leak report does to a live key: disable it at once (default), or only mail its creator. */
+export const LEAK_POLICIES = ['disable', 'notify'] as const;
+export type LeakPolicy = (typeof LEAK_POLICIES)[number];
+
 /** The project every organization has; keys land in it when no project is named. */
 export const DEFAULT_PROJECT = 'default';
 
@@ -267,5 +271,17 @@ export class OrgsRepo {
       )
       .executeTakeFirst();
     return Number(res.numDeletedRows) > 0;
+  }
+
+  // --- leak policy (PLATFORM.md "Leak reports") ---
+
+  /** Sets what a leak report does to the organization's live keys; false when it is gone. */
+  async setLeakPolicy(orgId: string, policy: LeakPolicy): Promise<boolean> {
+    const res = await this.db
+      .updateTable('organizations')
+      .set({ leak_policy: policy })
+      .where('id', '=', orgId)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
   }
 }

@@ -16,6 +16,14 @@ export interface Database {
   memberships: MembershipsTable;
   projects: ProjectsTable;
   invitations: InvitationsTable;
+  audit_events: AuditEventsTable;
+  webhooks: WebhooksTable;
+  webhook_deliveries: WebhookDeliveriesTable;
+  webhook_expiry_notices: WebhookExpiryNoticesTable;
+  key_events: KeyEventsTable;
+  key_usage: KeyUsageTable;
+  oidc_trusts: OidcTrustsTable;
+  oidc_token_uses: OidcTokenUsesTable;
 }
 
 export interface UsersTable {
@@ -109,6 +117,8 @@ export interface OrganizationsTable {
   /** set on a user's personal organization (unique), null on every other */
   personal_user_id: string | null;
   created_at: string;
+  /** 'disable' (default) | 'notify': what a leak report does to a live key (migration 008) */
+  leak_policy?: string;
 }
 
 export interface MembershipsTable {
@@ -138,4 +148,118 @@ export interface InvitationsTable {
   created_at: string;
   expires_at: string;
   accepted_at: string | null;
+}
+
+/**
+ * The audit log (append-only: rows are inserted, and deleted only by the retention pruner). Written
+ * in the transaction of the change it records. `details` is JSON text without any secret.
+ */
+export interface AuditEventsTable {
+  /** `evt_` + ULID: sorts by time, so "newest first" is an index scan */
+  id: string;
+  at: string;
+  org_id: string;
+  project_id: string | null;
+  action: string;
+  /** 'user' | 'key' | 'system' */
+  actor_type: string;
+  /** the acting user (for a key: its creator); 'system' for the server itself */
+  actor_id: string;
+  actor_email: string | null;
+  actor_key_id: string | null;
+  target_type: string;
+  target_id: string;
+  /** the user who owns the target (a key's creator, the member concerned): they may read the event */
+  target_owner_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  request_id: string | null;
+  details: string;
+}
+
+export interface WebhooksTable {
+  id: string;
+  org_id: string;
+  url: string;
+  /** space-separated event names, or `*` */
+  events: string;
+  created_by: string;
+  created_at: string;
+}
+
+export interface WebhookDeliveriesTable {
+  id: string;
+  webhook_id: string;
+  /** the body's `id` (`evt_…`): the same for every attempt, so receivers can drop duplicates */
+  event_id: string;
+  event_type: string;
+  /** the raw JSON body sent (signed afresh on each attempt) */
+  body: string;
+  /** 'pending' | 'delivered' | 'failed' */
+  status: string;
+  attempts: number;
+  last_status_code: number | null;
+  last_error: string | null;
+  created_at: string;
+  next_attempt_at: string | null;
+  /** a worker that claimed the row owns it until then (several instances share the table) */
+  lease_until: string | null;
+  delivered_at: string | null;
+}
+
+/** `key.expiring` events already sent: one row per key and threshold (`7d`, `1d`). */
+export interface WebhookExpiryNoticesTable {
+  key_id: string;
+  threshold: string;
+  created_at: string;
+}
+
+/**
+ * Revocation events of `GET /v1/keys/events`, written in the same transaction as the change. `id`
+ * grows monotonically in commit order (writers take a lock first on PostgreSQL; SQLite serialises
+ * them), so a stream resumes after `Last-Event-ID` without a gap.
+ */
+export interface KeyEventsTable {
+  id: Generated<number>;
+  org_id: string;
+  key_id: string;
+  /** 'key.revoked' */
+  type: string;
+  /** disabled | deleted | narrowed | expired | member_removed | role_changed */
+  reason: string;
+  created_at: string;
+  /** set for events several instances may detect at once (an expiry): one row wins */
+  dedupe: string | null;
+}
+
+/** Per key, per hour (`hour`: RFC 3339 of the hour's start): counts summed by additive upserts. */
+export interface KeyUsageTable {
+  key_id: string;
+  hour: string;
+  requests: number;
+  rejected: number;
+}
+
+/** An organization's trust in an OIDC issuer (PLATFORM.md "CI identity"). */
+export interface OidcTrustsTable {
+  id: string;
+  org_id: string;
+  project_id: string;
+  issuer: string;
+  audience: string;
+  /** JSON object: claim name -> exact value or `*` glob */
+  claims: string;
+  /** space-separated scopes, canonical order */
+  scopes: string;
+  ttl_s: number;
+  /** the member who created the trust: the keys it mints are theirs */
+  created_by: string;
+  created_at: string;
+}
+
+/** OIDC tokens already exchanged, kept until they expire: a token is accepted once. */
+export interface OidcTokenUsesTable {
+  /** SHA-256 (hex) of the token's issuer and `jti`: never the token */
+  id: string;
+  expires_at: string;
 }

@@ -1,9 +1,13 @@
 import { type Kysely, Migrator } from 'kysely';
+import { AuditRepo } from './audit.js';
 import { InvitationsRepo } from './invitations.js';
+import { KeyEventsRepo } from './key-events.js';
 import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
+import { OidcRepo } from './oidc.js';
 import { OrgsRepo } from './orgs.js';
 import type { Database } from './schema.js';
+import { UsageRepo } from './usage.js';
 import { UsersRepo } from './users.js';
 
 export type Engine = 'sqlite' | 'postgres';
@@ -19,6 +23,10 @@ export interface Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly audit: AuditRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
+  readonly oidc: OidcRepo;
   /** Runs `fn` in one database transaction, with repositories bound to it. */
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T>;
   /**
@@ -36,6 +44,10 @@ export interface StoreTx {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly audit: AuditRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
+  readonly oidc: OidcRepo;
 }
 
 /** Shared part of every engine's store. */
@@ -45,6 +57,10 @@ export abstract class BaseStore implements Store {
   readonly keys: KeysRepo;
   readonly orgs: OrgsRepo;
   readonly invitations: InvitationsRepo;
+  readonly audit: AuditRepo;
+  readonly keyEvents: KeyEventsRepo;
+  readonly usage: UsageRepo;
+  readonly oidc: OidcRepo;
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
@@ -52,6 +68,10 @@ export abstract class BaseStore implements Store {
     this.keys = new KeysRepo(db);
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
+    this.audit = new AuditRepo(db);
+    this.keyEvents = new KeyEventsRepo(db, () => this.engine);
+    this.usage = new UsageRepo(db);
+    this.oidc = new OidcRepo(db);
   }
 
   async migrate(): Promise<void> {
@@ -73,6 +93,10 @@ export abstract class BaseStore implements Store {
         keys: new KeysRepo(trx),
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
+        audit: new AuditRepo(trx),
+        keyEvents: new KeyEventsRepo(trx, () => this.engine),
+        usage: new UsageRepo(trx),
+        oidc: new OidcRepo(trx),
       }),
     );
   }

@@ -30,9 +30,11 @@ export async function runKeysCreate(
   }
   const { client } = await ctx.authenticated();
   let projectId: string | undefined;
-  if (opts.project !== undefined) {
+  // --project, else BREEZE_PROJECT / .breeze.json (breeze link)
+  const projectRef = opts.project ?? ctx.project();
+  if (projectRef !== undefined) {
     const { projectIdFor } = await import('../../teams.js');
-    projectId = await projectIdFor(ctx, opts.project);
+    projectId = await projectIdFor(ctx, projectRef);
   }
   const created = await client.createKey({
     name: opts.name,
@@ -52,7 +54,7 @@ export function createCreateCommand(host: CommandHost): Command {
   return new Command('create')
     .description('create a key; the plaintext is printed once')
     .requiredOption('--name <name>', 'a name to recognise it by')
-    .option('--scopes <list>', 'comma-separated: read,write,admin (default read)', parseScopes)
+    .option('--scopes <list>', 'comma-separated: read,write,admin,verify (default read)', parseScopes)
     .option('--expires-in <duration>', 'lifetime: 90s, 15m, 24h, 30d (default: never)', durationArg)
     .option('--save', "store it as this profile's key")
     .option('--project <id|name>', 'the project it belongs to (a name: of the current organization)')

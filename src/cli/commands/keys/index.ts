@@ -5,16 +5,18 @@ import { createDeleteCommand } from './delete.js';
 import { createListCommand } from './list.js';
 import { createRotateCommand } from './rotate.js';
 import { createToggleCommand } from './toggle.js';
+import { createUsageCommand } from './usage.js';
 
 export function createCommand(host: CommandHost): Command {
   return new Command('keys')
-    .description('list, create, rotate, disable, enable and delete API keys')
+    .description('list, create, rotate, disable, enable and delete API keys; their usage')
     .addCommand(createListCommand(host))
     .addCommand(createCreateCommand(host))
     .addCommand(createRotateCommand(host))
     .addCommand(createToggleCommand(host, 'disable'))
     .addCommand(createToggleCommand(host, 'enable'))
     .addCommand(createDeleteCommand(host))
+    .addCommand(createUsageCommand(host))
     .addHelpText(
       'after',
       `

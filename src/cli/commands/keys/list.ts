@@ -10,9 +10,11 @@ export async function runKeysList(
 ): Promise<{ data: ApiKeyInfo[] }> {
   const { client } = await ctx.authenticated();
   let projectId: string | undefined;
-  if (opts.project !== undefined) {
+  // --project, else BREEZE_PROJECT / .breeze.json (breeze link)
+  const projectRef = opts.project ?? ctx.project();
+  if (projectRef !== undefined) {
     const { projectIdFor } = await import('../../teams.js');
-    projectId = await projectIdFor(ctx, opts.project);
+    projectId = await projectIdFor(ctx, projectRef);
   }
   const keys = await client.listAllKeys(projectId === undefined ? {} : { project_id: projectId });
   return { data: opts.all ? keys : keys.filter((k) => k.status === 'active' || k.status === 'expiring') };
@@ -52,10 +54,14 @@ export function createListCommand(host: CommandHost): Command {
         day(k.last_used_at),
         day(k.expires_at),
       ]);
-      ctx.out.data(
-        renderTable(['ID', 'NAME', 'PREFIX', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'], rows, {
-          statusColumn: 4,
-        }),
-      );
+      const headers = ['ID', 'NAME', 'PREFIX', 'SCOPES', 'STATUS', 'CREATED', 'LAST USED', 'EXPIRES'];
+      // servers with usage counters say how often each key was used in the last 24 hours
+      if (result.data.some((k) => k.requests_24h !== undefined)) {
+        headers.push('REQ 24H');
+        result.data.forEach((k, i) => {
+          rows[i]?.push(k.requests_24h === undefined ? '-' : String(k.requests_24h));
+        });
+      }
+      ctx.out.data(renderTable(headers, rows, { statusColumn: 4 }));
     });
 }

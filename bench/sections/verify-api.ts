@@ -1,0 +1,242 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ROOT } from '../lib/paths.js';
+import { figure } from '../lib/report.js';
+import type { Section, SectionContext } from '../lib/section.js';
+import { median, sleep, spread } from '../lib/stats.js';
+
+/**
+ * Issue 13 and 14 figures, SQLite: `POST /v1/keys/verify` (warm: the checked key is in the
+ * verification cache) ÷ `GET /healthz` on the same server; `GET /v1/me` on a server that counts
+ * usage ÷ the same on one that does not (`countUsage: false`), both up the whole time; and the
+ * latency of cold verifications (a key never seen, so one store lookup each), one at a time.
+ */
+
+interface Child {
+  url: string;
+  verifier: string;
+  target: string;
+  cold: string[];
+  proc: ChildProcess;
+}
+
+interface AutocannonResult {
+  duration: number;
+  errors: number;
+  timeouts: number;
+  '2xx': number;
+  non2xx: number;
+  latency: { p50: number; p99: number };
+}
+type Autocannon = (opts: {
+  url: string;
+  connections: number;
+  duration: number;
+  timeout: number;
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}) => Promise<AutocannonResult>;
+const autocannon = createRequire(import.meta.url)('autocannon') as Autocannon;
+
+async function startChild(
+  ctx: SectionContext,
+  countUsage: boolean,
+  rateLimit: number,
+  cold: number,
+): Promise<Child> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'breeze-bench-verify-'));
+  ctx.cleanup.add(() => rmSync(dataDir, { recursive: true, force: true }));
+  const proc = spawn(
+    process.execPath,
+    [
+      join(ROOT, 'bench', 'verify-api-child.mjs'),
+      dataDir,
+      countUsage ? '1' : '0',
+      String(rateLimit),
+      String(cold),
+    ],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'], env: { ...process.env, FORCE_COLOR: '0' } },
+  );
+  ctx.cleanup.add(async () => {
+    if (proc.exitCode !== null) return;
+    const exited = new Promise((r) => proc.once('exit', r));
+    proc.kill('SIGTERM');
+    await Promise.race([exited, sleep(5000)]);
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  });
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('\n')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('verify bench server did not start');
+    await sleep(50);
+  }
+  return { ...(JSON.parse(out.split('\n')[0]!) as Omit<Child, 'proc'>), proc };
+}
+
+interface Workload {
+  id: string;
+  label: string;
+  run(seconds: number): Promise<AutocannonResult>;
+}
+
+async function measure(ctx: SectionContext): Promise<void> {
+  const { opts } = ctx;
+  // rate limit on (the checked key's limiter runs, as in service) but far above the load
+  const verifyServer = await startChild(ctx, true, 1_000_000_000, 300);
+  const counting = await startChild(ctx, true, 0, 0);
+  const notCounting = await startChild(ctx, false, 0, 0);
+  const load =
+    (url: string, extra: Partial<Parameters<Autocannon>[0]> = {}) =>
+    (seconds: number) =>
+      autocannon({ url, connections: opts.connections, duration: seconds, timeout: 10, ...extra });
+  const verifyBody = JSON.stringify({ key: verifyServer.target, scopes: ['read'] });
+  const check = await fetch(`${verifyServer.url}/v1/keys/verify`, {
+    method: 'POST',
+    headers: { 'x-api-key': verifyServer.verifier, 'content-type': 'application/json' },
+    body: verifyBody,
+  });
+  const checked = (await check.json()) as { code?: string };
+  if (checked.code !== 'VALID')
+    throw new Error(`verify answered ${JSON.stringify(checked)}: nothing to measure`);
+
+  const workloads: Workload[] = [
+    { id: 'healthz', label: 'GET /healthz', run: load(`${verifyServer.url}/healthz`) },
+    {
+      id: 'verify',
+      label: 'POST /v1/keys/verify (warm)',
+      run: load(`${verifyServer.url}/v1/keys/verify`, {
+        method: 'POST',
+        headers: { 'x-api-key': verifyServer.verifier, 'content-type': 'application/json' },
+        body: verifyBody,
+      }),
+    },
+    {
+      id: 'me_counting',
+      label: 'GET /v1/me, usage counted',
+      run: load(`${counting.url}/v1/me`, { headers: { 'xi-api-key': counting.target } }),
+    },
+    {
+      id: 'me_not_counting',
+      label: 'GET /v1/me, usage not counted',
+      run: load(`${notCounting.url}/v1/me`, { headers: { 'xi-api-key': notCounting.target } }),
+    },
+  ];
+  for (const w of workloads) await w.run(Math.min(2, opts.seconds));
+  const rps = new Map<string, number[]>();
+  for (let round = 0; round < opts.rounds; round++) {
+    const order = round % 2 === 0 ? workloads : [...workloads].reverse();
+    for (const w of order) {
+      const r = await w.run(opts.seconds);
+      if (r.errors || r.timeouts || r.non2xx) {
+        throw new Error(`${w.label}: ${r.non2xx} non-2xx, ${r.errors} errors, ${r.timeouts} timeouts`);
+      }
+      const x = r['2xx'] / r.duration;
+      ctx.log(`round ${round + 1} ${w.label}: ${Math.round(x)} req/s, p99 ${r.latency.p99} ms`);
+      ctx.addRun({ workload: w.id, round: round + 1, rps: x, p50: r.latency.p50, p99: r.latency.p99 });
+      rps.set(w.id, [...(rps.get(w.id) ?? []), x]);
+    }
+  }
+  const of = (id: string) => rps.get(id) ?? [];
+  const ratio = (a: string, b: string) => median(of(a).map((x, i) => x / of(b)[i]!));
+  for (const w of workloads) {
+    ctx.addFigure(
+      figure({ id: `verify_api.${w.id}.rps`, label: w.label, value: median(of(w.id)), unit: 'req/s' }),
+    );
+    if (spread(of(w.id)) > 0.15)
+      ctx.note(`${w.label}: the rounds disagree by ${(spread(of(w.id)) * 100).toFixed(0)}%`);
+  }
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.verify_over_healthz',
+      label: 'POST /v1/keys/verify ÷ /healthz (same server)',
+      value: ratio('verify', 'healthz'),
+      unit: 'x',
+      target: { op: '>=', value: 0.85 },
+    }),
+  );
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.me_counting_over_not',
+      label: '/v1/me with usage counting ÷ without',
+      value: ratio('me_counting', 'me_not_counting'),
+      unit: 'x',
+      target: { op: '>=', value: 0.97 },
+    }),
+  );
+
+  // cold: every key verified once, one request at a time over a kept-alive connection
+  const times: number[] = [];
+  for (const key of verifyServer.cold) {
+    const t0 = performance.now();
+    const res = await fetch(`${verifyServer.url}/v1/keys/verify`, {
+      method: 'POST',
+      headers: { 'x-api-key': verifyServer.verifier, 'content-type': 'application/json' },
+      body: JSON.stringify({ key }),
+    });
+    const body = (await res.json()) as { code?: string };
+    times.push(performance.now() - t0);
+    if (body.code !== 'VALID') throw new Error(`cold verify answered ${JSON.stringify(body)}`);
+  }
+  times.sort((a, b) => a - b);
+  const pct = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))]!;
+  ctx.addFigure(
+    figure({ id: 'verify_api.cold_p50', label: 'cold verify latency p50', value: pct(0.5), unit: 'ms' }),
+  );
+  ctx.addFigure(
+    figure({ id: 'verify_api.cold_p99', label: 'cold verify latency p99', value: pct(0.99), unit: 'ms' }),
+  );
+  ctx.note(`cold verify: ${times.length} never-seen keys, one request at a time, loopback, SQLite`);
+  await countingCost(ctx);
+}
+
+/**
+ * What counting adds to one request, in process (HTTP runs on a busy machine drown a difference
+ * this small): UsageTracker.used() with counting on and off, 1,000 keys round-robin, ABAB rounds.
+ */
+async function countingCost(ctx: SectionContext): Promise<void> {
+  const mod = (await import(pathToFileURL(join(ROOT, 'dist', 'server', 'services', 'usage.js')).href)) as {
+    UsageTracker: new (
+      store: unknown,
+      o: { count: boolean; onError: () => void },
+    ) => { used(id: string, last: string | null, now: number): void };
+  };
+  const store = { keys: { touch: async () => {} } };
+  const on = new mod.UsageTracker(store, { count: true, onError() {} });
+  const off = new mod.UsageTracker(store, { count: false, onError() {} });
+  const ids = Array.from({ length: 1000 }, (_, i) => `key_${String(i).padStart(26, '0')}`);
+  const run = (t: typeof on, n: number) => {
+    const now = Date.now();
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) t.used(ids[i % 1000]!, null, now);
+    return Number(process.hrtime.bigint() - t0) / n;
+  };
+  run(on, 1e6);
+  run(off, 1e6);
+  const diffs: number[] = [];
+  for (let r = 0; r < 7; r++) diffs.push(run(on, 2e6) - run(off, 2e6));
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.counting_ns_per_request',
+      label: 'usage counting, CPU ns per request (in process)',
+      value: Math.round(median(diffs)),
+      unit: '',
+    }),
+  );
+}
+
+export const verifyApiSection: Section = {
+  id: 'verify-api',
+  title: 'POST /v1/keys/verify and usage counting, SQLite',
+  budgetSeconds: 240,
+  async run(ctx) {
+    await measure(ctx);
+  },
+};

@@ -1,0 +1,139 @@
+import { BreezeVerifyError } from './errors.js';
+import { SseParser } from './sse.js';
+
+export interface RevocationStreamOptions {
+  url: string;
+  apiKey: string;
+  fetch: typeof fetch;
+  /** the stream counts as dead after this long without a byte (the server pings every 15 s) */
+  idleTimeoutMs: number;
+  /** first reconnection delay; doubles per failed attempt up to `maxBackoffMs` (with jitter) */
+  minBackoffMs: number;
+  maxBackoffMs: number;
+  onRevoked(keyId: string): void;
+  /** the stream is connected; `resumed` is false when events may have been missed (no Last-Event-ID) */
+  onUp(resumed: boolean): void;
+  onDown(): void;
+  onError(err: Error): void;
+}
+
+/**
+ * `GET /v1/keys/events`, kept open: reconnects with exponential backoff and jitter, resumes with
+ * `Last-Event-ID`, and treats a silent connection (no ping within `idleTimeoutMs`) as dropped.
+ */
+export class RevocationStream {
+  private closed = false;
+  private up = false;
+  private abort: AbortController | null = null;
+  private wake: (() => void) | null = null;
+  private serverRetryMs = 0;
+  private lastEventId = '';
+  private readonly done: Promise<void>;
+
+  constructor(private readonly o: RevocationStreamOptions) {
+    this.done = this.run();
+  }
+
+  get connected(): boolean {
+    return this.up;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    this.abort?.abort();
+    this.wake?.();
+    await this.done;
+  }
+
+  /** Drops the current connection (it reconnects and resumes): for tests and for callers that know better. */
+  reconnect(): void {
+    this.abort?.abort();
+  }
+
+  private async run(): Promise<void> {
+    let attempt = 0;
+    while (!this.closed) {
+      const abort = new AbortController();
+      this.abort = abort;
+      let idle: NodeJS.Timeout | undefined;
+      const touch = () => {
+        if (idle) idle.refresh();
+      };
+      try {
+        const headers: Record<string, string> = { accept: 'text/event-stream', 'x-api-key': this.o.apiKey };
+        const resumeFrom = this.lastEventId;
+        if (resumeFrom) headers['last-event-id'] = resumeFrom;
+        idle = setTimeout(() => abort.abort(), this.o.idleTimeoutMs);
+        idle.unref?.();
+        const res = await this.o.fetch(this.o.url, { headers, signal: abort.signal });
+        const type = res.headers.get('content-type') ?? '';
+        if (res.status !== 200 || !type.startsWith('text/event-stream') || !res.body) {
+          await res.body?.cancel().catch(() => {});
+          throw new BreezeVerifyError(
+            res.status === 401 ? 'UNAUTHORIZED' : res.status === 403 ? 'FORBIDDEN' : 'BAD_RESPONSE',
+            `The Breeze revocation stream answered ${res.status}${type ? ` (${type.split(';')[0]})` : ''}.`,
+            { status: res.status },
+          );
+        }
+        touch();
+        this.up = true;
+        attempt = 0;
+        this.o.onUp(resumeFrom !== '');
+        const parser = new SseParser({
+          onActivity: touch,
+          onRetry: (ms) => {
+            this.serverRetryMs = Math.min(ms, 60_000);
+          },
+          onEvent: (ev) => {
+            if (ev.id) this.lastEventId = ev.id;
+            if (ev.event !== 'key.revoked') return;
+            let keyId: unknown;
+            try {
+              keyId = (JSON.parse(ev.data) as { key_id?: unknown })?.key_id;
+            } catch {
+              return;
+            }
+            if (typeof keyId === 'string' && keyId.length > 0 && keyId.length <= 128) this.o.onRevoked(keyId);
+          },
+        });
+        const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          touch();
+          parser.feed(value);
+        }
+        if (!this.closed)
+          this.o.onError(new BreezeVerifyError('UNREACHABLE', 'The Breeze revocation stream ended.'));
+      } catch (err) {
+        if (!this.closed) {
+          this.o.onError(
+            err instanceof BreezeVerifyError
+              ? err
+              : new BreezeVerifyError('UNREACHABLE', 'The Breeze revocation stream is down.', { cause: err }),
+          );
+        }
+      } finally {
+        if (idle) clearTimeout(idle);
+        abort.abort();
+        if (this.up) {
+          this.up = false;
+          this.o.onDown();
+        }
+      }
+      if (this.closed) break;
+      const base = Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** Math.min(attempt, 20));
+      const delay = Math.max(this.serverRetryMs, base / 2 + Math.random() * (base / 2));
+      attempt++;
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(resolve, delay);
+        t.unref?.();
+        this.wake = () => {
+          clearTimeout(t);
+          resolve();
+        };
+      });
+      this.wake = null;
+    }
+  }
+}

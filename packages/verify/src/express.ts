@@ -1,0 +1,56 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { decide, type GuardOptions, nodeHeaderGetter } from './guard.js';
+import type { BreezeAuth } from './types.js';
+
+export type { BreezeAuth } from './types.js';
+
+declare global {
+  // Express's own request type, when @types/express is installed (harmless when it is not)
+  namespace Express {
+    interface Request {
+      /** who is calling, set by the Breeze middleware on accepted requests */
+      breeze?: BreezeAuth;
+    }
+  }
+}
+
+/** A request as connect/Express hand it over, with what the middleware adds. */
+export type BreezeRequest = IncomingMessage & { breeze?: BreezeAuth; id?: unknown };
+export type NextFunction = (err?: unknown) => void;
+
+/**
+ * connect/Express middleware: refuses requests without a valid Breeze key or JWT in Breeze's error
+ * shape; on accepted ones sets `req.breeze` and the `x-breeze-api-key-id` response header.
+ * `app.use(breezeExpress({ verifier }))`, or per route `app.post('/x', breezeExpress({ verifier,
+ * scopes: ['write'] }), handler)`.
+ */
+export function breezeExpress(
+  o: GuardOptions,
+): (req: BreezeRequest, res: ServerResponse, next: NextFunction) => void {
+  if (!o?.verifier) throw new TypeError('breezeExpress needs { verifier }');
+  return (req, res, next) => {
+    const incoming = req.headers['x-request-id'];
+    const rid =
+      typeof incoming === 'string' && /^[A-Za-z0-9_.:-]{1,80}$/.test(incoming) ? incoming : undefined;
+    decide(nodeHeaderGetter(req.headers), { ...o, ...(rid ? { requestId: rid } : {}) }).then(
+      (decision) => {
+        if (decision.ok) {
+          req.breeze = decision.auth;
+          for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
+          next();
+          return;
+        }
+        if (res.headersSent) {
+          next(new Error('Breeze guard: response already started'));
+          return;
+        }
+        res.statusCode = decision.status;
+        for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
+        res.end(JSON.stringify(decision.body));
+      },
+      (err: unknown) => next(err),
+    );
+  };
+}
+
+export default breezeExpress;

@@ -1,0 +1,114 @@
+import { createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
+import { BreezeVerifyError } from './errors.js';
+import type { VerifyResult } from './types.js';
+
+/** What a valid email-code JWT grants (API.md: everything its user can reach, as `read, write, admin`). */
+export const JWT_SCOPES = ['read', 'write', 'admin'] as const;
+const AUDIENCE = 'breeze';
+const CLOCK_TOLERANCE_S = 60;
+const COOLDOWN_MS = 1000;
+
+export interface JwtChecker {
+  verify(token: string, scopes: readonly string[]): Promise<VerifyResult>;
+}
+
+/**
+ * Offline checks of the email-code flow's JWTs: Ed25519 signature against the server's JWKS (fetched
+ * once, refetched when a token names an unknown `kid`, i.e. after a key rollover), `iss`, `aud`,
+ * `exp`. Only an unreachable JWKS throws; a bad token is an ordinary refusal.
+ */
+export function createJwtChecker(o: {
+  jwksUrl: string;
+  issuer: string;
+  fetch: typeof fetch;
+  timeoutMs: number;
+}): JwtChecker {
+  const jwks = createRemoteJWKSet(new URL(o.jwksUrl), {
+    timeoutDuration: o.timeoutMs,
+    // an unknown kid refetches at most this often, so made-up kids cannot flood the server
+    cooldownDuration: COOLDOWN_MS,
+    cacheMaxAge: 10 * 60_000,
+    [customFetch]: (url, init) => o.fetch(url, init),
+  });
+  return {
+    async verify(token, scopes) {
+      const check = () =>
+        jwtVerify(token, jwks, {
+          issuer: o.issuer,
+          audience: AUDIENCE,
+          algorithms: ['Ed25519', 'EdDSA'],
+          requiredClaims: ['sub', 'iat', 'exp'],
+          clockTolerance: CLOCK_TOLERANCE_S,
+        });
+      try {
+        let verified: Awaited<ReturnType<typeof check>>;
+        try {
+          verified = await check();
+        } catch (err) {
+          // an unknown kid right after the key set was read (a rollover in that second): wait out the
+          // refetch cooldown and look once more, rather than refuse a token the server just issued
+          if (!(err instanceof errors.JWKSNoMatchingKey) || !jwks.coolingDown) throw err;
+          await new Promise((r) => setTimeout(r, COOLDOWN_MS));
+          verified = await check();
+        }
+        const { payload } = verified;
+        const sub = payload.sub;
+        if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128)
+          return { valid: false, code: 'MALFORMED' };
+        if (!scopes.every((s) => (JWT_SCOPES as readonly string[]).includes(s))) {
+          return { valid: false, code: 'INSUFFICIENT_SCOPE' };
+        }
+        return {
+          valid: true,
+          code: 'VALID',
+          type: 'jwt',
+          key_id: null,
+          org_id: null,
+          project_id: null,
+          user: { id: sub, email: null },
+          scopes: [...JWT_SCOPES],
+          expires_at: new Date((payload.exp as number) * 1000).toISOString(),
+        };
+      } catch (err) {
+        return mapJoseError(err, o.jwksUrl, o.timeoutMs);
+      }
+    },
+  };
+}
+
+/** A bad token is a refusal; a JWKS that cannot be read throws (never "valid"). */
+function mapJoseError(err: unknown, jwksUrl: string, timeoutMs: number): VerifyResult {
+  if (err instanceof errors.JWTExpired) return refusal('EXPIRED');
+  if (
+    err instanceof errors.JWSSignatureVerificationFailed ||
+    err instanceof errors.JWKSNoMatchingKey ||
+    err instanceof errors.JWKSMultipleMatchingKeys ||
+    err instanceof errors.JWTClaimValidationFailed
+  ) {
+    return refusal('NOT_FOUND');
+  }
+  if (
+    err instanceof errors.JWSInvalid ||
+    err instanceof errors.JWTInvalid ||
+    err instanceof errors.JOSEAlgNotAllowed ||
+    err instanceof errors.JOSENotSupported
+  ) {
+    return refusal('MALFORMED');
+  }
+  if (err instanceof errors.JWKSTimeout) {
+    throw new BreezeVerifyError('TIMEOUT', `The JWKS at ${jwksUrl} did not answer within ${timeoutMs} ms.`, {
+      cause: err,
+    });
+  }
+  if (err instanceof errors.JWKSInvalid) {
+    throw new BreezeVerifyError('BAD_RESPONSE', `The JWKS at ${jwksUrl} is not a valid key set.`, {
+      cause: err,
+    });
+  }
+  if (err instanceof errors.JOSEError) {
+    throw new BreezeVerifyError('SERVER_ERROR', `The JWKS at ${jwksUrl} could not be read.`, { cause: err });
+  }
+  throw new BreezeVerifyError('UNREACHABLE', `The JWKS at ${jwksUrl} cannot be reached.`, { cause: err });
+}
+
+const refusal = (code: 'EXPIRED' | 'NOT_FOUND' | 'MALFORMED'): VerifyResult => ({ valid: false, code });

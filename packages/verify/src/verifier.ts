@@ -1,0 +1,351 @@
+import { createHash } from 'node:crypto';
+import { BreezeVerifyError } from './errors.js';
+import { RevocationStream } from './events.js';
+import { describeErrorBody, networkError, readLimited } from './http.js';
+import { createJwtChecker, type JwtChecker } from './jwt.js';
+import { isWellFormedKey, looksLikeJwt } from './key-format.js';
+import { LruMap } from './lru.js';
+import type { BreezeScope, KeyVerifier, ValidResult, VerifyOptions, VerifyResult } from './types.js';
+import { parseVerifyAnswer } from './validate.js';
+
+export interface VerifierOptions {
+  /** the Breeze server's base URL, e.g. `https://breeze.example.com` */
+  server: string;
+  /** a Breeze key of your organization with the `verify` scope */
+  apiKey: string;
+  /** how long an answer is reused while the revocation stream is connected (default 60 000 ms) */
+  cacheTtlMs?: number;
+  /** how long a refusal (unknown, disabled, expired key) is reused (default min(cacheTtlMs, 5 000)) */
+  negativeTtlMs?: number;
+  /** the most keys remembered at once; the least recently used go first (default 10 000) */
+  maxEntries?: number;
+  /** per request to the server (default 5 000 ms) */
+  timeoutMs?: number;
+  /** subscribe to `GET /v1/keys/events` to drop revoked keys at once (default true) */
+  events?: boolean;
+  /** accept the email-code flow's JWTs, checked offline against the JWKS (default true) */
+  jwt?: boolean;
+  /** the JWTs' `iss`: the server's public URL (default: `server`) */
+  issuer?: string;
+  /** a `fetch` to use instead of the global one (tests, proxies, custom agents) */
+  fetch?: typeof fetch;
+  /** told about revocation-stream trouble (the verifier copes on its own); default: silent */
+  onError?: (err: Error) => void;
+}
+
+/** `verifier[INSPECT]()`: the cache's keys (hashes), for tests and debugging; never a key itself. */
+export const INSPECT: unique symbol = Symbol.for('@breeze/verify.inspect');
+
+/** A verifier: `verify()` with a local cache kept honest by the revocation stream. */
+export interface Verifier extends KeyVerifier {
+  verify(key: string, opts?: VerifyOptions): Promise<VerifyResult>;
+  /** whether the revocation stream is connected now (while it is not, answers are reused for 1 s at most) */
+  readonly streamConnected: boolean;
+  /** how many answers are cached now */
+  readonly cacheSize: number;
+  /** forgets every cached answer */
+  clearCache(): void;
+  /** ends the revocation stream and refuses further verifications (`CLOSED`) */
+  close(): Promise<void>;
+  [INSPECT](): string[];
+}
+
+/** While the revocation stream is down, a cached answer is trusted this long at most. */
+export const STREAM_DOWN_TTL_MS = 1000;
+const SCOPE_SHAPE = /^[a-z][a-z0-9_:.-]{0,63}$/;
+
+interface Entry {
+  result: VerifyResult;
+  /** performance.now() when the server answered */
+  storedAt: number;
+  /** performance.now() after which the entry is never used, whatever the stream does */
+  hardExpiry: number;
+  keyId: string | null;
+  /** local count of uses left in the key's rate-limit window (VALID answers with a limit) */
+  remaining?: number;
+  /** performance.now() when that window resets */
+  resetAt?: number;
+}
+
+function hashKey(key: string): string {
+  return createHash('sha256').update(key).digest('base64url');
+}
+
+function normalizeScopes(scopes: readonly BreezeScope[] | undefined): string[] {
+  if (!scopes || scopes.length === 0) return [];
+  for (const s of scopes) {
+    if (typeof s !== 'string' || !SCOPE_SHAPE.test(s)) {
+      throw new TypeError(`not a Breeze scope: ${JSON.stringify(String(s)).slice(0, 70)}`);
+    }
+  }
+  return [...new Set(scopes)].sort();
+}
+
+function hasScopes(granted: readonly string[], wanted: readonly string[]): boolean {
+  return wanted.every((s) => granted.includes(s));
+}
+
+/**
+ * Creates a verifier for Breeze keys and JWTs. Keys are checked with `POST /v1/keys/verify` and the
+ * answer cached per SHA-256 of the key (the key itself is never kept); JWTs are checked offline
+ * against `/.well-known/jwks.json`. Answers never say "valid" unless the server (or the JWKS) did:
+ * if Breeze cannot be asked, `verify` throws a `BreezeVerifyError`.
+ */
+export function createVerifier(options: VerifierOptions): Verifier {
+  if (!options || typeof options.server !== 'string' || typeof options.apiKey !== 'string') {
+    throw new TypeError('createVerifier needs { server, apiKey }');
+  }
+  let base: URL;
+  try {
+    base = new URL(options.server);
+  } catch {
+    throw new TypeError(`not a URL: ${JSON.stringify(options.server).slice(0, 200)}`);
+  }
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') throw new TypeError('server must be http(s)');
+  const server = base.href.replace(/\/+$/, '');
+  if (!isWellFormedKey(options.apiKey)) {
+    throw new TypeError(
+      'apiKey is not a Breeze key (brz_…); create one with "breeze keys create --scopes verify"',
+    );
+  }
+  const apiKey = options.apiKey;
+  const doFetch = options.fetch ?? globalThis.fetch.bind(globalThis);
+  const ttl = options.cacheTtlMs ?? 60_000;
+  const negativeTtl = options.negativeTtlMs ?? Math.min(ttl, 5000);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const onError = options.onError ?? (() => {});
+  if (!(ttl >= 0) || !(negativeTtl >= 0) || !(timeoutMs > 0))
+    throw new RangeError('TTLs and timeout must be >= 0');
+
+  // a key's answers: under hash(key) for a VALID (scopes checked locally) or a scope-independent
+  // refusal; under hash(key)|scopes for INSUFFICIENT_SCOPE (it depends on the scopes asked for)
+  const byKeyId = new Map<string, Set<string>>();
+  const forget = (cacheKey: string, entry: Entry) => {
+    if (!entry.keyId) return;
+    const set = byKeyId.get(entry.keyId);
+    set?.delete(cacheKey);
+    if (set && set.size === 0) byKeyId.delete(entry.keyId);
+  };
+  const cache = new LruMap<string, Entry>(options.maxEntries ?? 10_000, forget);
+  const inflight = new Map<string, Promise<VerifyResult>>();
+  // key ids revoked recently: an answer that was on its way when its key was revoked is not cached
+  const recentlyRevoked = new Map<string, number>();
+  let closed = false;
+
+  const dropKeyId = (keyId: string) => {
+    const now = performance.now();
+    recentlyRevoked.set(keyId, now);
+    for (const [id, at] of recentlyRevoked) {
+      if (now - at > 60_000) recentlyRevoked.delete(id);
+      else break;
+    }
+    const set = byKeyId.get(keyId);
+    if (!set) return;
+    for (const k of set) cache.delete(k);
+    byKeyId.delete(keyId);
+  };
+  const clearCache = () => {
+    cache.clear();
+    byKeyId.clear();
+  };
+
+  const stream =
+    options.events === false
+      ? null
+      : new RevocationStream({
+          url: `${server}/v1/keys/events`,
+          apiKey,
+          fetch: doFetch,
+          idleTimeoutMs: 45_000,
+          minBackoffMs: 250,
+          maxBackoffMs: 15_000,
+          onRevoked: dropKeyId,
+          // without a Last-Event-ID the server cannot replay what we missed: start afresh
+          onUp: (resumed) => {
+            if (!resumed) clearCache();
+          },
+          onDown: () => {},
+          onError,
+        });
+
+  const jwt: JwtChecker | null =
+    options.jwt === false
+      ? null
+      : createJwtChecker({
+          jwksUrl: `${server}/.well-known/jwks.json`,
+          issuer: (options.issuer ?? server).replace(/\/+$/, ''),
+          fetch: doFetch,
+          timeoutMs,
+        });
+
+  const fresh = (e: Entry, now: number) =>
+    now < e.hardExpiry && (stream?.connected ? true : now - e.storedAt < STREAM_DOWN_TTL_MS);
+
+  function fromCache(hash: string, scopes: string[], now: number): VerifyResult | undefined {
+    const e = cache.get(hash);
+    if (e && fresh(e, now)) {
+      if (!e.result.valid) return e.result;
+      // missing scopes, a new rate-limit window, or the window used up locally: the server decides
+      // (and counts the refusal), unless it just did for these scopes
+      const usable =
+        hasScopes(e.result.scopes, scopes) &&
+        (e.remaining === undefined || e.resetAt === undefined || (now < e.resetAt && e.remaining > 0));
+      if (usable) {
+        if (e.remaining !== undefined) e.remaining--;
+        return e.result;
+      }
+    }
+    if (scopes.length > 0) {
+      const s = cache.get(`${hash}|${scopes.join(',')}`);
+      if (s && fresh(s, now)) return s.result;
+    }
+    return undefined;
+  }
+
+  function store(hash: string, scopes: string[], result: VerifyResult, startedAt: number): void {
+    const now = performance.now();
+    if (result.valid) {
+      const keyId = result.key_id;
+      const revokedAt = keyId ? recentlyRevoked.get(keyId) : undefined;
+      if (revokedAt !== undefined && revokedAt >= startedAt) return;
+      let hardExpiry = now + ttl;
+      if (result.expires_at)
+        hardExpiry = Math.min(hardExpiry, now + (Date.parse(result.expires_at) - Date.now()));
+      const entry: Entry = { result, storedAt: now, hardExpiry, keyId };
+      if (result.ratelimit && result.ratelimit.limit > 0) {
+        entry.remaining = result.ratelimit.remaining;
+        entry.resetAt = now + result.ratelimit.reset_s * 1000;
+      }
+      cache.set(hash, entry);
+      if (keyId) {
+        let set = byKeyId.get(keyId);
+        if (!set) {
+          set = new Set();
+          byKeyId.set(keyId, set);
+        }
+        set.add(hash);
+      }
+      return;
+    }
+    if (result.code === 'RATE_LIMITED') {
+      // remembered until the window resets (when known), so a flood does not become a flood of requests
+      const wait = (result.retry_after_s ?? 1) * 1000;
+      cache.set(`${hash}|${scopes.join(',')}`, {
+        result,
+        storedAt: now,
+        hardExpiry: now + Math.min(wait, negativeTtl),
+        keyId: null,
+      });
+      return;
+    }
+    const cacheKey = result.code === 'INSUFFICIENT_SCOPE' ? `${hash}|${scopes.join(',')}` : hash;
+    cache.set(cacheKey, { result, storedAt: now, hardExpiry: now + negativeTtl, keyId: null });
+  }
+
+  async function ask(key: string, scopes: string[]): Promise<VerifyResult> {
+    const body = JSON.stringify(scopes.length > 0 ? { key, scopes } : { key });
+    let res: Response;
+    try {
+      res = await doFetch(`${server}/v1/keys/verify`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json', 'x-api-key': apiKey },
+        body,
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw networkError(err, server, timeoutMs);
+    }
+    const requestId = res.headers.get('x-request-id') ?? undefined;
+    let text: string;
+    try {
+      text = await readLimited(res);
+    } catch (err) {
+      if (err instanceof BreezeVerifyError) throw err;
+      throw networkError(err, server, timeoutMs);
+    }
+    const rid = requestId && /^[A-Za-z0-9_.:-]{1,80}$/.test(requestId) ? requestId : undefined;
+    const opts = { status: res.status, ...(rid ? { requestId: rid } : {}) };
+    if (res.status === 200) return parseVerifyAnswer(text, res.status, rid);
+    const { code } = describeErrorBody(text);
+    const suffix = code ? ` (${code})` : '';
+    if (res.status === 401) {
+      throw new BreezeVerifyError(
+        'UNAUTHORIZED',
+        `The Breeze server refused the verifier's own API key${suffix}: it is wrong, disabled, expired or deleted.`,
+        opts,
+      );
+    }
+    if (res.status === 403) {
+      throw new BreezeVerifyError(
+        'FORBIDDEN',
+        `The verifier's API key may not verify keys${suffix}: it needs the "verify" scope (breeze keys create --scopes verify).`,
+        opts,
+      );
+    }
+    if (res.status === 429) {
+      throw new BreezeVerifyError('THROTTLED', "The verifier's own API key is over its rate limit.", opts);
+    }
+    if (res.status >= 500) {
+      throw new BreezeVerifyError(
+        'SERVER_ERROR',
+        `The Breeze server failed with ${res.status}${suffix}.`,
+        opts,
+      );
+    }
+    throw new BreezeVerifyError(
+      'BAD_RESPONSE',
+      `The Breeze server answered ${res.status}${suffix} to a verification.`,
+      opts,
+    );
+  }
+
+  async function verify(key: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
+    if (closed) throw new BreezeVerifyError('CLOSED', 'This verifier was closed.');
+    const scopes = normalizeScopes(opts.scopes);
+    if (typeof key !== 'string') return { valid: false, code: 'MALFORMED' };
+    if (!isWellFormedKey(key)) {
+      if (jwt && looksLikeJwt(key)) return jwt.verify(key, scopes);
+      return { valid: false, code: 'MALFORMED' };
+    }
+    const hash = hashKey(key);
+    const now = performance.now();
+    const cached = fromCache(hash, scopes, now);
+    if (cached) return cached;
+    const flightKey = `${hash}|${scopes.join(',')}`;
+    const pending = inflight.get(flightKey);
+    if (pending) return pending;
+    const p = (async () => {
+      try {
+        const result = await ask(key, scopes);
+        if (!closed) store(hash, scopes, result, now);
+        return result;
+      } finally {
+        inflight.delete(flightKey);
+      }
+    })();
+    inflight.set(flightKey, p);
+    return p;
+  }
+
+  return {
+    verify,
+    [INSPECT]: () => [...cache.keys()],
+    get streamConnected() {
+      return stream?.connected ?? false;
+    },
+    get cacheSize() {
+      return cache.size;
+    },
+    clearCache,
+    async close() {
+      closed = true;
+      clearCache();
+      await stream?.close();
+    },
+  };
+}
+
+/** Narrows a result to a valid one. */
+export function isValid(result: VerifyResult): result is ValidResult {
+  return result.valid;
+}

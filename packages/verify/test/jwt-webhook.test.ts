@@ -1,0 +1,183 @@
+import { createPrivateKey, generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
+import { SignJWT } from 'jose';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createVerifier, type Verifier } from '../src/verifier.js';
+import { verifyWebhook } from '../src/webhook.js';
+import { type FakeBreeze, makeKey, startFakeBreeze } from './fake-breeze.js';
+
+interface SigningKey {
+  kid: string;
+  privateKey: KeyObject;
+  jwk: Record<string, string>;
+}
+
+function newSigningKey(kid: string): SigningKey {
+  const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+  const { x } = publicKey.export({ format: 'jwk' }) as { x: string };
+  return { kid, privateKey, jwk: { kty: 'OKP', crv: 'Ed25519', x, kid, alg: 'Ed25519', use: 'sig' } };
+}
+
+let fake: FakeBreeze;
+let v: Verifier | undefined;
+beforeEach(async () => {
+  fake = await startFakeBreeze();
+});
+afterEach(async () => {
+  await v?.close();
+  v = undefined;
+  await fake.close();
+});
+
+async function token(k: SigningKey, o: { iss?: string; aud?: string; exp?: number; sub?: string } = {}) {
+  const now = Math.floor(Date.now() / 1000);
+  return new SignJWT({})
+    .setProtectedHeader({ alg: 'Ed25519', kid: k.kid, typ: 'JWT' })
+    .setIssuer(o.iss ?? fake.url)
+    .setAudience(o.aud ?? 'breeze')
+    .setSubject(o.sub ?? 'usr_01JWT')
+    .setIssuedAt(now)
+    .setExpirationTime(o.exp ?? now + 3600)
+    .sign(k.privateKey);
+}
+
+describe('JWTs: checked offline against the JWKS', () => {
+  it('accepts a valid token and refuses expired, foreign and forged ones, without asking /v1/keys/verify', async () => {
+    const k1 = newSigningKey('kid-1');
+    fake.jwks = { keys: [k1.jwk] };
+    v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false });
+    expect(await v.verify(await token(k1))).toMatchObject({
+      valid: true,
+      type: 'jwt',
+      user: { id: 'usr_01JWT', email: null },
+      scopes: ['read', 'write', 'admin'],
+      key_id: null,
+    });
+    expect(await v.verify(await token(k1), { scopes: ['verify'] })).toEqual({
+      valid: false,
+      code: 'INSUFFICIENT_SCOPE',
+    });
+    const now = Math.floor(Date.now() / 1000);
+    expect(await v.verify(await token(k1, { exp: now - 3600 }))).toEqual({ valid: false, code: 'EXPIRED' });
+    expect(await v.verify(await token(k1, { aud: 'other' }))).toEqual({ valid: false, code: 'NOT_FOUND' });
+    expect(await v.verify(await token(k1, { iss: 'https://evil.example' }))).toEqual({
+      valid: false,
+      code: 'NOT_FOUND',
+    });
+    const forged = await token(newSigningKey('kid-1'));
+    expect(await v.verify(forged)).toEqual({ valid: false, code: 'NOT_FOUND' });
+    const t = await token(k1);
+    expect(await v.verify(`${t.slice(0, -4)}AAAA`)).toMatchObject({ valid: false });
+    expect(fake.verifyCalls).toHaveLength(0);
+    expect(fake.jwksFetches).toBe(1);
+  });
+
+  it('follows a key rollover: a token with an unknown kid refetches the JWKS', async () => {
+    const k1 = newSigningKey('kid-1');
+    const k2 = newSigningKey('kid-2');
+    fake.jwks = { keys: [k1.jwk] };
+    v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false });
+    expect(await v.verify(await token(k1))).toMatchObject({ valid: true });
+    fake.jwks = { keys: [k2.jwk, k1.jwk] };
+    expect(await v.verify(await token(k2))).toMatchObject({ valid: true });
+    expect(await v.verify(await token(k1))).toMatchObject({ valid: true });
+    expect(fake.jwksFetches).toBe(2);
+  });
+
+  it('throws (never valid) when the JWKS cannot be fetched', async () => {
+    const k1 = newSigningKey('kid-1');
+    const url = fake.url;
+    await fake.close();
+    v = createVerifier({ server: url, apiKey: makeKey(), events: false, timeoutMs: 1000 });
+    await expect(v.verify(await token(k1, { iss: url }))).rejects.toMatchObject({
+      name: 'BreezeVerifyError',
+    });
+    fake = await startFakeBreeze();
+  });
+});
+
+function signWebhook(k: SigningKey, body: string, t = Math.floor(Date.now() / 1000)): string {
+  const sig = sign(
+    null,
+    Buffer.from(`${t}.${body}`),
+    createPrivateKey(k.privateKey.export({ format: 'pem', type: 'pkcs8' })),
+  );
+  return `t=${t},kid=${k.kid},sig=${sig.toString('base64url')}`;
+}
+
+describe('verifyWebhook', () => {
+  const body = JSON.stringify({
+    id: 'evt_1',
+    type: 'key.created',
+    created_at: new Date().toISOString(),
+    data: { action: 'key.created', target: { type: 'key', id: 'key_1' } },
+  });
+
+  it('returns the event for a valid signature, and refuses tampering, stale and future timestamps', async () => {
+    const k = newSigningKey(`kid-${Math.random()}`);
+    fake.jwks = { keys: [k.jwk] };
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    const header = signWebhook(k, body);
+    expect(await verifyWebhook(body, header, { jwksUrl })).toMatchObject({
+      id: 'evt_1',
+      type: 'key.created',
+    });
+    expect(await verifyWebhook(new TextEncoder().encode(body), header, { jwksUrl })).toMatchObject({
+      id: 'evt_1',
+    });
+    await expect(verifyWebhook(body.replace('key_1', 'key_2'), header, { jwksUrl })).rejects.toMatchObject({
+      code: 'BAD_SIGNATURE',
+    });
+    const now = Math.floor(Date.now() / 1000);
+    await expect(verifyWebhook(body, signWebhook(k, body, now - 400), { jwksUrl })).rejects.toMatchObject({
+      code: 'TIMESTAMP_OUT_OF_TOLERANCE',
+    });
+    await expect(verifyWebhook(body, signWebhook(k, body, now + 400), { jwksUrl })).rejects.toMatchObject({
+      code: 'TIMESTAMP_OUT_OF_TOLERANCE',
+    });
+    expect(await verifyWebhook(body, signWebhook(k, body, now - 200), { jwksUrl })).toMatchObject({
+      id: 'evt_1',
+    });
+    await expect(
+      verifyWebhook(body, signWebhook(k, body, now - 200), { jwksUrl, toleranceS: 60 }),
+    ).rejects.toMatchObject({
+      code: 'TIMESTAMP_OUT_OF_TOLERANCE',
+    });
+    // the timestamp is signed: moving it breaks the signature
+    const moved = header.replace(/t=\d+/, `t=${now - 1}`);
+    await expect(verifyWebhook(body, moved, { jwksUrl })).rejects.toMatchObject({ code: 'BAD_SIGNATURE' });
+    for (const bad of [undefined, '', 'sig=abc', `t=${now},kid=${k.kid}`, 'v1=deadbeef']) {
+      await expect(verifyWebhook(body, bad, { jwksUrl })).rejects.toMatchObject({
+        code: 'MALFORMED_SIGNATURE',
+      });
+    }
+    expect(fake.jwksFetches).toBe(1);
+  });
+
+  it('refetches the JWKS for an unknown kid (rollover) and refuses a kid it still does not list', async () => {
+    const k1 = newSigningKey(`kid-${Math.random()}`);
+    const k2 = newSigningKey(`kid-${Math.random()}`);
+    fake.jwks = { keys: [k1.jwk] };
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    await verifyWebhook(body, signWebhook(k1, body), { jwksUrl });
+    fake.jwks = { keys: [k2.jwk, k1.jwk] };
+    expect(await verifyWebhook(body, signWebhook(k2, body), { jwksUrl })).toMatchObject({ id: 'evt_1' });
+    await new Promise((r) => setTimeout(r, 1050));
+    await expect(
+      verifyWebhook(body, signWebhook(newSigningKey('kid-x'), body), { jwksUrl }),
+    ).rejects.toMatchObject({
+      code: 'UNKNOWN_KID',
+    });
+    expect(fake.jwksFetches).toBe(3);
+  });
+
+  it('refuses a signed body that is not a Breeze event', async () => {
+    const k = newSigningKey(`kid-${Math.random()}`);
+    fake.jwks = { keys: [k.jwk] };
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    for (const b of ['not json', '[]', '{"id":"x"}']) {
+      await expect(verifyWebhook(b, signWebhook(k, b), { jwksUrl })).rejects.toMatchObject({
+        code: 'BAD_BODY',
+      });
+    }
+  });
+});

@@ -1,0 +1,268 @@
+import { createHash } from 'node:crypto';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { BreezeVerifyError } from '../src/errors.js';
+import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
+import { type FakeBreeze, makeKey, startFakeBreeze, until, VALID } from './fake-breeze.js';
+
+let fake: FakeBreeze;
+const verifiers: Verifier[] = [];
+
+beforeEach(async () => {
+  fake = await startFakeBreeze();
+});
+afterEach(async () => {
+  await Promise.all(verifiers.splice(0).map((v) => v.close()));
+  await fake.close();
+});
+
+function verifier(o: Partial<VerifierOptions> = {}): Verifier {
+  const v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, ...o });
+  verifiers.push(v);
+  return v;
+}
+
+async function connected(v: Verifier): Promise<void> {
+  await until(() => v.streamConnected);
+}
+
+describe('createVerifier: answers and cache', () => {
+  it("answers the server's verdict and reuses it: one request for repeated checks of a key", async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    const v = verifier();
+    await connected(v);
+    const first = await v.verify(key);
+    expect(first).toMatchObject({ valid: true, code: 'VALID', key_id: 'key_A', type: 'api_key' });
+    for (let i = 0; i < 5; i++) expect(await v.verify(key)).toMatchObject({ valid: true, key_id: 'key_A' });
+    expect(fake.verifyCalls).toHaveLength(1);
+  });
+
+  it('keys its cache by the SHA-256 of the key, never the key itself', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    const v = verifier();
+    await v.verify(key);
+    await v.verify(makeKey());
+    const keys = v[INSPECT]();
+    expect(keys).toContain(createHash('sha256').update(key).digest('base64url'));
+    for (const k of keys) expect(k).not.toContain('brz_');
+  });
+
+  it('asks again once cacheTtlMs has passed', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    const v = verifier({ cacheTtlMs: 500 });
+    await connected(v);
+    await v.verify(key);
+    await v.verify(key);
+    expect(fake.verifyCalls).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 550));
+    await v.verify(key);
+    expect(fake.verifyCalls).toHaveLength(2);
+  });
+
+  it('caps the cache at maxEntries, forgetting the least recently used key first', async () => {
+    const keys = Array.from({ length: 5 }, () => makeKey());
+    keys.forEach((k, i) => {
+      fake.answers.set(k, VALID(`key_${i}`));
+    });
+    const v = verifier({ maxEntries: 3 });
+    await connected(v);
+    for (const k of keys) await v.verify(k);
+    expect(v.cacheSize).toBe(3);
+    expect(fake.verifyCalls).toHaveLength(5);
+    await v.verify(keys[4]!); // most recent: cached
+    expect(fake.verifyCalls).toHaveLength(5);
+    await v.verify(keys[0]!); // evicted: asked again
+    expect(fake.verifyCalls).toHaveLength(6);
+  });
+
+  it('makes ONE request for concurrent checks of an uncached key', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    fake.delayMs = 100;
+    const v = verifier();
+    const results = await Promise.all(Array.from({ length: 25 }, () => v.verify(key)));
+    expect(results.every((r) => r.valid)).toBe(true);
+    expect(fake.verifyCalls).toHaveLength(1);
+  });
+
+  it('reuses an answer at most 1 s while the revocation stream is down, and the full TTL while it is up', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    fake.eventsStatus = 503;
+    const down = verifier();
+    await down.verify(key);
+    await new Promise((r) => setTimeout(r, 250));
+    await down.verify(key);
+    expect(fake.verifyCalls).toHaveLength(1);
+    await new Promise((r) => setTimeout(r, 900));
+    expect(down.streamConnected).toBe(false);
+    await down.verify(key);
+    expect(fake.verifyCalls).toHaveLength(2);
+
+    fake.eventsStatus = null;
+    const up = verifier();
+    await connected(up);
+    await up.verify(key);
+    await new Promise((r) => setTimeout(r, 1150));
+    await up.verify(key);
+    expect(fake.verifyCalls).toHaveLength(3);
+  });
+
+  it('checks scopes against the effective scopes of a cached VALID answer', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read']));
+    const v = verifier();
+    await connected(v);
+    expect(await v.verify(key, { scopes: ['read'] })).toMatchObject({ valid: true });
+    expect(await v.verify(key)).toMatchObject({ valid: true });
+    expect(fake.verifyCalls).toHaveLength(1);
+    expect(await v.verify(key, { scopes: ['write'] })).toEqual({ valid: false, code: 'INSUFFICIENT_SCOPE' });
+    expect(fake.verifyCalls.at(-1)).toEqual({ key, scopes: ['write'] });
+    // the refusal for these scopes is remembered too
+    expect(await v.verify(key, { scopes: ['write'] })).toEqual({ valid: false, code: 'INSUFFICIENT_SCOPE' });
+    expect(fake.verifyCalls).toHaveLength(2);
+  });
+
+  it('refuses a malformed key locally (MALFORMED, no request)', async () => {
+    const v = verifier();
+    const good = makeKey();
+    const typo = `${good.slice(0, 10)}${good[10] === 'a' ? 'b' : 'a'}${good.slice(11)}`;
+    for (const k of [
+      '',
+      'nope',
+      typo,
+      `${good}x`,
+      'brz_\u0000',
+      good.toUpperCase() === good ? 'x' : good.toUpperCase(),
+    ]) {
+      expect(await v.verify(k)).toEqual({ valid: false, code: 'MALFORMED' });
+    }
+    expect(fake.verifyCalls).toHaveLength(0);
+  });
+
+  it('spends the reported rate-limit window locally, then lets the server decide', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 2, reset_s: 60 } }));
+    const v = verifier();
+    await connected(v);
+    for (let i = 0; i < 3; i++) await v.verify(key);
+    expect(fake.verifyCalls).toHaveLength(1);
+    fake.answers.set(key, { valid: false, code: 'RATE_LIMITED', retry_after_s: 42 });
+    expect(await v.verify(key)).toEqual({ valid: false, code: 'RATE_LIMITED', retry_after_s: 42 });
+    expect(fake.verifyCalls).toHaveLength(2);
+  });
+});
+
+describe('createVerifier: the revocation stream', () => {
+  it('drops a cached key when key.revoked names it', async () => {
+    const key = makeKey();
+    const other = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    fake.answers.set(other, VALID('key_B'));
+    const v = verifier();
+    await connected(v);
+    await v.verify(key);
+    await v.verify(other);
+    fake.answers.set(key, { valid: false, code: 'DISABLED' });
+    fake.pushRevoked('key_A');
+    await until(() => v.cacheSize === 1);
+    expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
+    expect(await v.verify(other)).toMatchObject({ valid: true, key_id: 'key_B' });
+    expect(fake.verifyCalls.map((c) => c.key)).toEqual([key, other, key]);
+  });
+
+  it('reconnects after a dropped stream with Last-Event-ID and applies what it missed', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    const v = verifier();
+    await connected(v);
+    const id = fake.pushRevoked('key_unrelated');
+    await new Promise((r) => setTimeout(r, 50));
+    fake.eventsStatus = 503;
+    fake.dropStreams();
+    await until(() => !v.streamConnected);
+    await v.verify(key); // cached while down...
+    fake.pushRevoked('key_A'); // ...revoked while nobody listens
+    fake.answers.set(key, { valid: false, code: 'DISABLED' });
+    fake.eventsStatus = null;
+    await until(() => v.streamConnected, 5000);
+    await until(() => v.cacheSize === 0);
+    expect(fake.eventConnections[0]).toBe('');
+    expect(fake.eventConnections.at(-1)).toBe(String(id));
+    expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
+  });
+
+  it('close() ends the stream and refuses further verifications', async () => {
+    const v = verifier();
+    await connected(v);
+    expect(fake.openStreams()).toBe(1);
+    await v.close();
+    await until(() => fake.openStreams() === 0);
+    await expect(v.verify(makeKey())).rejects.toMatchObject({ code: 'CLOSED' });
+  });
+});
+
+describe('createVerifier: never "valid" when Breeze cannot be asked', () => {
+  it('throws UNREACHABLE when nothing listens', async () => {
+    const url = fake.url;
+    await fake.close();
+    const v = createVerifier({ server: url, apiKey: fake.verifierKey, events: false });
+    verifiers.push(v);
+    const err = await v.verify(makeKey()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(BreezeVerifyError);
+    expect(err).toMatchObject({ code: 'UNREACHABLE' });
+    expect((err as Error).message).toContain(url);
+    fake = await startFakeBreeze();
+  });
+
+  it('throws SERVER_ERROR on 5xx, BAD_RESPONSE on garbage, TIMEOUT on silence', async () => {
+    const v = verifier({ events: false, timeoutMs: 300, negativeTtlMs: 0 });
+    const key = makeKey();
+    fake.override = { status: 502, body: '<html>bad gateway</html>', contentType: 'text/html' };
+    await expect(v.verify(key)).rejects.toMatchObject({ code: 'SERVER_ERROR', status: 502 });
+    for (const body of [
+      '<html>ok</html>',
+      '{"valid":"yes"}',
+      '{"valid":true,"code":"VALID"}',
+      JSON.stringify({ ...VALID('key_A'), key_id: 42 }),
+      JSON.stringify({ ...VALID('key_A'), scopes: 'read' }),
+      '{"valid":false,"code":"WHATEVER"}',
+      '[]',
+      'null',
+    ]) {
+      fake.override = { status: 200, body };
+      const err = await v.verify(key).catch((e: unknown) => e);
+      expect(err, body).toMatchObject({ code: 'BAD_RESPONSE' });
+    }
+    fake.override = { status: 200, body: `{"valid":false,"code":"NOT_FOUND","pad":"${'x'.repeat(70_000)}"}` };
+    await expect(v.verify(key)).rejects.toMatchObject({ code: 'BAD_RESPONSE' });
+    fake.override = null;
+    fake.delayMs = 1000;
+    await expect(v.verify(key)).rejects.toMatchObject({ code: 'TIMEOUT' });
+  });
+
+  it("says clearly when the verifier's own key is refused", async () => {
+    const v = createVerifier({ server: fake.url, apiKey: makeKey(), events: false });
+    verifiers.push(v);
+    const err = (await v.verify(makeKey()).catch((e: unknown) => e)) as BreezeVerifyError;
+    expect(err.code).toBe('UNAUTHORIZED');
+    expect(err.message).toMatch(/verifier's own API key/);
+  });
+
+  it('never puts the verified key in an error message', async () => {
+    const v = verifier({ events: false });
+    const key = makeKey();
+    fake.override = { status: 500, body: JSON.stringify({ error: { code: 'INTERNAL', message: key } }) };
+    const err = (await v.verify(key).catch((e: unknown) => e)) as Error;
+    expect(String(err.message)).not.toContain(key);
+    expect(JSON.stringify(err)).not.toContain(key);
+  });
+
+  it('refuses bad options', () => {
+    expect(() => createVerifier({ server: 'nope', apiKey: makeKey() })).toThrow(TypeError);
+    expect(() => createVerifier({ server: fake.url, apiKey: 'secret' })).toThrow(/Breeze key/);
+    expect(() => createVerifier({ server: 'ftp://x', apiKey: makeKey() })).toThrow(TypeError);
+  });
+});

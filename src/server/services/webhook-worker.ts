@@ -1,0 +1,341 @@
+import { isIP } from 'node:net';
+import type { FastifyBaseLogger } from 'fastify';
+import { Agent, request } from 'undici';
+import type { JwtService } from '../jwt.js';
+import type { Store, StoreTx } from '../store/index.js';
+import { type DeliveryRow, WebhooksRepo } from '../store/webhooks.js';
+import {
+  guardedLookup,
+  parseTargetUrl,
+  type Resolver,
+  resolveTarget,
+  type TargetPolicy,
+} from './webhook-target.js';
+
+/** Timings of the delivery worker and the `key.expiring` scheduler; tests shorten them. */
+export interface WebhookTuning {
+  /** how often an idle worker looks for due deliveries (other instances' events, retries); default 2 s */
+  pollMs?: number;
+  /** first retry this long after a failure, then doubling (PLATFORM.md: within 30 s); default 10 s */
+  retryBaseMs?: number;
+  /** the longest wait between two attempts; default 3 h */
+  maxRetryDelayMs?: number;
+  /** after this long since the event, a failing delivery is given up (PLATFORM.md: 24 h) */
+  maxAgeMs?: number;
+  /** one attempt's time limit, connection to the end of the answer (PLATFORM.md: 10 s) */
+  timeoutMs?: number;
+  /** deliveries attempted at once per instance; default 8 */
+  concurrency?: number;
+  /** how often keys are checked for `key.expiring`; default 10 min (0 turns the scheduler off) */
+  expiryScanMs?: number;
+  /** how the target's host is resolved (tests: a name that points at 127.0.0.1) */
+  resolve?: Resolver;
+}
+
+export const DEFAULT_TUNING: Required<Omit<WebhookTuning, 'resolve'>> = {
+  pollMs: 2000,
+  retryBaseMs: 10_000,
+  maxRetryDelayMs: 3 * 3600_000,
+  maxAgeMs: 24 * 3600_000,
+  timeoutMs: 10_000,
+  concurrency: 8,
+  expiryScanMs: 10 * 60_000,
+};
+
+/** How long a claimed delivery stays ours: one attempt's limit plus margin for the bookkeeping. */
+const LEASE_MARGIN_MS = 30_000;
+/** At most this much of an answer is read (and then dropped): receivers answer 2xx, not content. */
+const MAX_ANSWER_BYTES = 64 * 1024;
+const DAY_MS = 86_400_000;
+/** `key.expiring` thresholds, nearest first (a key within 1 day gets that one, never the 7-day one late). */
+export const EXPIRY_THRESHOLDS = [
+  { name: '1d', ms: DAY_MS },
+  { name: '7d', ms: 7 * DAY_MS },
+] as const;
+
+/** The wait before attempt `attempts + 1`, after `attempts` failures (1 -> base, then doubling). */
+export function retryDelayMs(
+  attempts: number,
+  t: Pick<Required<WebhookTuning>, 'retryBaseMs' | 'maxRetryDelayMs'>,
+): number {
+  return Math.min(t.retryBaseMs * 2 ** Math.max(0, attempts - 1), t.maxRetryDelayMs);
+}
+
+export interface WorkerDeps {
+  store: Store;
+  jwt: Pick<JwtService, 'signDetached'>;
+  clock: () => Date;
+  log: FastifyBaseLogger;
+  allowPrivate: boolean;
+  tuning?: WebhookTuning;
+  /** enqueues a `key.expiring` event for the key's organization, inside `tx` */
+  enqueueExpiring(tx: StoreTx, key: ExpiringKey, threshold: string): Promise<void>;
+}
+
+export interface ExpiringKey {
+  id: string;
+  org_id: string | null;
+  project_id: string | null;
+  user_id: string;
+  name: string;
+  prefix: string;
+  expires_at: string | null;
+}
+
+/**
+ * Delivers webhook events at least once. Deliveries are rows (`webhook_deliveries`), so nothing is
+ * lost across restarts: each instance's worker claims due rows with a lease (a compare-and-set
+ * update, safe with several instances on one database), posts the signed body, and records the
+ * outcome: 2xx is delivered; anything else (3xx included: redirects are not followed), a timeout or
+ * a refused target is a failure retried with exponential backoff until 24 h after the event. A
+ * server that closes aborts the attempts in flight and gives their leases back uncounted, so the
+ * next start delivers them. The same worker runs the `key.expiring` scheduler.
+ */
+export class WebhookWorker {
+  readonly tuning: Required<Omit<WebhookTuning, 'resolve'>> & Pick<WebhookTuning, 'resolve'>;
+  private readonly repo: WebhooksRepo;
+  private readonly agent: Agent;
+  private readonly policy: TargetPolicy;
+  private readonly stopping = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private expiryTimer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private started = false;
+
+  constructor(private readonly deps: WorkerDeps) {
+    this.tuning = { ...DEFAULT_TUNING, ...deps.tuning };
+    this.repo = new WebhooksRepo(deps.store.db);
+    this.policy = { allowPrivate: deps.allowPrivate, resolve: this.tuning.resolve };
+    this.agent = new Agent({
+      connect: { lookup: guardedLookup(this.policy), timeout: this.tuning.timeoutMs },
+      headersTimeout: this.tuning.timeoutMs,
+      bodyTimeout: this.tuning.timeoutMs,
+      keepAliveTimeout: 4000,
+    });
+  }
+
+  get policyForChecks(): TargetPolicy {
+    return this.policy;
+  }
+
+  /** Starts polling (pending rows of an earlier run are due at once) and the expiry scheduler. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    this.schedule(0);
+    if (this.tuning.expiryScanMs > 0) {
+      // not at once: a starting server has better things to do than scan keys
+      this.expiryTimer = setTimeout(() => this.expiryLoop(), Math.min(5000, this.tuning.expiryScanMs));
+      this.expiryTimer.unref();
+    }
+  }
+
+  /** Looks for due deliveries soon (an event was just enqueued here; its transaction may still be committing). */
+  nudge(): void {
+    if (!this.started || this.stopping.signal.aborted) return;
+    this.schedule(10);
+    setTimeout(() => this.schedule(0), 250).unref();
+  }
+
+  /** Stops polling, aborts attempts in flight (their leases are given back) and waits for them. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    clearTimeout(this.timer);
+    clearTimeout(this.expiryTimer);
+    await this.running?.catch(() => {});
+    await this.expiryRun?.catch(() => {});
+    await this.agent.close().catch(() => {});
+  }
+
+  private schedule(ms: number): void {
+    if (this.stopping.signal.aborted) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.run(), ms);
+    this.timer.unref();
+  }
+
+  private run(): void {
+    if (this.stopping.signal.aborted || this.running) return;
+    this.running = this.drain()
+      .catch((err: Error) =>
+        this.deps.log.warn({ webhook_error: err.message }, 'webhook worker: scan failed'),
+      )
+      .finally(() => {
+        this.running = null;
+        const again = this.again;
+        this.again = false;
+        this.schedule(again ? 0 : this.tuning.pollMs);
+      });
+  }
+
+  /** Delivers everything due now, a batch at a time. */
+  private async drain(): Promise<void> {
+    for (;;) {
+      if (this.stopping.signal.aborted) return;
+      const now = this.deps.clock();
+      const ids = await this.repo.dueIds(now.toISOString(), this.tuning.concurrency);
+      if (ids.length === 0) return;
+      const leaseUntil = new Date(now.getTime() + this.tuning.timeoutMs + LEASE_MARGIN_MS).toISOString();
+      const claimed: string[] = [];
+      for (const id of ids) {
+        if (await this.repo.claim(id, now.toISOString(), leaseUntil)) claimed.push(id);
+      }
+      await Promise.all(claimed.map((id) => this.attempt(id, leaseUntil)));
+      if (ids.length < this.tuning.concurrency) return;
+    }
+  }
+
+  private async attempt(id: string, leaseUntil: string): Promise<void> {
+    const row = await this.repo.delivery(id);
+    if (!row) return;
+    const hook = await this.repo.get(row.webhook_id);
+    if (!hook) return;
+    const result = await this.send(hook.url, row);
+    if (result === 'aborted') {
+      await this.repo.release(id, leaseUntil).catch(() => {});
+      return;
+    }
+    const now = this.deps.clock();
+    const attempts = row.attempts + 1;
+    if (result.ok) {
+      await this.repo.finishAttempt(id, leaseUntil, {
+        status: 'delivered',
+        last_status_code: result.statusCode,
+        last_error: null,
+        next_attempt_at: null,
+        delivered_at: now.toISOString(),
+      });
+      return;
+    }
+    const next = now.getTime() + retryDelayMs(attempts, this.tuning);
+    const giveUp = next > Date.parse(row.created_at) + this.tuning.maxAgeMs;
+    await this.repo.finishAttempt(id, leaseUntil, {
+      status: giveUp ? 'failed' : 'pending',
+      last_status_code: result.statusCode,
+      last_error: result.error,
+      next_attempt_at: giveUp ? null : new Date(next).toISOString(),
+      delivered_at: null,
+    });
+  }
+
+  /** One POST of the signed body; never throws. */
+  private async send(
+    rawUrl: string,
+    row: DeliveryRow,
+  ): Promise<{ ok: boolean; statusCode: number | null; error: string | null } | 'aborted'> {
+    try {
+      const url = parseTargetUrl(rawUrl, this.policy);
+      // a name is checked inside the connection's lookup; an IP literal never gets there
+      if (isIP(url.hostname.replace(/^\[|\]$/g, '')) !== 0) await resolveTarget(url.hostname, this.policy);
+      const t = Math.floor(this.deps.clock().getTime() / 1000);
+      const { kid, sig } = await this.deps.jwt.signDetached(Buffer.from(`${t}.${row.body}`, 'utf8'));
+      const res = await request(url, {
+        method: 'POST',
+        dispatcher: this.agent,
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Breeze-Webhooks/1',
+          'breeze-signature': `t=${t},kid=${kid},sig=${sig}`,
+          'breeze-event': row.event_type,
+          'breeze-event-id': row.event_id,
+          'breeze-delivery': row.id,
+        },
+        body: row.body,
+        signal: AbortSignal.any([this.stopping.signal, AbortSignal.timeout(this.tuning.timeoutMs)]),
+      });
+      await res.body.dump({ limit: MAX_ANSWER_BYTES }).catch(() => {});
+      const ok = res.statusCode >= 200 && res.statusCode < 300;
+      return {
+        ok,
+        statusCode: res.statusCode,
+        error: ok
+          ? null
+          : res.statusCode >= 300 && res.statusCode < 400
+            ? `answered ${res.statusCode} (redirects are not followed)`
+            : `answered ${res.statusCode}`,
+      };
+    } catch (err) {
+      if (this.stopping.signal.aborted) return 'aborted';
+      return { ok: false, statusCode: null, error: describeFailure(err, this.tuning.timeoutMs) };
+    }
+  }
+
+  // --- key.expiring ---
+
+  private expiryRun: Promise<void> | null = null;
+
+  private expiryLoop(): void {
+    if (this.stopping.signal.aborted) return;
+    this.expiryRun = this.scanExpiring()
+      .then(() => undefined)
+      .catch((err: Error) => this.deps.log.warn({ webhook_error: err.message }, 'key.expiring scan failed'))
+      .finally(() => {
+        this.expiryRun = null;
+        if (this.stopping.signal.aborted) return;
+        this.expiryTimer = setTimeout(() => this.expiryLoop(), this.tuning.expiryScanMs);
+        this.expiryTimer.unref();
+      });
+  }
+
+  /**
+   * Enqueues one `key.expiring` per key and threshold (1 day, 7 days before `expires_at`). The
+   * notice row and the deliveries are written in one transaction and the notice's primary key
+   * makes it once-only, across restarts and instances. A key already within 1 day gets that notice
+   * only. Returns how many events were enqueued.
+   */
+  async scanExpiring(): Promise<number> {
+    let sent = 0;
+    for (const th of EXPIRY_THRESHOLDS) {
+      for (;;) {
+        if (this.stopping.signal.aborted) return sent;
+        const now = this.deps.clock();
+        const keys = await this.repo.keysExpiringWithout(
+          th.name,
+          now.toISOString(),
+          new Date(now.getTime() + th.ms).toISOString(),
+          100,
+        );
+        for (const key of keys) {
+          const fresh = await this.deps.store.transaction(async (tx) => {
+            const repo = new WebhooksRepo(tx.db);
+            if (!(await repo.markExpiryNotice(key.id, th.name, now.toISOString()))) return false;
+            // a later threshold never fires after a nearer one did
+            for (const later of EXPIRY_THRESHOLDS) {
+              if (later.ms > th.ms) await repo.markExpiryNotice(key.id, later.name, now.toISOString());
+            }
+            await this.deps.enqueueExpiring(tx, key, th.name);
+            return true;
+          });
+          if (fresh) sent++;
+        }
+        if (keys.length < 100) break;
+      }
+    }
+    if (sent > 0) this.nudge();
+    return sent;
+  }
+}
+
+/** A failed attempt in words for the delivery log: never the URL (its query may hold a token). */
+function describeFailure(err: unknown, timeoutMs: number): string {
+  const e = err as NodeJS.ErrnoException & { name?: string; cause?: NodeJS.ErrnoException };
+  if (e?.name === 'TargetRefused') return e.message;
+  if (e?.code === 'EWEBHOOKTARGET') return e.message;
+  if (e?.cause?.code === 'EWEBHOOKTARGET') return e.cause.message;
+  if (
+    e?.name === 'TimeoutError' ||
+    e?.code === 'UND_ERR_HEADERS_TIMEOUT' ||
+    e?.code === 'UND_ERR_BODY_TIMEOUT' ||
+    e?.code === 'UND_ERR_CONNECT_TIMEOUT'
+  ) {
+    return `no answer within ${Math.round(timeoutMs / 1000)} s`;
+  }
+  const code = e?.code ?? e?.cause?.code;
+  const msg = String(e?.cause?.message ?? e?.message ?? e).slice(0, 200);
+  return code ? `${code}: ${msg}` : msg;
+}

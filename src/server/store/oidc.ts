@@ -1,0 +1,61 @@
+import type { Kysely } from 'kysely';
+import type { Database, OidcTrustsTable } from './schema.js';
+
+export type OidcTrustRow = OidcTrustsTable;
+
+/** Trust policies of organizations and the single-use record of exchanged OIDC tokens. */
+export class OidcRepo {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insertTrust(row: OidcTrustRow): Promise<void> {
+    await this.db.insertInto('oidc_trusts').values(row).execute();
+  }
+
+  async trust(id: string): Promise<OidcTrustRow | undefined> {
+    return this.db.selectFrom('oidc_trusts').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  /** The trusts of an organization, oldest first. */
+  async listTrusts(orgId: string): Promise<OidcTrustRow[]> {
+    return this.db.selectFrom('oidc_trusts').selectAll().where('org_id', '=', orgId).orderBy('id').execute();
+  }
+
+  /**
+   * Every trust in `issuer`, oldest first (ids sort by creation time). A trust written with or
+   * without a trailing slash matches either: `https://gitlab.com/` is meant to be `https://gitlab.com`.
+   */
+  async trustsOfIssuer(issuer: string): Promise<OidcTrustRow[]> {
+    const other = issuer.endsWith('/') ? issuer.replace(/\/+$/, '') : `${issuer}/`;
+    return this.db
+      .selectFrom('oidc_trusts')
+      .selectAll()
+      .where('issuer', 'in', [issuer, other])
+      .orderBy('id')
+      .execute();
+  }
+
+  async deleteTrust(id: string): Promise<boolean> {
+    const res = await this.db.deleteFrom('oidc_trusts').where('id', '=', id).executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /**
+   * Records that the token `tokenId` was exchanged; false when it already was (a replay). One
+   * INSERT ... ON CONFLICT DO NOTHING: of two concurrent exchanges of one token exactly one wins,
+   * and a PostgreSQL transaction is not aborted by the conflict.
+   */
+  async useToken(tokenId: string, expiresAt: string): Promise<boolean> {
+    const res = await this.db
+      .insertInto('oidc_token_uses')
+      .values({ id: tokenId, expires_at: expiresAt })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  /** Forgets tokens that expired before `now` (they would be refused as expired anyway). */
+  async pruneTokenUses(now: string): Promise<number> {
+    const res = await this.db.deleteFrom('oidc_token_uses').where('expires_at', '<', now).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+}

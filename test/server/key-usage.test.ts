@@ -1,0 +1,214 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, test } from 'vitest';
+import { openStore, type Store, type StoreLocation } from '../../src/server/store/index.js';
+import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
+import { requirePart } from '../helpers/require.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { openSse } from '../helpers/sse.js';
+
+/**
+ * Issue 14 (usage part) and issue 13's cross-instance promise, black box over HTTP on SQLite and
+ * PostgreSQL: per-key hourly `requests` and `rejected`, counted in memory and flushed in batches
+ * (and on close), summed across instances sharing a database; and on PostgreSQL, a key disabled on
+ * instance A reaches a revocation stream on instance B within a second.
+ */
+
+const pgAvail = postgresAvailability();
+const skipPg = requirePart('PostgreSQL', pgAvail.available, pgAvail.why);
+let pg: Promise<TestPostgres> | undefined;
+const cleanups: Array<() => Promise<void> | void> = [];
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+  if (pg) await (await pg).stop();
+});
+
+/** A fresh database of the engine, as a location two instances can both open. */
+async function location(engine: 'sqlite' | 'postgres'): Promise<StoreLocation> {
+  if (engine === 'sqlite') {
+    const dataDir = mkdtempSync(join(tmpdir(), 'breeze-usage-'));
+    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    return { dataDir };
+  }
+  pg ??= startPostgres();
+  return { databaseUrl: await (await pg).createDatabase(uniqueDbName('usage')) };
+}
+
+async function instance(
+  loc: StoreLocation,
+  config: Record<string, unknown> = {},
+): Promise<TestServer & { own: Store }> {
+  const own = await openStore(loc);
+  const s = await startTestServer({ store: own, config: { usageFlushMs: 60_000, ...config } });
+  cleanups.push(async () => {
+    await s.close().catch(() => {});
+    await own.close().catch(() => {});
+  });
+  return Object.assign(s, { own });
+}
+
+const hourOf = (d = new Date()) => new Date(d.getTime() - (d.getTime() % 3_600_000)).toISOString();
+
+for (const engine of ['sqlite', 'postgres'] as const) {
+  describe.skipIf(engine === 'postgres' && skipPg)(engine, () => {
+    test('requests and rejected per hour; refusals (scope, rate limit) count as rejected; verifications count', async () => {
+      const loc = await location(engine);
+      const a = await instance(loc, { rateLimitPerKey: 8 });
+      const admin = await a.seedKey({ email: 'u@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
+      const key = await a.seedKey({ email: 'u@example.com', scopes: ['read'] });
+      const hdr = { 'xi-api-key': key.apiKey };
+      for (let i = 0; i < 3; i++)
+        expect((await a.app.inject({ url: '/v1/me', headers: hdr })).statusCode).toBe(200);
+      // a scope refusal
+      expect((await a.app.inject({ url: '/v1/api-keys', headers: hdr })).statusCode).toBe(403);
+      // two verifications of it, one of them refused for scope
+      const verify = (scopes?: string[]) =>
+        a.app.inject({
+          method: 'POST',
+          url: '/v1/keys/verify',
+          headers: { 'xi-api-key': admin.apiKey },
+          payload: { key: key.apiKey, ...(scopes ? { scopes } : {}) },
+        });
+      expect((await verify()).json().code).toBe('VALID');
+      expect((await verify(['write'])).json().code).toBe('INSUFFICIENT_SCOPE');
+      // 6 uses so far; the limit is 8: two more pass, then 429s
+      for (let i = 0; i < 2; i++) await a.app.inject({ url: '/v1/me', headers: hdr });
+      expect((await a.app.inject({ url: '/v1/me', headers: hdr })).statusCode).toBe(429);
+      expect((await verify()).json().code).toBe('RATE_LIMITED');
+
+      const usage = await a.app.inject({
+        url: `/v1/api-keys/${key.keyId}/usage`,
+        headers: { 'xi-api-key': admin.apiKey },
+      });
+      expect(usage.statusCode).toBe(200);
+      const rows = usage.json().data as Array<{ at: string; requests: number; rejected: number }>;
+      expect(rows).toHaveLength(24);
+      expect(rows.at(-1)).toEqual({ at: hourOf(), requests: 10, rejected: 4 });
+      expect(rows.slice(0, -1).every((r) => r.requests === 0 && r.rejected === 0)).toBe(true);
+      // nothing was written yet (flush every 60 s here): never a database write per request
+      expect(await a.store.usage.range(key.keyId, hourOf(), '9999')).toEqual([]);
+
+      // by day
+      const days = await a.app.inject({
+        url: `/v1/api-keys/${key.keyId}/usage?granularity=day&from=${new Date(Date.now() - 2 * 86400_000).toISOString()}`,
+        headers: { 'xi-api-key': admin.apiKey },
+      });
+      const dayRows = days.json().data as Array<{ at: string; requests: number }>;
+      expect(dayRows.length).toBe(3);
+      expect(dayRows.at(-1)?.requests).toBe(10);
+
+      // key lists carry the last 24 hours' requests
+      const list = await a.app.inject({ url: '/v1/api-keys', headers: { 'xi-api-key': admin.apiKey } });
+      const listed = (list.json().data as Array<{ key_id: string; requests_24h: number }>).find(
+        (k) => k.key_id === key.keyId,
+      );
+      expect(listed?.requests_24h).toBe(10);
+
+      // app.close() flushes
+      await a.app.close();
+      expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toEqual([
+        { key_id: key.keyId, hour: hourOf(), requests: 10, rejected: 4 },
+      ]);
+    });
+
+    test('two instances on one database sum; the timer flushes within the interval', async () => {
+      const loc = await location(engine);
+      const a = await instance(loc, { usageFlushMs: 200 });
+      const b = await instance(loc, { usageFlushMs: 200 });
+      const admin = await a.seedKey({ email: 'u@example.com', scopes: ['read', 'write', 'admin'] });
+      const key = await a.seedKey({ email: 'u@example.com', scopes: ['read'] });
+      const hdr = { 'x-api-key': key.apiKey };
+      for (let i = 0; i < 5; i++) await a.app.inject({ url: '/v1/me', headers: hdr });
+      for (let i = 0; i < 7; i++) await b.app.inject({ url: '/v1/me', headers: hdr });
+      await new Promise((r) => setTimeout(r, 700));
+      expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toMatchObject([
+        { requests: 12, rejected: 0 },
+      ]);
+      const listed = await a.app.inject({ url: '/v1/api-keys', headers: { 'xi-api-key': admin.apiKey } });
+      expect(
+        (listed.json().data as Array<{ key_id: string; requests_24h: number }>).find(
+          (k) => k.key_id === key.keyId,
+        )?.requests_24h,
+      ).toBe(12);
+      const seen = await b.app.inject({
+        url: `/v1/api-keys/${key.keyId}/usage`,
+        headers: { 'xi-api-key': admin.apiKey },
+      });
+      expect(seen.json().data.at(-1)).toEqual({ at: hourOf(), requests: 12, rejected: 0 });
+    });
+
+    test("visibility: another user's key is 404, a non-admin key may read only its own usage; bad ranges are 400", async () => {
+      const loc = await location(engine);
+      const a = await instance(loc);
+      const mine = await a.seedKey({ email: 'me@example.com', scopes: ['read'] });
+      const mine2 = await a.seedKey({ email: 'me@example.com', scopes: ['read'] });
+      const theirs = await a.seedKey({ email: 'them@example.com', scopes: ['read', 'write', 'admin'] });
+      const get = (key: string, url: string) => a.app.inject({ url, headers: { 'xi-api-key': key } });
+      expect((await get(mine.apiKey, `/v1/api-keys/${mine.keyId}/usage`)).statusCode).toBe(200);
+      expect((await get(mine.apiKey, `/v1/api-keys/${mine2.keyId}/usage`)).statusCode).toBe(403);
+      const other = await get(theirs.apiKey, `/v1/api-keys/${mine.keyId}/usage`);
+      expect(other.statusCode).toBe(404);
+      expect(other.json().error.code).toBe('NOT_FOUND');
+      for (const q of [
+        'from=yesterday',
+        'granularity=week',
+        `from=${new Date().toISOString()}&to=${new Date(Date.now() - 86400_000).toISOString()}`,
+        `from=${new Date(Date.now() - 400 * 86400_000).toISOString()}`,
+      ]) {
+        const r = await get(mine.apiKey, `/v1/api-keys/${mine.keyId}/usage?${q}`);
+        expect(r.statusCode, q).toBe(400);
+        expect(r.json().error.code).toBe('VALIDATION_FAILED');
+      }
+    });
+  });
+}
+
+describe.skipIf(skipPg)('postgres: two instances', () => {
+  test('disable on A -> a stream on B gets key.revoked within 1 s (20 tries)', async () => {
+    const loc = await location('postgres');
+    // B keeps verified keys for 60 s: the revocation can only arrive by NOTIFY
+    const a = await instance(loc);
+    const b = await instance(loc, { keyCacheTtlMs: 60_000 });
+    const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
+    const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
+    const st = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': owner.apiKey });
+    cleanups.push(() => st.close());
+    expect(st.status).toBe(200);
+    await st.waitFor((e) => e.comment === 'connected');
+    const delays: number[] = [];
+    for (let i = 0; i < 20; i++) {
+      const k = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
+      // B has it cached as valid
+      const before = await b.app.inject({
+        method: 'POST',
+        url: '/v1/keys/verify',
+        headers: { 'xi-api-key': owner.apiKey },
+        payload: { key: k.apiKey },
+      });
+      expect(before.json().code).toBe('VALID');
+      const t0 = performance.now();
+      const res = await a.app.inject({
+        method: 'POST',
+        url: `/v1/api-keys/${k.keyId}/disable`,
+        headers: { 'xi-api-key': owner.apiKey },
+      });
+      expect(res.statusCode).toBe(200);
+      await st.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 1000);
+      delays.push(performance.now() - t0);
+      const after = await b.app.inject({
+        method: 'POST',
+        url: '/v1/keys/verify',
+        headers: { 'xi-api-key': owner.apiKey },
+        payload: { key: k.apiKey },
+      });
+      expect(after.json().code).toBe('DISABLED');
+    }
+    const sorted = [...delays].sort((x, y) => x - y);
+    const median = (sorted[9]! + sorted[10]!) / 2;
+    console.log(
+      `cross-instance key.revoked (disable on A -> stream on B), 20 tries: median ${median.toFixed(1)} ms, min ${sorted[0]!.toFixed(1)} ms, max ${sorted[19]!.toFixed(1)} ms`,
+    );
+    expect(sorted[19]).toBeLessThan(1000);
+  });
+});

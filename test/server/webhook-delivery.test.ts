@@ -1,0 +1,321 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, test } from 'vitest';
+import { isPublicAddress, type Resolver } from '../../src/server/services/webhook-target.js';
+import { retryDelayMs } from '../../src/server/services/webhook-worker.js';
+import { openStore } from '../../src/server/store/index.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+import { type Receiver, startReceiver, verifyWithJwks } from '../helpers/webhook-receiver.js';
+
+/**
+ * Issue 14, webhooks: the SSRF guard (creation and delivery, DNS rebinding included), and delivery
+ * across a restart on the same SQLite file.
+ */
+
+type Json = Record<string, unknown>;
+const uniq = () => randomBytes(4).toString('hex');
+const FAST = { pollMs: 50, retryBaseMs: 150, timeoutMs: 5000, expiryScanMs: 0 };
+
+async function call(s: TestServer, key: string, method: string, url: string, payload?: object) {
+  const res = await s.app.inject({
+    method: method as 'GET',
+    url,
+    headers: { 'xi-api-key': key },
+    ...(payload ? { payload } : {}),
+  });
+  return { status: res.statusCode, body: (res.body ? res.json() : {}) as Json };
+}
+
+async function owner(s: TestServer) {
+  const seeded = await s.seedKey({ email: `owner-${uniq()}@example.com` });
+  const me = await call(s, seeded.apiKey, 'GET', '/v1/me');
+  return { ...seeded, orgId: (me.body.org as Json).id as string };
+}
+
+async function until<T>(
+  what: string,
+  fn: () => Promise<T | undefined | false>,
+  timeoutMs = 8000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+describe('which addresses are public', () => {
+  const refused = [
+    '127.0.0.1',
+    '127.255.0.9',
+    '10.1.2.3',
+    '172.16.0.1',
+    '172.31.255.255',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '100.127.255.254',
+    '0.0.0.0',
+    '224.0.0.251',
+    '239.255.255.250',
+    '255.255.255.255',
+    '240.0.0.1',
+    '192.0.2.1',
+    '198.18.0.1',
+    '::',
+    '::1',
+    'fe80::1',
+    'fe80::1%eth0',
+    'fd00::1',
+    'fc12:3456::1',
+    'ff02::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '::ffff:10.0.0.1',
+    '::ffff:169.254.169.254',
+    '::127.0.0.1',
+    '64:ff9b::7f00:1',
+    '64:ff9b::a9fe:a9fe',
+    '2002:7f00:1::1',
+    '2002:c0a8:101::1',
+    '2001:db8::1',
+    'not an address',
+  ];
+  const allowed = [
+    '93.184.216.34',
+    '8.8.8.8',
+    '1.1.1.1',
+    '172.32.0.1',
+    '100.128.0.1',
+    '2606:4700:4700::1111',
+    '::ffff:8.8.8.8',
+    '64:ff9b::808:808',
+    '2002:808:808::1',
+  ];
+  test.each(refused)('%s is refused', (a) => expect(isPublicAddress(a)).toBe(false));
+  test.each(allowed)('%s is allowed', (a) => expect(isPublicAddress(a)).toBe(true));
+});
+
+test('retries: the first within 30 s, then doubling, capped', () => {
+  const t = { retryBaseMs: 10_000, maxRetryDelayMs: 3 * 3600_000 };
+  expect(retryDelayMs(1, t)).toBe(10_000);
+  expect(retryDelayMs(2, t)).toBe(20_000);
+  expect(retryDelayMs(3, t)).toBe(40_000);
+  expect(retryDelayMs(30, t)).toBe(3 * 3600_000);
+  // the schedule spans about 24 h: count the attempts that fit
+  let at = 0;
+  let n = 1;
+  while (at + retryDelayMs(n, t) <= 24 * 3600_000) at += retryDelayMs(n++, t);
+  expect(n).toBeGreaterThan(10);
+  expect(n).toBeLessThan(25);
+});
+
+describe('without --allow-private-webhooks', () => {
+  let s: TestServer;
+  let rx: Receiver;
+  /** `rebind.test` answers a public address once, then loopback (a DNS rebinding attack) */
+  let rebindCalls = 0;
+  const resolve: Resolver = async (host) => {
+    if (host === 'internal.test') return [{ address: '127.0.0.1', family: 4 }];
+    if (host === 'mixed.test')
+      return [
+        { address: '93.184.216.34', family: 4 },
+        { address: '10.0.0.7', family: 4 },
+      ];
+    if (host === 'rebind.test') {
+      rebindCalls++;
+      return [{ address: rebindCalls === 1 ? '93.184.216.34' : '127.0.0.1', family: 4 }];
+    }
+    if (host === 'localhost') return [{ address: '127.0.0.1', family: 4 }];
+    throw Object.assign(new Error('not found'), { code: 'ENOTFOUND' });
+  };
+
+  beforeAll(async () => {
+    s = await startTestServer({ config: { webhooks: { ...FAST, resolve } } });
+    rx = await startReceiver();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await rx?.close();
+  });
+
+  test('creating a webhook for a private, loopback or link-local target is 400 with the reason', async () => {
+    const o = await owner(s);
+    const refused: [string, RegExp][] = [
+      [`http://127.0.0.1:${rx.port}/`, /must use https/],
+      [`http://93.184.216.34/`, /must use https/],
+      [`https://127.0.0.1:${rx.port}/`, /127\.0\.0\.1 is a private, loopback/],
+      ['https://localhost/', /localhost \(127\.0\.0\.1\)/],
+      ['https://[::1]/', /non-public/],
+      ['https://[::ffff:127.0.0.1]/', /non-public/],
+      ['https://169.254.169.254/latest/meta-data', /non-public/],
+      ['https://10.0.0.1/', /non-public/],
+      ['https://100.64.0.1/', /non-public/],
+      ['https://[fd00::1]/', /non-public/],
+      ['https://[fe80::1]/', /non-public/],
+      ['https://0.0.0.0/', /non-public/],
+      ['https://2130706433/', /non-public/], // 127.0.0.1 as one number
+      ['https://0x7f.1/', /non-public/],
+      ['https://internal.test/hook', /internal\.test \(127\.0\.0\.1\)/],
+      ['https://mixed.test/hook', /mixed\.test \(10\.0\.0\.7\)/],
+      ['https://no-such-host.test/', /could not be resolved/],
+    ];
+    for (const [url, message] of refused) {
+      const r = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, { url, events: ['*'] });
+      expect(r.status, url).toBe(400);
+      expect((r.body.error as Json).code).toBe('VALIDATION_FAILED');
+      expect((r.body.error as Json).message, url).toMatch(message);
+    }
+    expect((await call(s, o.apiKey, 'GET', `/v1/orgs/${o.orgId}/webhooks`)).body.data).toEqual([]);
+    const ok = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+      url: 'https://93.184.216.34/hook',
+      events: ['oidc.exchanged'],
+    });
+    expect(ok.status).toBe(201);
+  });
+
+  test('a name that resolves to loopback at delivery (DNS rebinding) reaches nothing', async () => {
+    const o = await owner(s);
+    const hook = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+      url: `https://rebind.test:${rx.port}/hook`,
+      events: ['key.deleted'],
+    });
+    expect(hook.status).toBe(201);
+    const before = rx.connections;
+    await call(s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+    const row = await until('a failed attempt', async () => {
+      const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+      const d = (r.body.data as Json[])[0];
+      return d && (d.attempts as number) >= 1 ? d : undefined;
+    });
+    expect(row).toMatchObject({ status: 'pending', last_status_code: null });
+    expect(row.last_error).toMatch(/rebind\.test \(127\.0\.0\.1\).*non-public/);
+    expect(rebindCalls).toBeGreaterThanOrEqual(2);
+    expect(rx.connections).toBe(before);
+  });
+
+  test('a stored private target (made under the flag) is refused at delivery once the flag is off', async () => {
+    const o = await owner(s);
+    const id = `whk_${uniq()}`;
+    await s.store.db
+      .insertInto('webhooks')
+      .values({
+        id,
+        org_id: o.orgId,
+        url: `http://127.0.0.1:${rx.port}/`,
+        events: '*',
+        created_by: o.userId,
+        created_at: new Date().toISOString(),
+      })
+      .execute();
+    const before = rx.connections;
+    expect((await call(s, o.apiKey, 'POST', `/v1/webhooks/${id}/test`)).status).toBe(202);
+    const row = await until('a failed attempt', async () => {
+      const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${id}/deliveries`);
+      const d = (r.body.data as Json[])[0];
+      return d && (d.attempts as number) >= 1 ? d : undefined;
+    });
+    expect(row.last_error).toMatch(/https/);
+    expect(rx.connections).toBe(before);
+  });
+});
+
+describe('restarts', () => {
+  let dataDir: string;
+  let rx: Receiver;
+  beforeAll(async () => {
+    dataDir = mkdtempSync(join(tmpdir(), 'breeze-webhooks-'));
+    rx = await startReceiver();
+  });
+  afterAll(async () => {
+    await rx?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  /** A server over the SQLite file in `dataDir`, as `breeze serve --data-dir` would open it. */
+  async function open(retryBaseMs = FAST.retryBaseMs) {
+    const store = await openStore({ dataDir });
+    const s = await startTestServer({
+      store,
+      config: { allowPrivateWebhooks: true, webhooks: { ...FAST, retryBaseMs } },
+    });
+    return {
+      s,
+      async close() {
+        await s.close();
+        await store.close();
+      },
+    };
+  }
+
+  test('a restart between attempts loses no delivery', async () => {
+    // a long backoff: the retry is due only after the restart
+    const first = await open(1500);
+    const o = await owner(first.s);
+    const hook = await call(first.s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+      url: `${rx.url}/restart`,
+      events: ['key.deleted'],
+    });
+    rx.answers.push(503);
+    const before = rx.received.length;
+    const ping = await call(first.s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+    await rx.waitFor(before + 1);
+    await until('the failed attempt recorded', async () => {
+      const r = await call(first.s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+      return ((r.body.data as Json[])[0]?.attempts as number) === 1;
+    });
+    await first.close();
+
+    const second = await open();
+    try {
+      const got = await rx.waitFor(before + 2);
+      const last = got[before + 1]!;
+      expect(JSON.parse(last.raw)).toMatchObject({ type: 'ping' });
+      const jwks = (await second.s.app.inject({ method: 'GET', url: '/.well-known/jwks.json' })).json();
+      expect(await verifyWithJwks(jwks, last.headers['breeze-signature'], last.raw)).toBe(true);
+      const row = await until('delivered after the restart', async () => {
+        const r = await call(second.s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+        const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
+        return d?.status === 'delivered' ? d : undefined;
+      });
+      expect(row).toMatchObject({ attempts: 2, last_status_code: 200 });
+    } finally {
+      await second.close();
+    }
+  });
+
+  test('closing the server mid-attempt gives the delivery back; the next start delivers it', async () => {
+    const first = await open();
+    const o = await owner(first.s);
+    const hook = await call(first.s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+      url: `${rx.url}/hang`,
+      events: ['key.deleted'],
+    });
+    rx.answers.push('hang');
+    const before = rx.received.length;
+    const ping = await call(first.s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+    await rx.waitFor(before + 1);
+    const t0 = Date.now();
+    await first.close();
+    // no waiting for the 5 s attempt limit
+    expect(Date.now() - t0).toBeLessThan(3000);
+
+    const second = await open();
+    try {
+      await rx.waitFor(before + 2);
+      const row = await until('delivered after the restart', async () => {
+        const r = await call(second.s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+        const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
+        return d?.status === 'delivered' ? d : undefined;
+      });
+      // the aborted attempt is not counted
+      expect(row).toMatchObject({ attempts: 1, last_status_code: 200 });
+    } finally {
+      await second.close();
+    }
+  });
+});
