@@ -2,10 +2,14 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import { HttpError } from '../../core/errors.js';
 import { randomToken } from '../../core/ids.js';
 import { type KeyStatus, ROLES, type Role, SCOPES, type Scope } from '../../core/types.js';
-import { capScopes, isAllowed, type OrgAccess } from '../authz.js';
+import { auditScope, capScopes, isAllowed, type OrgAccess } from '../authz.js';
 import type { AuthContext } from '../context.js';
 import { ApiKeyOps } from '../services/api-keys.js';
-import { type AuditBy, byRequest, requestMeta } from '../services/audit.js';
+import { AUDIT_ACTIONS, type AuditBy, byRequest, requestMeta } from '../services/audit.js';
+import { readAuditLog } from '../services/audit-log.js';
+import { CLAIM_NAME_PATTERN, OidcService } from '../services/oidc.js';
+import { requestsLast24h } from '../services/usage.js';
+import { WEBHOOK_EVENTS } from '../services/webhooks.js';
 import { type BrowserSession, Sessions } from '../session.js';
 import { DashboardRepo } from '../store/dashboard.js';
 import { scopesOf } from '../store/keys.js';
@@ -13,12 +17,15 @@ import { SessionsRepo } from '../store/sessions.js';
 import { isPossibleId, isValidEmail } from '../validation.js';
 import { accountPage } from './account-page.js';
 import { DASHBOARD_JS, DASHBOARD_JS_ETAG } from './assets.js';
+import { type AuditFilters, auditPage, keyEventsSection, SINCE_CHOICES } from './audit-page.js';
 import { FlashCookie, field, fieldList, OnceTokens, textInput } from './forms.js';
 import { createdKeyPage, EXPIRY_CHOICES, newKeyPage, type ScopeChoice } from './key-new-page.js';
 import { deleteConfirmPage, GRACE_CHOICES, keyPage, rotatedKeyPage } from './key-page.js';
 import { keysPage, STATUS_FILTERS } from './keys-page.js';
 import { dashboardCsp, type Flash, SCRIPT_PATH, type Viewer } from './layout.js';
 import { orgPage } from './org-page.js';
+import { leakPolicySection, oidcSection, TRUST_TTL_CHOICES, webhooksSection } from './org-platform.js';
+import { type UsageRange, usageSection, usageSeries } from './usage-chart.js';
 import { html, pageCsp, resultPage } from './views.js';
 
 const HIDE = { hide: true } as const;
@@ -45,6 +52,8 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   const queries = new DashboardRepo(ctx.store.db);
   const flash = new FlashCookie(ctx, () => sessions.secure);
   const onceTokens = new OnceTokens();
+  const oidc = new OidcService(ctx);
+  const webhooks = () => app.breezeWebhooks;
   const rateLimit = (max: number) => ({ rateLimit: { max, timeWindow: 60_000 } });
 
   function send(reply: FastifyReply, status: number, page: string): FastifyReply {
@@ -216,6 +225,77 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
     return reply.type('text/javascript; charset=utf-8').send(DASHBOARD_JS);
   });
 
+  // ---- audit log ------------------------------------------------------------------------------
+
+  app.get('/audit', { schema: HIDE }, async (request, reply) => {
+    const session = await signedIn(request, reply);
+    if (!session) return reply;
+    const auth = authOf(session);
+    const q = request.query;
+    const access = await currentOrg(request, auth, field(q, 'org_id'));
+    if (field(q, 'org_id')) rememberOrg(reply, access.orgId);
+    // only values the page offers (or a well-formed id) reach the service; others are said plainly
+    const problems: string[] = [];
+    const filters: AuditFilters = {};
+    const action = field(q, 'action') || undefined;
+    if (action) {
+      if ((AUDIT_ACTIONS as readonly string[]).includes(action)) filters.action = action;
+      else problems.push('That action is not one the log records; showing every action.');
+    }
+    const keyId = (field(q, 'key_id') ?? '').trim() || undefined;
+    if (keyId) {
+      if (/^key_[0-9A-Z]{26}$/.test(keyId)) filters.keyId = keyId;
+      else
+        problems.push('A key id looks like key_ followed by 26 letters and digits; the key filter is off.');
+    }
+    const actorId = field(q, 'actor_id') || undefined;
+    if (actorId) {
+      if (isPossibleId(actorId)) filters.actorId = actorId;
+      else problems.push('Unknown actor; showing everyone.');
+    }
+    const since = field(q, 'since') || undefined;
+    if (since) {
+      if (SINCE_CHOICES.some((c) => c.value === since)) filters.since = since;
+      else problems.push('Pick a time range from the list; showing any time.');
+    }
+    const cursor = field(q, 'cursor') || undefined;
+    const read = (c?: string) =>
+      readAuditLog(ctx, orgs, auth, {
+        org_id: access.orgId,
+        ...(filters.action ? { action: filters.action } : {}),
+        ...(filters.keyId ? { key_id: filters.keyId } : {}),
+        ...(filters.actorId ? { actor_id: filters.actorId } : {}),
+        ...(filters.since ? { since: filters.since } : {}),
+        limit: PAGE_SIZE,
+        ...(c ? { cursor: c } : {}),
+      });
+    const log = await read(cursor).catch((err: unknown) => {
+      // a cursor not of ours: the newest page
+      if (err instanceof HttpError && err.code === 'VALIDATION_FAILED') return null;
+      throw err;
+    });
+    const page = log ?? (await read());
+    const [org, members] = await Promise.all([orgs.get(access.orgId), orgs.members(access)]);
+    const whole = auditScope(access) === 'all';
+    return send(
+      reply,
+      problems.length > 0 ? 400 : 200,
+      auditPage({
+        viewer: await viewer(request, reply, session, access.orgId),
+        orgName: org.name,
+        whole,
+        actions: AUDIT_ACTIONS,
+        members: whole ? members : members.filter((m) => m.user_id === auth.user.id),
+        filters,
+        events: page.events,
+        nextCursor: page.nextCursor,
+        paged: log !== null && cursor !== undefined,
+        ...(problems.length > 0 ? { problem: problems.join(' ') } : {}),
+        now: ctx.clock(),
+      }),
+    );
+  });
+
   // ---- keys -----------------------------------------------------------------------------------
 
   app.get('/keys', { schema: HIDE }, async (request, reply) => {
@@ -240,6 +320,10 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
         throw err;
       });
     if (!list) return seeOther(reply, `/keys?org_id=${access.orgId}`);
+    const requests24h = await requestsLast24h(
+      app,
+      list.rows.map((r) => r.id),
+    );
     return send(
       reply,
       200,
@@ -250,6 +334,7 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
         projectId,
         status,
         keys: list.rows.map((r) => ops.info(r)),
+        requests24h,
         nextCursor: list.nextCursor,
         paged: cursor !== undefined,
         allMembers: isAllowed(access, 'keys.manage_others'),
@@ -372,11 +457,27 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   app.get<{ Params: { key_id: string } }>('/keys/:key_id', { schema: HIDE }, async (request, reply) => {
     const session = await signedIn(request, reply);
     if (!session) return reply;
-    const { row, access } = await ops.load(authOf(session), request.params.key_id);
-    const [org, project, creator] = await Promise.all([
+    const auth = authOf(session);
+    const { row, access } = await ops.load(auth, request.params.key_id);
+    const range: UsageRange = field(request.query, 'usage') === '30d' ? '30d' : '7d';
+    const eventsCursor = field(request.query, 'events_cursor') || undefined;
+    const [org, project, creator, points, log] = await Promise.all([
       orgs.get(access.orgId),
       row.project_id ? ctx.store.orgs.project(row.project_id) : undefined,
       ctx.store.users.get(row.user_id),
+      usageSeries(ctx, row.id, range),
+      readAuditLog(ctx, orgs, auth, {
+        org_id: access.orgId,
+        key_id: row.id,
+        limit: 20,
+        cursor: eventsCursor,
+      }).catch((err: unknown) => {
+        // a cursor not of ours: the newest events
+        if (err instanceof HttpError && err.code === 'VALIDATION_FAILED') {
+          return readAuditLog(ctx, orgs, auth, { org_id: access.orgId, key_id: row.id, limit: 20 });
+        }
+        throw err;
+      }),
     ]);
     return send(
       reply,
@@ -391,6 +492,18 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
         scopes: scopeChoices(access.role, scopesOf(row)),
         rotated: row.rotated_at !== null,
         now: ctx.clock(),
+        extraSections: [
+          usageSection({ keyId: row.id, range, points }),
+          keyEventsSection({
+            keyId: row.id,
+            orgId: access.orgId,
+            events: log.events,
+            nextCursor: log.nextCursor,
+            paged: eventsCursor !== undefined,
+            usage: range,
+            now: ctx.clock(),
+          }),
+        ],
       }),
     );
   });
@@ -583,6 +696,47 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       orgs.projects(access),
       canInvite ? orgs.invitations(access) : undefined,
     ]);
+    // the platform sections, each only for the roles that may use it (authz.ts decides)
+    const now = ctx.clock();
+    const extraSections = [];
+    if (isAllowed(access, 'webhooks.read')) {
+      const hooks = await webhooks().list(access);
+      extraSections.push(
+        webhooksSection({
+          orgId: access.orgId,
+          csrf: session.csrf,
+          hooks: await Promise.all(
+            hooks.map(async (hook) => ({ hook, deliveries: await webhooks().deliveries(auth, hook.id, 10) })),
+          ),
+          events: WEBHOOK_EVENTS,
+          canManage: isAllowed(access, 'webhooks.manage'),
+          now,
+        }),
+      );
+    }
+    if (isAllowed(access, 'oidc_trusts.manage')) {
+      extraSections.push(
+        oidcSection({
+          orgId: access.orgId,
+          orgName: org.name,
+          csrf: session.csrf,
+          role: access.role,
+          trusts: await oidc.list(auth, access.orgId),
+          projects,
+          scopes: scopeChoices(access.role, ['read']),
+          now,
+        }),
+      );
+    }
+    if (isAllowed(access, 'org.update')) {
+      extraSections.push(
+        leakPolicySection({
+          orgId: access.orgId,
+          csrf: session.csrf,
+          policy: org.leak_policy === 'notify' ? 'notify' : 'disable',
+        }),
+      );
+    }
     return send(
       reply,
       200,
@@ -599,13 +753,21 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
           manageProjects: isAllowed(access, 'projects.create'),
           invite: canInvite,
         },
-        now: ctx.clock(),
+        now,
+        extraSections,
       }),
     );
   });
 
   type OrgPost = {
-    Params: { org_id: string; user_id?: string; invitation_id?: string; project_id?: string };
+    Params: {
+      org_id: string;
+      user_id?: string;
+      invitation_id?: string;
+      project_id?: string;
+      webhook_id?: string;
+      trust_id?: string;
+    };
   };
   const orgPost = { schema: HIDE, config: rateLimit(30) };
 
@@ -674,6 +836,117 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       if (!project || project.org_id !== access.orgId) throw new HttpError('NOT_FOUND', 'No such project.');
       await orgs.deleteProject(auth, project.id, requestMeta(request));
       return { flash: { kind: 'ok', text: `Project “${project.name}” deleted.` } };
+    }),
+  );
+
+  // ---- webhooks, OIDC trusts, leak policy (the same services as the API) -------------------------
+
+  app.post<OrgPost>('/orgs/:org_id/webhooks', orgPost, (request, reply) =>
+    orgAction(request, reply, async (access) => {
+      const url = textInput(field(request.body, 'url'), 2048);
+      if (!url) throw new PageError('Give the webhook an https URL (up to 2,048 characters).');
+      const picked = fieldList(request.body, 'events');
+      const specific = picked.filter((e) => e !== '*');
+      const events = specific.length > 0 ? specific : picked.includes('*') ? ['*'] : [];
+      if (events.length === 0) throw new PageError('Pick the events to send (or every event).');
+      const hook = await webhooks().create(access, url, events, requestMeta(request));
+      return { flash: { kind: 'ok', text: `Webhook added: ${hook.url}. Send a test ping to check it.` } };
+    }),
+  );
+
+  app.post<OrgPost>('/orgs/:org_id/webhooks/:webhook_id/ping', orgPost, (request, reply) =>
+    orgAction(request, reply, async (access, auth) => {
+      const id = request.params.webhook_id ?? '';
+      const { row } = await webhooks().find(auth, id, 'webhooks.manage');
+      if (row.org_id !== access.orgId) throw new HttpError('NOT_FOUND', 'No such webhook.');
+      await webhooks().ping(auth, id);
+      return { flash: { kind: 'ok', text: `Test ping queued for ${row.url}: its delivery shows below.` } };
+    }),
+  );
+
+  app.post<OrgPost>('/orgs/:org_id/webhooks/:webhook_id/delete', orgPost, (request, reply) =>
+    orgAction(request, reply, async (access, auth) => {
+      const id = request.params.webhook_id ?? '';
+      const { row } = await webhooks().find(auth, id, 'webhooks.manage');
+      if (row.org_id !== access.orgId) throw new HttpError('NOT_FOUND', 'No such webhook.');
+      const hook = await webhooks().delete(auth, id, requestMeta(request));
+      return { flash: { kind: 'ok', text: `Webhook deleted: nothing more is sent to ${hook.url}.` } };
+    }),
+  );
+
+  const claimName = new RegExp(CLAIM_NAME_PATTERN);
+
+  app.post<OrgPost>('/orgs/:org_id/oidc-trusts', orgPost, (request, reply) =>
+    orgAction(request, reply, async (access, auth) => {
+      const issuer = textInput(field(request.body, 'issuer'), 512);
+      if (!issuer) throw new PageError('Give the issuer’s https URL.');
+      const audienceText = field(request.body, 'audience')?.trim() ?? '';
+      const audience = audienceText ? textInput(audienceText, 512) : undefined;
+      if (audienceText && !audience)
+        throw new PageError('The audience is too long or has control characters.');
+      const claims: Record<string, string> = {};
+      for (const line of (field(request.body, 'claims') ?? '').slice(0, 8000).split(/\r?\n/)) {
+        if (line.trim() === '') continue;
+        const eq = line.indexOf('=');
+        const name = eq > 0 ? line.slice(0, eq).trim() : '';
+        const value = eq > 0 ? textInput(line.slice(eq + 1).trim(), 256) : undefined;
+        if (!claimName.test(name) || value === undefined) {
+          throw new PageError(
+            'Write each claim as name=value on its own line (names: letters, digits, _ . : -; values up to 256 characters).',
+          );
+        }
+        claims[name] = value;
+      }
+      const count = Object.keys(claims).length;
+      if (count === 0 || count > 20)
+        throw new PageError('Give between 1 and 20 claims the token must carry.');
+      const ttl = TRUST_TTL_CHOICES.find((c) => String(c.value) === field(request.body, 'ttl_s'));
+      if (!ttl) throw new PageError('Pick a key lifetime from the list.');
+      const projectId = field(request.body, 'project_id') ?? '';
+      if (!isPossibleId(projectId)) throw new PageError('Pick a project.');
+      const trust = await oidc.create(
+        auth,
+        access.orgId,
+        {
+          issuer,
+          ...(audience ? { audience } : {}),
+          claims,
+          project_id: projectId,
+          scopes: scopesFrom(request.body),
+          ttl_s: ttl.value,
+        },
+        byRequest(request, auth),
+      );
+      return { flash: { kind: 'ok', text: `Trust added for ${trust.issuer}.` } };
+    }),
+  );
+
+  app.post<OrgPost>('/orgs/:org_id/oidc-trusts/:trust_id/delete', orgPost, (request, reply) =>
+    orgAction(request, reply, async (access, auth) => {
+      const id = request.params.trust_id ?? '';
+      const found = await ctx.store.oidc.trust(id);
+      if (!found || found.org_id !== access.orgId) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
+      const row = await oidc.delete(auth, id);
+      return { flash: { kind: 'ok', text: `Trust for ${row.issuer} deleted: its jobs get no more keys.` } };
+    }),
+  );
+
+  app.post<OrgPost>('/orgs/:org_id/leak-policy', orgPost, (request, reply) =>
+    orgAction(request, reply, async (access, auth) => {
+      const policy = field(request.body, 'leak_policy');
+      if (policy !== 'disable' && policy !== 'notify')
+        throw new PageError('Pick what happens to a leaked key.');
+      const checked = await orgs.access(auth, access.orgId, 'org.update');
+      await ctx.store.orgs.setLeakPolicy(checked.orgId, policy);
+      return {
+        flash: {
+          kind: 'ok',
+          text:
+            policy === 'disable'
+              ? 'A key reported leaked is now disabled at once.'
+              : 'A key reported leaked now keeps working; its owner is told.',
+        },
+      };
     }),
   );
 }

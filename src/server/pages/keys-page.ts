@@ -12,6 +12,8 @@ export interface KeysView {
   projectId?: string;
   status?: KeyStatus;
   keys: ApiKeyInfo[];
+  /** requests per key over the last 24 hours (one grouped query for the page) */
+  requests24h: ReadonlyMap<string, number>;
   /** the link to the next page, if there is one */
   nextCursor: string | null;
   /** true when this is not the first page */
@@ -53,13 +55,14 @@ breeze keys create --name "my service" --scopes read,write</code></pre>
 export function keysPage(v: KeysView): string {
   const table = html`<div class="scroll"><table>
 <caption class="sr-only">API keys</caption>
-<thead><tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Scopes</th><th scope="col">Status</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Created</th></tr></thead>
+<thead><tr><th scope="col">Name</th><th scope="col">Prefix</th><th scope="col">Scopes</th><th scope="col">Status</th><th scope="col" class="num">Requests (24 h)</th><th scope="col">Last used</th><th scope="col">Expires</th><th scope="col">Created</th></tr></thead>
 <tbody>${v.keys.map(
     (k) => html`<tr>
 <td><a href="/keys/${k.key_id}">${k.name}</a></td>
 <td><code>${k.prefix}…</code></td>
 <td>${scopeChips(k.scopes)}</td>
 <td>${statusChip(k.status)}</td>
+<td class="num">${(v.requests24h.get(k.key_id) ?? 0).toLocaleString('en-US')}</td>
 <td>${timeTag(k.last_used_at, v.now, 'never')}</td>
 <td>${timeTag(k.expires_at, v.now, 'never')}</td>
 <td>${timeTag(k.created_at, v.now)}</td>

@@ -45,6 +45,15 @@ table{width:100%;border-collapse:collapse;font-size:14px}
 th,td{text-align:left;padding:9px 10px;border-bottom:1px solid var(--line);vertical-align:middle}
 th{font-size:12px;text-transform:uppercase;letter-spacing:.04em;color:var(--muted);font-weight:650}
 tbody tr:last-child td{border-bottom:0}
+th.num,td.num{text-align:right;font-variant-numeric:tabular-nums}
+.chart{display:block;width:100%;height:160px;margin:0 0 8px}
+.chart .bar{fill:var(--accent)}.chart .bar-rejected{fill:var(--danger)}.chart .axis{stroke:var(--line)}
+.chart text{fill:var(--muted);font-size:11px}
+.swatch{display:inline-block;width:10px;height:10px;border-radius:2px;background:var(--accent);vertical-align:baseline}
+.swatch.rejected{background:var(--danger);margin-left:8px}
+.tabs{display:flex;gap:6px;flex-wrap:wrap}.tabs a[aria-current]{background:var(--soft);color:var(--accent)}
+td.details{max-width:360px;overflow-wrap:anywhere;font-size:13px}
+details summary{cursor:pointer;font-weight:550;margin:4px 0 8px}
 .scroll{overflow-x:auto}
 code,kbd,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px}
 kbd{background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:1px 6px}
@@ -70,6 +79,11 @@ padding:8px 14px;border-radius:8px;border:1px solid transparent;cursor:pointer;t
 button:focus-visible,.button:focus-visible,a:focus-visible,input:focus-visible,select:focus-visible,summary:focus-visible{outline:3px solid color-mix(in srgb,var(--accent) 55%,transparent);outline-offset:2px}
 .inline{display:inline;margin:0}
 .actions{display:flex;flex-wrap:wrap;gap:8px;align-items:center}
+.item{border:1px solid var(--line);border-radius:10px;padding:12px 14px;margin:0 0 10px}
+.spread{justify-content:space-between;align-items:flex-start}
+.columns{columns:2 220px;margin-top:6px}
+h3{font-size:15px;margin:18px 0 10px}
+textarea{font:inherit;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:13px;width:100%;padding:8px 10px;border:1px solid var(--line);border-radius:8px;background:var(--card);color:var(--text)}
 .chip{display:inline-block;font-size:12px;font-weight:650;padding:1px 8px;border-radius:999px;background:var(--soft);color:var(--accent);border:1px solid var(--line);margin:0 4px 2px 0}
 .status{display:inline-block;font-size:12px;font-weight:650;padding:1px 8px;border-radius:999px;border:1px solid currentColor}
 .status.active{color:var(--ok);background:var(--ok-soft)}
@@ -116,7 +130,7 @@ export function dashboardCsp(): string {
 
 const LOGO = html`<svg width="26" height="26" viewBox="0 0 32 32" aria-hidden="true"><rect width="32" height="32" rx="8" fill="#2563eb"/><path d="M6 12h13a3.5 3.5 0 1 0-3.5-3.5M6 17h18a3.5 3.5 0 1 1-3.5 3.5M6 22h9" fill="none" stroke="#fff" stroke-width="2.4" stroke-linecap="round"/></svg>`;
 
-export type NavItem = 'keys' | 'org' | 'account';
+export type NavItem = 'keys' | 'org' | 'account' | 'audit';
 
 export interface Flash {
   kind: 'ok' | 'error';
@@ -229,6 +243,7 @@ export function dashboardLayout(o: { title: string; viewer: Viewer; active?: Nav
 <nav class="main" aria-label="Main"><ul>
 ${navLink(`/keys?org_id=${encodeURIComponent(v.orgId)}`, 'API keys', o.active === 'keys')}
 ${navLink(`/orgs/${encodeURIComponent(v.orgId)}`, 'Organization', o.active === 'org')}
+${navLink(`/audit?org_id=${encodeURIComponent(v.orgId)}`, 'Audit log', o.active === 'audit')}
 ${navLink('/account', 'Account', o.active === 'account')}
 </ul></nav>
 <span class="spacer"></span>
