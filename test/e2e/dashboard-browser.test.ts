@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { chromiumAvailable, launchChromium, signInPage } from '../helpers/browser.js';
 import { requirePart } from '../helpers/require.js';
+import { type Receiver, startReceiver } from '../helpers/webhook-receiver.js';
 
 const skip = requirePart('Chromium', chromiumAvailable(), '/usr/bin/chromium is not installed');
 const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
@@ -30,11 +31,20 @@ describe.skipIf(skip)('the dashboard in a real browser', { timeout: 180_000 }, (
   let server: RunningServer;
   let dataDir: string;
   let browser: Browser;
+  let rx: Receiver;
   const checked = new Set<string>();
 
   beforeAll(async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'breeze-e2e-dashboard-'));
-    server = await startServer({ host: '127.0.0.1', port: 0, dataDir, logger: false });
+    server = await startServer({
+      host: '127.0.0.1',
+      port: 0,
+      dataDir,
+      logger: false,
+      // the webhook of the round-2 test points at a receiver on loopback
+      config: { allowPrivateWebhooks: true },
+    });
+    rx = await startReceiver();
     browser = await launchChromium();
     mkdirSync(SHOTS, { recursive: true });
   });
@@ -42,6 +52,7 @@ describe.skipIf(skip)('the dashboard in a real browser', { timeout: 180_000 }, (
   afterAll(async () => {
     await browser?.close();
     await server?.close();
+    await rx?.close();
     rmSync(dataDir, { recursive: true, force: true });
     console.log(`[axe] pages checked: ${[...checked].sort().join(', ')}`);
   });
@@ -222,6 +233,57 @@ describe.skipIf(skip)('the dashboard in a real browser', { timeout: 180_000 }, (
     await axe(darkPage, 'keys (dark)');
     await shot(darkPage, 'keys-dark');
     await dark.close();
+  });
+
+  it('round 2: usage chart and events of a key, the audit log, webhooks and OIDC trusts; axe and screenshots', async () => {
+    const context = await newContext();
+    const page = await signIn(context, 'olu@example.com');
+    const { apiKey, keyUrl } = await createKey(page, 'reports service', ['read', 'write', 'admin']);
+    for (let i = 0; i < 12; i++) expect(await api(apiKey)).toBe(200);
+    await page.goto(`${server.url}/keys`);
+    await expect.poll(() => page.locator('td.num').first().textContent()).toBe('12');
+    await page.goto(`${server.url}${keyUrl}`);
+    await page.fill('#name', 'reports service (prod)');
+    await page.click('button:has-text("Rename")');
+    await expect.poll(() => page.locator('.flash').textContent()).toContain('Renamed');
+    const chart = page.locator('svg.chart[role=img]');
+    expect(await chart.getAttribute('aria-labelledby')).toBe('usage-title usage-desc');
+    expect(await page.locator('#usage-desc').textContent()).toMatch(/^12 requests in the last 7 days/);
+    expect(await page.locator('#h-events ~ div table tbody tr').count()).toBeGreaterThanOrEqual(2);
+    await axe(page, 'key with usage and events');
+    await shot(page, 'key-usage');
+    await page.click('a:has-text("30 days by day")');
+    await expect.poll(() => page.locator('#usage-title').textContent()).toContain('per day');
+    await axe(page, 'key usage by day');
+
+    await page.click('nav a:has-text("Audit log")');
+    await expect.poll(() => page.locator('h1').textContent()).toBe('Audit log');
+    expect(await page.locator('tbody tr').count()).toBeGreaterThanOrEqual(2);
+    await axe(page, 'audit log');
+    await shot(page, 'audit');
+    await page.selectOption('#action', 'key.updated');
+    await page.click('button:has-text("Apply")');
+    await expect.poll(() => page.url()).toContain('action=key.updated');
+    expect(await page.locator('tbody tr').count()).toBe(1);
+
+    await page.click('nav a:has-text("Organization")');
+    await page.fill('#webhook-url', `${rx.url}/breeze`);
+    await page.click('button:has-text("Add webhook")');
+    await expect.poll(() => page.locator('.flash').textContent()).toContain('Webhook added');
+    await page.click('button:has-text("Send test ping")');
+    await expect.poll(() => page.locator('.flash').textContent()).toContain('Test ping queued');
+    await expect
+      .poll(() => rx.received.some((h) => JSON.parse(h.raw).type === 'ping'), { timeout: 10_000 })
+      .toBe(true);
+    await page.fill('#oidc-issuer', 'https://token.actions.githubusercontent.com');
+    await page.fill('#oidc-claims', 'repository=acme/reports\nref=refs/heads/main');
+    await page.click('button:has-text("Add trust")');
+    await expect.poll(() => page.locator('.flash').textContent()).toContain('Trust added');
+    await page.reload();
+    await page.locator('#h-webhooks ~ article details summary').first().click();
+    await axe(page, 'organization with webhooks and OIDC trusts');
+    await shot(page, 'org-platform');
+    await context.close();
   });
 
   it('with JavaScript off: the same key life cycle works by forms alone', async () => {

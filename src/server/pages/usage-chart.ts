@@ -88,7 +88,8 @@ export function usageSection(o: { keyId: string; range: UsageRange; points: Usag
   const labels = points.flatMap((p, i) => {
     const d = new Date(p.at);
     const show = range === '30d' ? i % 5 === 0 : d.getUTCHours() === 0;
-    if (!show) return [];
+    // no label that would run off the right edge
+    if (!show || i * bw > W - 36) return [];
     return [html`<text x="${(i * bw).toFixed(1)}" y="${H - 6}">${day(p.at).slice(5)}</text>`];
   });
   const summary =
