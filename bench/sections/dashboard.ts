@@ -40,6 +40,10 @@ interface InjectableApp {
   close(): Promise<void>;
 }
 
+interface UsageTx {
+  usage: { add(rows: { key_id: string; hour: string; requests: number; rejected: number }[]): Promise<void> };
+}
+
 function cookiesOf(res: InjectAnswer, jar: Map<string, string>): void {
   const raw = res.headers['set-cookie'];
   for (const c of raw === undefined ? [] : Array.isArray(raw) ? raw : [String(raw)]) {
@@ -116,6 +120,7 @@ async function measure(ctx: SectionContext): Promise<void> {
   const user = await store.users.ensure(EMAIL);
   let t = Date.now();
   let last: { id: string; org_id: string | null } | undefined;
+  const newest: string[] = [];
   await store.transaction(async (tx) => {
     for (let i = 0; i < KEYS; i++) {
       ({ row: last } = await app.breeze.keys.mint(
@@ -128,12 +133,39 @@ async function measure(ctx: SectionContext): Promise<void> {
         },
         tx,
       ));
+      if (i >= KEYS - 50) newest.push(last.id);
     }
   });
   ctx.log(`minted ${KEYS.toLocaleString('en-US')} keys in one organization in ${Date.now() - t} ms`);
   const cookie = await signIn(app, outbox);
   const orgId = last?.org_id ?? '';
   const keyId = last?.id ?? '';
+  // usage of the key shown: every hour of the last 30 days counted, and the 50 keys of the first
+  // page busy over the last day (the 24 h column); the audit log holds the 10,000 key.created events
+  const hourMs = 3_600_000;
+  const nowHour = Date.now() - (Date.now() % hourMs);
+  const usage: { key_id: string; hour: string; requests: number; rejected: number }[] = [];
+  for (let h = 0; h < 30 * 24; h++) {
+    usage.push({
+      key_id: keyId,
+      hour: new Date(nowHour - h * hourMs).toISOString(),
+      requests: 100 + (h % 37),
+      rejected: h % 5,
+    });
+  }
+  for (const id of newest) {
+    if (id === keyId) continue;
+    for (let h = 0; h < 24; h++) {
+      usage.push({
+        key_id: id,
+        hour: new Date(nowHour - h * hourMs).toISOString(),
+        requests: 7,
+        rejected: 0,
+      });
+    }
+  }
+  // (the store's usage repo; the bench's StoreLike names only what every section needs)
+  await store.transaction((tx) => (tx as UsageTx).usage.add(usage));
   const firstPage = await app.inject({ url: '/keys', headers: { cookie } });
   const next = /href="([^"]+)" rel="next"/.exec(firstPage.body)?.[1]?.replaceAll('&amp;', '&') ?? '';
   if (!next) throw new Error('the key list has no next page');
@@ -147,10 +179,18 @@ async function measure(ctx: SectionContext): Promise<void> {
       url: `/keys?org_id=${orgId}&status=disabled`,
     },
     { id: 'key_new', label: '/keys/new', url: '/keys/new' },
-    { id: 'key', label: '/keys/:key_id', url: `/keys/${keyId}` },
+    { id: 'key', label: '/keys/:key_id (usage: 7 days by hour, events)', url: `/keys/${keyId}` },
+    { id: 'key_30d', label: '/keys/:key_id?usage=30d (30 days by day)', url: `/keys/${keyId}?usage=30d` },
     { id: 'key_delete', label: '/keys/:key_id/delete (confirmation)', url: `/keys/${keyId}/delete` },
     { id: 'account', label: '/account', url: '/account' },
-    { id: 'org', label: '/orgs/:org_id', url: `/orgs/${orgId}` },
+    { id: 'org', label: '/orgs/:org_id (with webhooks, OIDC trusts)', url: `/orgs/${orgId}` },
+    { id: 'audit', label: '/audit (first page of 50, 10,000 events)', url: `/audit?org_id=${orgId}` },
+    {
+      id: 'audit_filtered',
+      label: '/audit?action=key.deleted&since=7d (none match)',
+      url: `/audit?org_id=${orgId}&action=key.deleted&since=7d`,
+    },
+    { id: 'audit_key', label: '/audit?key_id= (one key)', url: `/audit?org_id=${orgId}&key_id=${keyId}` },
   ];
   const runs = ctx.opts.rounds > 1 ? 200 : 40;
   t = Date.now();
