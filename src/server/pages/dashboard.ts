@@ -469,12 +469,19 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
       readAuditLog(ctx, orgs, auth, {
         org_id: access.orgId,
         key_id: row.id,
+        // nothing happens to a key before it exists: bounds the scan of the log
+        since: row.created_at,
         limit: 20,
         cursor: eventsCursor,
       }).catch((err: unknown) => {
         // a cursor not of ours: the newest events
         if (err instanceof HttpError && err.code === 'VALIDATION_FAILED') {
-          return readAuditLog(ctx, orgs, auth, { org_id: access.orgId, key_id: row.id, limit: 20 });
+          return readAuditLog(ctx, orgs, auth, {
+            org_id: access.orgId,
+            key_id: row.id,
+            since: row.created_at,
+            limit: 20,
+          });
         }
         throw err;
       }),
