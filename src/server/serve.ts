@@ -24,6 +24,8 @@ export interface ServeOptions {
   /** set when the server runs inside a CLI command */
   embedded?: boolean;
   onMail?: (m: MailMessage) => void;
+  /** webhooks may target http and private/loopback addresses (development, tests) */
+  allowPrivateWebhooks?: boolean;
   /** extra config, mostly for tests */
   config?: Partial<ServerConfig>;
 }
@@ -63,6 +65,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         pepper,
         dataDir: opts.dataDir,
         embedded: opts.embedded ?? false,
+        allowPrivateWebhooks: opts.allowPrivateWebhooks ?? false,
         // a placeholder until we know the port; replaced below when no public URL is given
         publicUrl: opts.publicUrl ?? 'http://127.0.0.1',
         ...opts.config,
@@ -71,6 +74,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     if (opts.databaseUrl && !pepper) {
       app.log.warn(
         'BREEZE_PEPPER is not set: secrets are hashed with plain SHA-256 and JWTs are disabled (their signing key would sit in the database in the clear). Set the same BREEZE_PEPPER on every instance (before the first start: changing it invalidates existing keys).',
+      );
+    }
+    if (opts.allowPrivateWebhooks) {
+      app.log.warn(
+        '--allow-private-webhooks: webhooks may target http and private, loopback or link-local addresses. Use it for development and tests only.',
       );
     }
     const address = await app.listen({ host: opts.host, port: opts.port });

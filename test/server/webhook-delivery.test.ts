@@ -5,7 +5,9 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isPublicAddress, type Resolver } from '../../src/server/services/webhook-target.js';
 import { retryDelayMs } from '../../src/server/services/webhook-worker.js';
-import { openStore } from '../../src/server/store/index.js';
+import { openStore, type Store } from '../../src/server/store/index.js';
+import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
+import { requirePart } from '../helpers/require.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { type Receiver, startReceiver, verifyWithJwks } from '../helpers/webhook-receiver.js';
 
@@ -319,3 +321,62 @@ describe('restarts', () => {
     }
   });
 });
+
+const pgAvail = postgresAvailability();
+
+describe.skipIf(requirePart('PostgreSQL', pgAvail.available, pgAvail.why))(
+  'two instances on one PostgreSQL database',
+  () => {
+    let pg: TestPostgres;
+    const stores: Store[] = [];
+    const servers: TestServer[] = [];
+    let rx: Receiver;
+
+    beforeAll(async () => {
+      pg = await startPostgres();
+      const url = await pg.createDatabase(uniqueDbName('webhooks'));
+      rx = await startReceiver();
+      for (let i = 0; i < 2; i++) {
+        // each instance its own pool, as two `breeze serve --database-url` processes have
+        const store = await openStore({ databaseUrl: url });
+        stores.push(store);
+        servers.push(
+          await startTestServer({
+            store,
+            config: { allowPrivateWebhooks: true, webhooks: { ...FAST, pollMs: 20, concurrency: 4 } },
+          }),
+        );
+      }
+    });
+    afterAll(async () => {
+      for (const s of servers) await s.close();
+      for (const st of stores) await st.close();
+      await rx?.close();
+      await pg?.stop();
+    });
+
+    test('every delivery is sent once, though both workers claim from the same table', async () => {
+      const [a, b] = servers as [TestServer, TestServer];
+      const o = await owner(a);
+      const hook = await call(a, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: `${rx.url}/shared`,
+        events: ['key.deleted'],
+      });
+      const sent: string[] = [];
+      // pings enqueued through both instances, at once
+      await Promise.all(
+        Array.from({ length: 30 }, async (_, i) => {
+          const r = await call(i % 2 ? a : b, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+          expect(r.status).toBe(202);
+          sent.push(r.body.id as string);
+        }),
+      );
+      await rx.waitFor(30, 20_000);
+      await new Promise((r) => setTimeout(r, 300));
+      const ids = rx.received.map((r) => r.headers['breeze-delivery'] as string);
+      expect(ids.sort()).toEqual([...sent].sort());
+      const log = await call(b, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries?limit=50`);
+      expect((log.body.data as Json[]).every((d) => d.status === 'delivered' && d.attempts === 1)).toBe(true);
+    });
+  },
+);

@@ -345,6 +345,49 @@ for (const e of eng.list) {
       expect((await call(s, o.apiKey, 'GET', '/v1/webhooks/whk_nope/deliveries')).status).toBe(404);
     });
 
+    test('finished deliveries older than the retention (30 days) leave the log; pending ones stay', async () => {
+      const o = await owner(s);
+      const hook = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: `${rx.url}/prune`,
+        events: ['key.deleted'],
+      });
+      const done = await call(s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+      await until('delivered', async () => {
+        const d = await deliveries(s, o.apiKey, hook.body.id as string);
+        return d.find((x) => x.id === done.body.id)?.status === 'delivered';
+      });
+      const old = new Date(Date.now() - 31 * 86400_000).toISOString();
+      await s.store.db
+        .updateTable('webhook_deliveries')
+        .set({ created_at: old })
+        .where('id', '=', done.body.id as string)
+        .execute();
+      // an old one still retrying (as if after a long outage) is not pruned
+      const stuck = { body: { id: `dlv_stuck${uniq()}` } };
+      await s.store.db
+        .insertInto('webhook_deliveries')
+        .values({
+          id: stuck.body.id,
+          webhook_id: hook.body.id as string,
+          event_id: `evt_stuck${uniq()}`,
+          event_type: 'ping',
+          body: '{}',
+          status: 'pending',
+          attempts: 12,
+          last_status_code: 503,
+          last_error: 'answered 503',
+          created_at: old,
+          next_attempt_at: new Date(Date.now() + 3600_000).toISOString(),
+          lease_until: null,
+          delivered_at: null,
+        })
+        .execute();
+      expect(await s.app.breezeWebhooks.worker.pruneDeliveries()).toBeGreaterThanOrEqual(1);
+      const left = (await deliveries(s, o.apiKey, hook.body.id as string)).map((d) => d.id);
+      expect(left).not.toContain(done.body.id);
+      expect(left).toContain(stuck.body.id);
+    });
+
     test('key.expiring: once 7 days ahead and once 1 day ahead, never twice', async () => {
       const o = await owner(s);
       const rxExp = await startReceiver();

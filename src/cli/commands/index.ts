@@ -13,15 +13,16 @@ export const COMMANDS: Record<string, () => Promise<CommandModule>> = {
   projects: () => import('./projects/index.js'),
   members: () => import('./members/index.js'),
   invitations: () => import('./invitations/index.js'),
-  serve: () => import('./serve.js'),
-  server: () => import('./server.js'),
-  completion: () => import('./completion.js'),
+  audit: () => import('./audit.js'),
+  webhooks: () => import('./webhooks/index.js'),
   oidc: () => import('./oidc/index.js'),
   scan: () => import('./scan/index.js'),
   link: () => import('./link.js'),
   unlink: () => import('./unlink.js'),
   doctor: () => import('./doctor.js'),
-  audit: () => import('./audit.js'),
+  serve: () => import('./serve.js'),
+  server: () => import('./server.js'),
+  completion: () => import('./completion.js'),
 };
 
 /** Aliases resolved before loading (`whoami` is `status`). */

@@ -17,6 +17,8 @@ export interface ServeCommandOptions {
   /** accept http:// OIDC issuers on loopback (tests, development) */
   allowHttpIssuers?: boolean;
   auditRetentionDays: number;
+  /** webhooks may target http and private/loopback addresses (also BREEZE_ALLOW_PRIVATE_WEBHOOKS=1) */
+  allowPrivateWebhooks?: boolean;
 }
 
 /** Days an audit event is kept: `--audit-retention-days`, else `BREEZE_AUDIT_RETENTION_DAYS`, else 365. */
@@ -74,6 +76,7 @@ export async function runServe(
     auditRetentionDays: opts.auditRetentionDays,
     logger: loggerOptions(),
     ...(opts.allowHttpIssuers ? { config: { allowHttpIssuers: true } } : {}),
+    allowPrivateWebhooks: opts.allowPrivateWebhooks === true || isOn(ctx.env.BREEZE_ALLOW_PRIVATE_WEBHOOKS),
   });
   process.stderr.write(`Breeze server listening on ${server.url}\n`);
   server.app.log.info(
@@ -87,6 +90,11 @@ export async function runServe(
   ctx.onSignal(null);
   process.stderr.write('Breeze server stopped.\n');
   return { url: server.url };
+}
+
+/** An on/off environment variable: `1`, `true`, `yes`, `on` turn it on. */
+function isOn(value: string | undefined): boolean {
+  return value !== undefined && /^(1|true|yes|on)$/i.test(value.trim());
 }
 
 export function createCommand(host: CommandHost): Command {
@@ -130,6 +138,10 @@ export function createCommand(host: CommandHost): Command {
       '--allow-http-issuers',
       'accept http:// OIDC issuers on loopback addresses (development and tests only; https otherwise)',
     )
+    .option(
+      '--allow-private-webhooks',
+      'let webhooks target http and private, loopback or link-local addresses: development and tests only (env BREEZE_ALLOW_PRIVATE_WEBHOOKS=1)',
+    )
     .addHelpText(
       'after',
       `
@@ -139,7 +151,8 @@ Examples:
   $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
   $ breeze serve --database-url postgres://breeze@db/breeze --signup closed
   $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT
-  $ breeze serve --audit-retention-days 90         audit events older than 90 days are deleted`,
+  $ breeze serve --audit-retention-days 90         audit events older than 90 days are deleted
+  $ breeze serve --allow-private-webhooks          webhooks to http://127.0.0.1:... (development)`,
     )
     .action(async (opts: ServeCommandOptions, cmd: Command) => {
       await runServe(opts, await host.context(cmd));

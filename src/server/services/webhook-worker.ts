@@ -14,7 +14,11 @@ import {
 
 /** Timings of the delivery worker and the `key.expiring` scheduler; tests shorten them. */
 export interface WebhookTuning {
-  /** how often an idle worker looks for due deliveries (other instances' events, retries); default 2 s */
+  /**
+   * The longest an idle worker goes without looking for due deliveries: what it does not know of
+   * (deliveries a stopped or crashed instance left behind) goes out within this plus the lease.
+   * Retries it scheduled itself and events enqueued in this process go out on time. Default 15 s.
+   */
   pollMs?: number;
   /** first retry this long after a failure, then doubling (PLATFORM.md: within 30 s); default 10 s */
   retryBaseMs?: number;
@@ -26,27 +30,33 @@ export interface WebhookTuning {
   timeoutMs?: number;
   /** deliveries attempted at once per instance; default 8 */
   concurrency?: number;
-  /** how often keys are checked for `key.expiring`; default 10 min (0 turns the scheduler off) */
+  /** how often keys are checked for `key.expiring` (and old deliveries pruned); default 10 min, 0: never */
   expiryScanMs?: number;
+  /** finished deliveries (delivered, given up) are kept this long in the log; default 30 days */
+  deliveryRetentionMs?: number;
   /** how the target's host is resolved (tests: a name that points at 127.0.0.1) */
   resolve?: Resolver;
 }
 
+const DAY_MS = 86_400_000;
+
 export const DEFAULT_TUNING: Required<Omit<WebhookTuning, 'resolve'>> = {
-  pollMs: 2000,
+  pollMs: 15_000,
   retryBaseMs: 10_000,
   maxRetryDelayMs: 3 * 3600_000,
   maxAgeMs: 24 * 3600_000,
   timeoutMs: 10_000,
   concurrency: 8,
   expiryScanMs: 10 * 60_000,
+  deliveryRetentionMs: 30 * DAY_MS,
 };
 
+/** The shortest sleep between two scans (a row due now but not claimable must not spin the loop). */
+const MIN_WAIT_MS = 50;
 /** How long a claimed delivery stays ours: one attempt's limit plus margin for the bookkeeping. */
 const LEASE_MARGIN_MS = 30_000;
 /** At most this much of an answer is read (and then dropped): receivers answer 2xx, not content. */
 const MAX_ANSWER_BYTES = 64 * 1024;
-const DAY_MS = 86_400_000;
 /** `key.expiring` thresholds, nearest first (a key within 1 day gets that one, never the 7-day one late). */
 export const EXPIRY_THRESHOLDS = [
   { name: '1d', ms: DAY_MS },
@@ -119,11 +129,14 @@ export class WebhookWorker {
     return this.policy;
   }
 
-  /** Starts polling (pending rows of an earlier run are due at once) and the expiry scheduler. */
-  start(): void {
+  /**
+   * Starts the worker: what is due now (pending deliveries of an earlier run) goes out before this
+   * resolves, so a started server does no start-up queries later; then the expiry scheduler.
+   */
+  async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    this.schedule(0);
+    await this.run();
     if (this.tuning.expiryScanMs > 0) {
       // not at once: a starting server has better things to do than scan keys
       this.expiryTimer = setTimeout(() => this.expiryLoop(), Math.min(5000, this.tuning.expiryScanMs));
@@ -159,9 +172,16 @@ export class WebhookWorker {
     this.timer.unref();
   }
 
-  private run(): void {
-    if (this.stopping.signal.aborted || this.running) return;
+  private run(): Promise<void> {
+    if (this.stopping.signal.aborted || this.running) return Promise.resolve();
+    let wait = this.tuning.pollMs;
     this.running = this.drain()
+      .then(async () => {
+        // sleep until the next retry this worker can take, at most pollMs (no query while idle)
+        const next = await this.repo.nextDue(this.deps.clock().toISOString());
+        if (next)
+          wait = Math.min(wait, Math.max(MIN_WAIT_MS, Date.parse(next) - this.deps.clock().getTime()));
+      })
       .catch((err: Error) =>
         this.deps.log.warn({ webhook_error: err.message }, 'webhook worker: scan failed'),
       )
@@ -169,8 +189,9 @@ export class WebhookWorker {
         this.running = null;
         const again = this.again;
         this.again = false;
-        this.schedule(again ? 0 : this.tuning.pollMs);
+        this.schedule(again ? 0 : wait);
       });
+    return this.running;
   }
 
   /** Delivers everything due now, a batch at a time. */
@@ -272,6 +293,7 @@ export class WebhookWorker {
   private expiryLoop(): void {
     if (this.stopping.signal.aborted) return;
     this.expiryRun = this.scanExpiring()
+      .then(() => this.pruneDeliveries())
       .then(() => undefined)
       .catch((err: Error) => this.deps.log.warn({ webhook_error: err.message }, 'key.expiring scan failed'))
       .finally(() => {
@@ -280,6 +302,18 @@ export class WebhookWorker {
         this.expiryTimer = setTimeout(() => this.expiryLoop(), this.tuning.expiryScanMs);
         this.expiryTimer.unref();
       });
+  }
+
+  /** Deletes finished deliveries older than the retention, in batches; returns how many went. */
+  async pruneDeliveries(): Promise<number> {
+    const before = new Date(this.deps.clock().getTime() - this.tuning.deliveryRetentionMs).toISOString();
+    let total = 0;
+    for (let i = 0; i < 100 && !this.stopping.signal.aborted; i++) {
+      const n = await this.repo.pruneFinished(before, 1000);
+      total += n;
+      if (n < 1000) break;
+    }
+    return total;
   }
 
   /**

@@ -325,7 +325,7 @@ export function setupWebhooks(app: FastifyInstance, ctx: ServerContext, jwt: Jwt
   });
   app.decorate('breezeWebhooks', service);
   app.addHook('onReady', async () => {
-    worker.start();
+    await worker.start();
   });
   app.addHook('onClose', async () => {
     await worker.stop();

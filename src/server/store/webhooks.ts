@@ -130,14 +130,39 @@ export class WebhooksRepo {
       .execute();
   }
 
-  /** The earliest `next_attempt_at` of a pending delivery (the worker sleeps until then). */
-  async nextDue(): Promise<string | null> {
+  /**
+   * The earliest `next_attempt_at` of a pending delivery nobody holds a lease on at `now` (the
+   * worker sleeps until then; leased ones are another worker's).
+   */
+  async nextDue(now: string): Promise<string | null> {
     const r = await this.db
       .selectFrom('webhook_deliveries')
       .select((eb) => eb.fn.min('next_attempt_at').as('at'))
       .where('status', '=', 'pending')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
       .executeTakeFirst();
     return (r?.at as string | null | undefined) ?? null;
+  }
+
+  /**
+   * Deletes up to `limit` finished deliveries (delivered or given up) created before `before`;
+   * returns how many went. Pending ones stay whatever their age.
+   */
+  async pruneFinished(before: string, limit: number): Promise<number> {
+    const r = await this.db
+      .deleteFrom('webhook_deliveries')
+      .where(
+        'id',
+        'in',
+        this.db
+          .selectFrom('webhook_deliveries')
+          .select('id')
+          .where('status', '!=', 'pending')
+          .where('created_at', '<', before)
+          .limit(limit),
+      )
+      .executeTakeFirst();
+    return Number(r.numDeletedRows);
   }
 
   /**
