@@ -3,7 +3,7 @@
  * up after itself, and says "skipped: <why>" when its prerequisites are missing; the rest still runs.
  * The table goes to stdout, progress to stderr, everything measured to .bench-build/results.json.
  *
- *   node bench/run.mjs [--only sqlite,postgres,cli,login,teams-sqlite,teams-postgres,verify-api] [--quick] [--seconds N] [--rounds N]
+ *   node bench/run.mjs [--only sqlite,postgres,cli,login,teams-sqlite,teams-postgres,verify-api,dashboard] [--quick] [--seconds N] [--rounds N]
  */
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -19,6 +19,7 @@ import { type BenchOptions, type Section, type SectionContext, SkipSection } fro
 import { sleep } from './lib/stats.js';
 import { auditSection } from './sections/audit.js';
 import { cliStartupSection } from './sections/cli-startup.js';
+import { dashboardSection } from './sections/dashboard.js';
 import { loginSection } from './sections/login.js';
 import { runMaskSection } from './sections/run-mask.js';
 import { scanSection } from './sections/scan.js';
@@ -39,6 +40,7 @@ const SECTIONS: Section[] = [
   sdkSection,
   runMaskSection,
   auditSection,
+  dashboardSection,
 ];
 
 function parseOptions(): { opts: BenchOptions; only: Set<string> | null } {

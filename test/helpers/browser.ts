@@ -86,11 +86,12 @@ export class InjectBrowser {
 
   async post(
     url: string,
-    form: Record<string, string | undefined>,
+    form: Record<string, string | undefined> | URLSearchParams,
     headers: Record<string, string> = {},
   ): Promise<LightMyRequestResponse> {
-    const body = new URLSearchParams();
-    for (const [k, v] of Object.entries(form)) if (v !== undefined) body.set(k, v);
+    let body = new URLSearchParams();
+    if (form instanceof URLSearchParams) body = form;
+    else for (const [k, v] of Object.entries(form)) if (v !== undefined) body.set(k, v);
     const res = await this.app.inject({
       method: 'POST',
       url,
@@ -151,6 +152,52 @@ export class InjectBrowser {
   }
 }
 
+/**
+ * What a browser would submit from the form posting to `action` (its first match), as it stands:
+ * hidden and text inputs, checked boxes (repeated names), each select's selected option (else its
+ * first). `set` replaces fields (an array: a repeated field; null: drops it).
+ */
+export function submission(
+  page: string,
+  action: string,
+  set: Record<string, string | string[] | null> = {},
+): URLSearchParams {
+  const at = page.search(
+    new RegExp(`<form method="post" action="${action.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`),
+  );
+  if (at < 0) throw new Error(`no form posting to ${action}`);
+  const form = page.slice(at, page.indexOf('</form>', at));
+  const unescapeHtml = (v: string) =>
+    v
+      .replaceAll('&amp;', '&')
+      .replaceAll('&quot;', '"')
+      .replaceAll('&#39;', "'")
+      .replaceAll('&lt;', '<')
+      .replaceAll('&gt;', '>');
+  const out = new URLSearchParams();
+  for (const m of form.matchAll(/<input ([^>]*)>/g)) {
+    const attrs = m[1] ?? '';
+    const name = /name="([^"]*)"/.exec(attrs)?.[1];
+    const type = /type="([^"]*)"/.exec(attrs)?.[1] ?? 'text';
+    const value = unescapeHtml(/value="([^"]*)"/.exec(attrs)?.[1] ?? '');
+    if (!name || / disabled/.test(attrs)) continue;
+    if (type === 'checkbox' || type === 'radio') {
+      if (/ checked/.test(attrs)) out.append(name, value || 'on');
+    } else out.append(name, value);
+  }
+  for (const m of form.matchAll(/<select [^>]*name="([^"]*)"[^>]*>([\s\S]*?)<\/select>/g)) {
+    const options = [...(m[2] ?? '').matchAll(/<option value="([^"]*)"( selected)?/g)];
+    const chosen = options.find((o) => o[2]) ?? options[0];
+    if (m[1] && chosen) out.append(m[1], unescapeHtml(chosen[1] ?? ''));
+  }
+  for (const [k, v] of Object.entries(set)) {
+    out.delete(k);
+    if (v === null) continue;
+    for (const x of Array.isArray(v) ? v : [v]) out.append(k, x);
+  }
+  return out;
+}
+
 /** The hidden fields of the POST form with this `action` in a page. */
 export function formFields(page: string, action: string): Record<string, string> {
   const start = page.indexOf(`<form method="post" action="${action}">`);
@@ -196,12 +243,17 @@ export function hiddenField(page: string, name: string): string {
  * code mail in `outboxDir` (mail goes out in the background, and an earlier sign-in of the same
  * address left its code there), types it, and waits for the redirect to `/device`.
  */
-export async function signInPage(page: Page, outboxDir: string, email: string): Promise<void> {
+export async function signInPage(
+  page: Page,
+  outboxDir: string,
+  email: string,
+  landing: RegExp = /\/device/,
+): Promise<void> {
   await page.waitForURL(/\/login\?/);
   await page.fill('input[name=email]', email);
   const before = latestOutboxCode(outboxDir, email);
   await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);
   await expect.poll(() => latestOutboxCode(outboxDir, email), { timeout: 10_000 }).not.toBe(before);
   await page.fill('input[name=code]', latestOutboxCode(outboxDir, email) ?? '');
-  await Promise.all([page.waitForURL(/\/device/), page.click('button[type=submit]')]);
+  await Promise.all([page.waitForURL(landing), page.click('button[type=submit]')]);
 }

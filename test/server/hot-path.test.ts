@@ -23,9 +23,18 @@ afterAll(() => s.close());
 function onRequestHooks(): Map<string, string> {
   const hooks = new Map<string, string>();
   let route = '';
+  // the tree prints a route's path relative to its parent's (once `/` itself is a route, every
+  // path is): rebuild full paths from the indentation
+  const stack: { col: number; path: string }[] = [];
   for (const line of s.app.printRoutes({ includeHooks: true, commonPrefix: false }).split('\n')) {
-    const r = /[─ ](\/\S*) \(([A-Z, ]+)\)/.exec(line);
-    if (r) route = `${r[2]} ${r[1]}`;
+    const r = /^(.*?[─ ])([^\s•│├└─]\S*) \(([A-Z, ]+)\)$/.exec(line);
+    if (r) {
+      const col = (r[1] ?? '').length;
+      while (stack.length && (stack[stack.length - 1]?.col ?? 0) >= col) stack.pop();
+      const path = `${stack[stack.length - 1]?.path ?? ''}${r[2]}`;
+      stack.push({ col, path });
+      route = `${r[3]} ${path}`;
+    }
     const h = /\(onRequest\) (.*)$/.exec(line);
     if (h && route) hooks.set(route, h[1]!);
   }

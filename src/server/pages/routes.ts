@@ -10,6 +10,7 @@ import { type BrowserSession, Sessions } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
 import { normaliseEmail } from '../store/users.js';
 import { isValidEmail } from '../validation.js';
+import { dashboardRoutes } from './dashboard.js';
 import { displayIp, sameNetwork } from './ip.js';
 import {
   authorizePage,
@@ -447,4 +448,7 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
           );
     });
   }
+
+  // the signed-in dashboard: a child context, so it shares these hooks and the form parser
+  await app.register(dashboardRoutes);
 }

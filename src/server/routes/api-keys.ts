@@ -1,23 +1,10 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import { HttpError } from '../../core/errors.js';
-import type { ApiKeyInfo, KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
-import { normaliseScopes } from '../../core/types.js';
-import {
-  authInOrg,
-  authorizeKeyAction,
-  authorizeKeyVisibility,
-  authorizeOrg,
-  isAllowed,
-  requireKeyManager,
-  requireScopesWithin,
-  rotationGrace,
-} from '../authz.js';
-import type { AuthContext } from '../context.js';
+import type { KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
+import { authorizeKeyAction } from '../authz.js';
 import { requireAuth } from '../plugins/auth.js';
+import { ApiKeyOps, type CreateKeyInput, DEFAULT_GRACE_S, MAX_EXPIRY_S } from '../services/api-keys.js';
 import { byRequest } from '../services/audit.js';
-import { OrgService } from '../services/orgs.js';
 import { requestsLast24h } from '../services/usage.js';
-import { type KeyRow, toKeyInfo } from '../store/keys.js';
 import {
   createdKeySchema,
   errorResponses,
@@ -28,16 +15,7 @@ import {
   textSchema,
 } from './schemas.js';
 
-const MAX_EXPIRY_S = 10 * 365 * 86400;
-const DEFAULT_GRACE_S = 3600;
-
-interface CreateBody {
-  name: string;
-  scopes?: Scope[];
-  expires_at?: string;
-  expires_in_s?: number;
-  project_id?: string;
-}
+type CreateBody = CreateKeyInput;
 interface PatchBody {
   name?: string;
   scopes?: Scope[];
@@ -58,43 +36,10 @@ interface KeyParams {
 
 const nameSchema = textSchema(200);
 
-function notFound(): HttpError {
-  return new HttpError('NOT_FOUND', 'No such API key.');
-}
-
-function encodeCursor(id: string): string {
-  return Buffer.from(id, 'utf8').toString('base64url');
-}
-
-function decodeCursor(cursor: string): string {
-  const id = Buffer.from(cursor, 'base64url').toString('utf8');
-  if (!/^key_[0-9A-Z]{26}$/.test(id)) {
-    throw new HttpError('VALIDATION_FAILED', 'Invalid cursor: pass the next_cursor of a previous page.', {
-      details: [{ field: 'querystring.cursor', message: 'is not a cursor issued by this server' }],
-    });
-  }
-  return id;
-}
-
 export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
-  const { store, keys, clock } = app.breeze;
-  const info = (row: KeyRow): ApiKeyInfo => toKeyInfo(row, clock());
-  const orgs = new OrgService(app.breeze);
-
-  /**
-   * A key the caller may see, and the caller as it acts in that key's organization (scopes capped
-   * by its role there). A key of an organization the caller is no member of, or one another member
-   * created when the caller does not manage the organization's keys, is 404.
-   */
-  async function loadKey(auth: AuthContext, keyId: string): Promise<{ row: KeyRow; auth: AuthContext }> {
-    const row = await store.keys.get(keyId);
-    if (!row?.org_id) throw notFound();
-    const access = await orgs.access(auth, row.org_id).catch((err: unknown) => {
-      throw err instanceof HttpError && err.code === 'NOT_FOUND' ? notFound() : err;
-    });
-    authorizeKeyVisibility(access, row);
-    return { row, auth: authInOrg(access) };
-  }
+  // the key operations live in services/api-keys.ts, shared with the dashboard pages
+  const ops = new ApiKeyOps(app.breeze);
+  const info = ops.info.bind(ops);
 
   const common = { config: { auth: 'required' as const } };
 
@@ -129,37 +74,17 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request): Promise<KeyListResponse> => {
-      const caller = requireAuth(request);
-      const { project_id: projectId, org_id: orgId } = request.query;
-      const access = projectId
-        ? (await orgs.project(caller, projectId)).access
-        : await orgs.defaultAccess(caller, orgId);
-      if (projectId && orgId && access.orgId !== orgId) throw new HttpError('NOT_FOUND', 'No such project.');
-      const auth = authInOrg(access);
-      requireKeyManager(auth);
-      const limit = request.query.limit ?? 50;
-      // owners and admins see every key of the organization, other members their own
-      const all = isAllowed(access, 'keys.manage_others');
-      const filter = {
-        orgId: access.orgId,
-        ...(all ? {} : { userId: caller.user.id }),
-        ...(projectId ? { projectId } : {}),
-      };
-      const rows = await store.keys.list(filter, {
-        limit: limit + 1,
-        beforeId: request.query.cursor ? decodeCursor(request.query.cursor) : undefined,
-        status: request.query.status,
-        now: clock(),
+      const { rows, nextCursor } = await ops.list(requireAuth(request), {
+        ...request.query,
+        limit: request.query.limit ?? 50,
       });
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
       const recent = await requestsLast24h(
         app,
-        page.map((r) => r.id),
+        rows.map((r) => r.id),
       );
       return {
-        data: page.map((r) => ({ ...info(r), requests_24h: recent.get(r.id) ?? 0 })),
-        next_cursor: rows.length > limit && last ? encodeCursor(last.id) : null,
+        data: rows.map((r) => ({ ...info(r), requests_24h: recent.get(r.id) ?? 0 })),
+        next_cursor: nextCursor,
       };
     },
   );
@@ -187,24 +112,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const caller = requireAuth(request);
-      const body = request.body;
-      // default: the calling key's project; for a session or JWT, the personal `default` project
-      const { projectId, access } = await orgs.keyProject(caller, body.project_id);
-      const auth = authInOrg(access);
-      requireKeyManager(auth);
-      authorizeOrg(access, 'keys.create');
-      const scopes = normaliseScopes(body.scopes ?? ['read']);
-      requireScopesWithin(auth, scopes);
-      const expiresAt = resolveExpiry(body, clock());
-      const { row, apiKey } = await keys.mint({
-        userId: caller.user.id,
-        projectId,
-        name: body.name.trim(),
-        scopes,
-        expiresAt,
-        createdVia: 'api',
-        by: byRequest(request, caller),
-      });
+      const { row, apiKey } = await ops.create(caller, request.body, byRequest(request, caller));
       return reply.code(201).send({ ...info(row), api_key: apiKey });
     },
   );
@@ -221,7 +129,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request) => {
-      const { row, auth } = await loadKey(requireAuth(request), request.params.key_id);
+      const { row, auth } = await ops.load(requireAuth(request), request.params.key_id);
       authorizeKeyAction(auth, row, 'read');
       return info(row);
     },
@@ -241,19 +149,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request) => {
       const caller = requireAuth(request);
-      const { row, auth } = await loadKey(caller, request.params.key_id);
-      authorizeKeyAction(auth, row, 'update');
-      const patch: Partial<KeyRow> = {};
-      if (request.body.name !== undefined) patch.name = request.body.name.trim();
-      if (request.body.scopes !== undefined) {
-        const scopes = normaliseScopes(request.body.scopes);
-        requireScopesWithin(auth, scopes);
-        patch.scopes = scopes.join(' ');
-      }
-      if (Object.keys(patch).length === 0) return info(row);
-      const updated = await keys.update(row, patch, byRequest(request, caller));
-      if (!updated) throw notFound();
-      return info(updated);
+      return info(await ops.update(caller, request.params.key_id, request.body, byRequest(request, caller)));
     },
   );
 
@@ -282,13 +178,13 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply) => {
       const caller = requireAuth(request);
-      const { row, auth } = await loadKey(caller, request.params.key_id);
-      // the successor inherits the rotated key's scopes and its plaintext goes to the caller: rotating
-      // a wider key than one's own would mint a key with scopes the caller does not hold
-      authorizeKeyAction(auth, row, 'rotate');
-      const grace = rotationGrace(auth, row, request.body?.grace_period_s ?? DEFAULT_GRACE_S);
-      const { minted, previous } = await keys.rotate(row, grace, byRequest(request, caller));
-      return reply.code(201).send({ ...info(minted.row), api_key: minted.apiKey, previous: info(previous) });
+      const { row, apiKey, previous } = await ops.rotate(
+        caller,
+        request.params.key_id,
+        request.body?.grace_period_s ?? DEFAULT_GRACE_S,
+        byRequest(request, caller),
+      );
+      return reply.code(201).send({ ...info(row), api_key: apiKey, previous: info(previous) });
     },
   );
 
@@ -307,13 +203,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
       },
       async (request) => {
         const caller = requireAuth(request);
-        const { row, auth } = await loadKey(caller, request.params.key_id);
-        authorizeKeyAction(auth, row, action);
-        const disabledAt = action === 'disable' ? (row.disabled_at ?? clock().toISOString()) : null;
-        if (disabledAt === row.disabled_at) return info(row);
-        const updated = await keys.setDisabled(row, disabledAt, byRequest(request, caller));
-        if (!updated) throw notFound();
-        return info(updated);
+        return info(await ops.setEnabled(caller, request.params.key_id, action, byRequest(request, caller)));
       },
     );
   }
@@ -331,30 +221,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     },
     async (request, reply: FastifyReply) => {
       const caller = requireAuth(request);
-      const { row, auth } = await loadKey(caller, request.params.key_id);
-      authorizeKeyAction(auth, row, 'delete');
-      await keys.delete(row, byRequest(request, caller));
+      await ops.delete(caller, request.params.key_id, byRequest(request, caller));
       return reply.code(204).send();
     },
   );
-}
-
-function resolveExpiry(body: CreateBody, now: Date): string | null {
-  if (body.expires_at !== undefined && body.expires_in_s !== undefined) {
-    throw new HttpError('VALIDATION_FAILED', 'Give expires_at or expires_in_s, not both.', {
-      details: [{ field: 'body.expires_at', message: 'conflicts with expires_in_s' }],
-    });
-  }
-  if (body.expires_in_s !== undefined)
-    return new Date(now.getTime() + body.expires_in_s * 1000).toISOString();
-  if (body.expires_at !== undefined) {
-    const t = Date.parse(body.expires_at);
-    if (Number.isNaN(t) || t <= now.getTime() || t > now.getTime() + MAX_EXPIRY_S * 1000) {
-      throw new HttpError('VALIDATION_FAILED', 'expires_at must be in the future (at most 10 years ahead).', {
-        details: [{ field: 'body.expires_at', message: 'out of range' }],
-      });
-    }
-    return new Date(t).toISOString();
-  }
-  return null;
 }

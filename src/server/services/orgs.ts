@@ -310,6 +310,18 @@ export class OrgService {
     };
   }
 
+  /** Open invitations of the organization (those who may invite see them). */
+  invitations(access: OrgAccess): Promise<InvitationRow[]> {
+    authorizeOrg(access, 'members.invite');
+    return this.ctx.store.invitations.listOpen(access.orgId, this.ctx.clock().toISOString());
+  }
+
+  /** Withdraws an open invitation: its code stops working at once. */
+  async revokeInvitation(access: OrgAccess, id: string): Promise<void> {
+    authorizeOrg(access, 'members.invite');
+    if (!(await this.ctx.store.invitations.revoke(access.orgId, id))) throw notFound('No such invitation.');
+  }
+
   /** A member event: the member is the target (and may read it). */
   private async record(
     tx: StoreTx,

@@ -39,4 +39,28 @@ export class InvitationsRepo {
       .executeTakeFirst();
     return Number(res.numUpdatedRows) > 0;
   }
+
+  /** The organization's open invitations (not accepted, not expired), newest first. */
+  async listOpen(orgId: string, now: string): Promise<InvitationRow[]> {
+    return this.db
+      .selectFrom('invitations')
+      .selectAll()
+      .where('org_id', '=', orgId)
+      .where('accepted_at', 'is', null)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .limit(500)
+      .execute();
+  }
+
+  /** Withdraws an open invitation of `orgId`; false when there is none such. */
+  async revoke(orgId: string, id: string): Promise<boolean> {
+    const res = await this.db
+      .deleteFrom('invitations')
+      .where('org_id', '=', orgId)
+      .where('id', '=', id)
+      .where('accepted_at', 'is', null)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
 }

@@ -35,6 +35,33 @@ export class SessionsRepo {
     await this.db.deleteFrom('browser_sessions').where('token_hash', '=', tokenHash).execute();
   }
 
+  /** A user's live sessions, newest first (the account page). */
+  async listLive(userId: string, now: string): Promise<SessionRow[]> {
+    return this.db
+      .selectFrom('browser_sessions')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .limit(200)
+      .execute();
+  }
+
+  /** Ends one session of `userId` (another user's session id matches nothing). */
+  async deleteOfUser(userId: string, id: string): Promise<boolean> {
+    const res = await this.db
+      .deleteFrom('browser_sessions')
+      .where('user_id', '=', userId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return Number(res.numDeletedRows) > 0;
+  }
+
+  /** Ends every session of `userId` ("sign out everywhere"). */
+  async deleteAllOfUser(userId: string): Promise<void> {
+    await this.db.deleteFrom('browser_sessions').where('user_id', '=', userId).execute();
+  }
+
   /** Housekeeping: forgets sessions that expired before `before`. */
   async deleteExpired(before: string): Promise<void> {
     await this.db.deleteFrom('browser_sessions').where('expires_at', '<', before).execute();

@@ -1,0 +1,115 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { safeEqual } from '../../core/hash.js';
+import type { ServerContext } from '../context.js';
+import { parseCookies } from '../session.js';
+import { hasNoControls } from '../validation.js';
+import type { Flash } from './layout.js';
+
+type Fields = Record<string, unknown> | null | undefined;
+
+/** A single text field of a form or query string; repeated or non-text fields count as missing. */
+export function field(source: unknown, name: string): string | undefined {
+  const v = (source as Fields)?.[name];
+  return typeof v === 'string' ? v : undefined;
+}
+
+/** Every value of a repeatable field (checkboxes): one value, several, or none. */
+export function fieldList(source: unknown, name: string): string[] {
+  const v = (source as Fields)?.[name];
+  if (typeof v === 'string') return [v];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string').slice(0, 20) : [];
+}
+
+/**
+ * A name typed into a form: trimmed, 1..`max` characters, no control characters (the same rule as
+ * the API's `textSchema`). Undefined when it breaks one.
+ */
+export function textInput(value: string | undefined, max: number): string | undefined {
+  const v = (value ?? '').trim();
+  if (v.length === 0 || v.length > max || !hasNoControls(v)) return undefined;
+  return v;
+}
+
+const FLASH_COOKIE = 'breeze_flash';
+
+/**
+ * One-time messages across a POST-redirect-GET: a short-lived cookie holding the message, signed
+ * with the server's hasher so that nothing but this server can put words on our pages. Read once:
+ * the page that shows it clears it. Never carries a secret (the plaintext of a key is rendered in
+ * the POST's own answer, never in a flash).
+ */
+export class FlashCookie {
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly secure: () => boolean,
+  ) {}
+
+  private get name(): string {
+    return this.secure() ? `__Host-${FLASH_COOKIE}` : FLASH_COOKIE;
+  }
+
+  private cookie(value: string, maxAge: number): string {
+    return [`${this.name}=${value}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Lax']
+      .concat(this.secure() ? ['Secure'] : [])
+      .join('; ');
+  }
+
+  private append(reply: FastifyReply, cookie: string): void {
+    const prev = reply.getHeader('set-cookie');
+    const list = prev === undefined ? [] : Array.isArray(prev) ? prev.map(String) : [String(prev)];
+    reply.header('set-cookie', [...list, cookie]);
+  }
+
+  set(reply: FastifyReply, flash: Flash): void {
+    const payload = Buffer.from(JSON.stringify({ k: flash.kind, t: flash.text.slice(0, 500) })).toString(
+      'base64url',
+    );
+    this.append(reply, this.cookie(`${payload}.${this.ctx.hasher(`flash:${payload}`)}`, 120));
+  }
+
+  /** The pending message, if any (and clears it). */
+  take(request: FastifyRequest, reply: FastifyReply): Flash | null {
+    const raw = parseCookies(request.headers.cookie).get(this.name);
+    if (!raw) return null;
+    this.append(reply, this.cookie('', 0));
+    const [payload, sig] = raw.split('.');
+    if (!payload || !sig || !safeEqual(sig, this.ctx.hasher(`flash:${payload}`))) return null;
+    try {
+      const v = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+        k?: unknown;
+        t?: unknown;
+      };
+      if ((v.k !== 'ok' && v.k !== 'error') || typeof v.t !== 'string') return null;
+      return { kind: v.k, text: v.t };
+    } catch {
+      return null;
+    }
+  }
+}
+
+/**
+ * Form tokens that work once: the create-key form carries one, so a resubmitted POST (reload,
+ * back and forward) creates no second key and never shows a plaintext again. Kept in memory for an
+ * hour, bounded; a token this instance has not seen is accepted (another instance issued it).
+ */
+export class OnceTokens {
+  private readonly used = new Map<string, number>();
+
+  constructor(
+    private readonly ttlMs = 3600_000,
+    private readonly max = 50_000,
+  ) {}
+
+  /** True the first time `token` is consumed. */
+  consume(token: string, now: number): boolean {
+    if (this.used.has(token)) return false;
+    if (this.used.size >= this.max) {
+      for (const [k, at] of this.used) {
+        if (at > now - this.ttlMs && this.used.size < this.max) break;
+        this.used.delete(k);
+      }
+    }
+    this.used.set(token, now);
+    return true;
+  }
+}
