@@ -72,12 +72,10 @@ export class KeyEventHub {
   }
 
   start(): void {
-    const { store, config } = this.app.breeze;
+    const { store } = this.app.breeze;
     store.onKeyChange(() => {
       if (this.streams.size > 0) this.follow();
     });
-    this.expiryTimer = setInterval(() => void this.watchExpiries(), config.keyExpiryPollMs);
-    this.expiryTimer.unref();
   }
 
   /** Ends every stream (server closing) and stops the timers. */
@@ -145,6 +143,8 @@ export class KeyEventHub {
       // idle: stop following; the next stream starts from the then-latest id
       clearInterval(this.followTimer);
       this.followTimer = undefined;
+      clearInterval(this.expiryTimer);
+      this.expiryTimer = undefined;
       this.active = null;
     }
   }
@@ -154,6 +154,15 @@ export class KeyEventHub {
       this.lastId = await this.app.breeze.store.keyEvents.maxId();
       this.followTimer = setInterval(() => this.follow(), FOLLOW_POLL_MS);
       this.followTimer.unref();
+      // Expiries are watched only while a stream is open here: with none open on any instance, no
+      // verifier holds a cached answer older than a second (the SDK's rule while its stream is
+      // down), so an expiry nobody hears of needs no event. An idle server (the resident embedded
+      // one on a laptop) makes no query. On opening, look back a little for what just expired.
+      const now = this.app.breeze.clock().getTime();
+      this.expirySince = Math.max(this.expirySince, now - STARTUP_LOOKBACK_MS);
+      void this.watchExpiries();
+      this.expiryTimer = setInterval(() => void this.watchExpiries(), this.app.breeze.config.keyExpiryPollMs);
+      this.expiryTimer.unref();
     })().catch((err) => {
       this.active = null;
       throw err;
