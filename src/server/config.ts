@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resolver } from './services/webhook-target.js';
-import type { WebhookTuning } from './services/webhook-worker.js';
+import type { WebhookTuning } from './services/webhook-tuning.js';
 
 export type SignupPolicy = 'open' | 'closed';
 

@@ -10,7 +10,7 @@ import { deviceInstructions } from './device-instructions.js';
 import { type LoopbackListener, startLoopbackListener } from './loopback.js';
 import type { LoginOptions } from './options.js';
 import { createPkce, createState } from './pkce.js';
-import { boundLoginStart, clampInterval, expiryNote, MAX_INTERVAL_S } from './server-values.js';
+import { boundLoginStart, clampInterval, delay, expiryNote } from './server-values.js';
 
 /**
  * Why no browser can be opened from here (then the login falls back to device mode), or null.
@@ -52,23 +52,6 @@ function loginFailed(err: unknown): never {
     }
   }
   throw err;
-}
-
-/** Waits `ms` (bounded to [0, 60 s]: a timer past 2^31 ms would fire at once and spin). */
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  const wait = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_INTERVAL_S * 1000) : 5000;
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, wait);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
 
 /** Aborts when the login runs out of time, or with the CLI's own signal (Ctrl-C). */

@@ -83,3 +83,20 @@ export function expiryNote(seconds: number): string {
   const minutes = Math.max(1, Math.round(seconds / 60));
   return `The code expires in ${minutes} minute${minutes === 1 ? '' : 's'}.`;
 }
+
+/** Waits `ms` (bounded to [0, 60 s]: a timer past 2^31 ms would fire at once and spin). */
+export function delay(ms: number, signal: AbortSignal): Promise<void> {
+  const wait = Number.isFinite(ms) ? Math.min(Math.max(ms, 0), MAX_INTERVAL_S * 1000) : 5000;
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) return reject(signal.reason);
+    const t = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, wait);
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

@@ -21,7 +21,7 @@ import type { LoginResult } from '../session.js';
 import { cliVersion } from '../version.js';
 import type { LoginOptions } from './options.js';
 import { createPkce } from './pkce.js';
-import { boundLoginStart, clampInterval } from './server-values.js';
+import { boundLoginStart, clampInterval, delay } from './server-values.js';
 
 export const PENDING_DIR = 'pending-logins';
 
@@ -198,21 +198,6 @@ function choosePending(ctx: CliContext, loginId: string | undefined): PendingLog
     hint: mine
       .map((p) => `${completeCommand(ctx, p.login_id)}   (code ${p.user_code}, expires ${p.expires_at})`)
       .join('\n'),
-  });
-}
-
-function delay(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
-    const t = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
-      resolve();
-    }, ms);
-    const onAbort = () => {
-      clearTimeout(t);
-      reject(signal.reason);
-    };
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
