@@ -4,12 +4,7 @@ import { Agent, request } from 'undici';
 import type { JwtService } from '../jwt.js';
 import type { Store, StoreTx } from '../store/index.js';
 import { type DeliveryRow, WebhooksRepo } from '../store/webhooks.js';
-import {
-  guardedLookup,
-  parseTargetUrl,
-  resolveTarget,
-  type TargetPolicy,
-} from './webhook-target.js';
+import { guardedLookup, parseTargetUrl, resolveTarget, type TargetPolicy } from './webhook-target.js';
 import type { WebhookTuning } from './webhook-tuning.js';
 
 export type { WebhookTuning } from './webhook-tuning.js';
