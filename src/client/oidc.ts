@@ -9,18 +9,10 @@ import type { BreezeClient } from './client.js';
 import { ApiError } from './errors.js';
 import { bad, checkKey, id, record, str } from './validate.js';
 
-export interface OidcTrustInfo {
-  id: string;
-  org_id: string;
-  project_id: string;
-  issuer: string;
-  audience: string;
-  claims: Record<string, string>;
-  scopes: Scope[];
-  ttl_s: number;
-  created_by: string;
-  created_at: string;
-}
+/** A trust as the API answers it (core/types.ts, shared with the server). */
+export type { OidcTrust as OidcTrustInfo } from '../core/types.js';
+
+import type { OidcTrust as OidcTrustInfo } from '../core/types.js';
 
 export interface CreateOidcTrust {
   issuer: string;

@@ -102,3 +102,17 @@ export function normaliseScopes(scopes: readonly string[]): Scope[] {
   set.add('read');
   return SCOPES.filter((s) => set.has(s));
 }
+
+/** An OIDC trust policy as the API shows it (PLATFORM.md "CI identity"). */
+export interface OidcTrust {
+  id: string;
+  org_id: string;
+  project_id: string;
+  issuer: string;
+  audience: string;
+  claims: Record<string, string>;
+  scopes: Scope[];
+  ttl_s: number;
+  created_by: string;
+  created_at: string;
+}

@@ -41,19 +41,10 @@ const ALGORITHMS = [
 
 export const newOidcTrustId = (now?: number): string => `oidc_${ulid(now)}`;
 
-/** A trust as the API shows it. */
-export interface OidcTrustView {
-  id: string;
-  org_id: string;
-  project_id: string;
-  issuer: string;
-  audience: string;
-  claims: Record<string, string>;
-  scopes: Scope[];
-  ttl_s: number;
-  created_by: string;
-  created_at: string;
-}
+/** A trust as the API shows it (core/types.ts, shared with the client). */
+export type { OidcTrust as OidcTrustView } from '../../core/types.js';
+
+import type { OidcTrust as OidcTrustView } from '../../core/types.js';
 
 export interface CreateTrustInput {
   issuer: string;
