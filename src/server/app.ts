@@ -12,7 +12,8 @@ import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
 import { answerClientError, handleError, registerErrorHandling } from './plugins/errors.js';
 import { registerIdCheck } from './plugins/input.js';
-import { registerKeyRateLimit } from './plugins/rate-limit.js';
+import { registerPerKeyLimit } from './plugins/key-rate-limit.js';
+import { registerIpRateLimit } from './plugins/rate-limit.js';
 import { apiKeyRoutes } from './routes/api-keys.js';
 import { auditRoutes } from './routes/audit-events.js';
 import { authCodeRoutes } from './routes/auth-code.js';
@@ -131,7 +132,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     session: new Sessions(ctx).authenticator,
     ...opts.authenticators,
   });
-  await registerKeyRateLimit(app, config.rateLimitPerKey);
+  await registerIpRateLimit(app);
+  registerPerKeyLimit(app, config.rateLimitPerKey);
   registerIdCheck(app);
 
   await app.register(healthRoutes);

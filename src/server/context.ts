@@ -41,7 +41,7 @@ export interface ServerContext {
    * Counts one use of `keyId` against its per-key rate limit (the same budget its own requests
    * spend); absent when the limit is off.
    */
-  keyRateLimit?: (keyId: string) => Promise<KeyRateLimitResult>;
+  keyRateLimit?: (keyId: string) => KeyRateLimitResult;
 }
 
 export interface KeyRateLimitResult {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { MeResponse } from '../../core/types.js';
+import type { AuthContext } from '../context.js';
 import { requireAuth } from '../plugins/auth.js';
 import { OrgService } from '../services/orgs.js';
 import { errorResponses, idSchema, userSchema } from './schemas.js';
@@ -12,6 +13,23 @@ const refSchema = {
 
 export async function meRoutes(app: FastifyInstance): Promise<void> {
   const orgs = new OrgService(app.breeze);
+  // the answer for a cached key's caller (auth contexts are built once per verified row)
+  const ofKey = new WeakMap<AuthContext, MeResponse>();
+
+  async function meOf(auth: AuthContext, orgId: string | undefined): Promise<MeResponse> {
+    const access = await orgs.defaultAccess(auth, orgId);
+    const org = await orgs.get(access.orgId);
+    return {
+      user: auth.user,
+      auth: { type: auth.type, ...(auth.keyId ? { key_id: auth.keyId } : {}), scopes: access.scopes },
+      org: { id: org.id, name: org.name, role: access.role },
+      // the key's project belongs to the key's organization only
+      ...(auth.type === 'api_key' && auth.project && auth.org?.id === org.id
+        ? { project: auth.project }
+        : {}),
+    };
+  }
+
   app.get<{ Querystring: { org_id?: string } }>(
     '/v1/me',
     {
@@ -50,29 +68,24 @@ export async function meRoutes(app: FastifyInstance): Promise<void> {
         },
       },
     },
-    async (request): Promise<MeResponse> => {
+    // not async: an API key's answer is ready at once (no promise per request)
+    (request): MeResponse | Promise<MeResponse> => {
       const auth = requireAuth(request);
-      const base = { user: auth.user };
       // an API key: everything comes from the cached verification record (no query on a cache hit)
       if (auth.type === 'api_key' && auth.org && auth.project && request.query.org_id === undefined) {
-        return {
-          ...base,
-          auth: { type: auth.type, ...(auth.keyId ? { key_id: auth.keyId } : {}), scopes: auth.scopes },
-          org: auth.org,
-          project: auth.project,
-        };
+        let me = ofKey.get(auth);
+        if (!me) {
+          me = {
+            user: auth.user,
+            auth: { type: auth.type, ...(auth.keyId ? { key_id: auth.keyId } : {}), scopes: auth.scopes },
+            org: auth.org,
+            project: auth.project,
+          };
+          ofKey.set(auth, me);
+        }
+        return me;
       }
-      const access = await orgs.defaultAccess(auth, request.query.org_id);
-      const org = await orgs.get(access.orgId);
-      return {
-        ...base,
-        auth: { type: auth.type, ...(auth.keyId ? { key_id: auth.keyId } : {}), scopes: access.scopes },
-        org: { id: org.id, name: org.name, role: access.role },
-        // the key's project belongs to the key's organization only
-        ...(auth.type === 'api_key' && auth.project && auth.org?.id === org.id
-          ? { project: auth.project }
-          : {}),
-      };
+      return meOf(auth, request.query.org_id);
     },
   );
 }

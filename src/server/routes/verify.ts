@@ -92,7 +92,8 @@ export async function verifyRoutes(app: FastifyInstance): Promise<void> {
         response: { 200: verifyResultSchema, ...errorResponses(400, 401, 403, 429) },
       },
     },
-    async (request) => {
+    // not async: a cached key is answered without a promise
+    (request) => {
       const { orgId } = requireVerifier(requireAuth(request));
       return verifier.verify(orgId, request.body.key, request.body.scopes);
     },

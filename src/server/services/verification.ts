@@ -47,18 +47,46 @@ const MAX_MISSING = 10_000;
 export class VerificationService {
   /** cache key -> when the lookup found nothing */
   private readonly missing = new Map<string, number>();
+  /** the VALID answer of a cached row, built once per row (scopes capped by the creator's role) */
+  private readonly valid = new WeakMap<KeyWithUser, VerifyResult>();
 
   constructor(private readonly ctx: ServerContext) {}
 
-  async verify(orgId: string, key: string, wanted: readonly Scope[] | undefined): Promise<VerifyResult> {
+  /**
+   * The answer for `key`. A key in the verification cache is answered synchronously (no promise,
+   * no store); anything else is looked up once (then cached, or remembered as missing).
+   */
+  verify(
+    orgId: string,
+    key: string,
+    wanted: readonly Scope[] | undefined,
+  ): VerifyResult | Promise<VerifyResult> {
+    const nowMs = this.ctx.clock().getTime();
+    // only a well-formed key is ever cached: a hit needs no checksum
+    const cacheKey = cacheKeyOf(key);
+    const cached = this.ctx.cache.get(cacheKey, nowMs);
+    if (cached) return this.answer(orgId, cached, wanted, nowMs);
     if (!isWellFormedApiKey(key)) return { valid: false, code: 'MALFORMED' };
-    const found = await this.lookup(key);
-    const now = this.ctx.clock();
+    // a key looked up moments ago and not found: the same answer as a key of another organization,
+    // just as fast
+    if (this.recentlyMissing(cacheKey, nowMs)) return { valid: false, code: 'NOT_FOUND' };
+    return this.lookup(key, cacheKey, nowMs).then((found) =>
+      this.answer(orgId, found, wanted, this.ctx.clock().getTime()),
+    );
+  }
+
+  private answer(
+    orgId: string,
+    found: KeyWithUser | undefined,
+    wanted: readonly Scope[] | undefined,
+    nowMs: number,
+  ): VerifyResult {
     // a key whose creator left the organization answers as if it did not exist (as it does to auth)
     if (!found || found.key.org_id !== orgId || !found.role || !found.key.project_id) {
       return { valid: false, code: 'NOT_FOUND' };
     }
     const { key: row } = found;
+    const now = new Date(nowMs);
     if (!isUsable(row, now)) {
       return {
         valid: false,
@@ -66,48 +94,56 @@ export class VerificationService {
         key_id: row.id,
       };
     }
-    const nowMs = now.getTime();
     const { usage, keyRateLimit } = this.ctx;
     usage.used(row.id, row.last_used_at, nowMs);
     let ratelimit: RateLimitInfo | null = null;
     if (keyRateLimit) {
-      const r = await keyRateLimit(row.id);
+      const r = keyRateLimit(row.id);
       ratelimit = { limit: r.limit, remaining: r.remaining, reset_s: r.resetS };
       if (!r.allowed) {
         usage.rejected(row.id, nowMs);
         return { valid: false, code: 'RATE_LIMITED', key_id: row.id, ratelimit };
       }
     }
-    const scopes = capScopes(scopesOf(row), found.role);
-    if (wanted?.some((s) => !scopes.includes(s))) {
-      usage.rejected(row.id, nowMs);
-      return { valid: false, code: 'INSUFFICIENT_SCOPE', key_id: row.id };
+    let valid = this.valid.get(found);
+    if (!valid) {
+      valid = {
+        valid: true,
+        code: 'VALID',
+        key_id: row.id,
+        org_id: orgId,
+        project_id: row.project_id ?? '',
+        user: { id: row.user_id, email: found.email },
+        scopes: capScopes(scopesOf(row), found.role),
+        expires_at: row.expires_at,
+        ratelimit: null,
+      };
+      this.valid.set(found, valid);
     }
-    return {
-      valid: true,
-      code: 'VALID',
-      key_id: row.id,
-      org_id: orgId,
-      project_id: row.project_id ?? '',
-      user: { id: row.user_id, email: found.email },
-      scopes,
-      expires_at: row.expires_at,
-      ratelimit,
-    };
+    if (wanted) {
+      const scopes = valid.scopes as Scope[];
+      for (const s of wanted) {
+        if (!scopes.includes(s)) {
+          usage.rejected(row.id, nowMs);
+          return { valid: false, code: 'INSUFFICIENT_SCOPE', key_id: row.id };
+        }
+      }
+    }
+    return ratelimit ? { ...valid, ratelimit } : valid;
   }
 
-  /** The verification record of `key` from the cache, else one indexed read (then cached). */
-  private async lookup(key: string): Promise<KeyWithUser | undefined> {
-    const { cache, store, hasher, clock, config } = this.ctx;
-    const cacheKey = cacheKeyOf(key);
-    const nowMs = clock().getTime();
-    const cached = cache.get(cacheKey, nowMs);
-    if (cached) return cached;
+  /** True when a lookup of this key found nothing less than the cache TTL ago. */
+  private recentlyMissing(cacheKey: string, nowMs: number): boolean {
     const missAt = this.missing.get(cacheKey);
-    if (missAt !== undefined) {
-      if (nowMs - missAt < config.keyCacheTtlMs) return undefined;
-      this.missing.delete(cacheKey);
-    }
+    if (missAt === undefined) return false;
+    if (nowMs - missAt < this.ctx.config.keyCacheTtlMs) return true;
+    this.missing.delete(cacheKey);
+    return false;
+  }
+
+  /** The verification record of `key` (not in the cache): one indexed read (then cached). */
+  private async lookup(key: string, cacheKey: string, nowMs: number): Promise<KeyWithUser | undefined> {
+    const { cache, store, hasher, config } = this.ctx;
     const found = await store.keys.findByHash(hasher(key));
     if (found) {
       cache.set(cacheKey, found, nowMs);
