@@ -151,3 +151,33 @@ describe('log redaction', () => {
     expect(censorSecrets(obj)).toBe(obj);
   });
 });
+
+it('breeze serve logs one line per request: its id, method, path without the query, status and time; never the key', async () => {
+  const lines: string[] = [];
+  const sink = new Writable({
+    write(chunk, _enc, cb) {
+      lines.push(String(chunk));
+      cb();
+    },
+  });
+  const t = await startTestServer({ logger: { ...loggerOptions(), stream: sink } });
+  try {
+    const { apiKey } = await t.seedKey();
+    const me = await t.app.inject({ url: `/v1/me?token=${apiKey}`, headers: { 'xi-api-key': apiKey } });
+    const bad = await t.app.inject({ url: '/v1/me', headers: { 'xi-api-key': `${apiKey.slice(0, -1)}x` } });
+    const requests = lines.map((l) => JSON.parse(l)).filter((l) => l.req);
+    expect(requests).toEqual([
+      expect.objectContaining({
+        msg: 'request completed',
+        reqId: me.headers['x-request-id'],
+        req: { id: me.headers['x-request-id'], method: 'GET', path: '/v1/me' },
+        res: { statusCode: 200 },
+        responseTime: expect.any(Number),
+      }),
+      expect.objectContaining({ reqId: bad.headers['x-request-id'], res: { statusCode: 401 } }),
+    ]);
+    expect(lines.join('')).not.toContain(apiKey.slice(4, 20));
+  } finally {
+    await t.close();
+  }
+});
