@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import type { CommandHost } from './commands/host.js';
+import type { CommandHost, CommandModule } from './commands/host.js';
 import { ALIASES, COMMANDS, findCommandName, GLOBAL_VALUE_OPTIONS } from './commands/index.js';
 import { type CliContext, createContext, type GlobalOptions, Interrupts } from './context.js';
 import { InterruptedError } from './errors.js';
@@ -73,6 +73,26 @@ export function helpArgv(program: Command, argv: readonly string[]): string[] | 
   return [...path, '--help'];
 }
 
+/** Adds the commands of `modules` to `program`, with their aliases. */
+function addCommands(program: Command, modules: readonly CommandModule[], host: CommandHost): void {
+  for (const mod of modules) {
+    const cmd = mod.createCommand(host);
+    for (const [alias, target] of Object.entries(ALIASES)) if (target === cmd.name()) cmd.alias(alias);
+    program.addCommand(cmd);
+  }
+}
+
+/** The whole program, every command loaded, for describing it (completion): it has no context. */
+async function wholeProgram(): Promise<Command> {
+  const program = buildProgram();
+  const host: CommandHost = {
+    context: () => Promise.reject(new Error('no context while describing commands')),
+    wholeProgram,
+  };
+  addCommands(program, await Promise.all(Object.values(COMMANDS).map((load) => load())), host);
+  return program;
+}
+
 /**
  * Parses argv and runs the command. Loads only the module of the named command (all of them for
  * root help or an unknown name). Resolves to the exit code; throws what the command threw.
@@ -91,13 +111,9 @@ export async function runCli(argv: string[]): Promise<number> {
       }
       return ctx;
     },
+    wholeProgram,
   };
-  const modules = await Promise.all(names.map((n) => COMMANDS[n]!()));
-  for (const mod of modules) {
-    const cmd = mod.createCommand(host);
-    for (const [alias, target] of Object.entries(ALIASES)) if (target === cmd.name()) cmd.alias(alias);
-    program.addCommand(cmd);
-  }
+  addCommands(program, await Promise.all(names.map((n) => COMMANDS[n]!())), host);
   // Subcommands do not inherit these from addCommand: without them commander would process.exit itself.
   const inherit = (cmd: Command) => {
     for (const sub of cmd.commands) {

@@ -1,5 +1,5 @@
 import type { SecretHasher } from '../core/hash.js';
-import type { OrgRef, ProjectRef, Scope, UserInfo } from '../core/types.js';
+import type { AuthContext } from './auth-context.js';
 import type { ServerConfig } from './config.js';
 import type { KeyService } from './key-service.js';
 import type { Mailer } from './mail/mailer.js';
@@ -8,21 +8,8 @@ import type { UsageTracker } from './services/usage.js';
 import type { Store } from './store/index.js';
 import type { VerificationCache } from './verification-cache.js';
 
-/** Who is calling: set by the auth plugin on every authenticated request. */
-export interface AuthContext {
-  type: 'api_key' | 'jwt' | 'session';
-  user: UserInfo;
-  scopes: Scope[];
-  /** set for `api_key` */
-  keyId?: string;
-  /**
-   * `api_key` only: the key's organization (with its creator's role there) and project, and the
-   * key's own scopes before the role cap (`scopes` are the effective ones in that organization).
-   */
-  org?: OrgRef;
-  project?: ProjectRef;
-  keyScopes?: Scope[];
-}
+/** Who is calling (its own module, so that services can name it without importing this one). */
+export type { AuthContext } from './auth-context.js';
 
 /** What routes share; decorated on the Fastify instance as `app.breeze`. */
 export interface ServerContext {

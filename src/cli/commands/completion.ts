@@ -399,25 +399,7 @@ export function completionScript(shell: Shell, program: Command): string {
   return shell === 'bash' ? bashScript(model) : zshScript(model);
 }
 
-/** The whole `breeze` program, every command loaded (completion must know all of them). */
-async function fullProgram(): Promise<Command> {
-  const [{ buildProgram }, { ALIASES, COMMANDS }] = await Promise.all([
-    import('../program.js'),
-    import('./index.js'),
-  ]);
-  const program = buildProgram();
-  const host: CommandHost = {
-    context: () => Promise.reject(new Error('completion: no context while describing commands')),
-  };
-  for (const load of Object.values(COMMANDS)) {
-    const cmd = (await load()).createCommand(host);
-    for (const [alias, target] of Object.entries(ALIASES)) if (target === cmd.name()) cmd.alias(alias);
-    program.addCommand(cmd);
-  }
-  return program;
-}
-
-export function createCommand(_host: CommandHost): Command {
+export function createCommand(host: CommandHost): Command {
   return new Command('completion')
     .description('print a shell completion script')
     .addArgument(new Argument('<shell>', 'the shell').choices(['bash', 'zsh', 'fish']))
@@ -430,6 +412,7 @@ Examples:
   $ breeze completion fish > ~/.config/fish/completions/breeze.fish`,
     )
     .action(async (shell: Shell) => {
-      process.stdout.write(`${completionScript(shell, await fullProgram())}\n`);
+      // completion must know every command, not only this one
+      process.stdout.write(`${completionScript(shell, await host.wholeProgram())}\n`);
     });
 }

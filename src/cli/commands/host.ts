@@ -5,6 +5,8 @@ import type { CliContext } from '../context.js';
 export interface CommandHost {
   /** builds (once) the context from the global options seen on `cmd` and its parents */
   context(cmd: Command): Promise<CliContext>;
+  /** the whole program with every command loaded, to describe it (completion); it runs nothing */
+  wholeProgram(): Promise<Command>;
 }
 
 /** A command file's default shape: it builds its commander `Command`; the action calls `run…(opts, ctx)`. */

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import { ulid } from '../../core/ids.js';
-import type { AuthContext } from '../context.js';
+import type { AuthContext } from '../auth-context.js';
 import type { AuditListFilter, AuditRow } from '../store/audit.js';
 import type { Store, StoreTx } from '../store/index.js';
 

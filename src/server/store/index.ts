@@ -1,7 +1,8 @@
 import { join } from 'node:path';
 import type { Store } from './store.js';
 
-export type { Engine, Store, StoreTx } from './store.js';
+export type { Engine } from './schema.js';
+export type { Store, StoreTx } from './store.js';
 
 export interface StoreLocation {
   /** SQLite: `<dataDir>/breeze.db` */

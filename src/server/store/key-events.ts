@@ -1,6 +1,5 @@
 import { type Kysely, sql } from 'kysely';
-import type { Database, KeyEventsTable } from './schema.js';
-import type { Engine } from './store.js';
+import type { Database, Engine, KeyEventsTable } from './schema.js';
 
 export type KeyEventRow = Omit<KeyEventsTable, 'id'> & { id: number };
 

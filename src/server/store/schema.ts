@@ -1,5 +1,8 @@
 import type { Generated } from 'kysely';
 
+/** The database engine behind a store. */
+export type Engine = 'sqlite' | 'postgres';
+
 /**
  * Database schema shared by SQLite and PostgreSQL. Timestamps are RFC 3339 UTC strings
  * (`Date#toISOString`), which sort correctly as text on both engines. Secrets never appear here:

@@ -1,6 +1,6 @@
 import { type Kysely, sql } from 'kysely';
-import type { Database, SigningKeysTable } from './schema.js';
-import type { Engine, Store } from './store.js';
+import type { Database, Engine, SigningKeysTable } from './schema.js';
+import type { Store } from './store.js';
 
 export type SigningKeyRow = SigningKeysTable;
 

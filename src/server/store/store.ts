@@ -6,11 +6,9 @@ import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
 import { OidcRepo } from './oidc.js';
 import { OrgsRepo } from './orgs.js';
-import type { Database } from './schema.js';
+import type { Database, Engine } from './schema.js';
 import { UsageRepo } from './usage.js';
 import { UsersRepo } from './users.js';
-
-export type Engine = 'sqlite' | 'postgres';
 
 /**
  * The server's storage. One implementation per engine, all through the same Kysely query layer and
