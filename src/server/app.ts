@@ -6,6 +6,7 @@ import { defaultConfig, type ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
 import { JwtService } from './jwt.js';
 import { KeyService } from './key-service.js';
+import { OneLineRequestLog } from './logging.js';
 import type { Mailer } from './mail/mailer.js';
 import { registerOpenApi } from './openapi.js';
 import { pageRoutes } from './pages/routes.js';
@@ -74,8 +75,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   const clock = opts.clock ?? (() => new Date());
   const app = Fastify({
     logger: opts.logger ?? false,
-    // one line per request (written when it is answered, below) instead of Fastify's two
-    disableRequestLogging: true,
+    // one line per request, written when it is answered, instead of Fastify's two
+    logController: new OneLineRequestLog(),
     bodyLimit: BODY_LIMIT,
     genReqId: () => newRequestId(),
     requestIdHeader: false,
@@ -125,13 +126,6 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     reply.header('x-request-id', request.id);
     done();
   });
-  if (opts.logger) {
-    // the request's line: id, method, path (serializers in logging.ts), status and time taken
-    app.addHook('onResponse', (request, reply, done) => {
-      request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
-      done();
-    });
-  }
   registerErrorHandling(app);
 
   await registerOpenApi(app);

@@ -1,0 +1,11 @@
+import { spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+const autocannon = createRequire(import.meta.url)('autocannon');
+const proc = spawn(process.execPath, ['--cpu-prof', '--cpu-prof-dir', '/tmp/sp/ga', '--cpu-prof-interval', '50', '.exp-child.mjs'], { stdio: ['ignore', 'pipe', 'ignore'] });
+let out = '';
+proc.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+while (!out.includes('\n')) await new Promise((r) => setTimeout(r, 50));
+const c = JSON.parse(out.split('\n')[0]);
+const r = await autocannon({ url: `${c.url}${process.argv[2]}`, headers: { 'x-api-key': c.verifier }, connections: 50, duration: 4 });
+console.log('requests', r['2xx']);
+proc.kill('SIGTERM');
