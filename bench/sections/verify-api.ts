@@ -81,6 +81,27 @@ async function startChild(
   return { ...(JSON.parse(out.split('\n')[0]!) as Omit<Child, 'proc'>), proc };
 }
 
+/** The bare-Fastify anchor (bench/fastify-anchor-child.mjs). */
+async function startAnchor(ctx: SectionContext): Promise<{ url: string }> {
+  const proc = spawn(process.execPath, [join(ROOT, 'bench', 'fastify-anchor-child.mjs')], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'ignore'],
+  });
+  ctx.cleanup.add(() => {
+    if (proc.exitCode === null) proc.kill('SIGKILL');
+  });
+  let out = '';
+  proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
+    out += d;
+  });
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('\n')) {
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('fastify anchor did not start');
+    await sleep(50);
+  }
+  return JSON.parse(out.split('\n')[0]!) as { url: string };
+}
+
 interface Workload {
   id: string;
   label: string;
@@ -93,6 +114,7 @@ async function measure(ctx: SectionContext): Promise<void> {
   const verifyServer = await startChild(ctx, true, 1_000_000_000, 300);
   const counting = await startChild(ctx, true, 0, 0);
   const notCounting = await startChild(ctx, false, 0, 0);
+  const anchor = await startAnchor(ctx);
   const load =
     (url: string, extra: Partial<Parameters<Autocannon>[0]> = {}) =>
     (seconds: number) =>
@@ -115,6 +137,16 @@ async function measure(ctx: SectionContext): Promise<void> {
       run: load(`${verifyServer.url}/v1/keys/verify`, {
         method: 'POST',
         headers: { 'x-api-key': verifyServer.verifier, 'content-type': 'application/json' },
+        body: verifyBody,
+      }),
+    },
+    { id: 'anchor_get', label: 'bare Fastify: GET', run: load(`${anchor.url}/get`) },
+    {
+      id: 'anchor_post',
+      label: 'bare Fastify: POST, same JSON body',
+      run: load(`${anchor.url}/post`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: verifyBody,
       }),
     },
@@ -160,6 +192,14 @@ async function measure(ctx: SectionContext): Promise<void> {
       value: ratio('verify', 'healthz'),
       unit: 'x',
       target: { op: '>=', value: 0.85 },
+    }),
+  );
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.anchor_post_over_get',
+      label: 'anchor: bare Fastify POST (same body) ÷ GET',
+      value: ratio('anchor_post', 'anchor_get'),
+      unit: 'x',
     }),
   );
   ctx.addFigure(
