@@ -62,6 +62,7 @@ export function send(reply: FastifyReply, status: number, page: string): Fastify
     .send(page);
 }
 
+/** POST-redirect-GET (and the way to sign in): a 303 to `location`. */
 export function seeOther(reply: FastifyReply, location: string): FastifyReply {
   return reply.code(303).header('location', location).send();
 }
@@ -82,6 +83,7 @@ export function sendError(reply: FastifyReply, status: number, title: string, me
     );
 }
 
+/** The caller a page's services see: the signed-in user (what they may do is their role's, authz.ts). */
 export function authOf(session: BrowserSession): AuthContext {
   return { type: 'session', user: session.user, scopes: [...SCOPES] };
 }
