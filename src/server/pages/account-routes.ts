@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { accountPage } from './account-page.js';
-import { authOf, type DashboardKit, HIDE, rateLimit, seeOther, send } from './dashboard-kit.js';
+import { authOf, type DashboardKit, send } from './dashboard-kit.js';
+import { HIDE, rateLimit, seeOther } from './http.js';
 
 /** `/account`: the user's browser sessions (sign out one, or all) and the keys of their CLI logins. */
 export function registerAccountRoutes(app: FastifyInstance, kit: DashboardKit): void {

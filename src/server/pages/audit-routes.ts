@@ -5,8 +5,9 @@ import { AUDIT_ACTIONS } from '../services/audit.js';
 import { readAuditLog } from '../services/audit-log.js';
 import { isPossibleId } from '../validation.js';
 import { type AuditFilters, auditPage, SINCE_CHOICES } from './audit-page.js';
-import { authOf, type DashboardKit, HIDE, PAGE_SIZE, send } from './dashboard-kit.js';
+import { authOf, type DashboardKit, PAGE_SIZE, send } from './dashboard-kit.js';
 import { field } from './forms.js';
+import { HIDE } from './http.js';
 
 /** `/audit`: the organization's audit log, read through the same service and rule as the API's. */
 export function registerAuditRoutes(app: FastifyInstance, kit: DashboardKit): void {

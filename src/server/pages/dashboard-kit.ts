@@ -13,6 +13,7 @@ import { DashboardRepo } from '../store/dashboard.js';
 import { SessionsRepo } from '../store/sessions.js';
 import { isPossibleId } from '../validation.js';
 import { FlashCookie, field, fieldList, OnceTokens } from './forms.js';
+import { HIDE, rateLimit, seeOther } from './http.js';
 import type { ScopeChoice } from './key-new-page.js';
 import { dashboardCsp, type Flash, type Viewer } from './layout.js';
 import { html, pageCsp, resultPage } from './views.js';
@@ -23,7 +24,6 @@ import { html, pageCsp, resultPage } from './views.js';
  * has a second copy of a rule.
  */
 
-export const HIDE = { hide: true } as const;
 export const PAGE_SIZE = 50;
 const ORG_COOKIE = 'breeze_org';
 
@@ -45,11 +45,6 @@ export type OrgPost = {
   };
 };
 
-/** A route's rate limit: `max` requests a minute (the pages' own limiter, in `pageRoutes`). */
-export function rateLimit(max: number) {
-  return { rateLimit: { max, timeWindow: 60_000 } };
-}
-
 /** The route options of every `/orgs/:org_id/…` action. */
 export const orgPost = { schema: HIDE, config: rateLimit(30) };
 
@@ -60,11 +55,6 @@ export function send(reply: FastifyReply, status: number, page: string): Fastify
     .type('text/html; charset=utf-8')
     .header('content-security-policy', dashboardCsp())
     .send(page);
-}
-
-/** POST-redirect-GET (and the way to sign in): a 303 to `location`. */
-export function seeOther(reply: FastifyReply, location: string): FastifyReply {
-  return reply.code(303).header('location', location).send();
 }
 
 /** A refusal page (the sign-in pages' card, so their CSP), with the way back. */

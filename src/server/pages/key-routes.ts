@@ -6,17 +6,15 @@ import { keyEventsSection } from './audit-page.js';
 import {
   authOf,
   type DashboardKit,
-  HIDE,
   PageError,
   pageBy,
-  rateLimit,
   refusal,
   scopeChoices,
   scopesFrom,
-  seeOther,
   send,
 } from './dashboard-kit.js';
 import { field, textInput } from './forms.js';
+import { HIDE, rateLimit, seeOther } from './http.js';
 import { deleteConfirmPage, GRACE_CHOICES, keyPage, rotatedKeyPage } from './key-page.js';
 import { type UsageRange, usageSection, usageSeries } from './usage-chart.js';
 

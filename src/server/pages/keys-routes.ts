@@ -10,16 +10,14 @@ import { isPossibleId } from '../validation.js';
 import {
   authOf,
   type DashboardKit,
-  HIDE,
   PAGE_SIZE,
-  rateLimit,
   refusal,
   scopeChoices,
   scopesFrom,
-  seeOther,
   send,
 } from './dashboard-kit.js';
 import { field, textInput } from './forms.js';
+import { HIDE, rateLimit, seeOther } from './http.js';
 import { createdKeyPage, EXPIRY_CHOICES, newKeyPage } from './key-new-page.js';
 import { keysPage, STATUS_FILTERS } from './keys-page.js';
 

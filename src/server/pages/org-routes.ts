@@ -4,8 +4,9 @@ import { ROLES } from '../../core/types.js';
 import { isAllowed } from '../authz.js';
 import { requestMeta } from '../services/audit.js';
 import { isValidEmail } from '../validation.js';
-import { authOf, type DashboardKit, HIDE, type OrgPost, orgPost, PageError, send } from './dashboard-kit.js';
+import { authOf, type DashboardKit, type OrgPost, orgPost, PageError, send } from './dashboard-kit.js';
 import { field, textInput } from './forms.js';
+import { HIDE } from './http.js';
 import { orgPage } from './org-page.js';
 import { platformSections } from './org-platform-routes.js';
 
