@@ -11,6 +11,8 @@ import type { LoginRow } from '../store/logins.js';
 import { normaliseEmail } from '../store/users.js';
 import { isValidEmail } from '../validation.js';
 import { dashboardRoutes } from './dashboard.js';
+import { field } from './forms.js';
+import { HIDE, rateLimit, seeOther } from './http.js';
 import { displayIp, sameNetwork } from './ip.js';
 import {
   authorizePage,
@@ -23,18 +25,9 @@ import {
   typeCodePage,
 } from './views.js';
 
-const HIDE = { hide: true } as const;
 /** Per-email cap on mailed sign-in codes (a mailbox must not be flooded from this form). */
 const CODES_PER_EMAIL = 10;
 const CODES_PER_EMAIL_WINDOW_MS = 10 * 60_000;
-
-type Fields = Record<string, unknown> | null | undefined;
-
-/** A single text field of a form or query string; repeated or non-text fields count as missing. */
-function field(source: unknown, name: string): string | undefined {
-  const v = (source as Fields)?.[name];
-  return typeof v === 'string' ? v : undefined;
-}
 
 /** Where to go after sign-in: a path on this site only (no `//host`, no scheme). */
 export function safeNext(value: string | undefined): string {
@@ -65,10 +58,6 @@ function sendPage(
     .type('text/html; charset=utf-8')
     .header('content-security-policy', pageCsp(formTargets))
     .send(page);
-}
-
-function seeOther(reply: FastifyReply, location: string): FastifyReply {
-  return reply.code(303).header('location', location).send();
 }
 
 /**
@@ -118,8 +107,6 @@ export async function pageRoutes(app: FastifyInstance): Promise<void> {
     request.log.error({ err }, 'page error');
     return sendPage(reply, 500, errorPage(500, 'Something went wrong', 'Please try again in a moment.'));
   });
-
-  const rateLimit = (max: number) => ({ rateLimit: { max, timeWindow: 60_000 } });
 
   function expiredForm(reply: FastifyReply): FastifyReply {
     return sendPage(
