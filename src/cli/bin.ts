@@ -45,7 +45,8 @@ export async function run(argv: string[]): Promise<void> {
   if (code === undefined) {
     // the full program; it exits by itself
     guardStdout();
-    await import('./main.js');
+    const { main } = await import('./main.js');
+    await main(argv);
     return;
   }
   // Leave by running out of work rather than process.exit: every write above was synchronous
