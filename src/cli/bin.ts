@@ -2,7 +2,8 @@
  * The CLI's first module. `npm run build` bundles it with everything it imports statically into one
  * CommonJS file, dist/cli/bin.cjs, which bin/breeze.js requires (scripts/bundle.mjs): no ESM loader
  * and one file to read, so `breeze token`, `breeze env` and `breeze --version` start about as fast as
- * `node -e 0`. Anything else imports dist/cli/main.js (ESM, commander, one module per command).
+ * `node -e 0`. Anything else loads the full program (main.ts; bundled as dist/cli/main.cjs with a
+ * chunk per command, commander inside).
  *
  * Heavy built-ins stay out of this path: modules it reaches load node:crypto, node:zlib,
  * node:child_process and node:os on use (process.getBuiltinModule), not on import. So does
