@@ -134,7 +134,7 @@ describe('fast entry', () => {
       );
       closeSync(wfd);
       let stderr = '';
-      child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      child.stderr?.setEncoding('utf8').on('data', (d: string) => {
         stderr += d;
       });
       let code: number | null | undefined;
