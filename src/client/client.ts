@@ -142,9 +142,12 @@ export class BreezeClient {
       ? (this.opts.dispatcher ?? sharedDispatcher(undici, this.opts.proxy !== false, timeoutMs))
       : undefined;
     for (let attempt = 0; ; attempt++) {
-      this.trace(`> ${method} ${redactUrl(url.toString())}`);
-      for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
-      if (payload) this.trace(`> ${redactBody(payload)}`);
+      // (redacting costs: only with a trace, i.e. --verbose)
+      if (this.opts.trace) {
+        this.trace(`> ${method} ${redactUrl(url.toString())}`);
+        for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
+        if (payload) this.trace(`> ${redactBody(payload)}`);
+      }
       // Date, not performance.now(): the latter loads node:perf_hooks on first use
       const started = Date.now();
       let res: Answer;
@@ -182,9 +185,11 @@ export class BreezeClient {
       );
       const ms = Date.now() - started;
       const requestId = headerValue(res.headers['x-request-id']);
-      this.trace(`< ${res.statusCode} (${ms} ms)`);
-      for (const [k, v] of Object.entries(redactHeaders(res.headers))) this.trace(`< ${k}: ${v}`);
-      if (text) this.trace(`< ${redactBody(text)}`);
+      if (this.opts.trace) {
+        this.trace(`< ${res.statusCode} (${ms} ms)`);
+        for (const [k, v] of Object.entries(redactHeaders(res.headers))) this.trace(`< ${k}: ${v}`);
+        if (text) this.trace(`< ${redactBody(text)}`);
+      }
       if (res.statusCode >= 200 && res.statusCode < 300) {
         let body: unknown;
         try {
