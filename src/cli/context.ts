@@ -103,19 +103,23 @@ export interface CliContext {
 
 /** SIGINT/SIGTERM handling for one CLI run: abort by default, or a command's own handler. */
 export class Interrupts {
-  private readonly controller = new AbortController();
+  // made on first use: loading AbortController costs `breeze token` a millisecond it never needs
+  private controller?: AbortController;
   private handler: ((signal: NodeJS.Signals) => void) | null = null;
   private rejectInterrupted?: (err: Error) => void;
   private readonly interrupted = new Promise<never>((_, reject) => {
     this.rejectInterrupted = reject;
   });
-  readonly signal = this.controller.signal;
+  get signal(): AbortSignal {
+    this.controller ??= new AbortController();
+    return this.controller.signal;
+  }
   private readonly listener = (sig: NodeJS.Signals) => {
     if (this.handler) return this.handler(sig);
     if (this.signal.aborted) return;
     const err = new InterruptedError();
     if (sig === 'SIGTERM') (err as { exitCode: number }).exitCode = 143;
-    this.controller.abort(err);
+    this.controller?.abort(err);
     this.rejectInterrupted?.(err);
   };
 
@@ -251,7 +255,9 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       prompts ??= createPrompts(isInteractive(env), interrupts.signal);
       return prompts;
     },
-    signal: interrupts.signal,
+    get signal() {
+      return interrupts.signal;
+    },
     config,
     credentials,
     exitCode: 0,

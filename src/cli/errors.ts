@@ -4,7 +4,7 @@
  */
 import { ApiError, NetworkError } from '../client/errors.js';
 import { CorruptFileError } from '../credentials/atomic-file.js';
-import { hasPrintedData } from './ui/output.js';
+import { hasPrintedData, type OutputStream } from './ui/output.js';
 import { terminalJson, terminalLine } from './ui/terminal-text.js';
 
 export const EXIT = {
@@ -224,19 +224,21 @@ export function wantsJson(argv: readonly string[]): boolean {
  * Reports a failed run — the one place both entries (the fast path in bin.ts and the full program in
  * main.ts) do it: the message on stderr, and with `--json` the error document on stdout too (unless
  * the command already printed its own document, e.g. `status --json` with `"valid": false`), as
- * exact JSON with the characters a terminal acts on \u-escaped. Returns the exit code.
+ * exact JSON with the characters a terminal acts on \u-escaped. `streams`: where the command's
+ * Output wrote (the fast entry's fd writers). Returns the exit code.
  */
 export function reportFailure(
   err: unknown,
   argv: readonly string[],
   env: NodeJS.ProcessEnv = process.env,
+  streams: { stdout: OutputStream; stderr: OutputStream } = process,
 ): number {
   const verbose = argv.includes('--verbose') || env.BREEZE_DEBUG === '1';
   const message = describeError(err, verbose);
-  if (message) process.stderr.write(`${message}\n`);
+  if (message) streams.stderr.write(`${message}\n`);
   const code = exitCodeOf(err);
-  if (wantsJson(argv) && code !== EXIT.OK && !hasPrintedData(process.stdout)) {
-    process.stdout.write(`${terminalJson(errorDocument(err))}\n`);
+  if (wantsJson(argv) && code !== EXIT.OK && !hasPrintedData(streams.stdout)) {
+    streams.stdout.write(`${terminalJson(errorDocument(err))}\n`);
   }
   return code;
 }

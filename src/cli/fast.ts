@@ -1,4 +1,4 @@
-import { createContext, type GlobalOptions } from './context.js';
+import { type ContextDeps, createContext, type GlobalOptions } from './context.js';
 import { credentialEnv, type EnvFormat, formatEnvLines, usableKey } from './env-vars.js';
 import { warnIfExpiring } from './expiry.js';
 
@@ -6,8 +6,12 @@ import { warnIfExpiring } from './expiry.js';
  * `breeze token` and `breeze env` run in shell prompts and scripts, so they skip commander
  * entirely when argv is simple (known flags only); anything else (help, typos, unknown flags)
  * returns undefined and goes through the full program, which gives the proper usage errors.
+ * `deps`: as for createContext (bin.ts passes an Output writing to the file descriptors).
  */
-export async function tryFastPath(argv: readonly string[]): Promise<number | undefined> {
+export async function tryFastPath(
+  argv: readonly string[],
+  deps: ContextDeps = {},
+): Promise<number | undefined> {
   const globals: GlobalOptions = {};
   let command: 'token' | 'env' | undefined;
   let format: string | undefined;
@@ -38,7 +42,7 @@ export async function tryFastPath(argv: readonly string[]): Promise<number | und
   if (!command) return undefined;
   if (format !== undefined && !['sh', 'fish', 'powershell', 'dotenv', 'json'].includes(format))
     return undefined;
-  const ctx = await createContext(globals);
+  const ctx = await createContext(globals, deps);
   if (command === 'token') {
     const session = await ctx.session();
     const apiKey = usableKey(session);

@@ -17,7 +17,8 @@ function exit(code: number): void {
   setTimeout(() => process.exit(code), 2000).unref();
 }
 
-async function main(argv: string[]): Promise<void> {
+/** Runs the program on `argv` and exits with its code (bin.ts calls it when the fast path declines). */
+export async function main(argv: string[]): Promise<void> {
   try {
     const { runCli } = await import('./program.js');
     exit(await runCli(argv));
@@ -25,5 +26,3 @@ async function main(argv: string[]): Promise<void> {
     exit(reportFailure(err, argv));
   }
 }
-
-await main(process.argv.slice(2));

@@ -70,6 +70,21 @@ export async function stopResident(paths: ResidentPaths, timeoutMs = 15_000): Pr
   return stopped;
 }
 
+/** True when something accepts a connection on the unix socket (no request is sent). */
+function listening(socket: string, timeoutMs = 1000): Promise<boolean> {
+  const { connect } = process.getBuiltinModule('node:net');
+  return new Promise((resolve) => {
+    const conn = connect(socket);
+    const done = (ok: boolean) => {
+      conn.destroy();
+      resolve(ok);
+    };
+    conn.once('connect', () => done(true));
+    conn.once('error', () => done(false));
+    conn.setTimeout(timeoutMs, () => done(false));
+  });
+}
+
 /**
  * The resident server for `configDir`, started when none answers (or one of another version does).
  * Starting holds the data directory's lock, so concurrent first commands start one server.
@@ -79,6 +94,21 @@ export async function ensureResident(
   opts: { version: string; env: NodeJS.ProcessEnv; trace?: (line: string) => void },
 ): Promise<ResidentRecord> {
   const paths = residentPaths(configDir);
+  // Every embedded command comes here: the common case without an HTTP round trip. The record is
+  // written by the server once it listens and removed (with the socket) before it stops listening,
+  // so a record of our version whose process is alive, with a listener on its socket, is the
+  // running server. Anything else (a dead or replaced server, another version, a stale socket)
+  // takes the careful path below, which asks the server itself.
+  const record = readRecord(paths.record);
+  if (
+    record &&
+    record.socket === paths.socket &&
+    record.version === opts.version &&
+    alive(record.pid) &&
+    (await listening(record.socket))
+  ) {
+    return record;
+  }
   const found = await findResident(paths);
   if (found && found.record.version === opts.version) return found.record;
   ensurePrivateDir(paths.dir);

@@ -142,10 +142,14 @@ export class BreezeClient {
       ? (this.opts.dispatcher ?? sharedDispatcher(undici, this.opts.proxy !== false, timeoutMs))
       : undefined;
     for (let attempt = 0; ; attempt++) {
-      this.trace(`> ${method} ${redactUrl(url.toString())}`);
-      for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
-      if (payload) this.trace(`> ${redactBody(payload)}`);
-      const started = performance.now();
+      // (redacting costs: only with a trace, i.e. --verbose)
+      if (this.opts.trace) {
+        this.trace(`> ${method} ${redactUrl(url.toString())}`);
+        for (const [k, v] of Object.entries(redactHeaders(headers))) this.trace(`> ${k}: ${v}`);
+        if (payload) this.trace(`> ${redactBody(payload)}`);
+      }
+      // Date, not performance.now(): the latter loads node:perf_hooks on first use
+      const started = Date.now();
       let res: Answer;
       try {
         const signals = [AbortSignal.timeout(timeoutMs)];
@@ -179,11 +183,13 @@ export class BreezeClient {
         res.statusCode,
         headerValue(res.headers['x-request-id']),
       );
-      const ms = Math.round(performance.now() - started);
+      const ms = Date.now() - started;
       const requestId = headerValue(res.headers['x-request-id']);
-      this.trace(`< ${res.statusCode} (${ms} ms)`);
-      for (const [k, v] of Object.entries(redactHeaders(res.headers))) this.trace(`< ${k}: ${v}`);
-      if (text) this.trace(`< ${redactBody(text)}`);
+      if (this.opts.trace) {
+        this.trace(`< ${res.statusCode} (${ms} ms)`);
+        for (const [k, v] of Object.entries(redactHeaders(res.headers))) this.trace(`< ${k}: ${v}`);
+        if (text) this.trace(`< ${redactBody(text)}`);
+      }
       if (res.statusCode >= 200 && res.statusCode < 300) {
         let body: unknown;
         try {
@@ -453,16 +459,19 @@ function requestOverSocket(
   signal: AbortSignal,
 ): Promise<Answer> {
   const { request } = process.getBuiltinModule('node:http') as typeof import('node:http');
+  const options: import('node:http').RequestOptions & { servername: string } = {
+    socketPath,
+    // none (plain HTTP); left out, node:http's agent works one out from the host and compiles its
+    // IPv6 regex to do so: milliseconds on every command's first request
+    servername: '',
+    method,
+    path: url.pathname + url.search,
+    headers: { ...headers, host: url.host, connection: 'close' },
+    signal,
+  };
   return new Promise((resolve, reject) => {
-    const req = request(
-      {
-        socketPath,
-        method,
-        path: url.pathname + url.search,
-        headers: { ...headers, host: url.host, connection: 'close' },
-        signal,
-      },
-      (res) => resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res }),
+    const req = request(options, (res) =>
+      resolve({ statusCode: res.statusCode ?? 0, headers: res.headers, body: res }),
     );
     req.on('error', (err) => reject(signal.aborted ? (signal.reason ?? err) : err));
     req.end(payload);

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { type RequestOptions, request } from 'node:http';
 import { join } from 'node:path';
 
 /**
@@ -61,20 +61,27 @@ export function probeSocket(
   socket: string,
   timeoutMs = 3000,
 ): Promise<{ pid: number; version: string; idle_ms: number } | undefined> {
+  const options: RequestOptions & { servername: string } = {
+    socketPath: socket,
+    path: '/healthz',
+    method: 'GET',
+    timeout: timeoutMs,
+    agent: false,
+    // none (plain HTTP); left out, node:http's agent works one out from the host and compiles its
+    // IPv6 regex to do so: milliseconds
+    servername: '',
+  };
   return new Promise((resolve) => {
-    const req = request(
-      { socketPath: socket, path: '/healthz', method: 'GET', timeout: timeoutMs, agent: false },
-      (res) => {
-        res.resume();
-        const raw = res.headers[RESIDENT_HEADER];
-        try {
-          const info = JSON.parse(String(raw)) as { pid: number; version: string; idle_ms: number };
-          resolve(res.statusCode === 200 && typeof info.pid === 'number' ? info : undefined);
-        } catch {
-          resolve(undefined);
-        }
-      },
-    );
+    const req = request(options, (res) => {
+      res.resume();
+      const raw = res.headers[RESIDENT_HEADER];
+      try {
+        const info = JSON.parse(String(raw)) as { pid: number; version: string; idle_ms: number };
+        resolve(res.statusCode === 200 && typeof info.pid === 'number' ? info : undefined);
+      } catch {
+        resolve(undefined);
+      }
+    });
     req.on('timeout', () => req.destroy());
     req.on('error', () => resolve(undefined));
     req.end();

@@ -3,6 +3,7 @@
  * needs the embedded server starts it in the background, later commands reuse it over a unix socket,
  * it leaves when idle or told to, and a stale, killed or other-version server is replaced.
  */
+import { spawn } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
@@ -201,6 +202,21 @@ describe('resident embedded server', () => {
     writeFileSync(s.paths.record, '{not json');
     await s.status();
     expect(alive(s.record().pid)).toBe(true);
+
+    // a record of this version naming a live process that is not the server (its pid reused: here
+    // a `sleep`), and nobody answering on the socket: not taken for the running server
+    const third = s.record();
+    process.kill(third.pid, 'SIGKILL');
+    await waitUntil('the third server is gone', () => !alive(third.pid));
+    const stranger = spawn('sleep', ['60'], { stdio: 'ignore' });
+    try {
+      writeFileSync(s.paths.record, JSON.stringify({ ...third, pid: stranger.pid }));
+      await s.status();
+      expect(s.record().pid).not.toBe(stranger.pid);
+      expect(alive(s.record().pid)).toBe(true);
+    } finally {
+      stranger.kill('SIGKILL');
+    }
   });
 
   it('concurrent first commands start exactly one server', async () => {

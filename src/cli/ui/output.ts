@@ -1,3 +1,4 @@
+import { writeSync } from 'node:fs';
 import { type Printable, terminalJson, terminalLine } from './terminal-text.js';
 
 /**
@@ -35,21 +36,70 @@ export interface LiveLine {
   render(): void;
 }
 
+/** Where an Output writes: process.stdout / process.stderr, or an `fdWriter`. */
+export interface OutputStream {
+  write(text: string): unknown;
+  readonly isTTY?: boolean;
+}
+
 /** streams an Output has printed data (a line or a JSON document) on */
-const printedOn = new WeakSet<NodeJS.WritableStream>();
+const printedOn = new WeakSet<OutputStream>();
 
 /** True when data went to `stream` (then a failure must not add a second JSON document to it). */
-export function hasPrintedData(stream: NodeJS.WritableStream): boolean {
+export function hasPrintedData(stream: OutputStream): boolean {
   return printedOn.has(stream);
 }
 
-export function createOutput(
-  streams: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream } = process,
-): Output {
+/**
+ * Synchronous writes straight to a file descriptor (1 or 2), for the fast entry (bin.ts): touching
+ * `process.stdout` makes Node build a stream (node:stream, and net + tty for a pipe or terminal),
+ * milliseconds `breeze token` does not need for one line.
+ * - EPIPE (the reader has gone: `breeze token | head -c 0`): the rest is dropped silently, as
+ *   process.stdout's guard in bin.ts does.
+ * - EAGAIN (a non-blocking pipe inherited from the parent, and full): waits and retries until the
+ *   reader takes it, as process.stdout would.
+ * - anything else: `onError` (once; later writes are dropped).
+ * `isTTY` is looked up on first use only (node:tty).
+ */
+export function fdWriter(fd: number, onError: (err: NodeJS.ErrnoException) => void = () => {}): OutputStream {
+  let broken = false;
+  let tty: boolean | undefined;
+  return {
+    write(text: string): boolean {
+      if (broken) return false;
+      const buf = Buffer.from(text, 'utf8');
+      let off = 0;
+      let waitMs = 1;
+      while (off < buf.length) {
+        try {
+          off += writeSync(fd, buf, off, buf.length - off);
+          waitMs = 1;
+        } catch (err) {
+          const code = (err as NodeJS.ErrnoException).code;
+          if (code === 'EAGAIN') {
+            Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, waitMs);
+            waitMs = Math.min(waitMs * 2, 50);
+            continue;
+          }
+          broken = true;
+          if (code !== 'EPIPE') onError(err as NodeJS.ErrnoException);
+          return false;
+        }
+      }
+      return true;
+    },
+    get isTTY() {
+      tty ??= process.getBuiltinModule('node:tty').isatty(fd);
+      return tty;
+    },
+  };
+}
+
+export function createOutput(streams: { stdout: OutputStream; stderr: OutputStream } = process): Output {
   let live: LiveLine | null = null;
-  const write = (s: NodeJS.WritableStream, text: string) => {
+  const write = (s: OutputStream, text: string) => {
     // the spinner's line is on the terminal stderr is on; stdout shares it only when a TTY too
-    if (live && (s === streams.stderr || (s as { isTTY?: boolean }).isTTY)) {
+    if (live && (s === streams.stderr || s.isTTY)) {
       live.clear();
       s.write(text);
       live.render();
@@ -57,7 +107,7 @@ export function createOutput(
       s.write(text);
     }
   };
-  const lines = (s: NodeJS.WritableStream, text: Printable | readonly Printable[]) => {
+  const lines = (s: OutputStream, text: Printable | readonly Printable[]) => {
     const list = Array.isArray(text) ? (text as readonly Printable[]) : [text as Printable];
     write(s, list.map((l) => `${terminalLine(l)}\n`).join(''));
   };

@@ -13,8 +13,16 @@
  * and isolates, zero-width spaces and joiners, the BOM, soft hyphen, tag characters); the Unicode
  * line and paragraph separators.
  */
-const UNSAFE = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
-const UNSAFE_KEEP_NEWLINES = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/gu;
+const UNSAFE_CLASS = '[\\p{Cc}\\p{Cf}\\p{Zl}\\p{Zp}]';
+// Built on first use, not as literals: V8 checks a regex literal when it compiles the script, and
+// these Unicode property classes cost `breeze token` about a millisecond that way before any use.
+let unsafe: RegExp | undefined;
+let unsafeKeepNewlines: RegExp | undefined;
+const UNSAFE = () => (unsafe ??= new RegExp(UNSAFE_CLASS, 'gu'));
+const UNSAFE_KEEP_NEWLINES = () => (unsafeKeepNewlines ??= new RegExp(`(?!\\n)${UNSAFE_CLASS}`, 'gu'));
+/** Printable ASCII only (keys, ids, most lines): nothing to escape, and no Unicode tables needed. */
+const PLAIN = /^[ -~]*$/;
+const PLAIN_LINES = /^[ -~\n]*$/;
 const NAMED: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
 
 function visible(c: string): string {
@@ -57,12 +65,13 @@ function isTrusted(value: unknown): value is TrustedLine {
 export function terminalLine(text: Printable): string {
   if (isTrusted(text)) return text.text;
   const s = String(text);
-  return (s.endsWith('\n') ? s.slice(0, -1) : s).replace(UNSAFE, visible);
+  const line = s.endsWith('\n') ? s.slice(0, -1) : s;
+  return PLAIN.test(line) ? line : line.replace(UNSAFE(), visible);
 }
 
 /** Multi-line text the CLI wrote itself (commander's help and usage errors): escapes all but `\n`. */
 export function terminalBlock(text: string): string {
-  return text.replace(UNSAFE_KEEP_NEWLINES, visible);
+  return PLAIN_LINES.test(text) ? text : text.replace(UNSAFE_KEEP_NEWLINES(), visible);
 }
 
 /**
@@ -74,7 +83,8 @@ export function terminalJson(value: unknown, opts: { compact?: boolean } = {}): 
   const text = (opts.compact ? JSON.stringify(value) : JSON.stringify(value, null, 2)) ?? 'null';
   // outside strings JSON text is ASCII (newlines and spaces of the indentation aside), and inside
   // them JSON has escaped every C0 control: every match is inside a string
-  return text.replace(UNSAFE_KEEP_NEWLINES, (c) => {
+  if (PLAIN_LINES.test(text)) return text;
+  return text.replace(UNSAFE_KEEP_NEWLINES(), (c) => {
     let out = '';
     for (let i = 0; i < c.length; i++) out += `\\u${c.charCodeAt(i).toString(16).padStart(4, '0')}`;
     return out;
