@@ -1,8 +1,47 @@
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import { ulid } from '../../core/ids.js';
 import type { AuditEventsTable, Database } from './schema.js';
+import type { Engine } from './store.js';
 
 export type AuditRow = AuditEventsTable;
+
+/** The columns of an event, in the order of the insert statement's parameters. */
+const COLUMNS = [
+  'id',
+  'at',
+  'org_id',
+  'project_id',
+  'action',
+  'actor_type',
+  'actor_id',
+  'actor_email',
+  'actor_key_id',
+  'target_type',
+  'target_id',
+  'target_owner_id',
+  'ip',
+  'user_agent',
+  'request_id',
+  'details',
+] as const satisfies readonly (keyof AuditRow)[];
+// every column of the table is in COLUMNS (a compile error names the one missing)
+const allColumns: Record<Exclude<keyof AuditRow, (typeof COLUMNS)[number]>, never> = {};
+void allColumns;
+
+/** What writing an event learnt on the way. */
+export interface AuditInsertResult {
+  /**
+   * Whether the event's organization has at least one webhook, read by the insert statement itself
+   * (same transaction, same snapshot as a SELECT after it): when false, the webhook sink has nothing
+   * to enqueue and runs no query.
+   */
+  orgHasWebhooks: boolean;
+}
+
+/** The insert statement's SQL per engine, compiled once (it is the same for every event). */
+const insertSql = new Map<Engine, string>();
+/** The same, for PostgreSQL, with its placeholders numbered after `n` parameters of a change (see `insert`). */
+const insertSqlAfter = new Map<number, string>();
 
 /** What a listing of the audit log covers. */
 export interface AuditListFilter {
@@ -22,10 +61,82 @@ export interface AuditListFilter {
 
 /** The audit log: append-only; rows leave only through the retention pruner. */
 export class AuditRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly engine: () => Engine,
+  ) {}
 
-  async insert(row: AuditRow): Promise<void> {
-    await this.db.insertInto('audit_events').values(row).execute();
+  /**
+   * Writes one event, and tells whether its organization has a webhook (in the same statement).
+   *
+   * `change`: the change the event records (an INSERT, UPDATE or DELETE without RETURNING, of this
+   * transaction), when the caller has not run it yet. On PostgreSQL it becomes a data-modifying CTE
+   * of the event's INSERT, so change and event cost one round trip; on SQLite (in-process, no
+   * round trips) it runs just before. Either way it fails or succeeds with the event.
+   */
+  async insert(row: AuditRow, change?: CompiledQuery): Promise<AuditInsertResult> {
+    const values = COLUMNS.map((c) => row[c]);
+    let query: CompiledQuery;
+    if (change && this.engine() === 'postgres') {
+      query = CompiledQuery.raw(
+        `with "change" as (${change.sql}) ${this.insertSqlAfter(change.parameters.length)}`,
+        [...change.parameters, ...values],
+      );
+    } else {
+      if (change) await this.db.executeQuery(change);
+      query = CompiledQuery.raw(this.insertSql(), values);
+    }
+    const res = await this.db.executeQuery<{ org_has_webhooks: unknown }>(query);
+    const flag = res.rows[0]?.org_has_webhooks;
+    // PostgreSQL answers a boolean, SQLite 0 or 1
+    return { orgHasWebhooks: flag === true || flag === 1 };
+  }
+
+  /**
+   * `insert into audit_events (…) values (?, …) returning exists(webhooks of its org)`, compiled by
+   * Kysely once per engine instead of for every event: the parameters are the row's values in
+   * COLUMNS order (checked here against what Kysely compiled).
+   */
+  private insertSql(): string {
+    const engine = this.engine();
+    let text = insertSql.get(engine);
+    if (text === undefined) {
+      const template = Object.fromEntries(COLUMNS.map((c) => [c, `:${c}`])) as unknown as AuditRow;
+      const compiled = this.db
+        .insertInto('audit_events')
+        .values(template)
+        .returning((eb) =>
+          eb
+            .exists(
+              eb
+                .selectFrom('webhooks')
+                .select('webhooks.id')
+                .whereRef('webhooks.org_id', '=', 'audit_events.org_id'),
+            )
+            .as('org_has_webhooks'),
+        )
+        .compile();
+      if (
+        compiled.parameters.length !== COLUMNS.length ||
+        compiled.parameters.some((p, i) => p !== `:${COLUMNS[i]}`)
+      ) {
+        throw new Error('the audit insert did not compile to one parameter per column, in order');
+      }
+      text = compiled.sql;
+      insertSql.set(engine, text);
+    }
+    return text;
+  }
+
+  /** PostgreSQL's insert statement with `$1…` renumbered to follow `n` parameters of a change. */
+  private insertSqlAfter(n: number): string {
+    let text = insertSqlAfter.get(n);
+    if (text === undefined) {
+      // the compiled text holds identifiers and placeholders only: every `$<digits>` is a placeholder
+      text = this.insertSql().replace(/\$(\d+)/g, (_, i: string) => `$${Number(i) + n}`);
+      insertSqlAfter.set(n, text);
+    }
+    return text;
   }
 
   /** Newest first (ids sort by time). */
