@@ -31,17 +31,29 @@ void allColumns;
 /** What writing an event learnt on the way. */
 export interface AuditInsertResult {
   /**
-   * Whether the event's organization has at least one webhook, read by the insert statement itself
-   * (same transaction, same snapshot as a SELECT after it): when false, the webhook sink has nothing
-   * to enqueue and runs no query.
+   * Whether the event's organization has at least one webhook, read in the event's transaction
+   * right after its insert (what a SELECT of the webhooks would see): when false, the webhook sink
+   * has nothing to enqueue and runs no query.
    */
   orgHasWebhooks: boolean;
 }
 
-/** The insert statement's SQL per engine, compiled once (it is the same for every event). */
-const insertSql = new Map<Engine, string>();
-/** The same, for PostgreSQL, with its placeholders numbered after `n` parameters of a change (see `insert`). */
-const insertSqlAfter = new Map<number, string>();
+/**
+ * The statements of `insert`, compiled by Kysely once per engine instead of for every event (they
+ * are the same for every event; parameters: the row's values in COLUMNS order).
+ * - PostgreSQL: `insert … returning exists(<a webhook of its org>)`, one round trip for both.
+ * - SQLite: the plain insert, then `select exists(…)`: SQLite has no round trips to save, and a
+ *   RETURNING clause costs it more (its output goes through a temporary table) than the second
+ *   statement does.
+ */
+interface InsertStatements {
+  insert: string;
+  /** SQLite only: one parameter, the organization */
+  orgHasWebhooks?: string;
+}
+const statements = new Map<Engine, InsertStatements>();
+/** PostgreSQL's insert with its placeholders numbered after `n` parameters of a change (see `insert`). */
+const insertAfter = new Map<number, string>();
 
 /** What a listing of the audit log covers. */
 export interface AuditListFilter {
@@ -67,7 +79,7 @@ export class AuditRepo {
   ) {}
 
   /**
-   * Writes one event, and tells whether its organization has a webhook (in the same statement).
+   * Writes one event, and tells whether its organization has a webhook.
    *
    * `change`: the change the event records (an INSERT, UPDATE or DELETE without RETURNING, of this
    * transaction), when the caller has not run it yet. On PostgreSQL it becomes a data-modifying CTE
@@ -75,66 +87,77 @@ export class AuditRepo {
    * round trips) it runs just before. Either way it fails or succeeds with the event.
    */
   async insert(row: AuditRow, change?: CompiledQuery): Promise<AuditInsertResult> {
+    const engine = this.engine();
+    const sqls = this.statements(engine);
     const values = COLUMNS.map((c) => row[c]);
-    let query: CompiledQuery;
-    if (change && this.engine() === 'postgres') {
-      query = CompiledQuery.raw(
-        `with "change" as (${change.sql}) ${this.insertSqlAfter(change.parameters.length)}`,
-        [...change.parameters, ...values],
-      );
-    } else {
-      if (change) await this.db.executeQuery(change);
-      query = CompiledQuery.raw(this.insertSql(), values);
+    if (engine === 'postgres') {
+      const query = change
+        ? CompiledQuery.raw(
+            `with "change" as (${change.sql}) ${this.insertAfter(change.parameters.length)}`,
+            [...change.parameters, ...values],
+          )
+        : CompiledQuery.raw(sqls.insert, values);
+      const res = await this.db.executeQuery<{ org_has_webhooks: boolean }>(query);
+      return { orgHasWebhooks: res.rows[0]?.org_has_webhooks === true };
     }
-    const res = await this.db.executeQuery<{ org_has_webhooks: unknown }>(query);
-    const flag = res.rows[0]?.org_has_webhooks;
-    // PostgreSQL answers a boolean, SQLite 0 or 1
-    return { orgHasWebhooks: flag === true || flag === 1 };
+    if (change) await this.db.executeQuery(change);
+    await this.db.executeQuery(CompiledQuery.raw(sqls.insert, values));
+    const res = await this.db.executeQuery<{ org_has_webhooks: number }>(
+      CompiledQuery.raw(sqls.orgHasWebhooks as string, [row.org_id]),
+    );
+    return { orgHasWebhooks: res.rows[0]?.org_has_webhooks === 1 };
   }
 
-  /**
-   * `insert into audit_events (…) values (?, …) returning exists(webhooks of its org)`, compiled by
-   * Kysely once per engine instead of for every event: the parameters are the row's values in
-   * COLUMNS order (checked here against what Kysely compiled).
-   */
-  private insertSql(): string {
-    const engine = this.engine();
-    let text = insertSql.get(engine);
-    if (text === undefined) {
+  private statements(engine: Engine): InsertStatements {
+    let compiled = statements.get(engine);
+    if (compiled === undefined) {
       const template = Object.fromEntries(COLUMNS.map((c) => [c, `:${c}`])) as unknown as AuditRow;
-      const compiled = this.db
-        .insertInto('audit_events')
-        .values(template)
-        .returning((eb) =>
-          eb
-            .exists(
-              eb
-                .selectFrom('webhooks')
-                .select('webhooks.id')
-                .whereRef('webhooks.org_id', '=', 'audit_events.org_id'),
-            )
-            .as('org_has_webhooks'),
-        )
-        .compile();
+      const insert = this.db.insertInto('audit_events').values(template);
+      const query =
+        engine === 'postgres'
+          ? insert
+              .returning((eb) =>
+                eb
+                  .exists(
+                    eb
+                      .selectFrom('webhooks')
+                      .select('webhooks.id')
+                      .whereRef('webhooks.org_id', '=', 'audit_events.org_id'),
+                  )
+                  .as('org_has_webhooks'),
+              )
+              .compile()
+          : insert.compile();
       if (
-        compiled.parameters.length !== COLUMNS.length ||
-        compiled.parameters.some((p, i) => p !== `:${COLUMNS[i]}`)
+        query.parameters.length !== COLUMNS.length ||
+        query.parameters.some((p, i) => p !== `:${COLUMNS[i]}`)
       ) {
         throw new Error('the audit insert did not compile to one parameter per column, in order');
       }
-      text = compiled.sql;
-      insertSql.set(engine, text);
+      compiled = { insert: query.sql };
+      if (engine !== 'postgres') {
+        compiled.orgHasWebhooks = this.db
+          .selectNoFrom((eb) =>
+            eb
+              .exists(
+                eb.selectFrom('webhooks').select('webhooks.id').where('webhooks.org_id', '=', ':org_id'),
+              )
+              .as('org_has_webhooks'),
+          )
+          .compile().sql;
+      }
+      statements.set(engine, compiled);
     }
-    return text;
+    return compiled;
   }
 
   /** PostgreSQL's insert statement with `$1…` renumbered to follow `n` parameters of a change. */
-  private insertSqlAfter(n: number): string {
-    let text = insertSqlAfter.get(n);
+  private insertAfter(n: number): string {
+    let text = insertAfter.get(n);
     if (text === undefined) {
       // the compiled text holds identifiers and placeholders only: every `$<digits>` is a placeholder
-      text = this.insertSql().replace(/\$(\d+)/g, (_, i: string) => `$${Number(i) + n}`);
-      insertSqlAfter.set(n, text);
+      text = this.statements('postgres').insert.replace(/\$(\d+)/g, (_, i: string) => `$${Number(i) + n}`);
+      insertAfter.set(n, text);
     }
     return text;
   }
