@@ -1,5 +1,6 @@
 import { CompiledQuery, type Kysely } from 'kysely';
 import { ulid } from '../../core/ids.js';
+import { keepPrepared } from './prepared.js';
 import type { AuditEventsTable, Database } from './schema.js';
 import type { Engine } from './store.js';
 
@@ -91,12 +92,15 @@ export class AuditRepo {
     const sqls = this.statements(engine);
     const values = COLUMNS.map((c) => row[c]);
     if (engine === 'postgres') {
-      const query = change
-        ? CompiledQuery.raw(
-            `with "change" as (${change.sql}) ${this.insertAfter(change.parameters.length)}`,
-            [...change.parameters, ...values],
-          )
-        : CompiledQuery.raw(sqls.insert, values);
+      let text = sqls.insert;
+      let params: unknown[] = values;
+      if (change) {
+        text = `with "change" as (${change.sql}) ${this.insertAfter(change.parameters.length)}`;
+        params = [...change.parameters, ...values];
+        // a change's text is the same every time for a given caller (key creation's INSERT)
+        keepPrepared(text);
+      }
+      const query = CompiledQuery.raw(text, params);
       const res = await this.db.executeQuery<{ org_has_webhooks: boolean }>(query);
       return { orgHasWebhooks: res.rows[0]?.org_has_webhooks === true };
     }
@@ -135,6 +139,7 @@ export class AuditRepo {
         throw new Error('the audit insert did not compile to one parameter per column, in order');
       }
       compiled = { insert: query.sql };
+      if (engine === 'postgres') keepPrepared(query.sql);
       if (engine !== 'postgres') {
         compiled.orgHasWebhooks = this.db
           .selectNoFrom((eb) =>
