@@ -2,6 +2,23 @@ import { randomBytes, randomFillSync } from 'node:crypto';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
+/** `n` (below 2^40) as 8 Crockford base32 characters, most significant first. */
+function base32x8(n: number): string {
+  let s = '';
+  for (let i = 0; i < 8; i++) {
+    s = CROCKFORD[n % 32] + s;
+    n = Math.floor(n / 32);
+  }
+  return s;
+}
+
+// The random part of ULIDs comes from a pool refilled 4 KiB at a time (as request ids do below):
+// the same 80 random bits, without a randomBytes call (and its buffer) and BigInt arithmetic per id
+// (every key, audit event and delivery mints one).
+const ULID_RANDOM_BYTES = 10;
+const ulidPool = Buffer.allocUnsafe(ULID_RANDOM_BYTES * 409);
+let ulidPoolOffset = ulidPool.length;
+
 /**
  * A ULID (48-bit millisecond time + 80 random bits, Crockford base32): sortable by creation time,
  * so "newest first" is an index scan on the id.
@@ -13,16 +30,15 @@ export function ulid(now: number = Date.now()): string {
     time = CROCKFORD[t % 32] + time;
     t = Math.floor(t / 32);
   }
-  const bytes = randomBytes(10);
-  let rand = '';
-  // 80 bits -> 16 base32 chars, 5 bits at a time
-  let acc = 0n;
-  for (const b of bytes) acc = (acc << 8n) | BigInt(b);
-  for (let i = 0; i < 16; i++) {
-    rand = CROCKFORD[Number(acc & 31n)] + rand;
-    acc >>= 5n;
+  if (ulidPoolOffset + ULID_RANDOM_BYTES > ulidPool.length) {
+    randomFillSync(ulidPool);
+    ulidPoolOffset = 0;
   }
-  return time + rand;
+  // 80 bits -> 16 base32 chars: two 40-bit halves of 8 characters each
+  const high = ulidPool.readUIntBE(ulidPoolOffset, 5);
+  const low = ulidPool.readUIntBE(ulidPoolOffset + 5, 5);
+  ulidPoolOffset += ULID_RANDOM_BYTES;
+  return time + base32x8(high) + base32x8(low);
 }
 
 export const newKeyId = (now?: number): string => `key_${ulid(now)}`;

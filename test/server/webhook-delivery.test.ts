@@ -378,5 +378,51 @@ describe.skipIf(requirePart('PostgreSQL', pgAvail.available, pgAvail.why))(
       const log = await call(b, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries?limit=50`);
       expect((log.body.data as Json[]).every((d) => d.status === 'delivered' && d.attempts === 1)).toBe(true);
     });
+
+    test("a webhook created on one instance gets the other's very next event, enqueued with it", async () => {
+      const [a, b] = servers as [TestServer, TestServer];
+      const o = await owner(a);
+      const deliveriesOf = (webhookId: string) =>
+        (stores[0] as Store).db
+          .selectFrom('webhook_deliveries')
+          .select(['event_id', 'event_type'])
+          .where('webhook_id', '=', webhookId)
+          .execute();
+      const eventOf = async (keyId: string) =>
+        (
+          await (stores[1] as Store).db
+            .selectFrom('audit_events')
+            .select('id')
+            .where('target_id', '=', keyId)
+            .where('action', '=', 'key.created')
+            .executeTakeFirstOrThrow()
+        ).id;
+      // b records events of the organization while it has no webhook (whatever b might remember of that)
+      for (let i = 0; i < 3; i++) {
+        expect((await call(b, o.apiKey, 'POST', '/v1/api-keys', { name: `before ${i}` })).status).toBe(201);
+      }
+      const hook = await call(a, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: `${rx.url}/cross-instance`,
+        events: ['key.created'],
+      });
+      expect(hook.status).toBe(201);
+      // at once, no waiting: the delivery is in the database when b's answer arrives
+      const created = await call(b, o.apiKey, 'POST', '/v1/api-keys', { name: 'after' });
+      expect(created.status).toBe(201);
+      expect(await deliveriesOf(hook.body.id as string)).toEqual([
+        { event_id: await eventOf(created.body.key_id as string), event_type: 'key.created' },
+      ]);
+      // deleted on b: a's next event enqueues nothing (and fails nothing)
+      expect((await call(b, o.apiKey, 'DELETE', `/v1/webhooks/${hook.body.id}`)).status).toBe(204);
+      const gone = await call(a, o.apiKey, 'POST', '/v1/api-keys', { name: 'gone' });
+      expect(gone.status).toBe(201);
+      const goneEvent = await eventOf(gone.body.key_id as string);
+      const enqueued = await (stores[0] as Store).db
+        .selectFrom('webhook_deliveries')
+        .select('id')
+        .where('event_id', '=', goneEvent)
+        .execute();
+      expect(enqueued).toEqual([]);
+    });
   },
 );

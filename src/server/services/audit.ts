@@ -1,7 +1,8 @@
 import type { FastifyRequest } from 'fastify';
+import type { CompiledQuery } from 'kysely';
 import { ulid } from '../../core/ids.js';
 import type { AuthContext } from '../auth-context.js';
-import type { AuditListFilter, AuditRow } from '../store/audit.js';
+import type { AuditInsertResult, AuditListFilter, AuditRow } from '../store/audit.js';
 import type { Store, StoreTx } from '../store/index.js';
 
 /** Every action the audit log knows (PLATFORM.md "Audit log and usage"). */
@@ -78,7 +79,11 @@ export interface AuditBy {
   actor: AuditActor;
 }
 
-export type AuditSink = (tx: StoreTx, event: AuditEvent) => Promise<void>;
+/**
+ * Runs in the transaction of every recorded event. `written` is what the event's insert learnt on
+ * the way (whether its organization has a webhook), so a sink can skip queries it knows are empty.
+ */
+export type AuditSink = (tx: StoreTx, event: AuditEvent, written: AuditInsertResult) => Promise<void>;
 
 /** No request: the server acting on its own (pruner, background workers). */
 export const SYSTEM_META: RequestMeta = { ip: null, userAgent: null, requestId: null };
@@ -122,10 +127,16 @@ export function userActor(user: { id: string; email: string }): AuditActor {
   return { type: 'user', id: user.id, email: user.email };
 }
 
-/** `details` without secrets: secret-named fields dropped, key-shaped text cut, depth bounded. */
+/**
+ * `details` without secrets: secret-named fields dropped, key-shaped text cut, depth bounded. What
+ * it returns is plain JSON data (what JSON.stringify then JSON.parse would give back): the event
+ * `record` returns and hands to its sinks is built from it without a round trip through JSON.
+ */
 export function scrubDetails(value: unknown, depth = 0): unknown {
   if (typeof value === 'string') return value.replace(KEY_LIKE, (k) => `${k.slice(0, 12)}…`);
-  if (value === null || typeof value === 'number' || typeof value === 'boolean') return value;
+  // JSON has no NaN or Infinity (they are written as null)
+  if (typeof value === 'number') return Number.isFinite(value) ? value : null;
+  if (value === null || typeof value === 'boolean') return value;
   if (depth >= 4) return null;
   if (Array.isArray(value)) return value.slice(0, 100).map((v) => scrubDetails(v, depth + 1));
   if (typeof value === 'object') {
@@ -139,17 +150,20 @@ export function scrubDetails(value: unknown, depth = 0): unknown {
   return null;
 }
 
-export function toAuditEvent(row: AuditRow): AuditEvent {
+/** A stored row as the API shows it; `details`: the row's, already parsed (else parsed here). */
+export function toAuditEvent(row: AuditRow, parsedDetails?: Record<string, unknown>): AuditEvent {
   const actor: AuditActor = { type: row.actor_type as AuditActor['type'], id: row.actor_id };
   if (row.actor_email) actor.email = row.actor_email;
   if (row.actor_key_id) actor.key_id = row.actor_key_id;
-  let details: Record<string, unknown> = {};
-  try {
-    const parsed: unknown = JSON.parse(row.details);
-    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
-      details = parsed as Record<string, unknown>;
-  } catch {
-    // a row is only ever written by record(); unreadable details read as none
+  let details: Record<string, unknown> = parsedDetails ?? {};
+  if (!parsedDetails) {
+    try {
+      const parsed: unknown = JSON.parse(row.details);
+      if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+        details = parsed as Record<string, unknown>;
+    } catch {
+      // a row is only ever written by record(); unreadable details read as none
+    }
   }
   return {
     id: row.id,
@@ -192,14 +206,31 @@ export class AuditService {
     this.disabled = opts.disabled ?? false;
   }
 
-  /** Writes one event inside the caller's transaction (StoreTx); runs every sink in that same tx. */
-  async record(tx: StoreTx, meta: RequestMeta, record: AuditRecord): Promise<AuditEvent> {
+  /**
+   * Writes one event inside the caller's transaction (StoreTx); runs every sink in that same tx.
+   * `change`: the statement of the change the event records, when the caller leaves running it to
+   * the event's insert (on PostgreSQL both then go in one round trip: see AuditRepo.insert). It
+   * runs also when the log is switched off.
+   */
+  async record(
+    tx: StoreTx,
+    meta: RequestMeta,
+    record: AuditRecord,
+    change?: CompiledQuery,
+  ): Promise<AuditEvent> {
     const now = this.clock();
     let ownerId = record.target.ownerId ?? null;
     if (!ownerId && record.target.type === 'key' && !this.disabled) {
+      // the key may be the change's own: that has to run first
+      if (change) await tx.db.executeQuery(change);
+      change = undefined;
       ownerId = (await tx.keys.get(record.target.id))?.user_id ?? null;
     }
-    const details = (scrubDetails(record.details ?? {}) ?? {}) as Record<string, unknown>;
+    const scrubbed = scrubDetails(record.details ?? {});
+    const details =
+      scrubbed && typeof scrubbed === 'object' && !Array.isArray(scrubbed)
+        ? (scrubbed as Record<string, unknown>)
+        : {};
     const row: AuditRow = {
       id: newAuditEventId(now.getTime()),
       at: now.toISOString(),
@@ -218,10 +249,13 @@ export class AuditService {
       request_id: meta.requestId,
       details: JSON.stringify(details),
     };
-    const event = toAuditEvent(row);
-    if (this.disabled) return event;
-    await tx.audit.insert(row);
-    for (const sink of this.sinks) await sink(tx, event);
+    const event = toAuditEvent(row, details);
+    if (this.disabled) {
+      if (change) await tx.db.executeQuery(change);
+      return event;
+    }
+    const written = await tx.audit.insert(row, change);
+    for (const sink of this.sinks) await sink(tx, event, written);
     return event;
   }
 
@@ -246,7 +280,7 @@ export class AuditService {
 
   /** Reads the log (authorization is the caller's: see routes/audit-events.ts). */
   async list(filter: AuditListFilter): Promise<AuditEvent[]> {
-    return (await this.store.audit.list(filter)).map(toAuditEvent);
+    return (await this.store.audit.list(filter)).map((r) => toAuditEvent(r));
   }
 
   /** Deletes events older than `retentionDays`, in batches; returns how many went. */

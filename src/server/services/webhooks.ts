@@ -320,7 +320,9 @@ export function setupWebhooks(app: FastifyInstance, ctx: ServerContext, jwt: Jwt
   });
   service = new WebhookService(ctx, worker);
   const hooks = service;
-  ctx.audit.addSink(async (tx, event) => {
+  ctx.audit.addSink(async (tx, event, written) => {
+    // the event's insert found no webhook in its organization: nothing to enqueue, no query to run
+    if (!written.orgHasWebhooks) return;
     await hooks.enqueue(tx, event as unknown as WebhookEventData);
   });
   app.decorate('breezeWebhooks', service);

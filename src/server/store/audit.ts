@@ -1,8 +1,59 @@
-import type { Kysely } from 'kysely';
+import { CompiledQuery, type Kysely } from 'kysely';
 import { ulid } from '../../core/ids.js';
-import type { AuditEventsTable, Database } from './schema.js';
+import { keepPrepared } from './prepared.js';
+import type { AuditEventsTable, Database, Engine } from './schema.js';
 
 export type AuditRow = AuditEventsTable;
+
+/** The columns of an event, in the order of the insert statement's parameters. */
+const COLUMNS = [
+  'id',
+  'at',
+  'org_id',
+  'project_id',
+  'action',
+  'actor_type',
+  'actor_id',
+  'actor_email',
+  'actor_key_id',
+  'target_type',
+  'target_id',
+  'target_owner_id',
+  'ip',
+  'user_agent',
+  'request_id',
+  'details',
+] as const satisfies readonly (keyof AuditRow)[];
+// every column of the table is in COLUMNS (a compile error names the one missing)
+const allColumns: Record<Exclude<keyof AuditRow, (typeof COLUMNS)[number]>, never> = {};
+void allColumns;
+
+/** What writing an event learnt on the way. */
+export interface AuditInsertResult {
+  /**
+   * Whether the event's organization has at least one webhook, read in the event's transaction
+   * right after its insert (what a SELECT of the webhooks would see): when false, the webhook sink
+   * has nothing to enqueue and runs no query.
+   */
+  orgHasWebhooks: boolean;
+}
+
+/**
+ * The statements of `insert`, compiled by Kysely once per engine instead of for every event (they
+ * are the same for every event; parameters: the row's values in COLUMNS order).
+ * - PostgreSQL: `insert … returning exists(<a webhook of its org>)`, one round trip for both.
+ * - SQLite: the plain insert, then `select exists(…)`: SQLite has no round trips to save, and a
+ *   RETURNING clause costs it more (its output goes through a temporary table) than the second
+ *   statement does.
+ */
+interface InsertStatements {
+  insert: string;
+  /** SQLite only: one parameter, the organization */
+  orgHasWebhooks?: string;
+}
+const statements = new Map<Engine, InsertStatements>();
+/** PostgreSQL's insert with its placeholders numbered after `n` parameters of a change (see `insert`). */
+const insertAfter = new Map<number, string>();
 
 /** What a listing of the audit log covers. */
 export interface AuditListFilter {
@@ -22,10 +73,97 @@ export interface AuditListFilter {
 
 /** The audit log: append-only; rows leave only through the retention pruner. */
 export class AuditRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly engine: () => Engine,
+  ) {}
 
-  async insert(row: AuditRow): Promise<void> {
-    await this.db.insertInto('audit_events').values(row).execute();
+  /**
+   * Writes one event, and tells whether its organization has a webhook.
+   *
+   * `change`: the change the event records (an INSERT, UPDATE or DELETE without RETURNING, of this
+   * transaction), when the caller has not run it yet. On PostgreSQL it becomes a data-modifying CTE
+   * of the event's INSERT, so change and event cost one round trip; on SQLite (in-process, no
+   * round trips) it runs just before. Either way it fails or succeeds with the event.
+   */
+  async insert(row: AuditRow, change?: CompiledQuery): Promise<AuditInsertResult> {
+    const engine = this.engine();
+    const sqls = this.statements(engine);
+    const values = COLUMNS.map((c) => row[c]);
+    if (engine === 'postgres') {
+      let text = sqls.insert;
+      let params: unknown[] = values;
+      if (change) {
+        text = `with "change" as (${change.sql}) ${this.insertAfter(change.parameters.length)}`;
+        params = [...change.parameters, ...values];
+        // a change's text is the same every time for a given caller (key creation's INSERT)
+        keepPrepared(text);
+      }
+      const query = CompiledQuery.raw(text, params);
+      const res = await this.db.executeQuery<{ org_has_webhooks: boolean }>(query);
+      return { orgHasWebhooks: res.rows[0]?.org_has_webhooks === true };
+    }
+    if (change) await this.db.executeQuery(change);
+    await this.db.executeQuery(CompiledQuery.raw(sqls.insert, values));
+    const res = await this.db.executeQuery<{ org_has_webhooks: number }>(
+      CompiledQuery.raw(sqls.orgHasWebhooks as string, [row.org_id]),
+    );
+    return { orgHasWebhooks: res.rows[0]?.org_has_webhooks === 1 };
+  }
+
+  private statements(engine: Engine): InsertStatements {
+    let compiled = statements.get(engine);
+    if (compiled === undefined) {
+      const template = Object.fromEntries(COLUMNS.map((c) => [c, `:${c}`])) as unknown as AuditRow;
+      const insert = this.db.insertInto('audit_events').values(template);
+      const query =
+        engine === 'postgres'
+          ? insert
+              .returning((eb) =>
+                eb
+                  .exists(
+                    eb
+                      .selectFrom('webhooks')
+                      .select('webhooks.id')
+                      .whereRef('webhooks.org_id', '=', 'audit_events.org_id'),
+                  )
+                  .as('org_has_webhooks'),
+              )
+              .compile()
+          : insert.compile();
+      if (
+        query.parameters.length !== COLUMNS.length ||
+        query.parameters.some((p, i) => p !== `:${COLUMNS[i]}`)
+      ) {
+        throw new Error('the audit insert did not compile to one parameter per column, in order');
+      }
+      compiled = { insert: query.sql };
+      if (engine === 'postgres') keepPrepared(query.sql);
+      if (engine !== 'postgres') {
+        compiled.orgHasWebhooks = this.db
+          .selectNoFrom((eb) =>
+            eb
+              .exists(
+                eb.selectFrom('webhooks').select('webhooks.id').where('webhooks.org_id', '=', ':org_id'),
+              )
+              .as('org_has_webhooks'),
+          )
+          .compile().sql;
+      }
+      statements.set(engine, compiled);
+    }
+    return compiled;
+  }
+
+  /** PostgreSQL's insert statement with `$1…` renumbered to follow `n` parameters of a change. */
+  private insertAfter(n: number): string {
+    let text = insertAfter.get(n);
+    if (text === undefined) {
+      // the compiled text holds identifiers and placeholders only: every `$<digits>` is a placeholder
+      text = this.statements('postgres').insert.replace(/\$(\d+)/g, (_, i: string) => `$${Number(i) + n}`);
+      insertAfter.set(n, text);
+    }
+    return text;
   }
 
   /** Newest first (ids sort by time). */

@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely';
+import type { CompiledQuery, Kysely } from 'kysely';
 import type { ApiKeyInfo, CreatedVia, KeyStatus, Role, Scope } from '../../core/types.js';
 import type { ApiKeysTable, Database } from './schema.js';
 
@@ -69,6 +69,11 @@ export class KeysRepo {
 
   async insert(row: KeyRow): Promise<void> {
     await this.db.insertInto('api_keys').values(row).execute();
+  }
+
+  /** The statement of `insert`, not run (KeyService hands it to the audit log to run with its event). */
+  insertQuery(row: KeyRow): CompiledQuery {
+    return this.db.insertInto('api_keys').values(row).compile();
   }
 
   async get(id: string): Promise<KeyRow | undefined> {

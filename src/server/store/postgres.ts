@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
+import { preparedName } from './prepared.js';
 import type { Database } from './schema.js';
 import { BaseStore } from './store.js';
 
@@ -224,6 +225,22 @@ export class PostgresStore extends BaseStore {
 }
 
 /**
+ * Makes a pooled connection send the texts registered with `keepPrepared` (store/prepared.ts) as
+ * named statements: PostgreSQL then parses and plans each once on this connection. Kysely calls
+ * `query(text, values)`; everything else goes through unchanged. A named statement is re-planned by
+ * PostgreSQL itself when a table it uses changes.
+ */
+function sendRegisteredAsNamed(client: pg.PoolClient): void {
+  const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+  client.query = ((config: unknown, values?: unknown, callback?: unknown) => {
+    const name = typeof config === 'string' && Array.isArray(values) ? preparedName(config) : undefined;
+    return name === undefined
+      ? query(config, values, callback)
+      : query({ name, text: config, values }, callback);
+  }) as typeof client.query;
+}
+
+/**
  * Opens a pooled PostgreSQL store, migrates it and starts listening for key changes. Several
  * instances may start at once on a fresh database: Kysely's migrator serialises them with an
  * advisory lock and each migration is applied once.
@@ -243,6 +260,7 @@ export async function openPostgresStore(
   });
   // an idle pooled connection that dies emits 'error' on the pool; unhandled, it would crash the process
   pool.on('error', (err) => onError(err, 'idle pooled connection lost'));
+  pool.on('connect', sendRegisteredAsNamed);
   const store = new PostgresStore(new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), onError);
   try {
     try {

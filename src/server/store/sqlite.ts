@@ -1,9 +1,37 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
-import { Kysely, type KyselyConfig, SqliteDialect } from 'kysely';
+import { Kysely, type KyselyConfig, type SqliteDatabase, SqliteDialect } from 'kysely';
 import type { Database as Schema } from './schema.js';
 import { BaseStore } from './store.js';
+
+/** Prepared statements kept per SQLite store (distinct SQL texts: a few hundred at most in practice). */
+const STATEMENT_CACHE_SIZE = 500;
+
+/**
+ * The database as Kysely's SqliteDialect sees it, keeping prepared statements: Kysely prepares every
+ * query anew, and preparing (parsing and planning the SQL) costs about as much as running a simple
+ * statement. A statement is only ever used by one query at a time (Kysely runs one query at a time
+ * on SQLite's single connection, a stream holding it to the end), and SQLite re-prepares a kept
+ * statement by itself after a schema change. Past STATEMENT_CACHE_SIZE texts, the oldest goes.
+ */
+export function keepingStatements(sqlite: Database.Database, size = STATEMENT_CACHE_SIZE): SqliteDatabase {
+  const statements = new Map<string, Database.Statement>();
+  return {
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (statement === undefined) {
+        statement = sqlite.prepare(text);
+        if (statements.size >= size) statements.delete(statements.keys().next().value as string);
+        statements.set(text, statement);
+      }
+      return statement;
+    },
+    close() {
+      sqlite.close();
+    },
+  };
+}
 
 export class SqliteStore extends BaseStore {
   readonly engine = 'sqlite' as const;
@@ -13,7 +41,9 @@ export class SqliteStore extends BaseStore {
     private readonly sqlite: Database.Database,
     options: Pick<KyselyConfig, 'log'> = {},
   ) {
-    super(new Kysely<Schema>({ dialect: new SqliteDialect({ database: sqlite }), ...options }));
+    super(
+      new Kysely<Schema>({ dialect: new SqliteDialect({ database: keepingStatements(sqlite) }), ...options }),
+    );
   }
 
   /**

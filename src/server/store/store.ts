@@ -66,7 +66,7 @@ export abstract class BaseStore implements Store {
     this.keys = new KeysRepo(db);
     this.orgs = new OrgsRepo(db);
     this.invitations = new InvitationsRepo(db);
-    this.audit = new AuditRepo(db);
+    this.audit = new AuditRepo(db, () => this.engine);
     this.keyEvents = new KeyEventsRepo(db, () => this.engine);
     this.usage = new UsageRepo(db);
     this.oidc = new OidcRepo(db);
@@ -91,7 +91,7 @@ export abstract class BaseStore implements Store {
         keys: new KeysRepo(trx),
         orgs: new OrgsRepo(trx),
         invitations: new InvitationsRepo(trx),
-        audit: new AuditRepo(trx),
+        audit: new AuditRepo(trx, () => this.engine),
         keyEvents: new KeyEventsRepo(trx, () => this.engine),
         usage: new UsageRepo(trx),
         oidc: new OidcRepo(trx),
