@@ -69,16 +69,21 @@ async function startChild(
     await Promise.race([exited, sleep(5000)]);
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
+  return { ...(await firstJsonLine<Omit<Child, 'proc'>>(proc, 'verify bench server')), proc };
+}
+
+/** The JSON line a bench child prints on stdout once it is ready (30 s at most). */
+async function firstJsonLine<T>(proc: ChildProcess, what: string): Promise<T> {
   let out = '';
   proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
     out += d;
   });
   const deadline = Date.now() + 30_000;
   while (!out.includes('\n')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('verify bench server did not start');
+    if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`${what} did not start`);
     await sleep(50);
   }
-  return { ...(JSON.parse(out.split('\n')[0]!) as Omit<Child, 'proc'>), proc };
+  return JSON.parse(out.split('\n')[0]!) as T;
 }
 
 /** The bare-Fastify anchor (bench/fastify-anchor-child.mjs). */
@@ -90,16 +95,7 @@ async function startAnchor(ctx: SectionContext): Promise<{ url: string }> {
   ctx.cleanup.add(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
-  let out = '';
-  proc.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('\n')) {
-    if (proc.exitCode !== null || Date.now() > deadline) throw new Error('fastify anchor did not start');
-    await sleep(50);
-  }
-  return JSON.parse(out.split('\n')[0]!) as { url: string };
+  return firstJsonLine<{ url: string }>(proc, 'fastify anchor');
 }
 
 interface Workload {

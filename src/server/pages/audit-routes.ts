@@ -5,7 +5,7 @@ import { AUDIT_ACTIONS } from '../services/audit.js';
 import { readAuditLog } from '../services/audit-log.js';
 import { isPossibleId } from '../validation.js';
 import { type AuditFilters, auditPage, SINCE_CHOICES } from './audit-page.js';
-import { authOf, type DashboardKit, PAGE_SIZE, send } from './dashboard-kit.js';
+import { type DashboardKit, PAGE_SIZE, send } from './dashboard-kit.js';
 import { field } from './forms.js';
 import { HIDE } from './http.js';
 
@@ -14,12 +14,10 @@ export function registerAuditRoutes(app: FastifyInstance, kit: DashboardKit): vo
   const { ctx, orgs } = kit;
 
   app.get('/audit', { schema: HIDE }, async (request, reply) => {
-    const session = await kit.signedIn(request, reply);
-    if (!session) return reply;
-    const auth = authOf(session);
+    const seen = await kit.orgPage(request, reply);
+    if (!seen) return reply;
+    const { session, auth, access } = seen;
     const q = request.query;
-    const access = await kit.currentOrg(request, auth, field(q, 'org_id'));
-    if (field(q, 'org_id')) kit.rememberOrg(reply, access.orgId);
     // only values the page offers (or a well-formed id) reach the service; others are said plainly
     const problems: string[] = [];
     const filters: AuditFilters = {};

@@ -180,6 +180,23 @@ export class DashboardKit {
     return this.orgs.defaultAccess(auth);
   }
 
+  /**
+   * A GET page about one organization, named by `?org_id=` (then remembered) or else the current
+   * one: the signed-in session, its caller and that organization; null once answered (sign in).
+   */
+  async orgPage(
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): Promise<{ session: BrowserSession; auth: AuthContext; access: OrgAccess } | null> {
+    const session = await this.signedIn(request, reply);
+    if (!session) return null;
+    const auth = authOf(session);
+    const asked = field(request.query, 'org_id');
+    const access = await this.currentOrg(request, auth, asked);
+    if (asked) this.rememberOrg(reply, access.orgId);
+    return { session, auth, access };
+  }
+
   /** Remembers the organization picked, for the pages without one in their URL. */
   rememberOrg(reply: FastifyReply, orgId: string): void {
     const prev = reply.getHeader('set-cookie');

@@ -29,12 +29,10 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
   const { ctx, ops, orgs } = kit;
 
   app.get('/keys', { schema: HIDE }, async (request, reply) => {
-    const session = await kit.signedIn(request, reply);
-    if (!session) return reply;
-    const auth = authOf(session);
+    const seen = await kit.orgPage(request, reply);
+    if (!seen) return reply;
+    const { session, auth, access } = seen;
     const q = request.query;
-    const access = await kit.currentOrg(request, auth, field(q, 'org_id'));
-    if (field(q, 'org_id')) kit.rememberOrg(reply, access.orgId);
     const projects = await orgs.projects(access);
     const askedProject = field(q, 'project_id') || undefined;
     const projectId = projects.find((p) => p.id === askedProject)?.id;
@@ -109,10 +107,9 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
   }
 
   app.get('/keys/new', { schema: HIDE }, async (request, reply) => {
-    const session = await kit.signedIn(request, reply);
-    if (!session) return reply;
-    const access = await kit.currentOrg(request, authOf(session), field(request.query, 'org_id'));
-    if (field(request.query, 'org_id')) kit.rememberOrg(reply, access.orgId);
+    const seen = await kit.orgPage(request, reply);
+    if (!seen) return reply;
+    const { session, access } = seen;
     return newKeyForm(request, reply, session, access, {
       status: 200,
       projectId: field(request.query, 'project_id'),
