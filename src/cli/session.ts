@@ -27,6 +27,18 @@ export interface SavedLogin {
   replacedKeyId: string | null;
 }
 
+/** What `--json` prints for a saved login (CLI.md `breeze login --json`); never the key itself. */
+export function savedLoginJson(saved: SavedLogin): Record<string, unknown> {
+  return {
+    profile: saved.profile,
+    server: saved.server,
+    user: saved.user,
+    key_id: saved.key.key_id,
+    prefix: saved.key.prefix,
+    storage: saved.storage,
+  };
+}
+
 /** `--storage` flag, else `BREEZE_STORAGE`, else auto. Invalid values are usage errors. */
 export function storagePreference(ctx: CliContext, flag?: string): StoragePreference {
   const value = flag ?? (ctx.env.BREEZE_STORAGE || undefined);

@@ -4,7 +4,13 @@ import { normaliseScopes, SCOPES, type Scope } from '../../core/types.js';
 import type { CliContext } from '../context.js';
 import { NotAuthenticatedError, UsageError } from '../errors.js';
 import type { LoginOptions } from '../login/options.js';
-import { type LoginResult, type SavedLogin, saveLogin, storagePreference } from '../session.js';
+import {
+  type LoginResult,
+  type SavedLogin,
+  savedLoginJson,
+  saveLogin,
+  storagePreference,
+} from '../session.js';
 import type { CommandHost } from './host.js';
 
 export type { LoginOptions };
@@ -182,14 +188,7 @@ Examples:
       }
       const saved = await runLogin(opts, ctx);
       if (ctx.json) {
-        ctx.out.json({
-          profile: saved.profile,
-          server: saved.server,
-          user: saved.user,
-          key_id: saved.key.key_id,
-          prefix: saved.key.prefix,
-          storage: saved.storage,
-        });
+        ctx.out.json(savedLoginJson(saved));
       }
     });
 }

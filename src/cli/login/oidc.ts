@@ -157,7 +157,7 @@ export async function runOidcLogin(
     }
     return result;
   }
-  const { saveLogin, storagePreference } = await import('../session.js');
+  const { saveLogin, savedLoginJson, storagePreference } = await import('../session.js');
   const me = await (await ctx.client({ apiKey })).me();
   const saved = await saveLogin(
     ctx,
@@ -165,15 +165,7 @@ export async function runOidcLogin(
     { storage: storagePreference(ctx, opts.storage) },
   );
   if (ctx.json) {
-    ctx.out.json({
-      profile: saved.profile,
-      server: saved.server,
-      user: saved.user,
-      key_id: saved.key.key_id,
-      prefix: saved.key.prefix,
-      storage: saved.storage,
-      expires_at: key.expires_at,
-    });
+    ctx.out.json({ ...savedLoginJson(saved), expires_at: key.expires_at });
   }
   return result;
 }

@@ -278,7 +278,7 @@ export async function runTwoStepLogin(
   opts: LoginOptions,
   ctx: CliContext,
 ): Promise<void> {
-  const { saveLogin, storagePreference } = await import('../session.js');
+  const { saveLogin, savedLoginJson, storagePreference } = await import('../session.js');
   if (flags.start && flags.complete !== undefined)
     throw new UsageError('--start and --complete are two separate steps: pass one of them.');
   if (flags.other.length)
@@ -304,13 +304,6 @@ export async function runTwoStepLogin(
   const { result, storage } = await completeTwoStepLogin(ctx, { loginId, wait: flags.wait });
   const saved = await saveLogin(ctx, result, { storage: storagePreference(ctx, opts.storage ?? storage) });
   if (ctx.json) {
-    ctx.out.json({
-      profile: saved.profile,
-      server: saved.server,
-      user: saved.user,
-      key_id: saved.key.key_id,
-      prefix: saved.key.prefix,
-      storage: saved.storage,
-    });
+    ctx.out.json(savedLoginJson(saved));
   }
 }
