@@ -118,8 +118,10 @@ async function startDemoBreeze() {
   const outbox = join(dataDir, 'outbox');
   let code;
   for (let i = 0; i < 100 && !code; i++) {
-    for (const f of readdirSync(outbox, { withFileTypes: true }).filter((d) => d.isFile())) {
-      code = /Your Breeze code: ([0-9A-Z]{8})/.exec(readFileSync(join(outbox, f.name), 'utf8'))?.[1];
+    // finished mails only: the outbox writes `.<name>.tmp` first and renames it when complete
+    for (const f of readdirSync(outbox, { withFileTypes: true })) {
+      if (!f.isFile() || !f.name.endsWith('.eml') || f.name.startsWith('.')) continue;
+      code ??= /Your Breeze code: ([0-9A-Z]{8})/.exec(readFileSync(join(outbox, f.name), 'utf8'))?.[1];
     }
     if (!code) await new Promise((r) => setTimeout(r, 50));
   }
