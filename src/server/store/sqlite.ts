@@ -2,8 +2,9 @@ import { chmodSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, type KyselyConfig, type SqliteDatabase, SqliteDialect } from 'kysely';
+import { GroupCommit } from './group-commit.js';
 import type { Database as Schema } from './schema.js';
-import { BaseStore } from './store.js';
+import { BaseStore, type StoreTx } from './store.js';
 
 /** Prepared statements kept per SQLite store (distinct SQL texts: a few hundred at most in practice). */
 const STATEMENT_CACHE_SIZE = 500;
@@ -35,6 +36,7 @@ export function keepingStatements(sqlite: Database.Database, size = STATEMENT_CA
 
 export class SqliteStore extends BaseStore {
   readonly engine = 'sqlite' as const;
+  private readonly groups: GroupCommit;
 
   /** `log` is Kysely's query log hook (tests use it to compare the work two requests do). */
   constructor(
@@ -44,6 +46,16 @@ export class SqliteStore extends BaseStore {
     super(
       new Kysely<Schema>({ dialect: new SqliteDialect({ database: keepingStatements(sqlite) }), ...options }),
     );
+    this.groups = new GroupCommit(
+      this.db,
+      () => sqlite.inTransaction,
+      (db) => this.boundTo(db),
+    );
+  }
+
+  /** Transactions that arrive together commit together (see GroupCommit). */
+  override transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
+    return this.groups.run(fn);
   }
 
   /**

@@ -84,19 +84,22 @@ export abstract class BaseStore implements Store {
   }
 
   transaction<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
-    return this.db.transaction().execute((trx) =>
-      fn({
-        db: trx,
-        users: new UsersRepo(trx),
-        keys: new KeysRepo(trx),
-        orgs: new OrgsRepo(trx),
-        invitations: new InvitationsRepo(trx),
-        audit: new AuditRepo(trx, () => this.engine),
-        keyEvents: new KeyEventsRepo(trx, () => this.engine),
-        usage: new UsageRepo(trx),
-        oidc: new OidcRepo(trx),
-      }),
-    );
+    return this.db.transaction().execute((trx) => fn(this.boundTo(trx)));
+  }
+
+  /** The repositories over `db`: a transaction, or one connection holding a transaction open. */
+  protected boundTo(db: Kysely<Database>): StoreTx {
+    return {
+      db,
+      users: new UsersRepo(db),
+      keys: new KeysRepo(db),
+      orgs: new OrgsRepo(db),
+      invitations: new InvitationsRepo(db),
+      audit: new AuditRepo(db, () => this.engine),
+      keyEvents: new KeyEventsRepo(db, () => this.engine),
+      usage: new UsageRepo(db),
+      oidc: new OidcRepo(db),
+    };
   }
 
   async publishKeyChange(keyId: string): Promise<void> {

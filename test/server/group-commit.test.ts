@@ -1,0 +1,143 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { sql } from 'kysely';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { SqliteStore } from '../../src/server/store/sqlite.js';
+
+/**
+ * SQLite's group commit (store/group-commit.ts): transactions arriving together share one commit,
+ * and each caller still sees its own transaction, committed or rolled back whole.
+ */
+describe('SQLite group commit', () => {
+  let dir: string;
+  let file: string;
+  let store: SqliteStore;
+  let log: string[];
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'breeze-group-commit-'));
+    file = join(dir, 'breeze.db');
+    log = [];
+    const db = new BetterSqlite3(file);
+    db.pragma('journal_mode = WAL');
+    store = new SqliteStore(db, { log: (e) => void log.push(e.query.sql) });
+    await store.migrate();
+    log = [];
+  });
+  afterEach(async () => {
+    await store.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const addUser = (email: string) =>
+    store.transaction(async (tx) => {
+      await tx.users.ensure(email);
+      return email;
+    });
+  const stored = () => {
+    // a second connection: sees only what is committed
+    const other = new BetterSqlite3(file, { readonly: true });
+    try {
+      return (other.prepare('select email from users order by email').all() as { email: string }[]).map(
+        (r) => r.email,
+      );
+    } finally {
+      other.close();
+    }
+  };
+  const commits = () => log.filter((q) => q === 'commit').length;
+
+  it('a transaction alone runs as before: begin, its statements, commit, no savepoint', async () => {
+    await addUser('alone@example.com');
+    expect(log[0]).toBe('begin');
+    expect(log.at(-1)).toBe('commit');
+    expect(log.some((q) => q.includes('savepoint'))).toBe(false);
+    expect(stored()).toEqual(['alone@example.com']);
+  });
+
+  it('transactions arriving together share commits, and each is answered only once it is committed', async () => {
+    const emails = Array.from({ length: 20 }, (_, i) => `u${String(i).padStart(2, '0')}@example.com`);
+    const seenAtAnswer: number[] = [];
+    await Promise.all(
+      emails.map((e) =>
+        addUser(e).then(() => {
+          // what another process sees the moment this caller hears "done"
+          expect(stored()).toContain(e);
+          seenAtAnswer.push(1);
+        }),
+      ),
+    );
+    expect(seenAtAnswer).toHaveLength(20);
+    expect(stored()).toEqual(emails);
+    expect(commits()).toBeLessThan(5);
+  });
+
+  it('a failing transaction in a group is rolled back alone; the others commit', async () => {
+    const results = await Promise.allSettled([
+      addUser('a@example.com'),
+      store.transaction(async (tx) => {
+        await tx.users.ensure('doomed@example.com');
+        throw new Error('refused by the caller');
+      }),
+      addUser('b@example.com'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect(String((results[1] as PromiseRejectedResult).reason)).toContain('refused by the caller');
+    expect(stored()).toEqual(['a@example.com', 'b@example.com']);
+    expect(commits()).toBe(1);
+  });
+
+  it('the first transaction of a group failing leaves the next ones unharmed', async () => {
+    const results = await Promise.allSettled([
+      store.transaction(async (tx) => {
+        await tx.users.ensure('doomed@example.com');
+        throw new Error('first fails');
+      }),
+      addUser('next@example.com'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'fulfilled']);
+    expect(stored()).toEqual(['next@example.com']);
+  });
+
+  it('when the database ends the transaction itself, no member before it is told it committed', async () => {
+    const results = await Promise.allSettled([
+      addUser('lost@example.com'),
+      store.transaction(async (tx) => {
+        // what SQLite does on a full disk or an I/O error: the whole transaction is gone
+        await sql`rollback`.execute(tx.db);
+        throw new Error('disk full');
+      }),
+      addUser('after@example.com'),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'fulfilled']);
+    expect(String((results[0] as PromiseRejectedResult).reason)).toContain('disk full');
+    expect(stored()).toEqual(['after@example.com']);
+  });
+
+  it('members never interleave, even when one waits on I/O in the middle', async () => {
+    const trace: string[] = [];
+    const member = (name: string) =>
+      store.transaction(async (tx) => {
+        trace.push(`${name} start`);
+        await tx.users.ensure(`${name}@example.com`);
+        await new Promise((r) => setTimeout(r, 5));
+        await tx.users.ensure(`${name}2@example.com`);
+        trace.push(`${name} end`);
+      });
+    await Promise.all([member('x'), member('y'), member('z')]);
+    expect(trace).toEqual(['x start', 'x end', 'y start', 'y end', 'z start', 'z end']);
+    expect(stored()).toHaveLength(6);
+  });
+
+  it('a read issued while a group is open waits for its commit and sees it', async () => {
+    const first = addUser('one@example.com');
+    // queued behind the group, which holds SQLite's one connection: it runs after the commit
+    const read = store.users.findByEmail('one@example.com');
+    const second = addUser('two@example.com');
+    await Promise.all([first, second]);
+    expect(await read).toBeDefined();
+    expect(stored()).toEqual(['one@example.com', 'two@example.com']);
+  });
+});
