@@ -289,12 +289,17 @@ export class AuditService {
     // every id minted before that millisecond sorts below this one (same prefix, then the time)
     const beforeId = `evt_${ulid(Math.max(0, before)).slice(0, 10)}`;
     let total = 0;
-    for (let i = 0; i < maxBatches; i++) {
-      const n = await this.store.audit.pruneBatch(beforeId, batch);
-      total += n;
-      if (n < batch) break;
-      // let requests in between batches
-      await new Promise((resolve) => setImmediate(resolve));
+    let batches = 0;
+    for (const orgId of await this.store.audit.organizations()) {
+      for (;;) {
+        if (batches >= maxBatches) return total;
+        const n = await this.store.audit.pruneBatch(orgId, beforeId, batch);
+        total += n;
+        if (n > 0) batches++;
+        // let requests in between batches
+        await new Promise((resolve) => setImmediate(resolve));
+        if (n < batch) break;
+      }
     }
     return total;
   }

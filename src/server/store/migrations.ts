@@ -359,6 +359,43 @@ const migrations: Record<string, Migration> = {
         .execute();
     },
   },
+  '009_audit_by_org': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // SQLite only: the audit log becomes one B-tree, clustered on (org_id, id) — a table WITHOUT
+      // ROWID — instead of a rowid table, its primary-key index and the (org_id, id) index. Every
+      // event then writes one tree instead of three (about a third less work per event), and a
+      // listing, always one organization's newest first, reads the rows in place. PostgreSQL keeps
+      // its table: a heap plus those indexes costs it little, and a rebuild would lock the log.
+      if (db.getExecutor().adapter instanceof PostgresAdapter) return;
+      await db.schema
+        .createTable('audit_events_by_org')
+        .addColumn('id', 'text', (c) => c.notNull())
+        .addColumn('at', 'text', (c) => c.notNull())
+        .addColumn('org_id', 'text', (c) => c.notNull())
+        .addColumn('project_id', 'text')
+        .addColumn('action', 'text', (c) => c.notNull())
+        .addColumn('actor_type', 'text', (c) => c.notNull())
+        .addColumn('actor_id', 'text', (c) => c.notNull())
+        .addColumn('actor_email', 'text')
+        .addColumn('actor_key_id', 'text')
+        .addColumn('target_type', 'text', (c) => c.notNull())
+        .addColumn('target_id', 'text', (c) => c.notNull())
+        .addColumn('target_owner_id', 'text')
+        .addColumn('ip', 'text')
+        .addColumn('user_agent', 'text')
+        .addColumn('request_id', 'text')
+        .addColumn('details', 'text', (c) => c.notNull())
+        .addPrimaryKeyConstraint('audit_events_pk', ['org_id', 'id'])
+        .modifyEnd(sql`without rowid`)
+        .execute();
+      await sql`insert into audit_events_by_org select id, at, org_id, project_id, action, actor_type, actor_id, actor_email, actor_key_id, target_type, target_id, target_owner_id, ip, user_agent, request_id, details from audit_events`.execute(
+        db,
+      );
+      await db.schema.dropTable('audit_events').execute();
+      await db.schema.alterTable('audit_events_by_org').renameTo('audit_events').execute();
+    },
+  },
 };
 
 /** Names of the migrations, oldest first (tests build databases as older versions left them). */
