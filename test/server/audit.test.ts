@@ -360,6 +360,26 @@ for (const e of eng.list) {
         const byKey = await events(jwtHeader(ownerJwt), `key_id=${key.body.key_id}`);
         expect(byKey.map((x) => x.action).sort()).toEqual(['key.created', 'key.created']);
       });
+
+      it('a user agent with control characters is recorded without them (PostgreSQL refuses NUL)', async () => {
+        const made = await call(
+          { ...jwtHeader(ownerJwt), 'user-agent': 'evil\u0000agent\u001b[31m/1\u0085' },
+          'POST',
+          '/v1/api-keys',
+          { name: 'ua' },
+        );
+        expect(made.status).toBe(201);
+        secrets.push(made.body.api_key as string);
+        const gone = await call(
+          { ...keyHeader(made.body.api_key as string), 'user-agent': '\u0000' },
+          'DELETE',
+          `/v1/api-keys/${made.body.key_id}`,
+        );
+        expect(gone.status).toBe(204);
+        const list = await events(jwtHeader(ownerJwt), `key_id=${made.body.key_id}`);
+        expect(list.find((x) => x.action === 'key.created')?.user_agent).toBe('evilagent[31m/1');
+        expect(list.find((x) => x.action === 'key.deleted')?.user_agent).toBeNull();
+      });
     });
 
     describe('who reads what', () => {

@@ -99,12 +99,17 @@ const KEY_LIKE = /brz_[0-9A-Za-z]{9,}/g;
 
 export const newAuditEventId = (now?: number): string => `evt_${ulid(now)}`;
 
+const CONTROL_CHARACTERS = /\p{Cc}/gu;
+
 /** The request's client address, user agent and request id. */
 export function requestMeta(req: FastifyRequest): RequestMeta {
-  const ua = req.headers['user-agent'];
+  const header = req.headers['user-agent'];
+  // control characters never reach the log, a mail or a terminal (and PostgreSQL refuses NUL in text)
+  const ua =
+    typeof header === 'string' ? header.slice(0, MAX_USER_AGENT).replace(CONTROL_CHARACTERS, '') : '';
   return {
     ip: req.ip || null,
-    userAgent: typeof ua === 'string' && ua !== '' ? ua.slice(0, MAX_USER_AGENT) : null,
+    userAgent: ua !== '' ? ua : null,
     requestId: typeof req.id === 'string' ? req.id : null,
   };
 }
