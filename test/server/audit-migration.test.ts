@@ -72,16 +72,18 @@ it('an audit log from before 009 keeps its events in the clustered table, and li
         'evt_01AAAAAAAA0000000000000001',
       ]);
       expect(a[1]).toMatchObject({ user_agent: 'curl/8', details: '{"name":"n"}', target_owner_id: 'usr_1' });
-      expect(await store.audit.organizations()).toEqual(['org_A', 'org_B']);
+      expect(await store.audit.organizationsWithEventsBefore('evt_01B')).toEqual(['org_A', 'org_B']);
+      expect(await store.audit.organizationsWithEventsBefore('evt_01A')).toEqual([]);
       // the two 2020 events go, one per organization; the 2026 one stays
       let pruned = 0;
-      for (const org of await store.audit.organizations())
+      for (const org of await store.audit.organizationsWithEventsBefore('evt_01B'))
         pruned += await store.audit.pruneBatch(org, 'evt_01B', 100);
       expect(pruned).toBe(2);
       expect((await store.audit.list({ orgId: 'org_A', limit: 10 })).map((r) => r.id)).toEqual([
         'evt_01M8RETEX60000000000000003',
       ]);
       expect(await store.audit.list({ orgId: 'org_B', limit: 10 })).toEqual([]);
+      expect(await store.audit.organizationsWithEventsBefore('evt_01B')).toEqual([]);
     } finally {
       await store.close();
     }

@@ -295,12 +295,12 @@ export class AuditService {
     const beforeId = `evt_${ulid(Math.max(0, before)).slice(0, 10)}`;
     let total = 0;
     let batches = 0;
-    for (const orgId of await this.store.audit.organizations()) {
+    // only the organizations with something to prune; what maxBatches leaves waits for the next run
+    for (const orgId of await this.store.audit.organizationsWithEventsBefore(beforeId)) {
       for (;;) {
-        if (batches >= maxBatches) return total;
+        if (batches++ >= maxBatches) return total;
         const n = await this.store.audit.pruneBatch(orgId, beforeId, batch);
         total += n;
-        if (n > 0) batches++;
         // let requests in between batches
         await new Promise((resolve) => setImmediate(resolve));
         if (n < batch) break;

@@ -196,10 +196,11 @@ export class AuditRepo {
   }
 
   /**
-   * The organizations that have events, by walking the (org_id, id) key from one organization to the
-   * next (one index seek each) rather than reading every event.
+   * The organizations with events older than `beforeId`: the (org_id, id) key walked from one
+   * organization to the next (one index seek each, and one more for an old event) rather than
+   * reading every event.
    */
-  async organizations(): Promise<string[]> {
+  async organizationsWithEventsBefore(beforeId: string): Promise<string[]> {
     const { rows } = await sql<{ org_id: string }>`
       with recursive orgs(org_id) as (
         select min(org_id) from audit_events
@@ -207,7 +208,11 @@ export class AuditRepo {
         select (select min(e.org_id) from audit_events e where e.org_id > orgs.org_id)
         from orgs where orgs.org_id is not null
       )
-      select org_id from orgs where org_id is not null`.execute(this.db);
+      select org_id from orgs
+      where org_id is not null
+        and exists (select 1 from audit_events o where o.org_id = orgs.org_id and o.id < ${beforeId})`.execute(
+      this.db,
+    );
     return rows.map((r) => r.org_id);
   }
 

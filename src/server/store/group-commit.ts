@@ -5,7 +5,10 @@ import type { StoreTx } from './store.js';
 /** At most this many transactions share one commit. */
 export const GROUP_COMMIT_MAX = 64;
 
-const BEGIN = CompiledQuery.raw('begin');
+// IMMEDIATE: the write lock from the start. A group lives across a turn of the event loop; with a
+// deferred BEGIN, another process committing between a member's read and its write would fail the
+// write at once (SQLITE_BUSY_SNAPSHOT, which busy_timeout does not wait out)
+const BEGIN = CompiledQuery.raw('begin immediate');
 const COMMIT = CompiledQuery.raw('commit');
 const ROLLBACK = CompiledQuery.raw('rollback');
 // one name is enough: the transactions of a group run one after the other, each released before
@@ -31,19 +34,24 @@ interface Group {
 }
 
 /**
- * Group commit for SQLite: the transactions that arrive while one is running (and during the same
- * turn of the event loop) run one after the other inside ONE database transaction, each in a
- * savepoint of its own, and are answered together after its commit. A commit's cost is mostly the
- * pages it writes to the WAL, and most pages a write touches (the tails of tables and indexes whose
- * keys grow with time: ids, the audit log) are the same for every write, so under load a group
- * writes them once instead of once per request. Alone (no load) a transaction is its own group, with
- * no savepoint, exactly as before.
+ * Group commit for SQLite: the transactions that arrive in one turn of the event loop (the requests
+ * read from their sockets together) run right after it, one after the other inside ONE database
+ * transaction, each after the first in a savepoint of its own, and are answered together after its
+ * commit. A commit's cost is mostly the pages it writes to the WAL, and most pages a write touches
+ * (the tails of tables and indexes whose keys grow with time: ids, the audit log) are the same for
+ * every write, so under load a group writes them once instead of once per request. Alone (no load)
+ * a transaction is its own group, with no savepoint, as before.
  *
  * What each caller sees is unchanged: its function runs with the database to itself (members never
  * interleave), its work commits or rolls back whole, and its promise settles only after its commit
  * (an acknowledged write survives a SIGKILL). A member that fails is rolled back to its savepoint
  * and does not affect the others; if SQLite itself ends the transaction (a full disk, an I/O
- * error), every member of the group fails with that error: none is told it committed.
+ * error), every member before it fails too: none is told it committed.
+ *
+ * A group runs within one turn of the event loop (unless a member itself waits on I/O): the write
+ * lock is never held while the thread does other work, so another connection of this process,
+ * whose wait for the lock blocks the thread, never waits on a group, and another process finds the
+ * lock free between groups.
  */
 export class GroupCommit {
   private open: Group | undefined;
@@ -61,7 +69,10 @@ export class GroupCommit {
       if (group === undefined || group.closed) {
         group = { queue: [], done: [], size: 0, closed: false };
         this.open = group;
-        this.start(group);
+        // the transactions of this turn of the event loop (requests already read from their
+        // sockets) join it; it runs right after, holding the write lock only while it runs
+        const g = group;
+        setImmediate(() => this.start(g));
       }
       group.queue.push(member);
       if (++group.size >= GROUP_COMMIT_MAX) group.closed = true;
@@ -74,36 +85,42 @@ export class GroupCommit {
       .connection()
       .execute((conn) => this.runGroup(group, conn))
       .catch((err: unknown) => {
-        // the connection could not be had, or BEGIN failed: nobody's work ran
+        // no connection, or BEGIN (or a rollback) failed: the members not run yet fail unrun
         group.closed = true;
         for (const m of [...group.done, ...group.queue.splice(0)]) m.reject(err);
       });
   }
 
   private async runGroup(group: Group, conn: Kysely<Database>): Promise<void> {
+    try {
+      await this.runGroupIn(group, conn);
+    } finally {
+      // never hand the connection back inside a transaction: a plain write after it would report
+      // success and never be committed
+      await this.endTransaction(conn);
+    }
+  }
+
+  private async runGroupIn(group: Group, conn: Kysely<Database>): Promise<void> {
     const tx = this.bind(conn);
     await conn.executeQuery(BEGIN);
     for (;;) {
       const member = group.queue.shift();
       if (member === undefined) {
-        // let the requests already read from their sockets join before the commit
-        if (!group.closed) await new Promise<void>((r) => setImmediate(r));
-        if (group.queue.length > 0) continue;
+        // no waiting for more: the write lock is never held across a turn of the event loop (a
+        // second connection of this process waiting for it would block the thread, and another
+        // process would find it taken every time it looked)
         group.closed = true;
         if (this.open === group) this.open = undefined;
         break;
       }
       await this.runMember(group, member, tx, conn);
     }
-    if (group.done.length === 0) {
-      if (this.inTransaction()) await conn.executeQuery(ROLLBACK);
-      return;
-    }
+    if (group.done.length === 0) return;
     try {
       await conn.executeQuery(COMMIT);
     } catch (err) {
-      if (this.inTransaction()) await conn.executeQuery(ROLLBACK).catch(() => {});
-      for (const m of group.done) m.reject(err);
+      this.failDone(group, err);
       return;
     }
     for (const m of group.done) m.resolve(m.value);
@@ -116,6 +133,11 @@ export class GroupCommit {
     try {
       if (savepoint) await conn.executeQuery(SAVEPOINT);
       member.value = await member.fn(tx);
+      if (!this.inTransaction()) {
+        // the function went on after SQLite ended the transaction (it caught the error): what it
+        // ran since was committed statement by statement, and what came before is gone
+        throw new Error('the database ended the transaction while the write was under way');
+      }
       if (savepoint) await conn.executeQuery(RELEASE);
       group.done.push(member);
       return;
@@ -132,9 +154,24 @@ export class GroupCommit {
         // fall through: the transaction is not what the members before this one left
       }
     }
-    if (this.inTransaction()) await conn.executeQuery(ROLLBACK).catch(() => {});
     // whatever the members before this one did is gone with the transaction: they fail too
-    for (const m of group.done.splice(0)) m.reject(failure);
+    this.failDone(group, failure);
+    await this.endTransaction(conn);
     await conn.executeQuery(BEGIN);
+  }
+
+  /** The members that succeeded so far lose their work with the transaction: they fail. */
+  private failDone(group: Group, cause: unknown): void {
+    // not the other caller's own error (its 409 is not theirs to answer): a server error
+    const err = new Error('the database ended the transaction this write was part of', { cause });
+    for (const m of group.done.splice(0)) m.reject(err);
+  }
+
+  /** Rolls back what is open; fails when it cannot (the connection must not be used inside it). */
+  private async endTransaction(conn: Kysely<Database>): Promise<void> {
+    for (let attempt = 0; attempt < 2 && this.inTransaction(); attempt++) {
+      await conn.executeQuery(ROLLBACK).catch(() => {});
+    }
+    if (this.inTransaction()) throw new Error('SQLite could not roll back a transaction');
   }
 }
