@@ -24,6 +24,14 @@ export function hasNoControls(value: string): boolean {
   return !CONTROL_CHARS.test(value);
 }
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is its purpose
+const EVERY_CONTROL_CHAR = /[\u0000-\u001f\u007f-\u009f]/gu;
+
+/** `value` without its control characters (see CONTROL_CHARS): for text a client sent that is kept. */
+export function withoutControls(value: string): string {
+  return value.replace(EVERY_CONTROL_CHAR, '');
+}
+
 /**
  * Every id this server hands out (`key_…`, `login_…`, `code_…`) is ASCII letters, digits, `_` and
  * `-`. A path parameter outside this alphabet names nothing that can exist: it is answered `404`

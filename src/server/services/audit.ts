@@ -4,6 +4,7 @@ import { ulid } from '../../core/ids.js';
 import type { AuthContext } from '../auth-context.js';
 import type { AuditInsertResult, AuditListFilter, AuditRow } from '../store/audit.js';
 import type { Store, StoreTx } from '../store/index.js';
+import { withoutControls } from '../validation.js';
 
 /** Every action the audit log knows (PLATFORM.md "Audit log and usage"). */
 export const AUDIT_ACTIONS = [
@@ -99,14 +100,11 @@ const KEY_LIKE = /brz_[0-9A-Za-z]{9,}/g;
 
 export const newAuditEventId = (now?: number): string => `evt_${ulid(now)}`;
 
-const CONTROL_CHARACTERS = /\p{Cc}/gu;
-
 /** The request's client address, user agent and request id. */
 export function requestMeta(req: FastifyRequest): RequestMeta {
   const header = req.headers['user-agent'];
   // control characters never reach the log, a mail or a terminal (and PostgreSQL refuses NUL in text)
-  const ua =
-    typeof header === 'string' ? header.slice(0, MAX_USER_AGENT).replace(CONTROL_CHARACTERS, '') : '';
+  const ua = typeof header === 'string' ? withoutControls(header.slice(0, MAX_USER_AGENT)) : '';
   return {
     ip: req.ip || null,
     userAgent: ua !== '' ? ua : null,

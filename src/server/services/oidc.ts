@@ -7,7 +7,7 @@ import { authInOrg, authorizeOrg, capScopes, type OrgAccess, requireScopesWithin
 import type { AuthContext, ServerContext } from '../context.js';
 import type { MintedKey } from '../key-service.js';
 import type { OidcTrustRow } from '../store/oidc.js';
-import { hasNoControls } from '../validation.js';
+import { hasNoControls, withoutControls } from '../validation.js';
 import { type AuditBy, type RequestMeta, SYSTEM_ACTOR, SYSTEM_BY } from './audit.js';
 import { IssuerKeys, issuerUrlProblem, OidcRefusal } from './oidc-issuer.js';
 import { OrgService } from './orgs.js';
@@ -131,8 +131,7 @@ function audienceMatches(aud: unknown, audience: string): boolean {
 /** A key name from the token (`sub`, else the issuer host), printable and at most 100 characters. */
 function keyName(payload: Record<string, unknown>, issuer: string): string {
   const subject = typeof payload.sub === 'string' ? payload.sub : new URL(issuer).host;
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: the point is to drop them
-  const clean = subject.replace(/[\u0000-\u001f\u007f-\u009f]/g, '').trim() || 'token';
+  const clean = withoutControls(subject).trim() || 'token';
   return `oidc: ${clean}`.slice(0, 100);
 }
 
