@@ -1,10 +1,14 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, watch } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import BetterSqlite3 from 'better-sqlite3';
 import { sql } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { SqliteStore } from '../../src/server/store/sqlite.js';
+import { requirePart } from '../helpers/require.js';
+import { distReady, ROOT } from '../reliability/server-process.js';
 
 /**
  * SQLite's group commit (store/group-commit.ts): transactions arriving together share one commit,
@@ -176,4 +180,44 @@ describe('SQLite group commit', () => {
       await store2.close();
     }
   });
+
+  it.skipIf(requirePart('dist build', distReady, 'dist/server/serve.js is missing (the build failed?)'))(
+    'a group writes no temporary file, however many pages its members change',
+    async () => {
+      // SQLite picks its temporary directory once, when the library starts: a process of its own,
+      // pointed at an empty directory that is watched for any file appearing, even briefly
+      const temp = mkdtempSync(join(tmpdir(), 'breeze-group-temp-'));
+      const seen: string[] = [];
+      const watcher = watch(temp, (_event, name) => {
+        if (name) seen.push(name);
+      });
+      const sqliteJs = pathToFileURL(join(ROOT, 'dist/server/store/sqlite.js')).href;
+      const script = `
+        const { openSqliteStore } = await import(${JSON.stringify(sqliteJs)});
+        const store = await openSqliteStore(${JSON.stringify(join(dir, 'child.db'))});
+        for (let round = 0; round < 20; round++) {
+          const members = [];
+          for (let i = 0; i < 40; i++)
+            members.push(store.transaction((tx) => tx.users.ensure('u' + round + '-' + i + '-' + 'x'.repeat(200) + '@example.com')));
+          await Promise.all(members);
+        }
+        await store.close();`;
+      try {
+        const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+          env: { ...process.env, SQLITE_TMPDIR: temp, TMPDIR: temp },
+          encoding: 'utf8',
+          timeout: 60_000,
+        });
+        expect(child.stderr).toBe('');
+        expect(child.status).toBe(0);
+        await new Promise((r) => setTimeout(r, 100));
+        // 800 users in groups of 40, each member in a savepoint: the sub-journal outgrows 64 KiB
+        expect(seen).toEqual([]);
+        expect(readdirSync(temp)).toEqual([]);
+      } finally {
+        watcher.close();
+        rmSync(temp, { recursive: true, force: true });
+      }
+    },
+  );
 });
