@@ -87,7 +87,7 @@ async function firstJsonLine<T>(proc: ChildProcess, what: string): Promise<T> {
 }
 
 /** The bare-Fastify anchor (bench/fastify-anchor-child.mjs). */
-async function startAnchor(ctx: SectionContext): Promise<{ url: string }> {
+async function startAnchor(ctx: SectionContext): Promise<{ url: string; node: string }> {
   const proc = spawn(process.execPath, [join(ROOT, 'bench', 'fastify-anchor-child.mjs')], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'ignore'],
@@ -95,7 +95,7 @@ async function startAnchor(ctx: SectionContext): Promise<{ url: string }> {
   ctx.cleanup.add(() => {
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
-  return firstJsonLine<{ url: string }>(proc, 'fastify anchor');
+  return firstJsonLine<{ url: string; node: string }>(proc, 'anchors');
 }
 
 interface Workload {
@@ -141,6 +141,22 @@ async function measure(ctx: SectionContext): Promise<void> {
       id: 'anchor_post',
       label: 'bare Fastify: POST, same JSON body, a VALID-sized answer',
       run: load(`${anchor.url}/post`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: verifyBody,
+      }),
+    },
+    {
+      id: 'anchor_me',
+      label: 'bare Fastify: GET, a /v1/me-sized answer',
+      // the request carries a key header of the same size as the /v1/me workloads' (it is not checked)
+      run: load(`${anchor.url}/me`, { headers: { 'xi-api-key': verifyServer.target } }),
+    },
+    { id: 'node_get', label: 'bare node:http: GET', run: load(`${anchor.node}/get`) },
+    {
+      id: 'node_post',
+      label: 'bare node:http: POST, same JSON body, a VALID-sized answer',
+      run: load(`${anchor.node}/post`, {
         method: 'POST',
         headers: { 'content-type': 'application/json' },
         body: verifyBody,
@@ -195,6 +211,23 @@ async function measure(ctx: SectionContext): Promise<void> {
       id: 'verify_api.anchor_post_over_get',
       label: 'anchor (the ceiling): bare Fastify POST ÷ GET, same bodies and answer sizes',
       value: ratio('anchor_post', 'anchor_get'),
+      unit: 'x',
+    }),
+  );
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.node_post_over_get',
+      label: 'anchor: bare node:http POST ÷ GET, same bodies and answer sizes',
+      value: ratio('node_post', 'node_get'),
+      unit: 'x',
+    }),
+  );
+  ctx.addFigure(
+    figure({
+      id: 'verify_api.anchor_me_over_get',
+      label:
+        "anchor (ceiling of the sqlite section's /v1/me ÷ /healthz): bare Fastify, /v1/me-sized answer ÷ GET",
+      value: ratio('anchor_me', 'anchor_get'),
       unit: 'x',
     }),
   );
