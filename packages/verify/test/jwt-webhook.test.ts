@@ -289,7 +289,10 @@ describe('verifyWebhook', () => {
       code: 'TIMESTAMP_OUT_OF_TOLERANCE',
     });
     // the timestamp is signed: moving it breaks the signature
-    const moved = header.replace(/t=\d+/, `t=${now - 1}`);
+    // (one second before the header's own time: `now` may already be a second past it)
+    const signedAt = Number(/t=(\d+)/.exec(header)?.[1]);
+    const moved = header.replace(/t=\d+/, `t=${signedAt - 1}`);
+    expect(moved).not.toBe(header);
     await expect(verifyWebhook(body, moved, { jwksUrl })).rejects.toMatchObject({ code: 'BAD_SIGNATURE' });
     for (const bad of [undefined, '', 'sig=abc', `t=${now},kid=${k.kid}`, 'v1=deadbeef']) {
       await expect(verifyWebhook(body, bad, { jwksUrl })).rejects.toMatchObject({
