@@ -125,6 +125,9 @@ async function measure(ctx: SectionContext): Promise<void> {
   if (checked.code !== 'VALID')
     throw new Error(`verify answered ${JSON.stringify(checked)}: nothing to measure`);
 
+  // the anchors' POST: the verify workload's body, no key
+  const postVerifyBody = (url: string) =>
+    load(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: verifyBody });
   const workloads: Workload[] = [
     { id: 'healthz', label: 'GET /healthz', run: load(`${verifyServer.url}/healthz`) },
     {
@@ -140,11 +143,7 @@ async function measure(ctx: SectionContext): Promise<void> {
     {
       id: 'anchor_post',
       label: 'bare Fastify: POST, same JSON body, a VALID-sized answer',
-      run: load(`${anchor.url}/post`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: verifyBody,
-      }),
+      run: postVerifyBody(`${anchor.url}/post`),
     },
     {
       id: 'anchor_me',
@@ -156,11 +155,7 @@ async function measure(ctx: SectionContext): Promise<void> {
     {
       id: 'node_post',
       label: 'bare node:http: POST, same JSON body, a VALID-sized answer',
-      run: load(`${anchor.node}/post`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: verifyBody,
-      }),
+      run: postVerifyBody(`${anchor.node}/post`),
     },
     {
       id: 'me_counting',
