@@ -1,6 +1,7 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
+import { type AddressInfo, createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -241,6 +242,32 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
     t.cleanup();
   });
 
+  it('two CI jobs rotating one key at once: one wins, the other gets 409, exit 1, {"error"} on stdout; so does a rotated key', async () => {
+    const t = tempConfigDir();
+    const old = await seedKeyInDataDir(dataDir, { email: 'ci-race@example.com' });
+    const env = { ...NO_DBUS, BREEZE_API_KEY: old.apiKey, BREEZE_SERVER: url };
+    const args = ['keys', 'rotate', '--self', '--grace', '15m', '--json'];
+    const [a, b] = await Promise.all([
+      runCli(args, { configDir: t.dir, env }),
+      runCli(args, { configDir: t.dir, env }),
+    ]);
+    const won = [a, b].filter((r) => r.code === 0);
+    const lost = [a, b].filter((r) => r.code !== 0);
+    expect(won.length, `${a.stderr}\n${b.stderr}`).toBe(1);
+    expect(lost.length).toBe(1);
+    expect(JSON.parse(won[0]!.stdout).rotated_from).toBe(old.keyId);
+    const failure = lost[0]!;
+    expect(failure.code, failure.stderr).toBe(1);
+    const doc = JSON.parse(failure.stdout);
+    expect(Object.keys(doc)).toEqual(['error']);
+    expect(doc.error).toMatchObject({ code: expect.any(String), message: expect.any(String), status: 409 });
+    // the old key still works in its grace period, but it cannot be rotated again
+    const again = await runCli(args, { configDir: t.dir, env });
+    expect(again.code, again.stderr).toBe(1);
+    expect(JSON.parse(again.stdout).error).toMatchObject({ status: 409 });
+    t.cleanup();
+  });
+
   it('keys rotate --self replaces the stored copy; keys list/create --json shapes', async () => {
     const { dir, keyId, t } = await loggedIn();
     const rot = await runCli(['keys', 'rotate', '--self', '--grace', '0', '--json'], {
@@ -332,6 +359,93 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
     expect(r.stderr).not.toContain(apiKey);
     expect(r.stderr).not.toContain(created.api_key);
     t.cleanup();
+  });
+
+  it('BREEZE_DEBUG=1 traces HTTP like --verbose, the key redacted; without it nothing is traced', async () => {
+    const { apiKey, dir, t } = await loggedIn();
+    const r = await runCli(['keys', 'list', '--json'], {
+      configDir: dir,
+      env: { ...NO_DBUS, BREEZE_DEBUG: '1' },
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/> GET http:\/\/127\.0\.0\.1:\d+\/v1\/api-keys/);
+    expect(r.stderr).toMatch(/xi-api-key: \[redacted\]/);
+    expect(r.stderr).not.toContain(apiKey);
+    JSON.parse(r.stdout); // the trace stays off stdout
+    const quiet = await runCli(['keys', 'list', '--json'], { configDir: dir, env: NO_DBUS });
+    expect(quiet.code).toBe(0);
+    expect(quiet.stderr).not.toMatch(/> GET/);
+    t.cleanup();
+  });
+
+  it('HTTP_PROXY carries requests to an http served Breeze through the proxy (HTTPS_PROXY does not); NO_PROXY bypasses it', async () => {
+    const { apiKey, t } = await loggedIn();
+    const target = new URL(url);
+    // a proxy on loopback that only it can route: the host name below resolves nowhere else
+    const seen: string[] = [];
+    const proxy = createHttpServer((req, res) => {
+      seen.push(`${req.method} ${req.url}`);
+      const u = new URL(req.url ?? '/');
+      const up = httpRequest(
+        {
+          host: '127.0.0.1',
+          port: target.port,
+          path: u.pathname + u.search,
+          method: req.method,
+          headers: req.headers,
+        },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.writeHead(502).end());
+      req.pipe(up);
+    });
+    proxy.on('connect', (req, client, head) => {
+      seen.push(`CONNECT ${req.url}`);
+      const up = netConnect(Number(target.port), '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        up.write(head);
+        up.pipe(client);
+        client.pipe(up);
+      });
+      up.on('error', () => client.destroy());
+      client.on('error', () => up.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const via = `http://breeze-behind-proxy.invalid:${target.port}`;
+    try {
+      const env = { ...NO_DBUS, BREEZE_API_KEY: apiKey, NO_PROXY: undefined, no_proxy: undefined };
+      for (const name of ['HTTP_PROXY', 'HTTPS_PROXY']) {
+        seen.length = 0;
+        const r = await runCli(['--server', via, 'keys', 'list', '--json'], {
+          configDir: t.dir,
+          env: { ...env, [name]: proxyUrl, http_proxy: undefined, https_proxy: undefined },
+        });
+        if (name === 'HTTP_PROXY') {
+          expect(r.code, r.stderr).toBe(0);
+          expect(JSON.parse(r.stdout).data).toEqual(expect.any(Array));
+          expect(seen.join('\n')).toContain('breeze-behind-proxy.invalid');
+        } else {
+          // an http:// server is not reached through HTTPS_PROXY: the name resolves nowhere, exit 1
+          expect(r.code, r.stderr).toBe(1);
+        }
+      }
+      // NO_PROXY names the server: the proxy sees nothing and the request goes straight there
+      seen.length = 0;
+      const direct = await runCli(['--server', url, 'keys', 'list', '--json'], {
+        configDir: t.dir,
+        env: { ...env, HTTP_PROXY: proxyUrl, NO_PROXY: '127.0.0.1' },
+      });
+      expect(direct.code, direct.stderr).toBe(0);
+      expect(seen).toEqual([]);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+      t.cleanup();
+    }
   });
 
   describe('exit codes', () => {

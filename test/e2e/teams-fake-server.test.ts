@@ -221,6 +221,23 @@ describe('team commands against a fake server', { timeout: 90_000 }, () => {
     expect(seen.find((s) => s.path === '/v1/api-keys')?.query.get('project_id')).toBe(PROJ_BILLING.id);
   });
 
+  it('BREEZE_PROJECT picks the project of keys create and keys list; a --project flag wins over it', async () => {
+    expect((await breeze(['orgs', 'switch', ORG_A.id])).code).toBe(0);
+    const env = { BREEZE_PROJECT: 'billing' };
+    seen = [];
+    const c = await breeze(['keys', 'create', '--name', 'ci', '--json'], env);
+    expect(c.code, c.stderr).toBe(0);
+    expect(seen.find((s) => s.method === 'POST')?.body?.project_id).toBe(PROJ_BILLING.id);
+    seen = [];
+    const l = await breeze(['keys', 'list', '--json'], env);
+    expect(l.code, l.stderr).toBe(0);
+    expect(seen.find((s) => s.path === '/v1/api-keys')?.query.get('project_id')).toBe(PROJ_BILLING.id);
+    seen = [];
+    const flag = await breeze(['keys', 'create', '--name', 'ci', '--project', PROJ_DEFAULT.id], env);
+    expect(flag.code, flag.stderr).toBe(0);
+    expect(seen.find((s) => s.method === 'POST')?.body?.project_id).toBe(PROJ_DEFAULT.id);
+  });
+
   it('a key object whose org_id or project_id is not an id is refused: the plaintext is not printed', async () => {
     routes['POST /v1/api-keys'] = () => ({
       status: 201,
