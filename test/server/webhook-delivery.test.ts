@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { isPublicAddress, type Resolver } from '../../src/server/services/webhook-target.js';
-import { retryDelayMs } from '../../src/server/services/webhook-worker.js';
+import { DEFAULT_TUNING, retryDelayMs } from '../../src/server/services/webhook-worker.js';
 import { openStore, type Store } from '../../src/server/store/index.js';
 import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
 import { requirePart } from '../helpers/require.js';
@@ -114,6 +114,70 @@ test('retries: the first within 30 s, then doubling, capped', () => {
   while (at + retryDelayMs(n, t) <= 24 * 3600_000) at += retryDelayMs(n++, t);
   expect(n).toBeGreaterThan(10);
   expect(n).toBeLessThan(25);
+});
+
+test('the served defaults: no answer within 10 s fails an attempt, the first retry comes after 10 s, retries stop after 24 h', () => {
+  expect(DEFAULT_TUNING.timeoutMs).toBe(10_000);
+  expect(retryDelayMs(1, DEFAULT_TUNING)).toBe(10_000);
+  expect(retryDelayMs(2, DEFAULT_TUNING)).toBe(20_000);
+  expect(DEFAULT_TUNING.maxAgeMs).toBe(24 * 3600_000);
+});
+
+describe('a receiver that does not answer in time', () => {
+  let s: TestServer;
+  let rx: Receiver;
+  beforeAll(async () => {
+    s = await startTestServer({
+      config: { allowPrivateWebhooks: true, webhooks: { ...FAST, timeoutMs: 400, maxAgeMs: 1500 } },
+    });
+    rx = await startReceiver();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await rx?.close();
+  });
+
+  test('no answer within the attempt limit is a failure, and the delivery is retried', async () => {
+    const o = await owner(s);
+    const hook = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+      url: `${rx.url}/slow`,
+      events: ['key.deleted'],
+    });
+    rx.answers.push('hang');
+    const ping = await call(s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+    const row = await until('delivered on the second attempt', async () => {
+      const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+      const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
+      return d?.status === 'delivered' ? d : undefined;
+    });
+    expect(row).toMatchObject({ attempts: 2, last_status_code: 200 });
+  });
+
+  test('once the retry window has passed, a failing delivery is marked failed and no longer tried', async () => {
+    const o = await owner(s);
+    const down = await startReceiver();
+    try {
+      down.answers.push(...Array<number>(50).fill(500));
+      const hook = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: `${down.url}/down`,
+        events: ['key.deleted'],
+      });
+      const ping = await call(s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+      const row = await until('the delivery given up', async () => {
+        const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+        const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
+        return d?.status === 'failed' ? d : undefined;
+      });
+      expect(row.attempts as number).toBeGreaterThan(1);
+      expect(row.next_attempt_at ?? null).toBeNull();
+      const tried = down.received.length;
+      expect(tried).toBe(row.attempts);
+      await new Promise((r) => setTimeout(r, 800));
+      expect(down.received.length).toBe(tried);
+    } finally {
+      await down.close();
+    }
+  });
 });
 
 describe('without --allow-private-webhooks', () => {
