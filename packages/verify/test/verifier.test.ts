@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BreezeVerifyError } from '../src/errors.js';
 import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
 import { type FakeBreeze, makeKey, startFakeBreeze, until, VALID } from './fake-breeze.js';
@@ -59,6 +59,30 @@ describe('createVerifier: answers and cache', () => {
     await new Promise((r) => setTimeout(r, 550));
     await v.verify(key);
     expect(fake.verifyCalls).toHaveLength(2);
+  });
+
+  it('by default reuses an answer for 60 s while the stream is up, then asks again', async () => {
+    const key = makeKey();
+    // a rate-limit window longer than the TTL, so that only the TTL can end the cached answer
+    fake.answers.set(
+      key,
+      VALID('key_A', ['read'], { ratelimit: { limit: 600, remaining: 599, reset_s: 3600 } }),
+    );
+    const v = verifier();
+    await connected(v);
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      await v.verify(key);
+      vi.advanceTimersByTime(59_000);
+      await v.verify(key);
+      expect(fake.verifyCalls).toHaveLength(1);
+      expect(v.streamConnected).toBe(true);
+      vi.advanceTimersByTime(2_000);
+      await v.verify(key);
+      expect(fake.verifyCalls).toHaveLength(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('caps the cache at maxEntries, forgetting the least recently used key first', async () => {
