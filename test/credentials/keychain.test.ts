@@ -157,6 +157,17 @@ describe('keychain unusable', () => {
       env: { DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}` },
     });
     expect(tok.stdout.trim()).toBe(apiKey); // file profile: the keychain is not even asked
+    // without BREEZE_KEYCHAIN_TIMEOUT_MS the bound is the documented 3000 ms
+    const t2 = tempConfigDir();
+    const byDefault = await runCli(['--server', url, 'login', '--with-key'], {
+      configDir: t2.dir,
+      input: apiKey,
+      env: { DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}`, BREEZE_KEYCHAIN_TIMEOUT_MS: undefined },
+      timeoutMs: 20_000,
+    });
+    expect(byDefault.code, byDefault.stderr).toBe(0);
+    expect(byDefault.stderr).toMatch(/did not answer within 3000 ms/);
+    t2.cleanup();
     for (const s of held) s.destroy();
     silent.close();
     rmSync(dir, { recursive: true, force: true });

@@ -1,4 +1,10 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { defaultConfig } from '../../src/server/config.js';
+import { startServer } from '../../src/server/serve.js';
+import { runCli, tempConfigDir } from '../helpers/cli.js';
 import { testEngines } from '../helpers/engines.js';
 
 /**
@@ -81,3 +87,28 @@ for (const e of eng.list) {
     });
   });
 }
+
+describe('the default retention', () => {
+  it('breeze serve (startServer) and the app keep events 365 days unless told otherwise', async () => {
+    expect(defaultConfig().auditRetentionDays).toBe(365);
+    const dataDir = mkdtempSync(join(tmpdir(), 'breeze-retention-'));
+    const s = await startServer({ host: '127.0.0.1', port: 0, dataDir, logger: false });
+    try {
+      expect(s.app.breeze.config.auditRetentionDays).toBe(365);
+    } finally {
+      await s.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it('the --audit-retention-days flag of breeze serve defaults to 365', async () => {
+    const t = tempConfigDir();
+    try {
+      const r = await runCli(['serve', '--help'], { configDir: t.dir });
+      expect(r.code).toBe(0);
+      expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--audit-retention-days <n>.*\(default: 365/);
+    } finally {
+      t.cleanup();
+    }
+  });
+});
