@@ -73,6 +73,16 @@ describe('breeze keys usage', () => {
     expect(dayRows.length).toBeGreaterThanOrEqual(7);
     expect(dayRows.length).toBeLessThanOrEqual(9);
     expect(dayRows.every((d) => d.at.endsWith('T00:00:00.000Z'))).toBe(true);
+    // --granularity overrides the choice made from --since, both ways
+    const byDay = await breeze(['keys', 'usage', keyId, '--since', '24h', '--granularity', 'day', '--json']);
+    expect(byDay.code, byDay.stderr).toBe(0);
+    const byDayRows = JSON.parse(byDay.stdout).data as Array<{ at: string; requests: number }>;
+    expect(byDayRows.length).toBeLessThanOrEqual(3);
+    expect(byDayRows.every((d) => d.at.endsWith('T00:00:00.000Z'))).toBe(true);
+    expect(byDayRows.reduce((n, b) => n + b.requests, 0)).toBeGreaterThanOrEqual(total);
+    const byHour = await breeze(['keys', 'usage', keyId, '--since', '7d', '--granularity', 'hour', '--json']);
+    expect(byHour.code, byHour.stderr).toBe(0);
+    expect((JSON.parse(byHour.stdout).data as unknown[]).length).toBeGreaterThanOrEqual(7 * 24);
   });
 
   it('draws a bar chart in unicode blocks that fits the terminal width, without colour under NO_COLOR', async () => {
