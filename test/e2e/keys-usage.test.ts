@@ -106,6 +106,22 @@ describe('breeze keys usage', () => {
     expect(wideMax).toBeGreaterThan(narrowMax);
   });
 
+  it('FORCE_COLOR forces colour into a pipe; --no-color and NO_COLOR turn it off again', async () => {
+    const args = ['keys', 'list'];
+    const forced = await breeze(args, { FORCE_COLOR: '1' });
+    expect(forced.code, forced.stderr).toBe(0);
+    expect(forced.stdout + forced.stderr).toContain('\u001b[');
+    for (const [extra, env] of [
+      [['--no-color'], { FORCE_COLOR: '1' }],
+      [[], { FORCE_COLOR: '1', NO_COLOR: '1' }],
+      [[], { FORCE_COLOR: undefined }], // a pipe, nothing set: no colour
+    ] as const) {
+      const r = await breeze([...extra, ...args], env);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr, JSON.stringify({ extra, env })).not.toContain('\u001b[');
+    }
+  });
+
   it('keys list shows the requests of the last 24 hours', async () => {
     const r = await breeze(['keys', 'list'], { COLUMNS: '200' });
     expect(r.code, r.stderr).toBe(0);
