@@ -4,6 +4,7 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
@@ -109,6 +110,43 @@ describe('breeze doctor', () => {
     expect(c.detail).toMatch(/cannot reach/i);
     expect(c.fix).toBeTruthy();
     t.cleanup();
+  });
+
+  it('a server clock 10 minutes off: the clock_skew check fails with a fix, exit 1', async () => {
+    const { t, apiKey } = await loggedIn();
+    // the real server behind a relay whose Date header is 10 minutes behind this machine
+    const skewed = createHttpServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(req.headers))
+        if (typeof v === 'string' && k !== 'host' && k !== 'content-length') headers[k] = v;
+      const up = await fetch(`${url}${req.url}`, {
+        method: req.method,
+        headers,
+        ...(chunks.length ? { body: Buffer.concat(chunks) } : {}),
+      });
+      const body = Buffer.from(await up.arrayBuffer());
+      res.setHeader('date', new Date(Date.now() - 600_000).toUTCString());
+      res.setHeader('content-type', up.headers.get('content-type') ?? 'application/json');
+      res.writeHead(up.status).end(body);
+    });
+    await new Promise<void>((r) => skewed.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = skewed.address() as AddressInfo;
+      const r = await doctor(t.dir, { ...NO_DBUS, BREEZE_API_KEY: apiKey }, `http://127.0.0.1:${port}`);
+      expect(check(r.report, 'server').ok).toBe(true);
+      const c = check(r.report, 'clock_skew');
+      expect(c.ok, JSON.stringify(c)).toBe(false);
+      expect(c.detail).toMatch(/ahead of the server/);
+      expect(c.fix).toBeTruthy();
+      expect(r.report.ok).toBe(false);
+      expect(r.code).toBe(1);
+    } finally {
+      skewed.closeAllConnections();
+      await new Promise((r) => skewed.close(r));
+      t.cleanup();
+    }
   });
 
   it('a revoked key: the key check fails with "breeze login" as the fix', async () => {
