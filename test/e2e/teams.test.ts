@@ -345,6 +345,27 @@ describe('breeze orgs / projects / members / invitations against a real server',
     expect((await dev.breeze(['orgs', 'list'])).code).toBe(0);
   });
 
+  it('members remove with your own email leaves the organization', async () => {
+    const leaver = await loggedIn('leaver@example.com');
+    const inv = await owner.json<{ id: string }>(['members', 'invite', leaver.email, '--role', 'member']);
+    const mail = invitationMail(leaver.email, inv.id);
+    const accepted = await leaver.breeze(['invitations', 'accept', inv.id, '--code', mail.code]);
+    expect(accepted.code, accepted.stderr).toBe(0);
+    expect((await leaver.breeze(['orgs', 'switch', acme.id])).code).toBe(0);
+    const left = await leaver.json<{ removed: boolean; left: boolean; user: { email: string } }>([
+      'members',
+      'remove',
+      leaver.email,
+    ]);
+    expect(left).toMatchObject({ removed: true, left: true, user: { email: leaver.email } });
+    const members = await owner.json<{ data: Array<{ user: { email: string } }> }>(['members', 'list']);
+    expect(members.data.map((m) => m.user.email)).not.toContain(leaver.email);
+    // Acme is no longer theirs, and the profile falls back to the key's own organization
+    const orgs = await leaver.json<{ data: Array<{ id: string }> }>(['orgs', 'list']);
+    expect(orgs.data.map((o) => o.id)).not.toContain(acme.id);
+    expect((await leaver.breeze(['orgs', 'switch', acme.id])).code).toBe(4);
+  });
+
   it('usage errors exit 2, no credential exits 3', async () => {
     expect((await owner.breeze(['members', 'invite', 'dev@example.com', '--role', 'boss'])).code).toBe(2);
     expect((await owner.breeze(['members', 'invite', 'not-an-email', '--role', 'member'])).code).toBe(2);
