@@ -257,6 +257,25 @@ for (const e of eng.list) {
       expect((await one.get('/keys')).statusCode).toBe(200);
     });
 
+    it('the account page lists the keys of CLI logins you approved, and no other key', async () => {
+      const b = await signedIn('cli-approver@example.com');
+      const me = await server.store.users.ensure('cli-approver@example.com');
+      const stranger = await server.store.users.ensure('cli-stranger@example.com');
+      const mint = (userId: string, name: string, createdVia: 'cli_login' | 'api') =>
+        server.app.breeze.keys.mint({ userId, name, scopes: ['read'], expiresAt: null, createdVia });
+      const mine = await mint(me.id, 'laptop cli login', 'cli_login');
+      await mint(me.id, 'made through the api', 'api');
+      await mint(stranger.id, 'someone else cli login', 'cli_login');
+      const account = await b.get('/account');
+      expect(account.statusCode).toBe(200);
+      const section = account.body.slice(account.body.indexOf('id="h-cli"'));
+      expect(section).toContain('laptop cli login');
+      expect(section).toContain(mine.row.id);
+      expect(account.body).not.toContain('made through the api');
+      expect(account.body).not.toContain('someone else cli login');
+      expect(account.body).not.toContain(mine.apiKey);
+    });
+
     it('a member sees only what the role allows: own keys, capped scopes with the reason, no invitation section', async () => {
       const owner = await signedIn('team-owner@example.com');
       const ownerId = (await server.store.users.findByEmail('team-owner@example.com'))?.id ?? '';
