@@ -257,6 +257,28 @@ for (const e of eng.list) {
       expect((await one.get('/keys')).statusCode).toBe(200);
     });
 
+    it('/keys filters by project', async () => {
+      const email = 'proj-filter@example.com';
+      const b = await signedIn(email);
+      const { apiKey } = await server.seedKey({ email });
+      const api = async (method: 'GET' | 'POST', url: string, payload?: object) => {
+        const res = await server.app.inject({ method, url, headers: { 'xi-api-key': apiKey }, payload });
+        expect(res.statusCode, res.body).toBeLessThan(300);
+        return res.json();
+      };
+      const orgId = (await api('GET', '/v1/me')).org.id as string;
+      const backend = await api('POST', `/v1/orgs/${orgId}/projects`, { name: 'backend' });
+      await api('POST', '/v1/api-keys', { name: 'key in backend', project_id: backend.id });
+      await api('POST', '/v1/api-keys', { name: 'key in default' });
+      const all = await b.get(`/keys?org_id=${orgId}`);
+      expect(all.body).toContain('key in backend');
+      expect(all.body).toContain('key in default');
+      const only = await b.get(`/keys?org_id=${orgId}&project_id=${backend.id}`);
+      expect(only.statusCode).toBe(200);
+      expect(only.body).toContain('key in backend');
+      expect(only.body).not.toContain('key in default');
+    });
+
     it('the account page lists the keys of CLI logins you approved, and no other key', async () => {
       const b = await signedIn('cli-approver@example.com');
       const me = await server.store.users.ensure('cli-approver@example.com');
