@@ -226,10 +226,18 @@ describe.skipIf(skip)('the dashboard in a real browser', { timeout: 180_000 }, (
     await axe(page, 'organization');
     await shot(page, 'org');
     await lifeCycle(page, true, 'js');
+    // the system's colour scheme decides: light here, dark below
+    const brightness = async (p: Page) => {
+      const bg = String(await p.evaluate('getComputedStyle(document.body).backgroundColor'));
+      const [r = 0, g = 0, b = 0] = (bg.match(/\d+/g) ?? []).map(Number);
+      return (r + g + b) / 3;
+    };
+    expect(await brightness(page)).toBeGreaterThan(160);
     await context.close();
 
     const dark = await newContext({ dark: true });
     const darkPage = await signIn(dark, 'dana@example.com');
+    expect(await brightness(darkPage)).toBeLessThan(90);
     await axe(darkPage, 'keys (dark)');
     await shot(darkPage, 'keys-dark');
     await dark.close();
