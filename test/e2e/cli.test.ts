@@ -378,7 +378,7 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
     t.cleanup();
   });
 
-  it('HTTP_PROXY carries requests to an http served Breeze through the proxy (HTTPS_PROXY does not); NO_PROXY bypasses it', async () => {
+  it('HTTP_PROXY carries requests to an http served Breeze through the proxy (HTTPS_PROXY does not), HTTPS_PROXY an https one; NO_PROXY bypasses it', async () => {
     const { apiKey, t } = await loggedIn();
     const target = new URL(url);
     // a proxy on loopback that only it can route: the host name below resolves nowhere else
@@ -433,6 +433,25 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
           expect(r.code, r.stderr).toBe(1);
         }
       }
+      // an https:// server goes through HTTPS_PROXY, in a CONNECT tunnel (here to a plain-http
+      // port, so the TLS handshake then fails: what this shows is the route, not an answer)
+      seen.length = 0;
+      const tls = await runCli(
+        ['--server', `https://breeze-behind-proxy.invalid:${target.port}`, 'keys', 'list', '--json'],
+        {
+          configDir: t.dir,
+          env: {
+            ...env,
+            HTTPS_PROXY: proxyUrl,
+            HTTP_PROXY: undefined,
+            http_proxy: undefined,
+            https_proxy: undefined,
+          },
+        },
+      );
+      expect(tls.code).not.toBe(0);
+      expect(seen.length).toBeGreaterThan(0);
+      expect(new Set(seen)).toEqual(new Set([`CONNECT breeze-behind-proxy.invalid:${target.port}`]));
       // NO_PROXY names the server: the proxy sees nothing and the request goes straight there
       seen.length = 0;
       const direct = await runCli(['--server', url, 'keys', 'list', '--json'], {
