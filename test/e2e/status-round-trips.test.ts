@@ -37,6 +37,8 @@ let meKeyId = KEY_ID;
 /** hold `/v1/me` until a key request arrives */
 let hold = false;
 let heldFor = 0;
+/** answer everything with 401, as for a key revoked since login */
+let refuse = false;
 let requests: string[] = [];
 let keySeen = false;
 let keyArrived: (() => void) | undefined;
@@ -49,6 +51,10 @@ function json(res: ServerResponse, status: number, body: unknown): void {
 async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
   const path = req.url ?? '';
   requests.push(`${req.method} ${path}`);
+  if (refuse)
+    return json(res, 401, {
+      error: { code: 'AUTH_REQUIRED', message: 'Missing, malformed, deleted or disabled API key.' },
+    });
   if (path === '/v1/me') {
     if (hold) {
       const t0 = Date.now();
@@ -84,6 +90,7 @@ describe('breeze status against a remote server', { timeout: 60_000 }, () => {
   async function loggedIn() {
     const cfg = tempConfigDir();
     hold = false;
+    refuse = false;
     meKeyId = KEY_ID;
     const login = await runCli(['--server', url, 'login', '--with-key'], {
       configDir: cfg.dir,
@@ -122,6 +129,19 @@ describe('breeze status against a remote server', { timeout: 60_000 }, () => {
       expect(r.code, r.stderr).toBe(0);
       expect(requests).toContain(`GET /v1/api-keys/${OTHER_KEY_ID}`);
       expect((JSON.parse(r.stdout) as { key_id: string }).key_id).toBe(OTHER_KEY_ID);
+    } finally {
+      cfg.cleanup();
+    }
+  });
+
+  it('a key refused since login: status says so, and the early key request fails quietly', async () => {
+    const cfg = await loggedIn();
+    try {
+      refuse = true;
+      const r = await runCli(['--server', url, 'status', '--json'], { configDir: cfg.dir, env: ENV });
+      expect(requests.sort()).toEqual([`GET /v1/api-keys/${KEY_ID}`, 'GET /v1/me']);
+      expect((JSON.parse(r.stdout) as { valid: boolean }).valid).toBe(false);
+      expect(r.stderr).not.toMatch(/unhandled|at .*\.(c?js|ts):\d+/i);
     } finally {
       cfg.cleanup();
     }

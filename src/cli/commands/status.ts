@@ -61,7 +61,9 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
   // the key's details need its id, which the profile knows already: ask for them alongside `me`
   // (one round trip instead of two), and use them only if `me` names that same key
   const savedKeyId = session.source === 'env' ? undefined : session.saved?.key_id;
-  const early = savedKeyId === undefined ? undefined : settled(client.getKey(savedKeyId));
+  const early = savedKeyId === undefined ? undefined : client.getKey(savedKeyId);
+  // a failure is looked at where the answer is used (or not at all): never an unhandled rejection
+  early?.catch(() => {});
   try {
     const me = await client.me();
     report.valid = true;
@@ -81,7 +83,7 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     if (me.auth.key_id) {
       const key =
         early !== undefined && me.auth.key_id === savedKeyId
-          ? await outcome(early)
+          ? await early
           : await client.getKey(me.auth.key_id);
       report.expires_at = key.expires_at;
       report.prefix = key.prefix;
@@ -100,22 +102,6 @@ export async function runStatus(_opts: object, ctx: CliContext): Promise<StatusR
     if ((err as { status?: number }).status !== 401) throw err;
   }
   return report;
-}
-
-type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
-
-/** A request started early: its failure is kept (no unhandled rejection) until it is looked at. */
-function settled<T>(p: Promise<T>): Promise<Settled<T>> {
-  return p.then(
-    (value) => ({ ok: true, value }),
-    (error: unknown) => ({ ok: false, error }),
-  );
-}
-
-async function outcome<T>(p: Promise<Settled<T>>): Promise<T> {
-  const r = await p;
-  if (r.ok) return r.value;
-  throw r.error;
 }
 
 /** One string per line: out.data escapes each (an email from the server cannot add a line). */
