@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { normaliseScopes } from '../../core/types.js';
-import { CliLoginService, formatUserCode, normaliseUserCode } from '../routes/cli-logins.js';
 import { requestMeta } from '../services/audit.js';
+import { CliLoginService, formatUserCode, normaliseUserCode } from '../services/cli-logins.js';
 import type { BrowserSession } from '../session.js';
 import type { LoginRow } from '../store/logins.js';
 import { field } from './forms.js';
