@@ -30,10 +30,15 @@ describe('claim globs', () => {
   test('a value of many wildcards against a long non-matching claim answers at once', () => {
     const long = 'a'.repeat(200);
     // a backtracking regex takes about a second on the first and forever on the last
+    // (the fastest of 5 tries: a busy machine may pause any one of them; backtracking is slow on all)
     for (const pattern of [`${'*'.repeat(MAX_CLAIM_WILDCARDS)}#`, '*a*a*a*#', '*a*a*a*a*#', '**********#']) {
-      const t0 = performance.now();
-      expect(claimMatches(pattern, long)).toBe(false);
-      expect(performance.now() - t0, pattern).toBeLessThan(50);
+      let fastest = Number.POSITIVE_INFINITY;
+      for (let i = 0; i < 5; i++) {
+        const t0 = performance.now();
+        expect(claimMatches(pattern, long)).toBe(false);
+        fastest = Math.min(fastest, performance.now() - t0);
+      }
+      expect(fastest, pattern).toBeLessThan(50);
     }
     // still a glob: * is any run (also empty), everything else literal
     expect(claimMatches('**', 'x')).toBe(true);

@@ -34,6 +34,8 @@ export function keepingStatements(sqlite: Database.Database, size = STATEMENT_CA
   };
 }
 
+const TEMP_IN_MEMORY = 'temp_store = MEMORY';
+
 export class SqliteStore extends BaseStore {
   readonly engine = 'sqlite' as const;
   private readonly groups: GroupCommit;
@@ -49,8 +51,9 @@ export class SqliteStore extends BaseStore {
     // The savepoints of a group (see GroupCommit) keep the pages each member changes in a
     // sub-journal, which SQLite spills to a temporary file past 64 KiB: a group of key creations
     // created, wrote and deleted a file in /var/tmp about every other commit (~10% of the
-    // throughput). In memory it is a copy of the few pages a group touches.
-    sqlite.pragma('temp_store = MEMORY');
+    // throughput). In memory it is a copy of the few pages a group touches. (Migrations, which may
+    // sort a whole table to build an index, keep SQLite's temporary files: see migrate.)
+    sqlite.pragma(TEMP_IN_MEMORY);
     this.groups = new GroupCommit(
       this.db,
       () => sqlite.inTransaction,
@@ -70,6 +73,9 @@ export class SqliteStore extends BaseStore {
    * write lock (busy_timeout), then finds every migration applied; a failed migration rolls back whole.
    */
   override async migrate(): Promise<void> {
+    // an index built over a large table sorts it: in temporary files, as SQLite does by default,
+    // not in this process's memory
+    this.sqlite.pragma('temp_store = DEFAULT');
     this.sqlite.exec('BEGIN IMMEDIATE');
     try {
       await super.migrate();
@@ -77,6 +83,8 @@ export class SqliteStore extends BaseStore {
     } catch (err) {
       if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
       throw err;
+    } finally {
+      this.sqlite.pragma(TEMP_IN_MEMORY);
     }
   }
 }
