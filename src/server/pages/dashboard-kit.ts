@@ -16,7 +16,8 @@ import { FlashCookie, field, fieldList, OnceTokens } from './forms.js';
 import { HIDE, rateLimit, seeOther } from './http.js';
 import type { ScopeChoice } from './key-new-page.js';
 import { dashboardCsp, type Flash, type Viewer } from './layout.js';
-import { html, pageCsp, resultPage } from './views.js';
+import { sendPage } from './page-kit.js';
+import { html, resultPage } from './views.js';
 
 /**
  * What every dashboard page's routes share (sessions, CSRF, flash, the organization cookie, the
@@ -59,18 +60,16 @@ export function send(reply: FastifyReply, status: number, page: string): Fastify
 
 /** A refusal page (the sign-in pages' card, so their CSP), with the way back. */
 export function sendError(reply: FastifyReply, status: number, title: string, message: string): FastifyReply {
-  return reply
-    .code(status)
-    .type('text/html; charset=utf-8')
-    .header('content-security-policy', pageCsp())
-    .send(
-      resultPage(
-        status >= 500 ? 'bad' : 'warn',
-        title,
-        message,
-        html`<a class="button secondary" href="/keys">Back to the dashboard</a>`,
-      ),
-    );
+  return sendPage(
+    reply,
+    status,
+    resultPage(
+      status >= 500 ? 'bad' : 'warn',
+      title,
+      message,
+      html`<a class="button secondary" href="/keys">Back to the dashboard</a>`,
+    ),
+  );
 }
 
 /** The caller a page's services see: the signed-in user (what they may do is their role's, authz.ts). */
