@@ -98,6 +98,34 @@ describe('auth hook', () => {
   });
 });
 
+it("a cached key's /v1/me answer is its own caller's, the same bytes each time, sent as JSON", async () => {
+  // the answer is serialised once per verified key and then sent as text: two keys of two users,
+  // asked in turn, must each get their own answer, in the schema's key order, typed as JSON
+  const a = await s.seedKey({ email: 'me-text-a@example.com', scopes: ['read'] });
+  const b = await s.seedKey({ email: 'me-text-b@example.com', scopes: ['read', 'write'] });
+  const first = new Map<string, string>();
+  for (let i = 0; i < 8; i++) {
+    const k = i % 2 === 0 ? a : b;
+    const res = await s.app.inject({ method: 'GET', url: '/v1/me', headers: { 'xi-api-key': k.apiKey } });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-type']).toBe('application/json; charset=utf-8');
+    const body = res.json();
+    expect(body.user).toEqual({
+      id: k.userId,
+      email: k === a ? 'me-text-a@example.com' : 'me-text-b@example.com',
+    });
+    expect(body.auth).toEqual({
+      type: 'api_key',
+      key_id: k.keyId,
+      scopes: k === a ? ['read'] : ['read', 'write'],
+    });
+    expect(Object.keys(body)).toEqual(['user', 'auth', 'org', 'project']);
+    if (!first.has(k.keyId)) first.set(k.keyId, res.body);
+    expect(res.body).toBe(first.get(k.keyId));
+  }
+  expect(first.get(a.keyId)).not.toBe(first.get(b.keyId));
+});
+
 it('request ids stay unique and shaped req_ + 16 base64url characters', async () => {
   const ids = new Set<string>();
   for (let i = 0; i < 20_000; i++) ids.add(newRequestId());
