@@ -16,7 +16,7 @@ import { FlashCookie, field, fieldList, OnceTokens } from './forms.js';
 import { HIDE, rateLimit, seeOther } from './http.js';
 import type { ScopeChoice } from './key-new-page.js';
 import { dashboardCsp, type Flash, type Viewer } from './layout.js';
-import { sendPage } from './page-kit.js';
+import { isSessionForm, sendPage } from './page-kit.js';
 import { html, resultPage } from './views.js';
 
 /**
@@ -151,12 +151,7 @@ export class DashboardKit {
   async formSession(request: FastifyRequest, reply: FastifyReply): Promise<BrowserSession | null> {
     const session = await this.signedIn(request, reply);
     if (!session) return null;
-    if (
-      this.sessions.isSameOrigin(request) &&
-      this.sessions.checkCsrf(session, field(request.body, 'csrf'))
-    ) {
-      return session;
-    }
+    if (isSessionForm(this.sessions, request, session)) return session;
     await sendError(reply, 403, 'This form expired', 'Go back, reload the page and try again.');
     return null;
   }

@@ -27,6 +27,14 @@ export function sendPage(
     .send(page);
 }
 
+/**
+ * A POST of a signed-in page of ours (sign-out, the dashboard's forms): same origin, as far as the
+ * browser tells, and the session's own CSRF token in the form.
+ */
+export function isSessionForm(sessions: Sessions, request: FastifyRequest, session: BrowserSession): boolean {
+  return sessions.isSameOrigin(request) && sessions.checkCsrf(session, field(request.body, 'csrf'));
+}
+
 /** What the sign-in and device pages share: the browser sessions and the form checks. */
 export class PageKit {
   readonly sessions: Sessions;
@@ -51,10 +59,9 @@ export class PageKit {
     );
   }
 
+  /** A POST of a signed-in page of ours: see isSessionForm. */
   sessionFormOk(request: FastifyRequest, session: BrowserSession): boolean {
-    return (
-      this.sessions.isSameOrigin(request) && this.sessions.checkCsrf(session, field(request.body, 'csrf'))
-    );
+    return isSessionForm(this.sessions, request, session);
   }
 
   signInFirst(reply: FastifyReply, next: string): FastifyReply {
