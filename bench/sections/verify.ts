@@ -16,6 +16,7 @@ import {
   mintKeys,
   unknownKeys,
 } from '../lib/stores.js';
+import { runWrk, type WrkResult, wrkAvailable } from '../lib/wrk.js';
 
 type Engine = 'sqlite' | 'postgres';
 
@@ -279,15 +280,20 @@ async function measure(ctx: SectionContext, engine: Engine): Promise<void> {
       ctx.note(`${w.label}: the rounds disagree by ${(spread(runs) * 100).toFixed(0)}% (noisy machine?)`);
     }
   }
+  // Issue 11 states this target with wrk -c32; measured that way when wrk is installed (below),
+  // else judged on the autocannon figure
+  const wrk = wrkAvailable();
   ctx.addFigure(
     figure({
       id: `${engine}.me_hot_over_healthz`,
       label: `/v1/me (one key) ÷ /healthz @${small}`,
       value: ratio(`me_hot@${small}`, 'healthz'),
       unit: 'x',
-      target: { op: '>=', value: 0.9 },
+      ...(wrk.available ? {} : { target: { op: '>=', value: 0.9 } }),
     }),
   );
+  if (wrk.available) await measureWithWrk(ctx, engine, servers.small, stores.keys[0]!, small);
+  else ctx.note(`/v1/me ÷ /healthz with wrk -c32 (the issue's method) not measured: ${wrk.why}`);
   ctx.addFigure(
     figure({
       id: `${engine}.me_rr_over_healthz`,
@@ -334,6 +340,76 @@ async function measure(ctx: SectionContext, engine: Engine): Promise<void> {
       'store; the unknown-key runs (401, never cached) are all lookups',
   );
   for (const s of [servers.small, servers.large]) await s.stop();
+}
+
+/**
+ * `/v1/me` (one key) ÷ `/healthz` the way issue 11 states its target: wrk, one thread, 32
+ * connections, against the same small-store server; ABBA rounds of the bench's length, the ratio the
+ * median of the per-round ratios.
+ */
+async function measureWithWrk(
+  ctx: SectionContext,
+  engine: Engine,
+  server: ServerProcess,
+  key: string,
+  small: string,
+): Promise<void> {
+  const { opts } = ctx;
+  const runs = {
+    healthz: { url: `${server.url}/healthz` },
+    me: { url: `${server.url}/v1/me`, headers: { 'xi-api-key': key } },
+  };
+  const run = async (which: keyof typeof runs, seconds: number): Promise<WrkResult> => {
+    const r = await runWrk({ ...runs[which], connections: 32, seconds });
+    if (r.non2xx > 0 || r.socketErrors > 0) {
+      throw new Error(`wrk ${which}: ${r.non2xx} non-2xx answers, ${r.socketErrors} socket errors`);
+    }
+    return r;
+  };
+  await run('healthz', 1);
+  await run('me', 1);
+  const got: Record<keyof typeof runs, number[]> = { healthz: [], me: [] };
+  for (let round = 0; round < opts.rounds; round++) {
+    const order: (keyof typeof runs)[] = round % 2 === 0 ? ['healthz', 'me'] : ['me', 'healthz'];
+    for (const which of order) {
+      const r = await run(which, opts.seconds);
+      ctx.log(`round ${round + 1} wrk -c32 ${which}: ${Math.round(r.rps)} req/s`);
+      ctx.addRun({ engine, workload: `wrk_${which}`, round: round + 1, ...r });
+      got[which].push(r.rps);
+    }
+  }
+  const ratios = got.me.map((x, i) => x / got.healthz[i]!);
+  ctx.addFigure(
+    figure({
+      id: `${engine}.wrk.healthz.rps`,
+      label: `GET /healthz @${small}, wrk -c32`,
+      value: median(got.healthz),
+      unit: 'req/s',
+    }),
+  );
+  ctx.addFigure(
+    figure({
+      id: `${engine}.wrk.me_hot.rps`,
+      label: `GET /v1/me, one key @${small}, wrk -c32`,
+      value: median(got.me),
+      unit: 'req/s',
+    }),
+  );
+  ctx.addFigure(
+    figure({
+      id: `${engine}.wrk.me_hot_over_healthz`,
+      label: `/v1/me (one key) ÷ /healthz @${small}, wrk -c32`,
+      value: median(ratios),
+      unit: 'x',
+      target: { op: '>=', value: 0.9 },
+      note: `rounds ${Math.min(...ratios).toFixed(2)}–${Math.max(...ratios).toFixed(2)}`,
+    }),
+  );
+  ctx.note(
+    "wrk -t1 -c32 (the issue's method) against the same server: the target is judged there. autocannon runs " +
+      'in the bench process and takes most of the second core, more of it for the larger /v1/me answer, so ' +
+      'its ratio also measures the load generator',
+  );
 }
 
 function section(engine: Engine, title: string, budgetSeconds: number): Section {
