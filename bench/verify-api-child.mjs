@@ -1,7 +1,7 @@
 // Server for the bench's `verify-api` section: dist's startServer (what `breeze serve` runs) with
 // the config switches `breeze serve` has no flag for, plus a few keys minted through its own
 // KeyService. argv: <data dir> <countUsage: 1|0> <rate limit per key> <cold keys>
-// Prints one JSON line on stdout: {"url","verifier","target","cold":[...]}.
+// Prints one JSON line on stdout: {"url","verifier","target","cold":[...]}; then see "count" below.
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -25,6 +25,17 @@ const target = await mint(['read', 'write']);
 const cold = [];
 for (let i = 0; i < Number(coldCount); i++) cold.push(await mint(['read']));
 process.stdout.write(`${JSON.stringify({ url: server.url, verifier, target, cold })}\n`);
+// "count 1" / "count 0" on stdin switches this running server's usage counting (UsageTracker's
+// `count` option) and answers "ok": the bench compares counting on and off in one process, since
+// two processes of the same server can differ by more than counting costs.
+process.stdin.setEncoding('utf8').on('data', (data) => {
+  for (const line of data.split('\n')) {
+    const m = /^count ([01])$/.exec(line.trim());
+    if (!m) continue;
+    breeze.usage.opts.count = m[1] === '1';
+    process.stdout.write('ok\n');
+  }
+});
 const stop = () => {
   server.close().then(
     () => process.exit(0),
