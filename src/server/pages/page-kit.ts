@@ -28,8 +28,8 @@ export function sendPage(
 }
 
 /**
- * A POST of a signed-in page of ours (sign-out, the dashboard's forms): same origin, as far as the
- * browser tells, and the session's own CSRF token in the form.
+ * A POST of a signed-in page of ours (sign-out, device approval, the dashboard's forms): same origin,
+ * as far as the browser tells, and the session's own CSRF token in the form.
  */
 export function isSessionForm(sessions: Sessions, request: FastifyRequest, session: BrowserSession): boolean {
   return sessions.isSameOrigin(request) && sessions.checkCsrf(session, field(request.body, 'csrf'));
