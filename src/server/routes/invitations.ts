@@ -31,7 +31,6 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
         body: {
           type: 'object',
           required: ['email', 'role'],
-          additionalProperties: false,
           properties: { email: emailSchema, role: roleSchema },
         },
         response: { 201: invitationSchema, ...errorResponses(400, 401, 403, 404, 429) },
@@ -68,7 +67,6 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
         body: {
           type: 'object',
           required: ['code'],
-          additionalProperties: false,
           properties: { code: { type: 'string', minLength: 1, maxLength: 64 } },
         },
         response: { 200: memberSchema, ...errorResponses(400, 401, 404, 409, 429) },

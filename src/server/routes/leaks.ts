@@ -34,7 +34,6 @@ export async function leakRoutes(app: FastifyInstance): Promise<void> {
         body: {
           type: 'object',
           required: ['key'],
-          additionalProperties: false,
           properties: {
             // the shape is checked in the handler, so that a wrong key says so in one message
             key: { type: 'string', minLength: 1, maxLength: KEY_LENGTH * 4 },

@@ -50,7 +50,6 @@ export async function memberRoutes(app: FastifyInstance): Promise<void> {
         body: {
           type: 'object',
           required: ['role'],
-          additionalProperties: false,
           properties: { role: roleSchema },
         },
         response: { 200: memberSchema, ...errorResponses(400, 401, 403, 404, 409, 429) },

@@ -64,8 +64,8 @@ export async function orgSettingsRoutes(app: FastifyInstance): Promise<void> {
         params: orgIdParams,
         body: {
           type: 'object',
-          additionalProperties: false,
-          minProperties: 1,
+          // the one setting there is; other fields are ignored (API.md conventions), so it is required
+          required: ['leak_policy'],
           properties: { leak_policy: orgSettingsSchema.properties.leak_policy },
         },
         response: { 200: orgSettingsSchema, ...errorResponses(400, 401, 403, 404, 429) },

@@ -32,7 +32,6 @@ export async function orgRoutes(app: FastifyInstance): Promise<void> {
         body: {
           type: 'object',
           required: ['name'],
-          additionalProperties: false,
           properties: { name: orgNameSchema },
         },
         response: { 201: orgSchema, ...errorResponses(400, 401, 403, 429) },

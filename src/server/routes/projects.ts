@@ -38,7 +38,6 @@ export async function projectRoutes(app: FastifyInstance): Promise<void> {
         body: {
           type: 'object',
           required: ['name'],
-          additionalProperties: false,
           properties: { name: projectNameSchema },
         },
         response: { 201: projectSchema, ...errorResponses(400, 401, 403, 404, 409, 429) },

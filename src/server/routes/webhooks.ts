@@ -70,7 +70,6 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
         body: {
           type: 'object',
           required: ['url', 'events'],
-          additionalProperties: false,
           properties: {
             url: textSchema(MAX_URL_LENGTH),
             events: { type: 'array', minItems: 1, maxItems: 50, items: textSchema(64) },
@@ -135,7 +134,6 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
         params: webhookIdParams,
         querystring: {
           type: 'object',
-          additionalProperties: false,
           properties: { limit: { type: 'integer', minimum: 1, maximum: 200, default: 50 } },
         },
         response: { 200: listOf(deliverySchema), ...errorResponses(400, 401, 403, 404, 429) },
