@@ -146,9 +146,21 @@ describe('every verify code through the SDK', () => {
     const stranger = await srv.store.users.ensure('signed-up-stranger@example.com');
     const { token: theirs } = await srv.app.jwtService.issue(stranger.id);
     expect(await v.verify(theirs)).toEqual({ valid: false, code: 'NOT_FOUND' });
-    // and by default no JWT passes at all
-    expect(await verifier().verify(token)).toEqual({ valid: false, code: 'MALFORMED' });
-    expect(await verifier().verify(theirs)).toEqual({ valid: false, code: 'MALFORMED' });
+    // by default (PLATFORM.md: JWTs verified offline) a member of the verifier key's organization
+    // passes, with that organization and the scopes of their role; the stranger does not
+    const byDefault = verifier();
+    expect(await byDefault.verify(token)).toMatchObject({
+      valid: true,
+      type: 'jwt',
+      org_id: expect.stringMatching(/^org_/),
+      user: { id: user.id, email: 'owner@example.com' },
+      scopes: ['read', 'write', 'admin'],
+    });
+    expect(await byDefault.verify(theirs)).toEqual({ valid: false, code: 'NOT_FOUND' });
+    const me = await api('GET', '/v1/me');
+    expect((await byDefault.verify(token)).valid && (await byDefault.verify(token))).toMatchObject({
+      org_id: (me.json?.org as { id: string }).id,
+    });
   });
 
   it('a verifier whose own key lacks "verify" gets a clear error, never an answer', async () => {

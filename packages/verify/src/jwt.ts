@@ -21,6 +21,22 @@ export interface JwtClaims {
 /** Decides whether a verified JWT's user may in (see `VerifierOptions.allowJwt`). */
 export type JwtAllow = (claims: JwtClaims) => boolean | Promise<boolean>;
 
+/** Who a verified JWT's user is to the verifier: null when they may not in (`NOT_FOUND`). */
+export interface JwtIdentity {
+  /** the organization the user was found a member of (null: the application decided, no organization) */
+  org_id: string | null;
+  email: string | null;
+  /** the user's scopes there (role-capped) */
+  scopes: readonly string[];
+}
+export type JwtResolve = (claims: JwtClaims) => Promise<JwtIdentity | null>;
+
+/** What the application's `allowJwt`/`jwtUsers` admit: the user, with everything a JWT grants, in no organization. */
+export function resolveByAllow(allow: JwtAllow): JwtResolve {
+  return async (claims) =>
+    (await allow(claims)) === true ? { org_id: null, email: null, scopes: JWT_SCOPES } : null;
+}
+
 export interface JwtChecker {
   verify(token: string, scopes: readonly string[]): Promise<VerifyResult>;
 }
@@ -36,11 +52,11 @@ export function createJwtChecker(o: {
   fetch: typeof fetch;
   timeoutMs: number;
   /**
-   * Whether the token's user is accepted: a valid JWT proves a Breeze user (anyone can sign up),
-   * not a member of the caller's organization. A refused one answers `NOT_FOUND`, like a key of
-   * another organization.
+   * Whether the token's user is accepted, and as whom: a valid JWT proves a Breeze user (anyone can
+   * sign up), not a member of the caller's organization. A refused one answers `NOT_FOUND`, like a
+   * key of another organization.
    */
-  allow: JwtAllow;
+  resolve: JwtResolve;
 }): JwtChecker {
   const jwks = createRemoteJWKSet(new URL(o.jwksUrl), {
     timeoutDuration: o.timeoutMs,
@@ -79,8 +95,9 @@ export function createJwtChecker(o: {
       if (typeof sub !== 'string' || sub.length === 0 || sub.length > 128)
         return { valid: false, code: 'MALFORMED' };
       // outside the try above: an error of the application's own check is its own, not the JWKS's
-      if ((await o.allow({ ...payload, sub } as JwtClaims)) !== true) return refusal('NOT_FOUND');
-      if (!scopes.every((s) => (JWT_SCOPES as readonly string[]).includes(s))) {
+      const who = await o.resolve({ ...payload, sub } as JwtClaims);
+      if (!who) return refusal('NOT_FOUND');
+      if (!scopes.every((s) => who.scopes.includes(s))) {
         return { valid: false, code: 'INSUFFICIENT_SCOPE' };
       }
       return {
@@ -88,10 +105,10 @@ export function createJwtChecker(o: {
         code: 'VALID',
         type: 'jwt',
         key_id: null,
-        org_id: null,
+        org_id: who.org_id,
         project_id: null,
-        user: { id: sub, email: null },
-        scopes: [...JWT_SCOPES],
+        user: { id: sub, email: who.email },
+        scopes: [...who.scopes],
         expires_at: new Date((payload.exp as number) * 1000).toISOString(),
       };
     },

@@ -22,17 +22,17 @@ export interface ValidResult {
   valid: true;
   code: 'VALID';
   /**
-   * `api_key` for a Breeze key (checked by the server), `jwt` for an email-code JWT (checked offline;
-   * only with `jwt`/`jwtUsers`/`allowJwt`: it proves a Breeze user, not a member of your organization)
+   * `api_key` for a Breeze key (checked by the server), `jwt` for an email-code JWT (signature checked
+   * offline; by default only members of the verifier key's organization pass, see `jwtUsers`/`allowJwt`)
    */
   type: 'api_key' | 'jwt';
   /** null for a JWT */
   key_id: string | null;
-  /** null for a JWT (a JWT names a user, not an organization) */
+  /** for a JWT: the verifier key's organization the user is a member of; null when `jwtUsers`/`allowJwt` decided */
   org_id: string | null;
   /** null for a JWT */
   project_id: string | null;
-  /** `email` is null for a JWT (tokens carry only the user id) */
+  /** for a JWT, `email` comes from the member list (null when `jwtUsers`/`allowJwt` decided) */
   user: { id: string; email: string | null };
   /** effective (role-capped) scopes */
   scopes: BreezeScope[];

@@ -2,9 +2,10 @@ import { createHash } from 'node:crypto';
 import { BreezeVerifyError } from './errors.js';
 import { RevocationStream } from './events.js';
 import { describeErrorBody, networkError, readLimited } from './http.js';
-import { createJwtChecker, type JwtAllow, type JwtChecker } from './jwt.js';
+import { createJwtChecker, type JwtAllow, type JwtChecker, type JwtResolve, resolveByAllow } from './jwt.js';
 import { isWellFormedKey, looksLikeJwt } from './key-format.js';
 import { LruMap } from './lru.js';
+import { memberResolver } from './members.js';
 import type { BreezeScope, KeyVerifier, ValidResult, VerifyOptions, VerifyResult } from './types.js';
 import { parseVerifyAnswer } from './validate.js';
 
@@ -24,17 +25,19 @@ export interface VerifierOptions {
   /** subscribe to `GET /v1/keys/events` to drop revoked keys at once (default true) */
   events?: boolean;
   /**
-   * accept the email-code flow's JWTs, checked offline against the JWKS (default false; true when
-   * `jwtUsers` or `allowJwt` is given). A valid JWT proves a Breeze user, NOT a member of your
-   * organization (anyone can sign up on a shared server), so enabling it needs `jwtUsers` or
-   * `allowJwt` to say which users may in.
+   * accept the email-code flow's JWTs, checked offline against the JWKS (default true). A valid JWT
+   * proves a Breeze user, not a member of your organization (anyone can sign up on a shared
+   * server): by default a token passes only when its user is a member of the organization of
+   * `apiKey` (the member list is read with that key and cached for a few seconds), with the scopes
+   * of their role there. `jwtUsers` or `allowJwt` replace that check with yours; `false` refuses
+   * every JWT (`MALFORMED`, as for anything that is not a key).
    */
   jwt?: boolean;
-  /** with `jwt`: the Breeze user ids (`usr_…`, the tokens' `sub`) accepted; others are `NOT_FOUND` */
+  /** the Breeze user ids (`usr_…`, the tokens' `sub`) accepted, instead of the membership check; others are `NOT_FOUND` */
   jwtUsers?: readonly string[];
   /**
-   * with `jwt`: decides for each verified token (its claims: `sub` is the user id) whether its user
-   * may in; false is `NOT_FOUND`. With `jwtUsers` too, a token must pass both.
+   * decides for each verified token (its claims: `sub` is the user id) whether its user may in,
+   * instead of the membership check; false is `NOT_FOUND`. With `jwtUsers` too, a token must pass both.
    */
   allowJwt?: JwtAllow;
   /** the JWTs' `iss`: the server's public URL (default: `server`) */
@@ -180,13 +183,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
           onError,
         });
 
-  const jwt: JwtChecker | null = jwtAllow(options)
+  const resolve = jwtResolve(options, { server, apiKey, fetch: doFetch, timeoutMs });
+  const jwt: JwtChecker | null = resolve
     ? createJwtChecker({
         jwksUrl: `${server}/.well-known/jwks.json`,
         issuer: (options.issuer ?? server).replace(/\/+$/, ''),
         fetch: doFetch,
         timeoutMs,
-        allow: jwtAllow(options) as JwtAllow,
+        resolve,
       })
     : null;
 
@@ -358,11 +362,15 @@ export function createVerifier(options: VerifierOptions): Verifier {
 }
 
 /**
- * Who may in with a JWT (null: JWTs are not accepted). A JWT names a Breeze user and no
- * organization, so accepting every valid one would let anyone who signs up on the server pass:
- * `jwt: true` needs `jwtUsers` or `allowJwt`.
+ * Who may in with a JWT, and as whom (null: JWTs are not accepted). A JWT names a Breeze user and
+ * no organization, so accepting every valid one would let anyone who signs up on the server pass:
+ * by default only members of the verifier key's organization do (memberResolver); `jwtUsers` and
+ * `allowJwt` put the application's own check in its place.
  */
-function jwtAllow(options: VerifierOptions): JwtAllow | null {
+function jwtResolve(
+  options: VerifierOptions,
+  conn: { server: string; apiKey: string; fetch: typeof fetch; timeoutMs: number },
+): JwtResolve | null {
   const { jwtUsers, allowJwt } = options;
   if (jwtUsers !== undefined) {
     if (!Array.isArray(jwtUsers) || jwtUsers.some((u) => typeof u !== 'string' || u.length === 0))
@@ -370,18 +378,13 @@ function jwtAllow(options: VerifierOptions): JwtAllow | null {
   }
   if (allowJwt !== undefined && typeof allowJwt !== 'function')
     throw new TypeError('allowJwt must be a function (claims) => boolean');
-  const enabled = options.jwt ?? (jwtUsers !== undefined || allowJwt !== undefined);
-  if (!enabled) return null;
-  if (jwtUsers === undefined && allowJwt === undefined) {
-    throw new TypeError(
-      'jwt: true needs jwtUsers or allowJwt: a valid JWT proves a Breeze user, not a member of your organization',
-    );
-  }
+  if (options.jwt === false) return null;
+  if (jwtUsers === undefined && allowJwt === undefined) return memberResolver(conn);
   const users = jwtUsers === undefined ? null : new Set(jwtUsers);
-  return async (claims) => {
+  return resolveByAllow(async (claims) => {
     if (users && !users.has(claims.sub)) return false;
     return allowJwt ? (await allowJwt(claims)) === true : true;
-  };
+  });
 }
 
 /** Narrows a result to a valid one. */

@@ -53,6 +53,9 @@ export interface FakeBreeze {
   openStreams(): number;
   jwks: { keys: unknown[] };
   jwksFetches: number;
+  /** the verifier key's organization's members (GET /v1/orgs/org_01TEST/members) */
+  members: Array<{ user: { id: string; email: string }; role: string }>;
+  memberFetches: number;
   close(): Promise<void>;
 }
 
@@ -83,6 +86,8 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
     eventConnections: [],
     jwks: { keys: [] },
     jwksFetches: 0,
+    members: [],
+    memberFetches: 0,
     pushRevoked(keyId) {
       const id = nextId++;
       history.push({ id, keyId });
@@ -143,6 +148,20 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
       streams.add(res);
       res.on('close', () => streams.delete(res));
       return;
+    }
+    if (req.method === 'GET' && req.url === '/v1/me') {
+      if (!authorized) return json(401, { error: { code: 'AUTH_REQUIRED' } });
+      return json(200, {
+        user: { id: 'usr_01TEST', email: 'dev@example.com' },
+        auth: { type: 'api_key', key_id: 'key_01VERIFIER', scopes: ['read', 'verify'] },
+        org: { id: 'org_01TEST', name: 'Test', role: 'owner' },
+        project: { id: 'proj_01TEST', name: 'default' },
+      });
+    }
+    if (req.method === 'GET' && req.url === '/v1/orgs/org_01TEST/members') {
+      if (!authorized) return json(401, { error: { code: 'AUTH_REQUIRED' } });
+      fake.memberFetches++;
+      return json(200, { data: fake.members.map((m) => ({ ...m, joined_at: '2026-01-01T00:00:00.000Z' })) });
     }
     if (req.method === 'GET' && req.url === '/.well-known/jwks.json') {
       fake.jwksFetches++;

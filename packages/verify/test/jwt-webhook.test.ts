@@ -112,21 +112,58 @@ describe('JWTs: checked offline against the JWKS', () => {
   });
 });
 
-describe('JWTs are opt-in, for the users the application allows', () => {
-  // a valid JWT proves a Breeze user (anyone can sign up on a shared server), not a member of an organization
-  it('by default a valid JWT is refused, without even reading the JWKS', async () => {
+describe("JWTs: members of the verifier key's organization by default, or the users the application allows", () => {
+  // a valid JWT proves a Breeze user (anyone can sign up on a shared server), not a member of an
+  // organization: by default the verifier admits members of its own key's organization only
+  it("by default a member's JWT passes, offline, with the organization and the role's scopes", async () => {
     const k1 = newSigningKey('kid-1');
     fake.jwks = { keys: [k1.jwk] };
+    fake.members = [
+      { user: { id: 'usr_owner', email: 'owner@example.com' }, role: 'owner' },
+      { user: { id: 'usr_member', email: 'member@example.com' }, role: 'member' },
+      { user: { id: 'usr_viewer', email: 'viewer@example.com' }, role: 'viewer' },
+    ];
     v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false });
-    expect(await v.verify(await token(k1))).toEqual({ valid: false, code: 'MALFORMED' });
-    expect(fake.jwksFetches).toBe(0);
+    expect(await v.verify(await token(k1, { sub: 'usr_owner' }))).toMatchObject({
+      valid: true,
+      code: 'VALID',
+      type: 'jwt',
+      key_id: null,
+      org_id: 'org_01TEST',
+      project_id: null,
+      user: { id: 'usr_owner', email: 'owner@example.com' },
+      scopes: ['read', 'write', 'admin'],
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_member' }))).toMatchObject({
+      valid: true,
+      scopes: ['read', 'write'],
+    });
+    expect(await v.verify(await token(k1, { sub: 'usr_viewer' }), { scopes: ['write'] })).toEqual({
+      valid: false,
+      code: 'INSUFFICIENT_SCOPE',
+    });
+    // someone who merely signed up on the server: a genuine token, no membership
+    expect(await v.verify(await token(k1, { sub: 'usr_stranger' }))).toEqual({
+      valid: false,
+      code: 'NOT_FOUND',
+    });
+    // signature, audience and issuer are still checked (offline: no verification request)
+    expect(await v.verify(await token(k1, { sub: 'usr_owner', aud: 'other' }))).toMatchObject({
+      valid: false,
+    });
     expect(fake.verifyCalls).toHaveLength(0);
+    // the member list is cached: four tokens, one list (plus one refetch for the stranger at most)
+    expect(fake.memberFetches).toBeLessThanOrEqual(2);
   });
 
-  it('jwt: true alone is refused at creation: it needs jwtUsers or allowJwt', () => {
-    expect(() =>
-      createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false, jwt: true }),
-    ).toThrow(/jwtUsers or allowJwt: a valid JWT proves a Breeze user, not a member of your organization/);
+  it('jwt: false refuses every JWT without reading the JWKS; bad options are refused at creation', async () => {
+    const k1 = newSigningKey('kid-1');
+    fake.jwks = { keys: [k1.jwk] };
+    fake.members = [{ user: { id: 'usr_01JWT', email: 'dev@example.com' }, role: 'owner' }];
+    v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false, jwt: false });
+    expect(await v.verify(await token(k1))).toEqual({ valid: false, code: 'MALFORMED' });
+    expect(fake.jwksFetches).toBe(0);
+    expect(fake.memberFetches).toBe(0);
     expect(() =>
       createVerifier({
         server: fake.url,
