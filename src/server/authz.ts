@@ -138,6 +138,11 @@ export interface Permission {
   scope: Scope;
   /** the answer for a member whose role does not allow it: 403, or 404 where the thing is not shown to them */
   denied: 403 | 404;
+  /**
+   * false: an API key needs `scope` among its OWN scopes, not capped by the role (leaving: what one
+   * does to oneself, which no role forbids; a viewer's key is capped to `read` yet may leave)
+   */
+  capped?: false;
 }
 
 const MANAGERS: readonly Role[] = ['owner', 'admin'];
@@ -151,8 +156,8 @@ export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
   'members.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
   /** remove another member */
   'members.remove': { roles: MANAGERS, scope: 'admin', denied: 403 },
-  /** remove oneself */
-  'members.leave': { roles: ROLES, scope: 'write', denied: 403 },
+  /** remove oneself (PLATFORM.md: "or the member themself", whatever their role) */
+  'members.leave': { roles: ROLES, scope: 'write', denied: 403, capped: false },
   'projects.create': { roles: MANAGERS, scope: 'admin', denied: 403 },
   'projects.delete': { roles: MANAGERS, scope: 'admin', denied: 403 },
   /** create keys of one's own in a project of the organization */
@@ -209,7 +214,9 @@ export function orgAccess(auth: AuthContext, orgId: string, role: Role): OrgAcce
 export function isAllowed(access: OrgAccess, action: OrgAction): boolean {
   const p = PERMISSIONS[action];
   if (!p.roles.includes(access.role)) return false;
-  return access.auth.type !== 'api_key' || access.scopes.includes(p.scope);
+  if (access.auth.type !== 'api_key') return true;
+  const held = p.capped === false ? (access.auth.keyScopes ?? access.auth.scopes) : access.scopes;
+  return held.includes(p.scope);
 }
 
 /** Throws the matrix's refusal unless `access` may do `action`. */
