@@ -368,7 +368,12 @@ describe('invitations', () => {
     expect((await call(guest.jwt, 'POST', url, { code: 'WRONG123' })).status).toBe(404);
     const ok = await call(guest.key, 'POST', url, { code: code?.toLowerCase() });
     expect(ok.status).toBe(200);
-    expect(ok.body).toMatchObject({ user: { id: guest.userId, email: guestEmail }, role: 'member' });
+    // the membership, naming the organization joined
+    expect(ok.body).toMatchObject({
+      user: { id: guest.userId, email: guestEmail },
+      role: 'member',
+      org_id: org.id,
+    });
     expect((await call(guest.jwt, 'POST', url, { code })).status).toBe(404);
     const members = await call(owner.jwt, 'GET', `/v1/orgs/${org.id}/members`);
     expect((members.body.data as { user: { id: string }; role: string }[]).map((m) => m.role)).toEqual([

@@ -69,7 +69,15 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
           required: ['code'],
           properties: { code: { type: 'string', minLength: 1, maxLength: 64 } },
         },
-        response: { 200: memberSchema, ...errorResponses(400, 401, 404, 409, 429) },
+        response: {
+          // the membership, and the organization it is in (the accepter learns which one they joined)
+          200: {
+            ...memberSchema,
+            required: [...memberSchema.required, 'org_id'],
+            properties: { ...memberSchema.properties, org_id: { type: 'string' } },
+          },
+          ...errorResponses(400, 401, 404, 409, 429),
+        },
       },
     },
     async (request) => {
@@ -79,7 +87,7 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
         request.body.code,
         requestMeta(request),
       );
-      return memberView(member);
+      return { ...memberView(member), org_id: member.org_id };
     },
   );
 }

@@ -277,7 +277,7 @@ export class OrgService {
     id: string,
     input: string,
     meta: RequestMeta = SYSTEM_META,
-  ): Promise<MemberRow> {
+  ): Promise<MemberRow & { org_id: string }> {
     const repo = this.ctx.store.invitations;
     const inv = await repo.get(id);
     const now = this.ctx.clock().toISOString();
@@ -303,6 +303,7 @@ export class OrgService {
     // keys the user made in this organization before (removed, now back) answer again at once
     await this.dropKeysOf(inv.org_id, auth.user.id);
     return {
+      org_id: inv.org_id,
       user_id: auth.user.id,
       email: auth.user.email,
       role: joined.role as Role,
