@@ -127,6 +127,8 @@ for (const e of eng.list) {
         { ...good, issuer: 'ftp://issuer.example.com' },
         { ...good, issuer: 'not a url' },
         { ...good, issuer: 'https://user:pw@issuer.example.com' },
+        { ...good, issuer: 'https://issuer.example.com/?tenant=1' },
+        { ...good, issuer: 'https://issuer.example.com/#x' },
         { ...good, scopes: ['root'] },
         { audience: aud, claims: { repository: 'acme/api' } },
       ];

@@ -44,9 +44,13 @@ function isLoopbackHost(hostname: string): boolean {
 /**
  * Why `url` cannot be an issuer (or a JWKS address) of this server, or null when it can: `https`
  * only, or `http` on a loopback address when the server runs with `--allow-http-issuers`; no user
- * info, query or fragment.
+ * info; an issuer (not a JWKS address) has no query or fragment.
  */
-export function issuerUrlProblem(url: string, allowHttp: boolean): string | null {
+export function issuerUrlProblem(
+  url: string,
+  allowHttp: boolean,
+  kind: 'issuer' | 'jwks' = 'issuer',
+): string | null {
   let u: URL;
   try {
     u = new URL(url);
@@ -54,6 +58,8 @@ export function issuerUrlProblem(url: string, allowHttp: boolean): string | null
     return 'not a URL';
   }
   if (u.username || u.password) return 'a URL with credentials';
+  // OpenID Connect Discovery: an issuer has no query or fragment (its `iss` claim must equal it)
+  if (kind === 'issuer' && /[?#]/.test(url)) return 'a URL with a query or fragment';
   if (u.protocol === 'https:') return null;
   if (u.protocol !== 'http:') return `scheme ${u.protocol} (https only)`;
   if (!allowHttp) return 'an http URL (https only; the server allows http issuers with --allow-http-issuers)';
@@ -261,7 +267,7 @@ export class IssuerKeys {
       throw new OidcRefusal('discovery document names another issuer', { issuer: docIssuer });
     }
     if (typeof jwksUri !== 'string') throw new OidcRefusal('discovery document has no jwks_uri');
-    const problem = issuerUrlProblem(jwksUri, this.opts.allowHttp);
+    const problem = issuerUrlProblem(jwksUri, this.opts.allowHttp, 'jwks');
     if (problem) throw new OidcRefusal(`jwks_uri is ${problem}`, { jwks_uri: jwksUri });
     const jwks = await fetchJson(jwksUri, fetchOpts);
     const keys = (jwks as { keys?: unknown } | null)?.keys;
