@@ -41,7 +41,10 @@ export interface ServerConfig {
   countUsage: boolean;
   /** How often counted usage is written to the database (batched, additive). */
   usageFlushMs: number;
-  /** `GET /v1/keys/events`: the keep-alive comment interval. */
+  /**
+   * `GET /v1/keys/events`: the keep-alive comment interval. PLATFORM.md: a ping at least every 15 s,
+   * so the default stays well under it (timer drift and a busy event loop never stretch a gap past 15 s).
+   */
   eventsPingMs: number;
   /** How often an instance looks for keys whose expiry (e.g. a rotation's grace end) just passed. */
   keyExpiryPollMs: number;
@@ -66,7 +69,7 @@ export function defaultConfig(overrides: Partial<ServerConfig> = {}): ServerConf
     auditRetentionDays: 365,
     countUsage: true,
     usageFlushMs: 5000,
-    eventsPingMs: 15_000,
+    eventsPingMs: 10_000,
     keyExpiryPollMs: 250,
     maxEventStreamsPerKey: 5,
     ...overrides,

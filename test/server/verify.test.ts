@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { generateApiKey } from '../../src/core/api-key.js';
+import { defaultConfig } from '../../src/server/config.js';
 import type { JwtService } from '../../src/server/jwt.js';
 import { testEngines } from '../helpers/engines.js';
 import type { TestServer } from '../helpers/server.js';
@@ -478,6 +479,12 @@ for (const e of eng.list) {
     });
   });
 }
+
+test('by default the stream pings with a margin under the 15 s PLATFORM.md allows between pings', () => {
+  const { eventsPingMs } = defaultConfig();
+  expect(eventsPingMs).toBeGreaterThan(0);
+  expect(eventsPingMs).toBeLessThanOrEqual(12_000);
+});
 
 describe.skipIf(eng.list[0]!.skip)('shutdown', () => {
   test('app.close() ends open streams instead of hanging', async () => {
