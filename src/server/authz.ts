@@ -117,6 +117,7 @@ export function capScopes(scopes: readonly Scope[], role: Role): Scope[] {
 /** Things one does inside an organization. */
 export type OrgAction =
   | 'org.read'
+  | 'members.list'
   | 'members.invite'
   | 'members.update'
   | 'members.remove'
@@ -138,6 +139,8 @@ export interface Permission {
   scope: Scope;
   /** the answer for a member whose role does not allow it: 403, or 404 where the thing is not shown to them */
   denied: 403 | 404;
+  /** a scope that will also do for an API key (instead of `scope`) */
+  orScope?: Scope;
   /**
    * false: an API key needs `scope` among its OWN scopes, not capped by the role (leaving: what one
    * does to oneself, which no role forbids; a viewer's key is capped to `read` yet may leave)
@@ -149,8 +152,13 @@ const MANAGERS: readonly Role[] = ['owner', 'admin'];
 
 /** The permission matrix. Route tests generate one case per cell (role × action × same/other org). */
 export const PERMISSIONS: Readonly<Record<OrgAction, Permission>> = {
-  /** list members and projects */
+  /** list projects and read settings */
   'org.read': { roles: ROLES, scope: 'read', denied: 403 },
+  /**
+   * list members; also a service's `verify` key, through which @breeze/verify accepts the
+   * email-code JWTs of the organization's members (PLATFORM.md "Verifying keys")
+   */
+  'members.list': { roles: ROLES, scope: 'read', denied: 403, orScope: 'verify' },
   'members.invite': { roles: MANAGERS, scope: 'admin', denied: 403 },
   /** change another member's role (an admin never touches an owner: see authorizeMemberChange) */
   'members.update': { roles: MANAGERS, scope: 'admin', denied: 403 },
@@ -216,7 +224,7 @@ export function isAllowed(access: OrgAccess, action: OrgAction): boolean {
   if (!p.roles.includes(access.role)) return false;
   if (access.auth.type !== 'api_key') return true;
   const held = p.capped === false ? (access.auth.keyScopes ?? access.auth.scopes) : access.scopes;
-  return held.includes(p.scope);
+  return held.includes(p.scope) || (p.orScope !== undefined && held.includes(p.orScope));
 }
 
 /** Throws the matrix's refusal unless `access` may do `action`. */

@@ -163,6 +163,23 @@ describe('every verify code through the SDK', () => {
     expect(await byDefault.verify(token)).toMatchObject({ org_id: orgId });
   });
 
+  it('a key with "verify" alone (README: keys create --scopes verify) accepts a member\'s JWT', async () => {
+    const { apiKey } = await srv.seedKey({
+      email: 'owner@example.com',
+      scopes: ['verify'],
+      name: 'verify only',
+    });
+    const v = createVerifier({ server: url, apiKey, issuer: PUBLIC_URL, events: false });
+    verifiers.push(v);
+    const user = await srv.store.users.ensure('owner@example.com');
+    const { token } = await srv.app.jwtService.issue(user.id);
+    expect(await v.verify(token)).toMatchObject({ valid: true, type: 'jwt', user: { id: user.id } });
+    // it reads the member list, nothing more of the organization
+    const orgId = ((await api('GET', '/v1/me')).json?.org as { id: string }).id;
+    const projects = await fetch(`${url}/v1/orgs/${orgId}/projects`, { headers: { 'x-api-key': apiKey } });
+    expect(projects.status).toBe(403);
+  });
+
   it('a verifier whose own key lacks "verify" gets a clear error, never an answer', async () => {
     const plain = await mint(['read', 'write', 'admin']);
     const v = createVerifier({ server: url, apiKey: plain.apiKey, events: false });

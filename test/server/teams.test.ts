@@ -82,7 +82,8 @@ type Scene = Awaited<ReturnType<typeof scene>>;
 
 /** One request per action of the matrix (what a client would send to do it). */
 const REQUESTS: Record<OrgAction, (sc: Scene, me: string) => [string, string, object?]> = {
-  'org.read': (sc) => ['GET', `/v1/orgs/${sc.org.id}/members`],
+  'org.read': (sc) => ['GET', `/v1/orgs/${sc.org.id}/projects`],
+  'members.list': (sc) => ['GET', `/v1/orgs/${sc.org.id}/members`],
   'members.invite': (sc) => [
     'POST',
     `/v1/orgs/${sc.org.id}/invitations`,

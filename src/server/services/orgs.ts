@@ -120,7 +120,7 @@ export class OrgService {
   }
 
   members(access: OrgAccess): Promise<MemberRow[]> {
-    authorizeOrg(access, 'org.read');
+    authorizeOrg(access, 'members.list');
     return this.ctx.store.orgs.listMembers(access.orgId);
   }
 
