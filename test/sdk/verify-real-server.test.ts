@@ -175,7 +175,8 @@ describe('every verify code through the SDK', () => {
     const { token } = await srv.app.jwtService.issue(user.id);
     expect(await v.verify(token)).toMatchObject({ valid: true, type: 'jwt', user: { id: user.id } });
     // it reads the member list, nothing more of the organization
-    const orgId = ((await api('GET', '/v1/me')).json?.org as { id: string }).id;
+    const orgId = ((await api('GET', '/v1/me')).json?.org as { id: string } | undefined)?.id;
+    expect(orgId).toMatch(/^org_/);
     const projects = await fetch(`${url}/v1/orgs/${orgId}/projects`, { headers: { 'x-api-key': apiKey } });
     expect(projects.status).toBe(403);
   });
