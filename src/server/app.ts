@@ -82,6 +82,14 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: false,
+    // API.md: unknown JSON fields are ignored. `__proto__` and `constructor.prototype` are unknown
+    // fields too: dropped while parsing (no prototype is ever polluted), not refused as malformed.
+    onProtoPoisoning: 'remove',
+    onConstructorPoisoning: 'remove',
+    // An id longer than the router's default 100 characters would be refused before routing, as a
+    // 400 naming the whole path and before authentication. Let it reach the route: the id check
+    // (plugins/input.ts) answers it 404 like any other id that cannot exist, after the credential.
+    routerOptions: { maxParamLength: 16 * 1024 },
     // malformed URLs and the like never reach the router: answer them in the same shape
     frameworkErrors: (err, _request, reply) => handleError(err, reply.request, reply),
     // and neither do requests Node's HTTP parser refuses (bad bytes, framing, oversized headers)

@@ -89,6 +89,85 @@ for (const engine of eng.list) {
       expect((await api({ method: 'GET', url: `/v1/api-keys/${keyId}` })).statusCode).toBe(200);
     });
 
+    it('answers 404, after authentication, to ids longer than the router default of 100 characters', async () => {
+      for (const n of [101, 128, 129, 5000]) {
+        const id = `key_${'a'.repeat(n)}`;
+        const res = await api({ method: 'GET', url: `/v1/api-keys/${id}` });
+        expect(res.statusCode, `${n}: ${res.body}`).toBe(404);
+        expect(res.json().error.code).toBe('NOT_FOUND');
+        // the path is not echoed back
+        expect(res.body).not.toContain('a'.repeat(50));
+        const anon = await s.app.inject({ method: 'GET', url: `/v1/api-keys/${id}` });
+        expectError(anon, 401, 'AUTH_REQUIRED');
+      }
+      // a login id of 101..128 characters could exist: unknown, it is the exchange's INVALID_GRANT
+      const exchange = (id: string) =>
+        s.app.inject({
+          method: 'POST',
+          url: `/v1/cli/logins/${id}/exchange`,
+          payload: { code_verifier: 'a'.repeat(43) },
+        });
+      expectError(await exchange(`login_${'a'.repeat(110)}`), 400, 'INVALID_GRANT');
+      expectError(await exchange(`login_${'a'.repeat(5000)}`), 404, 'NOT_FOUND');
+    });
+
+    it('refuses a broken percent-encoding with 400 without repeating the path', async () => {
+      const res = await api({ method: 'GET', url: '/v1/api-keys/brz_secretish%E0%A4%A' });
+      expectError(res, 400, 'VALIDATION_FAILED');
+      expect(res.body).not.toContain('brz_secretish');
+    });
+
+    it('refuses lone UTF-16 surrogates in text fields (no engine can store them as sent)', async () => {
+      for (const raw of ['a\\ud800b', '\\udfff', 'x\\ud83d']) {
+        const created = await api({
+          method: 'POST',
+          url: '/v1/api-keys',
+          headers: { 'content-type': 'application/json' },
+          payload: `{"name":"${raw}"}`,
+        });
+        expect(created.statusCode, `create ${raw}: ${created.body}`).toBe(400);
+        expect(created.json().error.code).toBe('VALIDATION_FAILED');
+        const patched = await api({
+          method: 'PATCH',
+          url: `/v1/api-keys/${keyId}`,
+          headers: { 'content-type': 'application/json' },
+          payload: `{"name":"${raw}"}`,
+        });
+        expectError(patched, 400, 'VALIDATION_FAILED');
+        const login = await s.app.inject({
+          method: 'POST',
+          url: '/v1/cli/logins',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify(loginBody()).replace('"laptop"', `"${raw}"`),
+        });
+        expectError(login, 400, 'VALIDATION_FAILED');
+      }
+      // a valid pair written as escapes is one character and stays accepted, and reads back the same
+      const pair = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name":"ok \\ud83d\\ude00"}',
+      });
+      expect(pair.statusCode).toBe(201);
+      const read = await api({ method: 'GET', url: `/v1/api-keys/${pair.json().key_id}` });
+      expect(read.json().name).toBe('ok 😀');
+      await api({ method: 'DELETE', url: `/v1/api-keys/${pair.json().key_id}` });
+    });
+
+    it('ignores __proto__ and constructor fields like any unknown field', async () => {
+      const created = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name":"proto","__proto__":{"scopes":["admin"]},"constructor":{"prototype":{"x":1}}}',
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect(created.json().scopes).toEqual(['read']);
+      expect(({} as Record<string, unknown>).scopes).toBeUndefined();
+      await api({ method: 'DELETE', url: `/v1/api-keys/${created.json().key_id}` });
+    });
+
     it('answers 404 to login and code ids that cannot exist', async () => {
       for (const id of ['%00', 'login_%00', '%0D%0A', '%C2%9F']) {
         const ex = await s.app.inject({
