@@ -203,7 +203,8 @@ export class ApiKeyOps {
   async delete(caller: AuthContext, keyId: string, by: AuditBy): Promise<KeyRow> {
     const { row, auth } = await this.load(caller, keyId);
     authorizeKeyAction(auth, row, 'delete');
-    await this.ctx.keys.delete(row, by);
+    // a concurrent delete won between the read and ours: the key no longer exists (one 204 only)
+    if (!(await this.ctx.keys.delete(row, by))) throw notFound();
     return row;
   }
 }
