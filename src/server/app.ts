@@ -113,6 +113,20 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     done();
   });
 
+  // A body-less POST or DELETE (rotate, disable, enable, delete) sent with `content-type:
+  // application/json` or `text/plain` and no bytes, as many HTTP clients do by default, is a request
+  // without a body, not malformed JSON: a route that needs a body still answers 400
+  // VALIDATION_FAILED from its schema.
+  const parseJson = app.getDefaultJsonParser('remove', 'remove');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined);
+    else parseJson(request, body as string, done);
+  });
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, body.length === 0 ? undefined : body);
+  });
+
   const bodyAjv = makeAjv(false);
   const textAjv = makeAjv(true);
   app.setValidatorCompiler(({ schema, httpPart }) =>
