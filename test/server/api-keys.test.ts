@@ -440,6 +440,16 @@ describe('listing', () => {
     expect(active.body.data).toHaveLength(7);
   });
 
+  it('takes empty parameters (?limit=&cursor=&status=) as not given', async () => {
+    const { apiKey, keyId } = await s.seedKey({ email: 'blank-params@example.com' });
+    for (const q of ['limit=&cursor=&status=', 'limit=', 'status=', 'cursor=', 'limit=1&status=']) {
+      const res = await call('GET', `/v1/api-keys?${q}`, apiKey);
+      expect(res.status, `${q}: ${JSON.stringify(res.body)}`).toBe(200);
+      expect(res.body.data.map((k: { key_id: string }) => k.key_id)).toEqual([keyId]);
+      expect(res.body.next_cursor).toBeNull();
+    }
+  });
+
   it('rejects bad paging input with 400', async () => {
     const { apiKey } = await s.seedKey({ email: 'pager@example.com' });
     for (const q of [

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
 import { authorizeKeyAction } from '../authz.js';
 import { requireAuth } from '../plugins/auth.js';
@@ -36,6 +36,11 @@ interface KeyParams {
 
 const nameSchema = textSchema(200);
 
+async function dropEmptyQueryParams(request: FastifyRequest): Promise<void> {
+  const query = request.query as Record<string, unknown>;
+  for (const [name, value] of Object.entries(query)) if (value === '') delete query[name];
+}
+
 export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
   // the key operations live in services/api-keys.ts, shared with the dashboard pages
   const ops = new ApiKeyOps(app.breeze);
@@ -47,6 +52,9 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys',
     {
       ...common,
+      // `?limit=&cursor=&status=` (API.md's own spelling, or a client filling a URL template): an
+      // empty parameter is one not given, as an empty cursor already was, not a limit of "" (400)
+      preValidation: dropEmptyQueryParams,
       schema: {
         summary: "List the caller's keys, newest first",
         tags: ['api-keys'],
