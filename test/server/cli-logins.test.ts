@@ -6,7 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { OutboxMailer } from '../../src/server/mail/outbox.js';
 import { formFields, InjectBrowser } from '../helpers/browser.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { testEngines } from '../helpers/engines.js';
+import type { TestServer } from '../helpers/server.js';
 
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 
@@ -16,7 +17,12 @@ function pkce() {
   return { verifier, challenge };
 }
 
-describe('CLI login (POST /v1/cli/logins + exchange)', () => {
+// black-box over HTTP on both engines: API.md "CLI login" holds on SQLite and PostgreSQL alike
+const eng = testEngines();
+afterAll(() => eng.stop());
+const engines = eng.list.filter((e) => !e.skip);
+
+describe.each(engines)('CLI login (POST /v1/cli/logins + exchange) on $name', (engine) => {
   let server: TestServer;
   let now: number;
   const mails: MailMessage[] = [];
@@ -24,7 +30,7 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
 
   beforeAll(async () => {
     now = Date.parse('2026-01-01T12:00:00Z');
-    server = await startTestServer({
+    server = await engine.startServer({
       clock: () => new Date(now),
       mailer: new OutboxMailer(outbox, undefined, (m) => mails.push(m)),
       config: { publicUrl: 'http://127.0.0.1:4455' },
