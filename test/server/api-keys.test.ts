@@ -166,6 +166,26 @@ describe('key management', () => {
     expect(res.body.expires_at).toBe(at);
   });
 
+  it('takes expires_at: null (as the key object spells "never") and expires_in_s: null as no expiry', async () => {
+    for (const body of [
+      { name: 'never', expires_at: null },
+      { name: 'never', expires_in_s: null },
+      { name: 'never', expires_at: null, expires_in_s: null },
+    ]) {
+      const res = await call('POST', '/v1/api-keys', admin.apiKey, body);
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect(res.body).toMatchObject({ expires_at: null, status: 'active' });
+    }
+    // null beside the other one is that other one alone
+    const res = await call('POST', '/v1/api-keys', admin.apiKey, {
+      name: 'in',
+      expires_at: null,
+      expires_in_s: 3600,
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.expires_at).toBe(new Date(now + 3600_000).toISOString());
+  });
+
   it('rejects bad create input with 400 VALIDATION_FAILED', async () => {
     const bodies = [
       {},

@@ -110,8 +110,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
           properties: {
             name: nameSchema,
             scopes: scopesSchema,
-            expires_at: { type: 'string', format: 'date-time' },
-            expires_in_s: { type: 'integer', minimum: 1, maximum: MAX_EXPIRY_S },
+            expires_at: { type: ['string', 'null'], format: 'date-time' },
+            expires_in_s: { type: ['integer', 'null'], minimum: 1, maximum: MAX_EXPIRY_S },
             project_id: idSchema,
           },
         },
