@@ -377,6 +377,15 @@ describe('key management', () => {
     expect(res.body.previous.expires_at).toBe(new Date(now + 3600_000).toISOString());
   });
 
+  it('grace_period_s: null is the default grace too', async () => {
+    const orig = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'dflt-null' })).body;
+    const res = await call('POST', `/v1/api-keys/${orig.key_id}/rotate`, admin.apiKey, {
+      grace_period_s: null,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.previous.expires_at).toBe(new Date(now + 3600_000).toISOString());
+  });
+
   it('rotation with grace 0 refuses the old key at once', async () => {
     const orig = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'now' })).body;
     const res = await call('POST', `/v1/api-keys/${orig.key_id}/rotate`, admin.apiKey, { grace_period_s: 0 });

@@ -21,7 +21,7 @@ interface PatchBody {
   scopes?: Scope[];
 }
 interface RotateBody {
-  grace_period_s?: number;
+  grace_period_s?: number | null;
 }
 interface ListQuery {
   limit?: number;
@@ -172,7 +172,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         params: keyIdParams,
         body: {
           type: ['object', 'null'],
-          properties: { grace_period_s: { type: 'integer', minimum: 0, maximum: MAX_EXPIRY_S } },
+          // null, like an absent field: the default grace
+          properties: { grace_period_s: { type: ['integer', 'null'], minimum: 0, maximum: MAX_EXPIRY_S } },
         },
         response: {
           201: {
