@@ -186,6 +186,18 @@ describe('key management', () => {
     expect(res.body.expires_at).toBe(new Date(now + 3600_000).toISOString());
   });
 
+  it('takes scopes: null and project_id: null as not given (default scopes, default project)', async () => {
+    const res = await call('POST', '/v1/api-keys', admin.apiKey, {
+      name: 'n',
+      scopes: null,
+      project_id: null,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.scopes).toEqual(['read']);
+    // name stays required
+    expectError(await call('POST', '/v1/api-keys', admin.apiKey, { name: null }), 400, 'VALIDATION_FAILED');
+  });
+
   it('rejects bad create input with 400 VALIDATION_FAILED', async () => {
     const bodies = [
       {},

@@ -127,6 +127,27 @@ describe.each(engines)('CLI login (POST /v1/cli/logins + exchange) on $name', (e
     }
   });
 
+  it('optional fields sent as null are fields not sent (device mode, default name and scopes)', async () => {
+    const { res, body, verifier } = await create({
+      hostname: 'nulls',
+      key_name: null,
+      scopes: null,
+      redirect_uri: null,
+      state: null,
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    const browser = await signedIn('nulls@example.com');
+    expect((await browser.decide(body.user_code, 'approve')).statusCode).toBe(200);
+    const ok = await exchange(body.login_id, { code_verifier: verifier, code: null });
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json().key).toMatchObject({
+      name: 'nulls (breeze login)',
+      scopes: ['read', 'write', 'admin'],
+    });
+    // a required field is still required
+    expect((await create({ hostname: null })).res.statusCode).toBe(400);
+  });
+
   it('device mode: pending, slow down, approve in the browser, exactly one key, then replay is refused', async () => {
     const { body, verifier } = await create({ hostname: 'build-box' });
     const first = await exchange(body.login_id, { code_verifier: verifier });

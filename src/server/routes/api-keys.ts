@@ -11,6 +11,7 @@ import {
   idSchema,
   keyIdParams,
   keySchema,
+  nullMeansAbsent,
   scopesSchema,
   textSchema,
 } from './schemas.js';
@@ -101,6 +102,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys',
     {
       ...common,
+      preValidation: nullMeansAbsent('scopes', 'project_id'),
       schema: {
         summary: 'Create a key; the plaintext is in this response only',
         tags: ['api-keys'],
