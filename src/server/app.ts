@@ -1,5 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { HttpError } from '../core/errors.js';
 import { createSecretHasher } from '../core/hash.js';
 import { newRequestId } from '../core/ids.js';
 import { defaultConfig, type ServerConfig } from './config.js';
@@ -119,9 +121,14 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // VALIDATION_FAILED from its schema.
   const parseJson = app.getDefaultJsonParser('remove', 'remove');
   app.removeContentTypeParser(['application/json', 'text/plain']);
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body.length === 0) done(null, undefined);
-    else parseJson(request, body as string, done);
+  // JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not would be decoded to U+FFFD and stored
+  // as something the client never sent, so they are malformed JSON.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) done(null, undefined);
+    else if (!isUtf8(bytes))
+      done(new HttpError('VALIDATION_FAILED', 'Malformed JSON body: not UTF-8.'), undefined);
+    else parseJson(request, bytes.toString('utf8'), done);
   });
   app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
     done(null, body.length === 0 ? undefined : body);

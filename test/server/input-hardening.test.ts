@@ -199,6 +199,32 @@ for (const engine of eng.list) {
       expectError(blank, 400, 'VALIDATION_FAILED');
     });
 
+    it('refuses a JSON body that is not UTF-8 as malformed, and keeps accepting UTF-8 with a BOM', async () => {
+      const bad = [
+        Buffer.concat([Buffer.from('{"name":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+        Buffer.from('{"name":"caf\xe9"}', 'latin1'),
+        Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]),
+      ];
+      for (const payload of bad) {
+        const res = await api({
+          method: 'POST',
+          url: '/v1/api-keys',
+          headers: { 'content-type': 'application/json' },
+          payload,
+        });
+        expectError(res, 400, 'VALIDATION_FAILED');
+      }
+      const bom = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        payload: Buffer.from('\ufeff{"name":"café"}', 'utf8'),
+      });
+      expect(bom.statusCode, bom.body).toBe(201);
+      expect(bom.json().name).toBe('café');
+      await api({ method: 'DELETE', url: `/v1/api-keys/${bom.json().key_id}` });
+    });
+
     it('ignores __proto__ and constructor fields like any unknown field', async () => {
       const created = await api({
         method: 'POST',
