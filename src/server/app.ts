@@ -1,5 +1,7 @@
+import { isUtf8 } from 'node:buffer';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import { HttpError } from '../core/errors.js';
 import { createSecretHasher } from '../core/hash.js';
 import { newRequestId } from '../core/ids.js';
 import { defaultConfig, type ServerConfig } from './config.js';
@@ -82,6 +84,14 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     requestIdHeader: false,
     trustProxy: false,
     return503OnClosing: false,
+    // API.md: unknown JSON fields are ignored. `__proto__` and `constructor.prototype` are unknown
+    // fields too: dropped while parsing (no prototype is ever polluted), not refused as malformed.
+    onProtoPoisoning: 'remove',
+    onConstructorPoisoning: 'remove',
+    // An id longer than the router's default 100 characters would be refused before routing, as a
+    // 400 naming the whole path and before authentication. Let it reach the route: the id check
+    // (plugins/input.ts) answers it 404 like any other id that cannot exist, after the credential.
+    routerOptions: { maxParamLength: 16 * 1024 },
     // malformed URLs and the like never reach the router: answer them in the same shape
     frameworkErrors: (err, _request, reply) => handleError(err, reply.request, reply),
     // and neither do requests Node's HTTP parser refuses (bad bytes, framing, oversized headers)
@@ -103,6 +113,25 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
       app.server.once('close', () => clearInterval(timer));
     }
     done();
+  });
+
+  // A body-less POST or DELETE (rotate, disable, enable, delete) sent with `content-type:
+  // application/json` or `text/plain` and no bytes, as many HTTP clients do by default, is a request
+  // without a body, not malformed JSON: a route that needs a body still answers 400
+  // VALIDATION_FAILED from its schema.
+  const parseJson = app.getDefaultJsonParser('remove', 'remove');
+  app.removeContentTypeParser(['application/json', 'text/plain']);
+  // JSON text is UTF-8 (RFC 8259 §8.1): bytes that are not would be decoded to U+FFFD and stored
+  // as something the client never sent, so they are malformed JSON.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const bytes = body as Buffer;
+    if (bytes.length === 0) done(null, undefined);
+    else if (!isUtf8(bytes))
+      done(new HttpError('VALIDATION_FAILED', 'Malformed JSON body: not UTF-8.'), undefined);
+    else parseJson(request, bytes.toString('utf8'), done);
+  });
+  app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
+    done(null, body.length === 0 ? undefined : body);
   });
 
   const bodyAjv = makeAjv(false);

@@ -14,10 +14,16 @@ import ajvFormats from 'ajv-formats';
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is its purpose
 export const CONTROL_CHARS = /[\u0000-\u001f\u007f-\u009f]/u;
 
-/** JSON-schema `pattern` (ajv compiles it with the `u` flag): no control character anywhere. */
-export const NO_CONTROLS_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f]*$';
+/**
+ * JSON-schema `pattern` (ajv compiles it with the `u` flag): no control character anywhere, and no
+ * lone UTF-16 surrogate. JSON lets a body spell one (`"\\ud800"`), but it is no Unicode character
+ * and has no UTF-8 form: each engine would store its own replacement (SQLite three U+FFFD,
+ * PostgreSQL one), so the name read back would differ from the one the create answered. Under the
+ * `u` flag a valid pair is one code point outside the range, so emoji and the like still pass.
+ */
+export const NO_CONTROLS_PATTERN = '^[^\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff]*$';
 /** The same, and at least one non-space character. */
-export const PRINTABLE_PATTERN = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u001f\\u007f-\\u009f]*$';
+export const PRINTABLE_PATTERN = '^(?=[\\s\\S]*\\S)[^\\u0000-\\u001f\\u007f-\\u009f\\ud800-\\udfff]*$';
 
 /** True when `value` holds no control character (see CONTROL_CHARS). */
 export function hasNoControls(value: string): boolean {

@@ -166,6 +166,38 @@ describe('key management', () => {
     expect(res.body.expires_at).toBe(at);
   });
 
+  it('takes expires_at: null (as the key object spells "never") and expires_in_s: null as no expiry', async () => {
+    for (const body of [
+      { name: 'never', expires_at: null },
+      { name: 'never', expires_in_s: null },
+      { name: 'never', expires_at: null, expires_in_s: null },
+    ]) {
+      const res = await call('POST', '/v1/api-keys', admin.apiKey, body);
+      expect(res.status, JSON.stringify(res.body)).toBe(201);
+      expect(res.body).toMatchObject({ expires_at: null, status: 'active' });
+    }
+    // null beside the other one is that other one alone
+    const res = await call('POST', '/v1/api-keys', admin.apiKey, {
+      name: 'in',
+      expires_at: null,
+      expires_in_s: 3600,
+    });
+    expect(res.status).toBe(201);
+    expect(res.body.expires_at).toBe(new Date(now + 3600_000).toISOString());
+  });
+
+  it('takes scopes: null and project_id: null as not given (default scopes, default project)', async () => {
+    const res = await call('POST', '/v1/api-keys', admin.apiKey, {
+      name: 'n',
+      scopes: null,
+      project_id: null,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.scopes).toEqual(['read']);
+    // name stays required
+    expectError(await call('POST', '/v1/api-keys', admin.apiKey, { name: null }), 400, 'VALIDATION_FAILED');
+  });
+
   it('rejects bad create input with 400 VALIDATION_FAILED', async () => {
     const bodies = [
       {},
@@ -357,6 +389,15 @@ describe('key management', () => {
     expect(res.body.previous.expires_at).toBe(new Date(now + 3600_000).toISOString());
   });
 
+  it('grace_period_s: null is the default grace too', async () => {
+    const orig = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'dflt-null' })).body;
+    const res = await call('POST', `/v1/api-keys/${orig.key_id}/rotate`, admin.apiKey, {
+      grace_period_s: null,
+    });
+    expect(res.status, JSON.stringify(res.body)).toBe(201);
+    expect(res.body.previous.expires_at).toBe(new Date(now + 3600_000).toISOString());
+  });
+
   it('rotation with grace 0 refuses the old key at once', async () => {
     const orig = (await call('POST', '/v1/api-keys', admin.apiKey, { name: 'now' })).body;
     const res = await call('POST', `/v1/api-keys/${orig.key_id}/rotate`, admin.apiKey, { grace_period_s: 0 });
@@ -438,6 +479,16 @@ describe('listing', () => {
     expect(disabled.body.data.map((k: { key_id: string }) => k.key_id)).toEqual([ids[3]]);
     const active = await call('GET', '/v1/api-keys?status=active', owner.apiKey);
     expect(active.body.data).toHaveLength(7);
+  });
+
+  it('takes empty parameters (?limit=&cursor=&status=) as not given', async () => {
+    const { apiKey, keyId } = await s.seedKey({ email: 'blank-params@example.com' });
+    for (const q of ['limit=&cursor=&status=', 'limit=', 'status=', 'cursor=', 'limit=1&status=']) {
+      const res = await call('GET', `/v1/api-keys?${q}`, apiKey);
+      expect(res.status, `${q}: ${JSON.stringify(res.body)}`).toBe(200);
+      expect(res.body.data.map((k: { key_id: string }) => k.key_id)).toEqual([keyId]);
+      expect(res.body.next_cursor).toBeNull();
+    }
   });
 
   it('rejects bad paging input with 400', async () => {

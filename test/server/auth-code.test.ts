@@ -225,6 +225,20 @@ describe('email-code flow over real SMTP', () => {
     expect((await submitCode(s.server, id, typed)).statusCode).toBe(200);
   });
 
+  it('takes hostname: null as no hostname', async () => {
+    const email = uniqueEmail('nullhost');
+    const { id } = (await requestCode(s.server, email)).json() as { id: string };
+    const code = codeFromSubject((await mailTo(email)).subject);
+    const res = await s.server.app.inject({
+      method: 'POST',
+      url: `/auth/code/${id}/verifications`,
+      payload: { code, hostname: null },
+      remoteAddress: nextIp(),
+    });
+    expect(res.statusCode, res.body).toBe(200);
+    expect(res.json().secret).toMatch(/^brz_/);
+  });
+
   it('answers 401 to a wrong code and kills the code after 5 wrong tries', async () => {
     const email = uniqueEmail('wrong');
     const { id } = (await requestCode(s.server, email)).json() as { id: string };

@@ -6,7 +6,8 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { OutboxMailer } from '../../src/server/mail/outbox.js';
 import { formFields, InjectBrowser } from '../helpers/browser.js';
-import { startTestServer, type TestServer } from '../helpers/server.js';
+import { testEngines } from '../helpers/engines.js';
+import type { TestServer } from '../helpers/server.js';
 
 const USER_CODE = /^[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}$/;
 
@@ -16,7 +17,12 @@ function pkce() {
   return { verifier, challenge };
 }
 
-describe('CLI login (POST /v1/cli/logins + exchange)', () => {
+// black-box over HTTP on both engines: API.md "CLI login" holds on SQLite and PostgreSQL alike
+const eng = testEngines();
+afterAll(() => eng.stop());
+const engines = eng.list.filter((e) => !e.skip);
+
+describe.each(engines)('CLI login (POST /v1/cli/logins + exchange) on $name', (engine) => {
   let server: TestServer;
   let now: number;
   const mails: MailMessage[] = [];
@@ -24,7 +30,7 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
 
   beforeAll(async () => {
     now = Date.parse('2026-01-01T12:00:00Z');
-    server = await startTestServer({
+    server = await engine.startServer({
       clock: () => new Date(now),
       mailer: new OutboxMailer(outbox, undefined, (m) => mails.push(m)),
       config: { publicUrl: 'http://127.0.0.1:4455' },
@@ -119,6 +125,27 @@ describe('CLI login (POST /v1/cli/logins + exchange)', () => {
     for (const uri of ['http://127.0.0.1:49152/callback', 'http://[::1]:8080/cb']) {
       expect((await create({ redirect_uri: uri })).res.statusCode, uri).toBe(201);
     }
+  });
+
+  it('optional fields sent as null are fields not sent (device mode, default name and scopes)', async () => {
+    const { res, body, verifier } = await create({
+      hostname: 'nulls',
+      key_name: null,
+      scopes: null,
+      redirect_uri: null,
+      state: null,
+    });
+    expect(res.statusCode, res.body).toBe(201);
+    const browser = await signedIn('nulls@example.com');
+    expect((await browser.decide(body.user_code, 'approve')).statusCode).toBe(200);
+    const ok = await exchange(body.login_id, { code_verifier: verifier, code: null });
+    expect(ok.statusCode, ok.body).toBe(200);
+    expect(ok.json().key).toMatchObject({
+      name: 'nulls (breeze login)',
+      scopes: ['read', 'write', 'admin'],
+    });
+    // a required field is still required
+    expect((await create({ hostname: null })).res.statusCode).toBe(400);
   });
 
   it('device mode: pending, slow down, approve in the browser, exactly one key, then replay is refused', async () => {

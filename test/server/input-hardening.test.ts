@@ -89,6 +89,155 @@ for (const engine of eng.list) {
       expect((await api({ method: 'GET', url: `/v1/api-keys/${keyId}` })).statusCode).toBe(200);
     });
 
+    it('answers 404, after authentication, to ids longer than the router default of 100 characters', async () => {
+      for (const n of [101, 128, 129, 5000]) {
+        const id = `key_${'a'.repeat(n)}`;
+        const res = await api({ method: 'GET', url: `/v1/api-keys/${id}` });
+        expect(res.statusCode, `${n}: ${res.body}`).toBe(404);
+        expect(res.json().error.code).toBe('NOT_FOUND');
+        // the path is not echoed back
+        expect(res.body).not.toContain('a'.repeat(50));
+        const anon = await s.app.inject({ method: 'GET', url: `/v1/api-keys/${id}` });
+        expectError(anon, 401, 'AUTH_REQUIRED');
+      }
+      // a login id of 101..128 characters could exist: unknown, it is the exchange's INVALID_GRANT
+      const exchange = (id: string) =>
+        s.app.inject({
+          method: 'POST',
+          url: `/v1/cli/logins/${id}/exchange`,
+          payload: { code_verifier: 'a'.repeat(43) },
+        });
+      expectError(await exchange(`login_${'a'.repeat(110)}`), 400, 'INVALID_GRANT');
+      expectError(await exchange(`login_${'a'.repeat(5000)}`), 404, 'NOT_FOUND');
+    });
+
+    it('refuses a broken percent-encoding with 400 without repeating the path', async () => {
+      const res = await api({ method: 'GET', url: '/v1/api-keys/brz_secretish%E0%A4%A' });
+      expectError(res, 400, 'VALIDATION_FAILED');
+      expect(res.body).not.toContain('brz_secretish');
+    });
+
+    it('refuses lone UTF-16 surrogates in text fields (no engine can store them as sent)', async () => {
+      for (const raw of ['a\\ud800b', '\\udfff', 'x\\ud83d']) {
+        const created = await api({
+          method: 'POST',
+          url: '/v1/api-keys',
+          headers: { 'content-type': 'application/json' },
+          payload: `{"name":"${raw}"}`,
+        });
+        expect(created.statusCode, `create ${raw}: ${created.body}`).toBe(400);
+        expect(created.json().error.code).toBe('VALIDATION_FAILED');
+        const patched = await api({
+          method: 'PATCH',
+          url: `/v1/api-keys/${keyId}`,
+          headers: { 'content-type': 'application/json' },
+          payload: `{"name":"${raw}"}`,
+        });
+        expectError(patched, 400, 'VALIDATION_FAILED');
+        const login = await s.app.inject({
+          method: 'POST',
+          url: '/v1/cli/logins',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify(loginBody()).replace('"laptop"', `"${raw}"`),
+        });
+        expectError(login, 400, 'VALIDATION_FAILED');
+      }
+      // a valid pair written as escapes is one character and stays accepted, and reads back the same
+      const pair = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name":"ok \\ud83d\\ude00"}',
+      });
+      expect(pair.statusCode).toBe(201);
+      const read = await api({ method: 'GET', url: `/v1/api-keys/${pair.json().key_id}` });
+      expect(read.json().name).toBe('ok 😀');
+      await api({ method: 'DELETE', url: `/v1/api-keys/${pair.json().key_id}` });
+    });
+
+    it('takes a body-less POST or DELETE sent with a JSON (or text) content type as having no body', async () => {
+      const created = await api({ method: 'POST', url: '/v1/api-keys', payload: { name: 'empty-body' } });
+      const id = created.json().key_id;
+      for (const type of ['application/json', 'application/json; charset=utf-8', 'text/plain']) {
+        const headers = { 'content-type': type };
+        const disabled = await api({ method: 'POST', url: `/v1/api-keys/${id}/disable`, headers });
+        expect(disabled.statusCode, `${type}: ${disabled.body}`).toBe(200);
+        expect(disabled.json().status).toBe('disabled');
+        const enabled = await api({ method: 'POST', url: `/v1/api-keys/${id}/enable`, headers });
+        expect(enabled.statusCode, `${type}: ${enabled.body}`).toBe(200);
+        expect(enabled.json().status).toBe('active');
+        // a route that needs a body still refuses the missing one in the documented shape
+        const create = await api({ method: 'POST', url: '/v1/api-keys', headers });
+        expectError(create, 400, 'VALIDATION_FAILED');
+        const patch = await api({ method: 'PATCH', url: `/v1/api-keys/${id}`, headers });
+        expectError(patch, 400, 'VALIDATION_FAILED');
+      }
+      const rotated = await api({
+        method: 'POST',
+        url: `/v1/api-keys/${id}/rotate`,
+        headers: { 'content-type': 'application/json' },
+      });
+      expect(rotated.statusCode, rotated.body).toBe(201);
+      // the default grace of 3600 s applies
+      const previous = rotated.json().previous;
+      expect(Date.parse(previous.expires_at)).toBeGreaterThan(Date.now() + 3500_000);
+      for (const key of [id, rotated.json().key_id]) {
+        const del = await api({
+          method: 'DELETE',
+          url: `/v1/api-keys/${key}`,
+          headers: { 'content-type': 'application/json' },
+        });
+        expect(del.statusCode, del.body).toBe(204);
+      }
+      // whitespace is not an empty body: still malformed JSON
+      const blank = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json' },
+        payload: '  ',
+      });
+      expectError(blank, 400, 'VALIDATION_FAILED');
+    });
+
+    it('refuses a JSON body that is not UTF-8 as malformed, and keeps accepting UTF-8 with a BOM', async () => {
+      const bad = [
+        Buffer.concat([Buffer.from('{"name":"a'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]),
+        Buffer.from('{"name":"caf\xe9"}', 'latin1'),
+        Buffer.concat([Buffer.from('{"name":"'), Buffer.from([0xed, 0xa0, 0x80]), Buffer.from('"}')]),
+      ];
+      for (const payload of bad) {
+        const res = await api({
+          method: 'POST',
+          url: '/v1/api-keys',
+          headers: { 'content-type': 'application/json' },
+          payload,
+        });
+        expectError(res, 400, 'VALIDATION_FAILED');
+      }
+      const bom = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json; charset=utf-8' },
+        payload: Buffer.from('\ufeff{"name":"café"}', 'utf8'),
+      });
+      expect(bom.statusCode, bom.body).toBe(201);
+      expect(bom.json().name).toBe('café');
+      await api({ method: 'DELETE', url: `/v1/api-keys/${bom.json().key_id}` });
+    });
+
+    it('ignores __proto__ and constructor fields like any unknown field', async () => {
+      const created = await api({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'content-type': 'application/json' },
+        payload: '{"name":"proto","__proto__":{"scopes":["admin"]},"constructor":{"prototype":{"x":1}}}',
+      });
+      expect(created.statusCode, created.body).toBe(201);
+      expect(created.json().scopes).toEqual(['read']);
+      expect(({} as Record<string, unknown>).scopes).toBeUndefined();
+      await api({ method: 'DELETE', url: `/v1/api-keys/${created.json().key_id}` });
+    });
+
     it('answers 404 to login and code ids that cannot exist', async () => {
       for (const id of ['%00', 'login_%00', '%0D%0A', '%C2%9F']) {
         const ex = await s.app.inject({

@@ -88,6 +88,27 @@ for (const engine of eng.list) {
       }, 120_000);
     }
 
+    it('of concurrent deletes of one key exactly one answers 204, the rest 404 (it no longer exists)', async () => {
+      for (let round = 0; round < ROUNDS; round++) {
+        const key = await createKey({ name: 'gone' });
+        const results = await Promise.all(
+          Array.from({ length: N }, () =>
+            s.app.inject({
+              method: 'DELETE',
+              url: `/v1/api-keys/${key.key_id}`,
+              headers: { 'xi-api-key': admin },
+            }),
+          ),
+        );
+        const out = results.map((r) => `${r.statusCode}:${r.statusCode === 204 ? '' : r.json().error.code}`);
+        expect(
+          out.filter((o) => o === '204:'),
+          `round ${round}: ${out.join(' ')}`,
+        ).toHaveLength(1);
+        expect(out.filter((o) => o === '404:NOT_FOUND')).toHaveLength(N - 1);
+      }
+    }, 120_000);
+
     it('answers 409 to rotating a key that was already rotated, and lets its successor rotate', async () => {
       const key = await createKey({ name: 'twice', expires_in_s: 600 });
       const first = await call('POST', `/v1/api-keys/${key.key_id}/rotate`, admin, {});

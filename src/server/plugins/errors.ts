@@ -74,6 +74,9 @@ function describeClientError(fe: FastifyError): string {
       return 'Unsupported Content-Type: send application/json.';
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'Body is empty but Content-Type is application/json.';
+    case 'FST_ERR_BAD_URL':
+      // Fastify's message repeats the whole path, which may carry anything the caller pasted
+      return 'Malformed URL: invalid percent-encoding.';
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
       return 'Malformed JSON body.';

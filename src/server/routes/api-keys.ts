@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
 import { authorizeKeyAction } from '../authz.js';
 import { requireAuth } from '../plugins/auth.js';
@@ -11,6 +11,7 @@ import {
   idSchema,
   keyIdParams,
   keySchema,
+  nullMeansAbsent,
   scopesSchema,
   textSchema,
 } from './schemas.js';
@@ -21,7 +22,7 @@ interface PatchBody {
   scopes?: Scope[];
 }
 interface RotateBody {
-  grace_period_s?: number;
+  grace_period_s?: number | null;
 }
 interface ListQuery {
   limit?: number;
@@ -36,6 +37,11 @@ interface KeyParams {
 
 const nameSchema = textSchema(200);
 
+async function dropEmptyQueryParams(request: FastifyRequest): Promise<void> {
+  const query = request.query as Record<string, unknown>;
+  for (const [name, value] of Object.entries(query)) if (value === '') delete query[name];
+}
+
 export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
   // the key operations live in services/api-keys.ts, shared with the dashboard pages
   const ops = new ApiKeyOps(app.breeze);
@@ -47,6 +53,9 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys',
     {
       ...common,
+      // `?limit=&cursor=&status=` (API.md's own spelling, or a client filling a URL template): an
+      // empty parameter is one not given, as an empty cursor already was, not a limit of "" (400)
+      preValidation: dropEmptyQueryParams,
       schema: {
         summary: "List the caller's keys, newest first",
         tags: ['api-keys'],
@@ -93,6 +102,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys',
     {
       ...common,
+      preValidation: nullMeansAbsent('scopes', 'project_id'),
       schema: {
         summary: 'Create a key; the plaintext is in this response only',
         tags: ['api-keys'],
@@ -102,8 +112,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
           properties: {
             name: nameSchema,
             scopes: scopesSchema,
-            expires_at: { type: 'string', format: 'date-time' },
-            expires_in_s: { type: 'integer', minimum: 1, maximum: MAX_EXPIRY_S },
+            expires_at: { type: ['string', 'null'], format: 'date-time' },
+            expires_in_s: { type: ['integer', 'null'], minimum: 1, maximum: MAX_EXPIRY_S },
             project_id: idSchema,
           },
         },
@@ -164,7 +174,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         params: keyIdParams,
         body: {
           type: ['object', 'null'],
-          properties: { grace_period_s: { type: 'integer', minimum: 0, maximum: MAX_EXPIRY_S } },
+          // null, like an absent field: the default grace
+          properties: { grace_period_s: { type: ['integer', 'null'], minimum: 0, maximum: MAX_EXPIRY_S } },
         },
         response: {
           201: {

@@ -8,7 +8,7 @@ import { requestMeta, userActor } from '../services/audit.js';
 import { LoginNotices } from '../services/login-notice.js';
 import type { StoreTx } from '../store/index.js';
 import { normaliseEmail } from '../store/users.js';
-import { emailSchema, errorResponses, idSchema, textSchema } from './schemas.js';
+import { emailSchema, errorResponses, idSchema, nullMeansAbsent, textSchema } from './schemas.js';
 
 export interface AuthCodeRoutesOptions {
   jwt: JwtService;
@@ -102,6 +102,7 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
     '/auth/code/:id/verifications',
     {
       config: { rateLimit: { ...VERIFICATIONS_PER_IP, keyGenerator: perIpKey('auth-verify-ip') } },
+      preValidation: nullMeansAbsent('hostname'),
       schema: {
         summary: 'Trade a mailed code for an API key or a JWT (once)',
         tags: ['auth'],

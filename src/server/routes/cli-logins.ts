@@ -4,7 +4,15 @@ import { perIpKey } from '../plugins/rate-limit.js';
 import { requestMeta } from '../services/audit.js';
 import { CliLoginService } from '../services/cli-logins.js';
 import { LoginNotices } from '../services/login-notice.js';
-import { errorResponses, idSchema, keySchema, scopesSchema, textSchema, userSchema } from './schemas.js';
+import {
+  errorResponses,
+  idSchema,
+  keySchema,
+  nullMeansAbsent,
+  scopesSchema,
+  textSchema,
+  userSchema,
+} from './schemas.js';
 
 type CreateBody = CliLoginRequest;
 
@@ -27,6 +35,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     {
       // each start is a row and takes a user code: bounded per client address
       config: { rateLimit: { ...LOGIN_STARTS_PER_IP, keyGenerator: perIpKey('cli-login-ip') } },
+      preValidation: nullMeansAbsent('key_name', 'scopes', 'redirect_uri', 'state'),
       schema: {
         summary: 'Start a CLI login (PKCE S256); the user approves it in a browser',
         tags: ['cli-login'],
@@ -80,6 +89,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
     {
       // guessing login ids is bounded per address; a CLI polls once per `interval` (>= 1 s)
       config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: perIpKey('cli-exchange-ip') } },
+      preValidation: nullMeansAbsent('code'),
       schema: {
         summary: 'Exchange an approved login for a new API key (once)',
         tags: ['cli-login'],

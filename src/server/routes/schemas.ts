@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import { SCOPES } from '../../core/types.js';
 import { ID_MAX_LENGTH, ID_PATTERN, NO_CONTROLS_PATTERN, PRINTABLE_PATTERN } from '../validation.js';
 
@@ -114,3 +115,17 @@ export const keyIdParams = {
   required: ['key_id'],
   properties: { key_id: idSchema },
 } as const;
+
+/**
+ * A `preValidation` hook for a JSON body whose optional `fields` may be sent as `null` (what many
+ * clients write for "none"): such a field is dropped, as if it had not been sent, so the schema and
+ * the handler only ever see a value or nothing. Other fields keep their own rules.
+ */
+export function nullMeansAbsent(...fields: string[]) {
+  return async function dropNullFields(request: FastifyRequest): Promise<void> {
+    const body = request.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body)) return;
+    const record = body as Record<string, unknown>;
+    for (const field of fields) if (record[field] === null) delete record[field];
+  };
+}

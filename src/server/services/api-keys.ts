@@ -23,8 +23,9 @@ export const DEFAULT_GRACE_S = 3600;
 export interface CreateKeyInput {
   name: string;
   scopes?: Scope[];
-  expires_at?: string;
-  expires_in_s?: number;
+  /** null, like the key object's own `expires_at: null`: no expiry */
+  expires_at?: string | null;
+  expires_in_s?: number | null;
   project_id?: string;
 }
 
@@ -203,12 +204,18 @@ export class ApiKeyOps {
   async delete(caller: AuthContext, keyId: string, by: AuditBy): Promise<KeyRow> {
     const { row, auth } = await this.load(caller, keyId);
     authorizeKeyAction(auth, row, 'delete');
-    await this.ctx.keys.delete(row, by);
+    // a concurrent delete won between the read and ours: the key no longer exists (one 204 only)
+    if (!(await this.ctx.keys.delete(row, by))) throw notFound();
     return row;
   }
 }
 
-export function resolveExpiry(body: CreateKeyInput, now: Date): string | null {
+export function resolveExpiry(input: CreateKeyInput, now: Date): string | null {
+  // null is "not given": a key object sent back as it was read (`expires_at: null`) asks for no expiry
+  const body = {
+    expires_at: input.expires_at ?? undefined,
+    expires_in_s: input.expires_in_s ?? undefined,
+  };
   if (body.expires_at !== undefined && body.expires_in_s !== undefined) {
     throw new HttpError('VALIDATION_FAILED', 'Give expires_at or expires_in_s, not both.', {
       details: [{ field: 'body.expires_at', message: 'conflicts with expires_in_s' }],
