@@ -29,6 +29,12 @@ export interface ServerConfig {
   pepper: Buffer | null;
   /** Directory for the dev outbox and other local state (SQLite deployments). */
   dataDir?: string;
+  /**
+   * A shared database (PostgreSQL) without a pepper: this instance's own secret (kept in its data
+   * dir: resolveInstanceSecret), under which it encrypts the JWT signing keys it creates. Each such
+   * instance then signs with keys of its own; every instance publishes and accepts all of them.
+   */
+  instanceSecret?: Buffer | null;
   /** Set when the server runs inside a CLI command: it may show dev mail to the user. */
   embedded?: boolean;
   /** Audit events older than this many days are deleted by a background pruner (default 365). */
@@ -93,19 +99,35 @@ export function resolvePepper(
   const fromEnv = env.BREEZE_PEPPER;
   if (fromEnv) return Buffer.from(fromEnv, 'utf8');
   if (!dataDir) return null;
-  const file = join(dataDir, PEPPER_FILE);
+  return localSecret(dataDir, PEPPER_FILE);
+}
+
+const INSTANCE_SECRET_FILE = 'instance-secret';
+
+/**
+ * This instance's own secret, `<dataDir>/instance-secret` (0600, created on first start): what an
+ * instance of a shared database without `BREEZE_PEPPER` encrypts its JWT signing keys with, so their
+ * private halves are never stored in the database in the clear (see JwtService).
+ */
+export function resolveInstanceSecret(dataDir: string): Buffer {
+  return localSecret(dataDir, INSTANCE_SECRET_FILE);
+}
+
+/** 32 random bytes kept in `<dataDir>/<name>` (0600), created on first use. */
+function localSecret(dataDir: string, name: string): Buffer {
+  const file = join(dataDir, name);
   try {
     return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const pepper = randomBytes(32);
+  const secret = randomBytes(32);
   try {
-    // 'wx': when two processes race on a fresh data dir, exactly one pepper wins
-    writeFileSync(file, `${pepper.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    // 'wx': when two processes race on a fresh data dir, exactly one secret wins
+    writeFileSync(file, `${secret.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
     chmodSync(file, 0o600);
-    return pepper;
+    return secret;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');

@@ -73,11 +73,20 @@ function thumbprint(x: string): string {
  * accepts the others' tokens; the private half is encrypted with a key derived from the server's
  * pepper when there is one. Keys are created on first start and rotated with `rotateSigningKey()`
  * (or automatically after `maxKeyAgeMs`); retired keys stay published for a token lifetime.
+ *
+ * A shared database (PostgreSQL) without a pepper has no secret all instances share, and a private
+ * key must not sit there in the clear (whoever reads the table could forge any user's token). There
+ * each instance keeps keys of its OWN (`ownKeysOnly`): encrypted under its instance secret
+ * (`config.instanceSecret`, from its data dir), which no other instance can decrypt. It signs with
+ * its own current key and rotates only its own; the database publishes every instance's public
+ * halves, so all of them still serve one JWKS and accept each other's tokens and webhook signatures.
  */
 export class JwtService {
   private readonly refreshMs: number;
   private readonly maxKeyAgeMs: number;
   private readonly wrapKey: Buffer | null;
+  /** true: each instance signs with keys of its own (shared database, no pepper; see above) */
+  private readonly ownKeysOnly: boolean;
   private keys: LoadedKey[] = [];
   private loadedAt = Number.NEGATIVE_INFINITY;
   private lastMissLoad = Number.NEGATIVE_INFINITY;
@@ -90,16 +99,20 @@ export class JwtService {
     this.refreshMs = opts.refreshMs ?? 30_000;
     this.maxKeyAgeMs = opts.maxKeyAgeMs ?? 90 * 86_400_000;
     const pepper = ctx.config.pepper;
+    const own = ctx.config.instanceSecret;
+    this.ownKeysOnly = !(pepper && pepper.length > 0) && ctx.store.engine === 'postgres' && !!own?.length;
     this.wrapKey =
       pepper && pepper.length > 0
         ? Buffer.from(hkdfSync('sha256', pepper, 'breeze', 'signing-key-wrap v1', 32))
-        : null;
+        : this.ownKeysOnly && own
+          ? Buffer.from(hkdfSync('sha256', own, 'breeze', 'signing-key-wrap instance v1', 32))
+          : null;
   }
 
   /**
-   * False on a shared database (PostgreSQL) without a pepper: the private key could only be stored
-   * there in the clear, and anyone able to read that table could then forge tokens for any user.
-   * Such a server issues no JWTs and accepts none until BREEZE_PEPPER is set.
+   * False on a shared database (PostgreSQL) with neither a pepper nor an instance secret (a server
+   * built without a data dir): the private key could only be stored there in the clear, and anyone
+   * able to read that table could then forge tokens for any user. Such a server issues no JWTs.
    */
   get enabled(): boolean {
     return this.wrapKey !== null || this.ctx.store.engine !== 'postgres';
@@ -200,8 +213,26 @@ export class JwtService {
     return this.ctx.config.jwtAlg ?? JWT_ALG;
   }
 
+  /** The key this instance signs with: the newest current one (of its own, when ownKeysOnly). */
   private currentLoaded(): LoadedKey | undefined {
-    return this.keys.find((k) => k.retiredAt === null);
+    return this.keys.find((k) => k.retiredAt === null && (!this.ownKeysOnly || k.privateKey !== null));
+  }
+
+  /** currentLoaded's row as the database has it now (under the signing-key lock). */
+  private async currentRow(repo: SigningKeysRepo): Promise<SigningKeyRow | undefined> {
+    if (!this.ownKeysOnly) return repo.current();
+    return (await repo.listCurrent()).find((row) => this.isOwn(row));
+  }
+
+  /** ownKeysOnly: a key this instance created (its private half decrypts under the instance secret). */
+  private isOwn(row: SigningKeyRow): boolean {
+    if (!row.private_jwk.startsWith(ENCRYPTED_PREFIX)) return false;
+    try {
+      this.unwrap(row.kid, row.private_jwk);
+      return true;
+    } catch {
+      return false;
+    }
   }
 
   private async signingKey(): Promise<LoadedKey & { privateKey: KeyObject }> {
@@ -244,7 +275,7 @@ export class JwtService {
     const now = this.ctx.clock();
     const nowIso = now.toISOString();
     const kid = await withSigningKeyLock(this.ctx.store, async (repo) => {
-      const current = await repo.current();
+      const current = await this.currentRow(repo);
       if (current && !needed(current)) return current.kid;
       const { publicKey, privateKey } = generateKeyPairSync('ed25519');
       const pub = publicKey.export({ format: 'jwk' }) as { x: string };
@@ -257,7 +288,19 @@ export class JwtService {
         created_at: nowIso,
         retired_at: null,
       });
-      await repo.retireAllExcept(newKid, nowIso);
+      if (this.ownKeysOnly) {
+        // its own earlier keys, and any instance's key it would itself have rotated twice over by
+        // now: that of an instance gone for good, which would otherwise stay published forever
+        const mine = (await repo.listCurrent()).filter((r) => r.kid !== newKid && this.isOwn(r));
+        const stale = new Date(now.getTime() - 2 * this.maxKeyAgeMs).toISOString();
+        await repo.retireSome(
+          mine.map((r) => r.kid),
+          stale,
+          nowIso,
+        );
+      } else {
+        await repo.retireAllExcept(newKid, nowIso);
+      }
       await repo.deleteRetiredBefore(new Date(now.getTime() - 2 * RETIRED_KEY_RETENTION_MS).toISOString());
       return newKid;
     });
@@ -287,6 +330,8 @@ export class JwtService {
     const pub = JSON.parse(row.public_jwk) as { x: string };
     let privateKey: KeyObject | null = null;
     try {
+      // another instance's key (ownKeysOnly): public only here, whatever its row holds
+      if (this.ownKeysOnly && !row.private_jwk.startsWith(ENCRYPTED_PREFIX)) throw new Error('not ours');
       privateKey = createPrivateKey({
         key: JSON.parse(this.unwrap(row.kid, row.private_jwk)),
         format: 'jwk',

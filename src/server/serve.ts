@@ -1,7 +1,13 @@
 import { join } from 'node:path';
 import type { FastifyInstance, FastifyServerOptions } from 'fastify';
 import { buildApp } from './app.js';
-import { type JwtAlg, resolvePepper, type ServerConfig, type SignupPolicy } from './config.js';
+import {
+  type JwtAlg,
+  resolveInstanceSecret,
+  resolvePepper,
+  type ServerConfig,
+  type SignupPolicy,
+} from './config.js';
 import type { Mailer, MailMessage } from './mail/mailer.js';
 import { OutboxMailer } from './mail/outbox.js';
 import { openStore, type Store } from './store/index.js';
@@ -63,6 +69,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         jwtAlg: opts.jwtAlg ?? 'Ed25519',
         auditRetentionDays: opts.auditRetentionDays ?? 365,
         pepper,
+        // its own JWT signing keys, encrypted under a secret of its data dir (see JwtService)
+        instanceSecret: opts.databaseUrl && !pepper ? resolveInstanceSecret(opts.dataDir) : null,
         dataDir: opts.dataDir,
         embedded: opts.embedded ?? false,
         allowPrivateWebhooks: opts.allowPrivateWebhooks ?? false,
@@ -73,7 +81,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     });
     if (opts.databaseUrl && !pepper) {
       app.log.warn(
-        'BREEZE_PEPPER is not set: secrets are hashed with plain SHA-256 and JWTs are disabled (their signing key would sit in the database in the clear). Set the same BREEZE_PEPPER on every instance (before the first start: changing it invalidates existing keys).',
+        'BREEZE_PEPPER is not set: secrets are hashed with plain SHA-256, and each instance signs JWTs and webhooks with keys of its own (encrypted under <data dir>/instance-secret). Set the same BREEZE_PEPPER on every instance (before the first start: changing it invalidates existing keys).',
       );
     }
     if (opts.allowPrivateWebhooks) {

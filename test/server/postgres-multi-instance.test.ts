@@ -1,6 +1,6 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { createSecretHasher } from '../../src/core/hash.js';
@@ -476,15 +476,54 @@ describe.skipIf(skip)('instances without BREEZE_PEPPER', () => {
       const me = await api(E, 'GET', '/v1/me', secret);
       expect(me.status).toBe(200);
       expect((await json<MeResponse>(me)).user.email).toBe('np@example.com');
-      // no pepper: no JWT signing key may be stored in the clear, so JWTs are off, and say so
-      const jwt = await api(D, 'POST', '/auth/code', undefined, { email: 'np@example.com', type: 'jwt' });
-      expect(jwt.status).toBe(400);
-      expect((await json<ErrorBody>(jwt)).error.code).toBe('VALIDATION_FAILED');
-      const jwks = await json<{ keys: unknown[] }>(await api(E, 'GET', '/.well-known/jwks.json'));
-      expect(jwks.keys).toEqual([]);
+      // no pepper: each instance signs with JWT keys of its own, encrypted under a secret in its
+      // data dir, and every instance publishes (and accepts) all of them
+      const started2 = await api(D, 'POST', '/auth/code', undefined, {
+        email: 'np@example.com',
+        type: 'jwt',
+      });
+      expect(started2.status).toBe(201);
+      const { id: id2 } = await json<{ id: string }>(started2);
+      let code2: string | undefined;
+      for (let i = 0; i < 100 && !code2; i++) {
+        const files = readdirSync(outbox)
+          .filter((f) => f.endsWith('.eml'))
+          .sort();
+        const mails = files.map((f) => readFileSync(join(outbox, f), 'utf8'));
+        code2 = mails
+          .map((m) => /Your Breeze code: ([0-9A-Z]{8})/.exec(m)?.[1])
+          .find((c) => c !== undefined && c !== code);
+        if (!code2) await sleep(50);
+      }
+      const jwtDone = await api(D, 'POST', `/auth/code/${id2}/verifications`, undefined, { code: code2 });
+      expect(jwtDone.status).toBe(200);
+      const { token } = await json<{ token: string }>(jwtDone);
+      expect(token.split('.')).toHaveLength(3);
+      const viaE = await fetch(`${E.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } });
+      expect(viaE.status).toBe(200);
+      expect((await json<MeResponse>(viaE)).user.email).toBe('np@example.com');
+      const { kid } = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString()) as {
+        kid: string;
+      };
+      const jwks = await json<{ keys: { kid: string }[] }>(await api(E, 'GET', '/.well-known/jwks.json'));
+      expect(jwks.keys.map((k) => k.kid)).toContain(kid);
+      // both instances created a key; none is stored in the clear
       const check = await openStore({ databaseUrl: url });
-      expect(await check.db.selectFrom('signing_keys').selectAll().execute()).toEqual([]);
+      const rows = await check.db.selectFrom('signing_keys').selectAll().execute();
       await check.close();
+      expect(rows.length).toBeGreaterThanOrEqual(2);
+      for (const r of rows) expect(r.private_jwk).toMatch(/^enc:v1:/);
+      for (const i of [D, E]) expect(statSync(join(i.dataDir, 'instance-secret')).mode & 0o777).toBe(0o600);
+      // an instance restarted over its data dir keeps signing with its own key
+      await stopInstance(E);
+      instances[1] = await startInstance('e', 'cli', url, root, null);
+      const E2 = instances[1] as Instance;
+      expect((await fetch(`${E2.url}/v1/me`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(
+        200,
+      );
+      const after = await openStore({ databaseUrl: url });
+      expect(await after.db.selectFrom('signing_keys').selectAll().execute()).toHaveLength(rows.length);
+      await after.close();
     } finally {
       await Promise.all(instances.map(stopInstance));
       await pgs.stop();

@@ -33,6 +33,31 @@ export class SigningKeysRepo {
       .executeTakeFirst();
   }
 
+  /** Every key that is not retired, newest first (several when each instance signs with its own). */
+  async listCurrent(): Promise<SigningKeyRow[]> {
+    return this.db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where('retired_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .orderBy('kid', 'desc')
+      .execute();
+  }
+
+  /** Retires the current keys among `kids`, and any current key created before `createdBefore`. */
+  async retireSome(kids: readonly string[], createdBefore: string, at: string): Promise<void> {
+    await this.db
+      .updateTable('signing_keys')
+      .set({ retired_at: at })
+      .where('retired_at', 'is', null)
+      .where((eb) =>
+        kids.length > 0
+          ? eb.or([eb('kid', 'in', kids), eb('created_at', '<', createdBefore)])
+          : eb('created_at', '<', createdBefore),
+      )
+      .execute();
+  }
+
   async insert(row: SigningKeyRow): Promise<void> {
     await this.db.insertInto('signing_keys').values(row).execute();
   }
