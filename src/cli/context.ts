@@ -351,7 +351,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
                 : `The key of profile "${profile}" was not found in the OS keychain (is the keychain locked?).`
               : `Not logged in (profile "${profile}", ${where}).`,
           {
-            hint: `Run "breeze login"${profile !== 'default' ? ` --profile ${profile}` : ''} or set BREEZE_API_KEY.`,
+            hint: `Run "breeze login${profile !== 'default' ? ` --profile ${profile}` : ''}" or set BREEZE_API_KEY.`,
           },
         );
       }

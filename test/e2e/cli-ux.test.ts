@@ -175,6 +175,10 @@ describe('--json errors are a JSON document on stdout too', () => {
     const dir = configDir();
     const none = await failing(['--server', server.url, 'keys', 'list', '--json'], { configDir: dir }, 3);
     expect(none.code).toBe('NOT_AUTHENTICATED');
+    // the hint is a command to copy whole: the profile flag inside the quotes
+    const other = await runCli(['--server', server.url, '--profile', 'ci', 'status'], { configDir: dir });
+    expect(other.code).toBe(3);
+    expect(other.stderr).toContain('Run "breeze login --profile ci" or set BREEZE_API_KEY.');
     const refused = await failing(
       ['keys', 'list', '--json'],
       {
