@@ -620,6 +620,28 @@ describe('a stored key only ever goes to its own server', () => {
     t.cleanup();
   });
 
+  it('serve: a --database-url, --smtp-url or --public-url that is not such a URL is a usage error (exit 2), never echoed', async () => {
+    const t = tempConfigDir();
+    for (const [flag, value] of [
+      ['--database-url', 'mysql://root:s3cret@db/breeze'],
+      ['--database-url', 's3cret-not-a-url'],
+      ['--smtp-url', 'ftp://me:s3cret@mail.example.com'],
+      ['--smtp-url', 'smtp://'],
+      ['--public-url', 'ftp://breeze.example.com'],
+    ] as const) {
+      const r = await runCli(['serve', '--port', '0', flag, value, '--json'], {
+        configDir: t.dir,
+        env: NO_DBUS,
+        timeoutMs: 15_000,
+      });
+      expect(r.code, `${flag} ${value}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'USAGE', exit_code: 2 } });
+      expect(r.stderr).toContain(flag);
+      expect(r.stdout + r.stderr).not.toContain('s3cret');
+    }
+    t.cleanup();
+  });
+
   it('keys create --expires-in 0 is a usage error, not a key that never expires', async () => {
     const { dir } = await loggedIn();
     const r = await runCli(['keys', 'create', '--name', 'zero', '--expires-in', '0', '--json'], {
