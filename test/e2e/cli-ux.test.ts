@@ -169,6 +169,23 @@ describe('--json errors are a JSON document on stdout too', () => {
       2,
     );
     expect(zero.code).toBe('USAGE');
+    // --with-key takes a key as it is: --scopes would only pretend to narrow it
+    const s = await seed();
+    const narrowed = await runCli(
+      ['--server', server.url, 'login', '--with-key', '--scopes', 'read', '--json'],
+      {
+        configDir: dir,
+        input: s.apiKey,
+      },
+    );
+    expect(narrowed.code, narrowed.stderr).toBe(2);
+    expect(JSON.parse(narrowed.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+    expect(narrowed.stderr).toContain('--scopes');
+    const named = await runCli(['--server', server.url, 'login', '--with-key', '--name', 'x'], {
+      configDir: dir,
+      input: s.apiKey,
+    });
+    expect(named.code, named.stderr).toBe(2);
   });
 
   it('not authenticated: no credential (exit 3), and a key the server refuses (the server code and request id)', async () => {
