@@ -188,6 +188,18 @@ describe('--json errors are a JSON document on stdout too', () => {
     expect(named.code, named.stderr).toBe(2);
   });
 
+  it('a validation error names the field the server refused, on stderr (exit 2)', async () => {
+    const { dir } = await loggedIn();
+    const r = await runCli(['--server', server.url, 'keys', 'create', '--name', ''], {
+      configDir: dir,
+      env: NO_DBUS,
+    });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('[VALIDATION_FAILED]');
+    expect(r.stderr).toMatch(/^ {2}body\.name: \S/m);
+    expect(r.stdout).toBe('');
+  });
+
   it('not authenticated: no credential (exit 3), and a key the server refuses (the server code and request id)', async () => {
     const dir = configDir();
     const none = await failing(['--server', server.url, 'keys', 'list', '--json'], { configDir: dir }, 3);
