@@ -186,6 +186,14 @@ describe('--json errors are a JSON document on stdout too', () => {
       input: s.apiKey,
     });
     expect(named.code, named.stderr).toBe(2);
+    // a bad BREEZE_STORAGE is named as such (there was no --storage to fix)
+    const env = await runCli(['--server', server.url, 'login', '--with-key'], {
+      configDir: dir,
+      input: s.apiKey,
+      env: { BREEZE_STORAGE: 'vault' },
+    });
+    expect(env.code, env.stderr).toBe(2);
+    expect(env.stderr).toContain('BREEZE_STORAGE');
   });
 
   it('a validation error names the field the server refused, on stderr (exit 2)', async () => {
