@@ -628,6 +628,7 @@ describe('a stored key only ever goes to its own server', () => {
       ['--smtp-url', 'ftp://me:s3cret@mail.example.com'],
       ['--smtp-url', 'smtp://'],
       ['--public-url', 'ftp://breeze.example.com'],
+      ['--data-dir', ''],
     ] as const) {
       const r = await runCli(['serve', '--port', '0', flag, value, '--json'], {
         configDir: t.dir,

@@ -48,6 +48,11 @@ export async function runServe(
     import('../../server/embedded.js'),
   ]);
   const { ensurePrivateDir } = await import('../../credentials/atomic-file.js');
+  if (opts.dataDir !== undefined && opts.dataDir.trim() === '') {
+    throw new UsageError('--data-dir is empty.', {
+      hint: 'Pass a directory, or leave the flag out for <config dir>/server.',
+    });
+  }
   const dataDir = opts.dataDir ?? embeddedDataDir(ctx.configDir);
   if (!opts.databaseUrl) ensurePrivateDir(dataDir);
   if (opts.publicUrl && !parseUrl(opts.publicUrl, ['http:', 'https:'])) {
