@@ -202,6 +202,8 @@ export function errorDocument(err: unknown): ErrorDocument {
     code =
       err.code ??
       (fromServer && err.cause === fromServer ? fromServer.code : undefined) ??
+      // "could not delete the key on the server: cannot reach ..." is a network error too
+      (err.cause instanceof NetworkError ? err.cause.code : undefined) ??
       LOCAL_CODES[exitCode] ??
       'FAILED';
     message = err.message;
