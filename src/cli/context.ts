@@ -181,6 +181,17 @@ export function normaliseServer(value: string): string {
 /** Builds the CliContext from the global options; nothing heavy is loaded until used. */
 export async function createContext(globals: GlobalOptions, deps: ContextDeps = {}): Promise<CliContext> {
   const env = deps.env ?? process.env;
+  // `--config-dir "$UNSET"` would otherwise mean the working directory: keys written into a checkout
+  if (globals.configDir !== undefined && globals.configDir.trim() === '') {
+    throw new UsageError('--config-dir is empty.', {
+      hint: 'Pass a directory, or leave the flag out (BREEZE_CONFIG_DIR, else ~/.breeze).',
+    });
+  }
+  if (globals.server !== undefined && globals.server.trim() === '') {
+    throw new UsageError('--server is empty.', {
+      hint: 'Pass an http(s) URL or "embedded", or leave the flag out.',
+    });
+  }
   const interrupts = deps.interrupts ?? new Interrupts();
   const configDir = resolve(
     globals.configDir ??
@@ -351,7 +362,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
                 : `The key of profile "${profile}" was not found in the OS keychain (is the keychain locked?).`
               : `Not logged in (profile "${profile}", ${where}).`,
           {
-            hint: `Run "breeze login"${profile !== 'default' ? ` --profile ${profile}` : ''} or set BREEZE_API_KEY.`,
+            hint: `Run "breeze login${profile !== 'default' ? ` --profile ${profile}` : ''}" or set BREEZE_API_KEY.`,
           },
         );
       }

@@ -18,7 +18,7 @@ export function usableKey(session: Session): string {
   throw new NotAuthenticatedError(
     `The key stored for profile "${session.profile}" (${session.source}) is not a well-formed Breeze API key; it is not printed.`,
     {
-      hint: `Run "breeze login"${session.profile !== 'default' ? ` --profile ${session.profile}` : ''} again.`,
+      hint: `Run "breeze login${session.profile !== 'default' ? ` --profile ${session.profile}` : ''}" again.`,
     },
   );
 }

@@ -113,7 +113,7 @@ export function describeError(err: unknown, verbose: boolean): string | null {
           ? `Rate limited: try again in ${err.retryAfter}s.`
           : undefined;
     const rid = err.requestId ? ` (request ${err.requestId})` : '';
-    return lines(`Error: ${err.message} [${err.code}]${rid}`, hint);
+    return lines(`Error: ${err.message} [${err.code}]${rid}`, ...detailLines(err.details), hint);
   }
   if (err instanceof CorruptFileError)
     return lines(
@@ -132,6 +132,22 @@ export function describeError(err: unknown, verbose: boolean): string | null {
     return lines(`Error: ${message}`, ...frames);
   }
   return lines(`Error: ${message}`);
+}
+
+/**
+ * The server's `details` of a validation error (`[{field, message}]`), one line each, so
+ * "Invalid request body." says which field; at most 5, anything else in `details` is left out.
+ */
+function detailLines(details: unknown): string[] {
+  if (!Array.isArray(details)) return [];
+  const out: string[] = [];
+  for (const d of details) {
+    const { field, message } = (d ?? {}) as { field?: unknown; message?: unknown };
+    if (typeof message !== 'string') continue;
+    const text = typeof field === 'string' && field ? `${field}: ${message}` : message;
+    out.push(`  ${text.slice(0, 200)}`);
+  }
+  return out.length > 5 ? [...out.slice(0, 5), `  (${out.length - 5} more)`] : out;
 }
 
 /** The `code` of a local (not server) error in `--json` output, by exit code. */
@@ -186,6 +202,8 @@ export function errorDocument(err: unknown): ErrorDocument {
     code =
       err.code ??
       (fromServer && err.cause === fromServer ? fromServer.code : undefined) ??
+      // "could not delete the key on the server: cannot reach ..." is a network error too
+      (err.cause instanceof NetworkError ? err.cause.code : undefined) ??
       LOCAL_CODES[exitCode] ??
       'FAILED';
     message = err.message;

@@ -44,8 +44,11 @@ export function storagePreference(ctx: CliContext, flag?: string): StoragePrefer
   const value = flag ?? (ctx.env.BREEZE_STORAGE || undefined);
   if (value === undefined) return 'auto';
   if (value === 'keychain' || value === 'file') return value;
-  throw new UserError(`Invalid storage "${value}".`, {
-    hint: 'Use --storage keychain or --storage file.',
+  const fromEnv = flag === undefined;
+  throw new UserError(`Invalid storage "${value}"${fromEnv ? ' in BREEZE_STORAGE' : ''}.`, {
+    hint: fromEnv
+      ? 'Set BREEZE_STORAGE to keychain or file (or unset it to choose automatically).'
+      : 'Use --storage keychain or --storage file.',
     exitCode: 2,
   });
 }

@@ -168,7 +168,13 @@ export class BreezeClient {
         if (this.opts.signal?.aborted) throw this.opts.signal.reason ?? err;
         const code = (err as { code?: string }).code ?? (err as Error).name;
         this.trace(`< network error: ${code}`);
-        const retriable = IDEMPOTENT.has(method) || NEVER_SENT.has(code);
+        // a server that took the request and never answered is not asked again: each try would
+        // wait the whole timeout (three tries: minutes before "cannot reach")
+        const timedOut =
+          (err as Error).name === 'TimeoutError' ||
+          code === 'UND_ERR_HEADERS_TIMEOUT' ||
+          code === 'UND_ERR_BODY_TIMEOUT';
+        const retriable = !timedOut && (IDEMPOTENT.has(method) || NEVER_SENT.has(code));
         if (attempt < retries && retriable) {
           await this.sleep(250 * 4 ** attempt);
           continue;

@@ -3,7 +3,7 @@ import { type CredentialStore, KeychainUnavailableError } from './types.js';
 export const KEYCHAIN_SERVICE = 'breeze';
 export const DEFAULT_KEYCHAIN_TIMEOUT_MS = 3000;
 
-type Op = 'get' | 'set' | 'delete';
+type Op = 'get' | 'set' | 'delete' | 'probe';
 interface Reply {
   ok: boolean;
   value?: string | null;
@@ -24,6 +24,14 @@ process.stdin.on('end', () => {
     const e = new Entry(req.service, req.account);
     if (req.op === 'get') reply({ ok: true, value: e.getPassword() ?? null });
     else if (req.op === 'set') { e.setPassword(req.secret); reply({ ok: true, value: e.getPassword() ?? null }); }
+    else if (req.op === 'probe') {
+      // a read alone proves nothing: some backends answer "no such entry" and refuse every write
+      e.setPassword(req.secret);
+      const back = e.getPassword();
+      try { e.deleteCredential(); } catch {}
+      if (back !== req.secret) throw new Error('the keychain did not keep a test entry');
+      reply({ ok: true });
+    }
     else { const had = e.getPassword() != null; if (had) e.deleteCredential(); reply({ ok: true, deleted: had }); }
   } catch (err) {
     reply({ ok: false, message: String((err && err.message) || err).split('\\n')[0] });
@@ -103,6 +111,15 @@ export class KeychainCredentialStore implements CredentialStore {
     const reply = await this.call('set', account, secret);
     // Some backends accept a write they cannot read back (no default collection): make sure it stuck.
     if (reply.value !== secret) throw new KeychainUnavailableError('The OS keychain did not keep the key.');
+  }
+
+  /**
+   * Whether a key could be stored: writes a random secret under `account`, reads it back and
+   * deletes it, in one child process. Throws `KeychainUnavailableError` when any step fails.
+   */
+  async probe(account: string): Promise<void> {
+    const { randomBytes } = process.getBuiltinModule('node:crypto');
+    await this.call('probe', account, randomBytes(16).toString('hex'));
   }
 
   async delete(account: string): Promise<boolean> {

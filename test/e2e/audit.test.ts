@@ -211,4 +211,28 @@ describe('breeze audit', () => {
       await new Promise((r) => proxy.close(r));
     }
   }, 90_000);
+
+  it('--follow stops (exit 0) once its reader has gone, like tail -f | head', async () => {
+    const child = spawnCli(['--server', url, 'audit', '--follow', '--json', '--interval', '0.2'], {
+      configDir: tmp.dir,
+      env: NO_DBUS,
+    });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.stderr?.resume();
+    child.stdin?.end();
+    // an event arrives; then the reader closes its end of the pipe
+    const first = new Promise((r) => child.stdout!.once('data', r));
+    await api('POST', '/v1/api-keys', { name: 'reader-here' });
+    await first;
+    child.stdout!.destroy();
+    // the next event is written to a closed pipe: that must end the run
+    for (let i = 0; i < 20 && child.exitCode === null; i++) {
+      await api('POST', '/v1/api-keys', { name: `reader-gone-${i}` });
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const stillRunning = child.exitCode === null && child.signalCode === null;
+    if (stillRunning) child.kill('SIGKILL');
+    expect(stillRunning, 'audit --follow kept running with nobody reading').toBe(false);
+    expect(await exited).toBe(0);
+  }, 60_000);
 });

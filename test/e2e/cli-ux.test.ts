@@ -169,12 +169,53 @@ describe('--json errors are a JSON document on stdout too', () => {
       2,
     );
     expect(zero.code).toBe('USAGE');
+    // --with-key takes a key as it is: --scopes would only pretend to narrow it
+    const s = await seed();
+    const narrowed = await runCli(
+      ['--server', server.url, 'login', '--with-key', '--scopes', 'read', '--json'],
+      {
+        configDir: dir,
+        input: s.apiKey,
+      },
+    );
+    expect(narrowed.code, narrowed.stderr).toBe(2);
+    expect(JSON.parse(narrowed.stdout)).toMatchObject({ error: { code: 'USAGE' } });
+    expect(narrowed.stderr).toContain('--scopes');
+    const named = await runCli(['--server', server.url, 'login', '--with-key', '--name', 'x'], {
+      configDir: dir,
+      input: s.apiKey,
+    });
+    expect(named.code, named.stderr).toBe(2);
+    // a bad BREEZE_STORAGE is named as such (there was no --storage to fix)
+    const env = await runCli(['--server', server.url, 'login', '--with-key'], {
+      configDir: dir,
+      input: s.apiKey,
+      env: { BREEZE_STORAGE: 'vault' },
+    });
+    expect(env.code, env.stderr).toBe(2);
+    expect(env.stderr).toContain('BREEZE_STORAGE');
+  });
+
+  it('a validation error names the field the server refused, on stderr (exit 2)', async () => {
+    const { dir } = await loggedIn();
+    const r = await runCli(['--server', server.url, 'keys', 'create', '--name', ''], {
+      configDir: dir,
+      env: NO_DBUS,
+    });
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('[VALIDATION_FAILED]');
+    expect(r.stderr).toMatch(/^ {2}body\.name: \S/m);
+    expect(r.stdout).toBe('');
   });
 
   it('not authenticated: no credential (exit 3), and a key the server refuses (the server code and request id)', async () => {
     const dir = configDir();
     const none = await failing(['--server', server.url, 'keys', 'list', '--json'], { configDir: dir }, 3);
     expect(none.code).toBe('NOT_AUTHENTICATED');
+    // the hint is a command to copy whole: the profile flag inside the quotes
+    const other = await runCli(['--server', server.url, '--profile', 'ci', 'status'], { configDir: dir });
+    expect(other.code).toBe(3);
+    expect(other.stderr).toContain('Run "breeze login --profile ci" or set BREEZE_API_KEY.');
     const refused = await failing(
       ['keys', 'list', '--json'],
       {

@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync } from 'node:child_process';
-import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { type AddressInfo, createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
@@ -617,6 +617,48 @@ describe('a stored key only ever goes to its own server', () => {
     });
     expect(r.code).toBe(2);
     expect(r.stderr).not.toContain('s3cret');
+    t.cleanup();
+  });
+
+  it('serve: a --database-url, --smtp-url or --public-url that is not such a URL is a usage error (exit 2), never echoed', async () => {
+    const t = tempConfigDir();
+    for (const [flag, value] of [
+      ['--database-url', 'mysql://root:s3cret@db/breeze'],
+      ['--database-url', 's3cret-not-a-url'],
+      ['--smtp-url', 'ftp://me:s3cret@mail.example.com'],
+      ['--smtp-url', 'smtp://'],
+      ['--public-url', 'ftp://breeze.example.com'],
+      ['--data-dir', ''],
+    ] as const) {
+      const r = await runCli(['serve', '--port', '0', flag, value, '--json'], {
+        configDir: t.dir,
+        env: NO_DBUS,
+        timeoutMs: 15_000,
+      });
+      expect(r.code, `${flag} ${value}: ${r.stderr}`).toBe(2);
+      expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'USAGE', exit_code: 2 } });
+      expect(r.stderr).toContain(flag);
+      expect(r.stdout + r.stderr).not.toContain('s3cret');
+    }
+    t.cleanup();
+  });
+
+  it("an empty --config-dir or --server (a script's unset variable) is a usage error, not the working directory", async () => {
+    const t = tempConfigDir();
+    const cwd = join(t.dir, '..', 'checkout');
+    mkdirSync(cwd, { recursive: true });
+    const seeded = await seedKeyInDataDir(dataDir, { email: 'empty-flag@example.com' });
+    for (const args of [
+      ['--config-dir', '', '--server', url, 'login', '--with-key', '--storage', 'file'],
+      ['--config-dir=', '--server', url, 'login', '--with-key', '--storage', 'file'],
+      ['--config-dir', '', 'token'],
+      ['--server', '', 'status', '--json'],
+    ]) {
+      const r = await runCli(args, { configDir: t.dir, cwd, input: seeded.apiKey, env: NO_DBUS });
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toMatch(/--(config-dir|server) is empty/);
+    }
+    expect(readdirSync(cwd)).toEqual([]);
     t.cleanup();
   });
 

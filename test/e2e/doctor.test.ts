@@ -3,7 +3,7 @@
  * real Secret Service (gnome-keyring under dbus-run-session) and without D-Bus (file storage).
  */
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync } from 'node:fs';
+import { chmodSync, readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -77,6 +77,23 @@ describe('breeze doctor', () => {
     const human = await runCli(['--server', url, 'doctor'], { configDir: t.dir, env: NO_DBUS });
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/^ok\s+server: /m);
+    t.cleanup();
+  });
+
+  it('before any login, the backend doctor names is the one a login then uses', async () => {
+    // a keychain that answers reads but refuses writes (no Secret Service here) must not be "usable"
+    const t = tempConfigDir();
+    const before = await doctor(t.dir);
+    const seeded = await server.seedKey({ email: 'doc-fresh@example.com' });
+    const login = await runCli(['--server', url, 'login', '--with-key'], {
+      configDir: t.dir,
+      input: seeded.apiKey,
+      env: NO_DBUS,
+    });
+    expect(login.code, login.stderr).toBe(0);
+    const saved = JSON.parse(readFileSync(join(t.dir, 'config.json'), 'utf8')).profiles.default;
+    expect(before.report.storage.backend).toBe(saved.storage);
+    expect(check(before.report, 'keychain').detail.startsWith('usable')).toBe(saved.storage === 'keychain');
     t.cleanup();
   });
 

@@ -3,6 +3,7 @@
  * pieces and encoded; the output never shows it, in pipe mode (CI logs) and on a pseudo-terminal.
  * No server is needed: BREEZE_API_KEY and BREEZE_SERVER come from the environment.
  */
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -136,6 +137,18 @@ describe('breeze run --mask (pipes)', () => {
     const r = await done;
     expect(r.stdout).toContain('child got SIGTERM');
     expect(r.code).toBe(42);
+  });
+
+  it('a closed reader ends it as unmasked: `run --mask -- yes | head -1` exits with the SIGPIPE code', async () => {
+    const script = `"${process.execPath}" "${BIN}" run --mask -- yes | head -1; echo "status=\${PIPESTATUS[0]}" >&2`;
+    const child = spawn('bash', ['-c', script], {
+      env: cliEnv(t.dir, env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const r = await collect(child, { timeoutMs: 15_000 });
+    expect(r.signal, 'breeze kept masking into a closed pipe').toBeNull();
+    expect(r.stdout).toBe('y\n');
+    expect(r.stderr).toContain('status=141');
   });
 
   it('a missing command is exit 127', async () => {

@@ -158,6 +158,13 @@ describe('breeze scan (files)', () => {
     expectNoKeyPrinted(r);
   });
 
+  it('a path that does not exist is a usage error (exit 2), not the "live key found" exit 1', async () => {
+    const r = await breeze(['scan', '--offline', '--json', 'no-such-file.txt']);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toContain('No such file or directory: no-such-file.txt');
+    expect(JSON.parse(r.stdout)).toMatchObject({ error: { code: 'USAGE', exit_code: 2 } });
+  });
+
   it('a dead key alone exits 0; a named file through a symbolic link is read', async () => {
     const r = await breeze(['scan', '--json', 'notes.md']);
     expect(r.code).toBe(0);

@@ -168,6 +168,11 @@ export async function followAudit(
   };
   ctx.onSignal(stop);
   void hooks.stop?.then(stop);
+  // the reader has gone (`breeze audit --follow | head -5`): stop, as `tail -f` does, not poll forever
+  const onStdoutError = (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') stop();
+  };
+  process.stdout.on('error', onStdoutError);
 
   const seen = new Map<string, string>(); // id -> at
   let newest: string | null = null;
@@ -235,6 +240,7 @@ export async function followAudit(
       failing = true;
     }
   }
+  process.stdout.off('error', onStdoutError);
   ctx.onSignal(null);
 }
 

@@ -51,12 +51,15 @@ export function redactProxy(name: string, value: string): string {
   }
 }
 
-/** The keychain answers a read of an account nobody uses: usable, and how long it took. */
+/**
+ * Whether a login could store its key in the keychain (a test entry written, read back and deleted;
+ * a read alone succeeds on backends that refuse every write), and how long it took.
+ */
 async function probeKeychain(ctx: CliContext): Promise<{ ok: boolean; ms: number; message?: string }> {
   const timeoutMs = Number(ctx.env.BREEZE_KEYCHAIN_TIMEOUT_MS) || 3000;
   const started = performance.now();
   try {
-    await new KeychainCredentialStore({ timeoutMs }).get(`doctor-probe@${process.pid}`);
+    await new KeychainCredentialStore({ timeoutMs }).probe(`doctor-probe@${process.pid}`);
     return { ok: true, ms: Math.round(performance.now() - started) };
   } catch (err) {
     const message = err instanceof KeychainUnavailableError ? err.message : (err as Error).message;

@@ -137,6 +137,11 @@ Examples:
             '--oidc cannot be combined with --with-key, --email, --code, --start or --complete.',
           );
         }
+        if (raw.name !== undefined || raw.scopes !== undefined) {
+          throw new UsageError('--name and --scopes do not apply to --oidc.', {
+            hint: 'The trust policy on the server sets the scopes of the key a CI job gets.',
+          });
+        }
         const { runOidcLogin } = await import('../login/oidc.js');
         await runOidcLogin(
           {
@@ -185,6 +190,12 @@ Examples:
       }
       if (opts.withKey && (opts.email !== undefined || opts.code !== undefined)) {
         throw new UsageError('--with-key cannot be combined with --email or --code.');
+      }
+      // an existing key keeps its name and scopes: never let "--scopes read" look like it narrowed one
+      if (opts.withKey && (opts.name !== undefined || opts.scopes !== undefined)) {
+        throw new UsageError('--name and --scopes do not apply to --with-key: the key already exists.', {
+          hint: 'Drop them, or make a key with those settings first: breeze keys create --name <n> --scopes <list>.',
+        });
       }
       const saved = await runLogin(opts, ctx);
       if (ctx.json) {

@@ -48,14 +48,28 @@ export async function runServe(
     import('../../server/embedded.js'),
   ]);
   const { ensurePrivateDir } = await import('../../credentials/atomic-file.js');
+  if (opts.dataDir !== undefined && opts.dataDir.trim() === '') {
+    throw new UsageError('--data-dir is empty.', {
+      hint: 'Pass a directory, or leave the flag out for <config dir>/server.',
+    });
+  }
   const dataDir = opts.dataDir ?? embeddedDataDir(ctx.configDir);
   if (!opts.databaseUrl) ensurePrivateDir(dataDir);
-  if (opts.publicUrl) {
-    try {
-      new URL(opts.publicUrl);
-    } catch {
-      throw new UsageError(`Invalid --public-url "${opts.publicUrl}".`);
-    }
+  if (opts.publicUrl && !parseUrl(opts.publicUrl, ['http:', 'https:'])) {
+    throw new UsageError(`Invalid --public-url "${opts.publicUrl}".`, {
+      hint: 'Pass the http(s) URL browsers reach the server at, e.g. https://breeze.example.com.',
+    });
+  }
+  // bad URLs are usage errors (exit 2) before anything starts; never echoed: they may hold a password
+  if (opts.databaseUrl !== undefined && !parseUrl(opts.databaseUrl, ['postgres:', 'postgresql:'])) {
+    throw new UsageError('Invalid --database-url: expected a PostgreSQL URL.', {
+      hint: 'e.g. --database-url postgres://user:password@host:5432/breeze',
+    });
+  }
+  if (opts.smtpUrl !== undefined && !parseUrl(opts.smtpUrl, ['smtp:', 'smtps:'])?.hostname) {
+    throw new UsageError('Invalid --smtp-url: expected smtp://[user:pass@]host[:port] or smtps://...', {
+      hint: 'e.g. --smtp-url smtp://mail.example.com:587',
+    });
   }
   let stopRequested!: () => void;
   const stopped = new Promise<void>((resolve) => {
@@ -90,6 +104,16 @@ export async function runServe(
   ctx.onSignal(null);
   process.stderr.write('Breeze server stopped.\n');
   return { url: server.url };
+}
+
+/** `value` as a URL when it is one with one of `protocols`, else undefined. */
+function parseUrl(value: string, protocols: readonly string[]): URL | undefined {
+  try {
+    const url = new URL(value);
+    return protocols.includes(url.protocol) ? url : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** An on/off environment variable: `1`, `true`, `yes`, `on` turn it on. */

@@ -45,9 +45,14 @@ function resolveCommand(file: string, env: NodeJS.ProcessEnv): string {
   throw new UserError(`Command not found: ${file}`, { exitCode: 127 });
 }
 
-/** Writes to fd 1/2 without throwing on a closed pipe (`breeze run --mask -- cmd | head`). */
-function writer(stream: NodeJS.WriteStream): (b: Buffer) => void {
-  stream.on('error', () => {});
+/**
+ * Writes to fd 1/2 without throwing on a closed pipe (`breeze run --mask -- cmd | head`);
+ * `onClosed` runs when the reader has gone (EPIPE).
+ */
+function writer(stream: NodeJS.WriteStream, onClosed?: () => void): (b: Buffer) => void {
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') onClosed?.();
+  });
   return (b) => {
     if (b.length) stream.write(b);
   };
@@ -107,9 +112,24 @@ function runOnPipes(
   ctx: CliContext,
 ): Promise<number> {
   const child = spawn(path, args, { stdio: ['inherit', 'pipe', 'pipe'], env });
+  // Our reader has gone: the child gets the SIGPIPE its write would have earned unmasked, then its
+  // pipe is closed (a child ignoring SIGPIPE gets a write error), so `breeze run --mask -- yes |
+  // head -1` ends, with yes's 141, instead of masking into a closed pipe forever.
+  const readerGone = (from: NodeJS.ReadableStream & { destroy(): void }) => () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGPIPE');
+    from.destroy();
+  };
   const streams = [
-    { from: child.stdout!, to: writer(process.stdout), masker: new Masker(secrets) },
-    { from: child.stderr!, to: writer(process.stderr), masker: new Masker(secrets) },
+    {
+      from: child.stdout!,
+      to: writer(process.stdout, readerGone(child.stdout!)),
+      masker: new Masker(secrets),
+    },
+    {
+      from: child.stderr!,
+      to: writer(process.stderr, readerGone(child.stderr!)),
+      masker: new Masker(secrets),
+    },
   ];
   const ended = streams.map(
     (s) =>

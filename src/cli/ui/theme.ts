@@ -14,6 +14,8 @@ export function colourLevel(
 ): 0 | 1 | 2 | 3 {
   if (env.NO_COLOR) return 0;
   if (env.FORCE_COLOR !== undefined) {
+    // as supports-color (chalk) reads it: "false" turns colours off, "", "true" or junk means level 1
+    if (env.FORCE_COLOR === 'false') return 0;
     const n = env.FORCE_COLOR === '' || env.FORCE_COLOR === 'true' ? 1 : Number(env.FORCE_COLOR);
     return (Number.isFinite(n) ? Math.max(0, Math.min(3, n)) : 1) as 0 | 1 | 2 | 3;
   }

@@ -27,7 +27,7 @@ export async function runOrgsSwitch(opts: { org: string }, ctx: CliContext): Pro
     throw new UserError(
       'There is no stored login to remember the organization in (BREEZE_API_KEY is in use).',
       {
-        hint: `Log in with "breeze login"${ctx.profile !== 'default' ? ` --profile ${ctx.profile}` : ''}, or unset BREEZE_API_KEY.`,
+        hint: `Log in with "breeze login${ctx.profile !== 'default' ? ` --profile ${ctx.profile}` : ''}", or unset BREEZE_API_KEY.`,
       },
     );
   }

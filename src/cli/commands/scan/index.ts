@@ -96,11 +96,10 @@ async function collect(
       dir = await isDirectory(p);
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      throw new UserError(
-        code === 'ENOENT'
-          ? `No such file or directory: ${withoutKeys(p)}.`
-          : `Cannot read ${withoutKeys(p)} (${code}).`,
-      );
+      // a path that does not exist is a usage error (2): exit 1 means "a live key was found" to the
+      // pre-commit hooks and CI jobs that run scan
+      if (code === 'ENOENT') throw new UsageError(`No such file or directory: ${withoutKeys(p)}.`);
+      throw new UserError(`Cannot read ${withoutKeys(p)} (${code}).`);
     }
     if (!dir) {
       single.push(p);
