@@ -249,7 +249,8 @@ export async function signInPage(
   email: string,
   landing: RegExp = /\/device/,
 ): Promise<void> {
-  await page.waitForURL(/\/login\?/);
+  // `/login?next=…` from a page that needs a session, plain `/login` from `/`
+  await page.waitForURL(/\/login(\?|$)/);
   await page.fill('input[name=email]', email);
   const before = latestOutboxCode(outboxDir, email);
   await Promise.all([page.waitForURL(/\/login$/), page.click('button[type=submit]')]);

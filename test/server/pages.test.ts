@@ -181,7 +181,8 @@ describe('browser pages', () => {
       'javascript:alert(1)',
     ]) {
       const r = await b.get(`/login?next=${encodeURIComponent(next)}`);
-      expect(r.headers.location, next).toBe('/device');
+      // the dashboard instead (where a sign-in without a `next` leads)
+      expect(r.headers.location, next).toBe('/keys');
     }
   });
 

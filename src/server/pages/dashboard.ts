@@ -46,7 +46,8 @@ export async function dashboardRoutes(app: FastifyInstance): Promise<void> {
   // ---- entry and assets ----------------------------------------------------------------------
 
   app.get('/', { schema: HIDE }, async (request, reply) => {
-    return seeOther(reply, (await kit.sessions.current(request)) ? '/keys' : '/login?next=%2Fkeys');
+    // PLATFORM.md: `/` -> `/keys` signed in, else `/login` (whose sign-in then leads to /keys)
+    return seeOther(reply, (await kit.sessions.current(request)) ? '/keys' : '/login');
   });
 
   app.get(SCRIPT_PATH, { schema: HIDE }, async (request, reply) => {

@@ -5,11 +5,14 @@ import { field } from './forms.js';
 import { seeOther } from './http.js';
 import { errorPage, pageCsp } from './views.js';
 
-/** Where to go after sign-in: a path on this site only (no `//host`, no scheme). */
+/**
+ * Where to go after sign-in: a path on this site only (no `//host`, no scheme); the dashboard when
+ * none is given (a device approval always names `/device`).
+ */
 export function safeNext(value: string | undefined): string {
-  if (!value || value.length > 500 || !value.startsWith('/') || value.startsWith('//')) return '/device';
+  if (!value || value.length > 500 || !value.startsWith('/') || value.startsWith('//')) return '/keys';
   // URL characters only: no backslash (some browsers read it as a slash), spaces or controls
-  if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/.test(value)) return '/device';
+  if (!/^\/[A-Za-z0-9\-._~!$&'()*+,;=:@%/?]*$/.test(value)) return '/keys';
   return value;
 }
 
