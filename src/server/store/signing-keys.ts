@@ -24,24 +24,21 @@ export class SigningKeysRepo {
 
   /** The newest key that is not retired, if any. */
   async current(): Promise<SigningKeyRow | undefined> {
-    return this.db
-      .selectFrom('signing_keys')
-      .selectAll()
-      .where('retired_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .orderBy('kid', 'desc')
-      .executeTakeFirst();
+    return this.currentQuery().executeTakeFirst();
   }
 
   /** Every key that is not retired, newest first (several when each instance signs with its own). */
   async listCurrent(): Promise<SigningKeyRow[]> {
+    return this.currentQuery().execute();
+  }
+
+  private currentQuery() {
     return this.db
       .selectFrom('signing_keys')
       .selectAll()
       .where('retired_at', 'is', null)
       .orderBy('created_at', 'desc')
-      .orderBy('kid', 'desc')
-      .execute();
+      .orderBy('kid', 'desc');
   }
 
   /** Retires the current keys among `kids`, and any current key created before `createdBefore`. */
