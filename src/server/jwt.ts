@@ -289,6 +289,8 @@ export class JwtService {
    * so for the current key as the database has it now; returns the current kid either way.
    */
   private async createKey(needed: (current: SigningKeyRow | undefined) => boolean): Promise<{ kid: string }> {
+    // never a private key in a shared database in the clear (rotateSigningKey has no other guard)
+    if (!this.enabled) throw new Error('JWT signing is disabled on this server (no BREEZE_PEPPER)');
     const now = this.ctx.clock();
     const nowIso = now.toISOString();
     const kid = await withSigningKeyLock(this.ctx.store, async (repo) => {

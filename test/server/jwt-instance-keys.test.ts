@@ -54,4 +54,13 @@ describe.skipIf(skip)('JWT signing keys of instances without a pepper (PostgreSQ
     const stored = await store.db.selectFrom('signing_keys').selectAll().execute();
     for (const r of stored) expect(r.private_jwk).toMatch(/^enc:(v1|i1):/);
   });
+
+  it('a service with neither a pepper nor an instance secret stores no key, not even when asked to rotate', async () => {
+    const bare = service({ pepper: null, instanceSecret: null });
+    const count = async () => (await store.db.selectFrom('signing_keys').selectAll().execute()).length;
+    const n = await count();
+    await expect(bare.rotateSigningKey()).rejects.toThrow(/disabled/);
+    expect(await count()).toBe(n);
+    expect((await bare.jwks()).keys).toEqual([]);
+  });
 });
