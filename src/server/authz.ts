@@ -139,7 +139,7 @@ export interface Permission {
   scope: Scope;
   /** the answer for a member whose role does not allow it: 403, or 404 where the thing is not shown to them */
   denied: 403 | 404;
-  /** a scope that will also do for an API key (instead of `scope`) */
+  /** a scope that will also do for an API key (instead of `scope`), in the key's own organization only */
   orScope?: Scope;
   /**
    * false: an API key needs `scope` among its OWN scopes, not capped by the role (leaving: what one
@@ -224,7 +224,10 @@ export function isAllowed(access: OrgAccess, action: OrgAction): boolean {
   if (!p.roles.includes(access.role)) return false;
   if (access.auth.type !== 'api_key') return true;
   const held = p.capped === false ? (access.auth.keyScopes ?? access.auth.scopes) : access.scopes;
-  return held.includes(p.scope) || (p.orScope !== undefined && held.includes(p.orScope));
+  if (held.includes(p.scope)) return true;
+  // `verify` checks the keys of the key's OWN organization (PLATFORM.md), not of every organization
+  // its creator manages: the alternative scope holds there only
+  return p.orScope !== undefined && held.includes(p.orScope) && access.auth.org?.id === access.orgId;
 }
 
 /** Throws the matrix's refusal unless `access` may do `action`. */

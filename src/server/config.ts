@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, linkSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Resolver } from './services/webhook-target.js';
 import type { WebhookTuning } from './services/webhook-tuning.js';
@@ -117,19 +117,34 @@ export function resolveInstanceSecret(dataDir: string): Buffer {
 function localSecret(dataDir: string, name: string): Buffer {
   const file = join(dataDir, name);
   try {
-    return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+    return readSecret(file);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const secret = randomBytes(32);
+  // Written whole under a temporary name, then linked into place: `link` fails with EEXIST when
+  // another process won the race on a fresh data dir, and no reader ever sees the file half-written
+  // (an 'wx' write leaves it empty for a moment: a racer read an empty secret, i.e. none at all).
+  const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   try {
-    // 'wx': when two processes race on a fresh data dir, exactly one secret wins
-    writeFileSync(file, `${secret.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
-    chmodSync(file, 0o600);
+    writeFileSync(tmp, `${secret.toString('base64url')}\n`, { mode: 0o600, flag: 'wx' });
+    chmodSync(tmp, 0o600);
+    linkSync(tmp, file);
     return secret;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    return Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+    return readSecret(file);
+  } finally {
+    rmSync(tmp, { force: true });
   }
+}
+
+/** The secret in `file`; an empty file is an error, never "no secret" (hashing or signing without one). */
+function readSecret(file: string): Buffer {
+  const secret = Buffer.from(readFileSync(file, 'utf8').trim(), 'base64url');
+  if (secret.length === 0) {
+    throw new Error(`${file} is empty: restore it from a backup (a new one would not match existing data)`);
+  }
+  return secret;
 }

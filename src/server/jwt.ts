@@ -29,6 +29,13 @@ const CLOCK_SKEW_S = 60;
 /** Retired keys stay published (and accepted) this long: a token lifetime plus skew. */
 export const RETIRED_KEY_RETENTION_MS = (JWT_TTL_S + 5 * 60) * 1000;
 const ENCRYPTED_PREFIX = 'enc:v1:';
+/**
+ * The same AES-256-GCM form, under an instance secret rather than the pepper (ownKeysOnly): marked
+ * apart so that an instance WITH a pepper (BREEZE_PEPPER set later, as serve's warning advises) knows
+ * them for other instances' keys, never signs with them and replaces them, rather than taking the
+ * newest for its current key and failing on every JWT and webhook until it aged out (90 days).
+ */
+const INSTANCE_PREFIX = 'enc:i1:';
 
 export interface PublicSigningJwk {
   kty: 'OKP';
@@ -59,7 +66,14 @@ interface LoadedKey {
   publicKey: KeyObject;
   /** null when the stored private half cannot be decrypted with this instance's pepper */
   privateKey: KeyObject | null;
+  /** encrypted under an instance secret (INSTANCE_PREFIX) */
+  instanceKey: boolean;
   jwk: PublicSigningJwk;
+}
+
+/** Both encrypted forms have prefixes of the same length. */
+function isEncrypted(stored: string): boolean {
+  return stored.startsWith(ENCRYPTED_PREFIX) || stored.startsWith(INSTANCE_PREFIX);
 }
 
 /** RFC 7638 thumbprint of an Ed25519 public key, base64url: a stable, collision-free `kid`. */
@@ -215,18 +229,21 @@ export class JwtService {
 
   /** The key this instance signs with: the newest current one (of its own, when ownKeysOnly). */
   private currentLoaded(): LoadedKey | undefined {
-    return this.keys.find((k) => k.retiredAt === null && (!this.ownKeysOnly || k.privateKey !== null));
+    return this.keys.find(
+      (k) => k.retiredAt === null && (this.ownKeysOnly ? k.privateKey !== null : !k.instanceKey),
+    );
   }
 
   /** currentLoaded's row as the database has it now (under the signing-key lock). */
   private async currentRow(repo: SigningKeysRepo): Promise<SigningKeyRow | undefined> {
-    if (!this.ownKeysOnly) return repo.current();
-    return (await repo.listCurrent()).find((row) => this.isOwn(row));
+    const current = await repo.listCurrent();
+    if (!this.ownKeysOnly) return current.find((row) => !row.private_jwk.startsWith(INSTANCE_PREFIX));
+    return current.find((row) => this.isOwn(row));
   }
 
   /** ownKeysOnly: a key this instance created (its private half decrypts under the instance secret). */
   private isOwn(row: SigningKeyRow): boolean {
-    if (!row.private_jwk.startsWith(ENCRYPTED_PREFIX)) return false;
+    if (!isEncrypted(row.private_jwk)) return false;
     try {
       this.unwrap(row.kid, row.private_jwk);
       return true;
@@ -272,6 +289,8 @@ export class JwtService {
    * so for the current key as the database has it now; returns the current kid either way.
    */
   private async createKey(needed: (current: SigningKeyRow | undefined) => boolean): Promise<{ kid: string }> {
+    // never a private key in a shared database in the clear (rotateSigningKey has no other guard)
+    if (!this.enabled) throw new Error('JWT signing is disabled on this server (no BREEZE_PEPPER)');
     const now = this.ctx.clock();
     const nowIso = now.toISOString();
     const kid = await withSigningKeyLock(this.ctx.store, async (repo) => {
@@ -331,7 +350,9 @@ export class JwtService {
     let privateKey: KeyObject | null = null;
     try {
       // another instance's key (ownKeysOnly): public only here, whatever its row holds
-      if (this.ownKeysOnly && !row.private_jwk.startsWith(ENCRYPTED_PREFIX)) throw new Error('not ours');
+      if (this.ownKeysOnly && !isEncrypted(row.private_jwk)) throw new Error('not ours');
+      // an instance key (see INSTANCE_PREFIX) with a pepper: another instance's, public only
+      if (!this.ownKeysOnly && row.private_jwk.startsWith(INSTANCE_PREFIX)) throw new Error('not ours');
       privateKey = createPrivateKey({
         key: JSON.parse(this.unwrap(row.kid, row.private_jwk)),
         format: 'jwk',
@@ -345,6 +366,7 @@ export class JwtService {
       retiredAt: row.retired_at,
       publicKey: createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: pub.x }, format: 'jwk' }),
       privateKey,
+      instanceKey: row.private_jwk.startsWith(INSTANCE_PREFIX),
       jwk: { kty: 'OKP', crv: 'Ed25519', x: pub.x, kid: row.kid, alg: this.alg, use: 'sig' },
     };
   }
@@ -356,11 +378,14 @@ export class JwtService {
     const cipher = createCipheriv('aes-256-gcm', this.wrapKey, iv);
     cipher.setAAD(Buffer.from(kid));
     const ct = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
-    return ENCRYPTED_PREFIX + Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64url');
+    return (
+      (this.ownKeysOnly ? INSTANCE_PREFIX : ENCRYPTED_PREFIX) +
+      Buffer.concat([iv, ct, cipher.getAuthTag()]).toString('base64url')
+    );
   }
 
   private unwrap(kid: string, stored: string): string {
-    if (!stored.startsWith(ENCRYPTED_PREFIX)) return stored;
+    if (!isEncrypted(stored)) return stored;
     if (!this.wrapKey) throw new Error('encrypted signing key but no pepper');
     const raw = Buffer.from(stored.slice(ENCRYPTED_PREFIX.length), 'base64url');
     const decipher = createDecipheriv('aes-256-gcm', this.wrapKey, raw.subarray(0, 12));

@@ -643,6 +643,24 @@ describe('a stored key only ever goes to its own server', () => {
     t.cleanup();
   });
 
+  it('serve: a --database-url pg accepts is no usage error although it is no WHATWG URL (unix socket, docs/self-hosting.md)', async () => {
+    const t = tempConfigDir();
+    for (const value of [
+      'postgres://breeze@/breeze?host=/nonexistent-breeze-socket-dir',
+      'postgres://breeze:s3cret/with@slash@127.0.0.1:1/breeze',
+    ]) {
+      const r = await runCli(['serve', '--port', '0', '--database-url', value, '--json'], {
+        configDir: t.dir,
+        env: NO_DBUS,
+        timeoutMs: 30_000,
+      });
+      // it reaches the connect, which fails here (exit 1), not the flag check (exit 2)
+      expect(r.code, `${value}: ${r.stderr}`).toBe(1);
+      expect(r.stdout + r.stderr).not.toContain('s3cret');
+    }
+    t.cleanup();
+  });
+
   it("an empty --config-dir or --server (a script's unset variable) is a usage error, not the working directory", async () => {
     const t = tempConfigDir();
     const cwd = join(t.dir, '..', 'checkout');

@@ -3,12 +3,12 @@
  * database (`BREEZE_PEPPER`, or `<data dir>/pepper`, mode 0600)." Proved through startServer, the
  * path `breeze serve` and the embedded server take, over a real SQLite data dir.
  */
-import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { createSecretHasher, sha256 } from '../../src/core/hash.js';
-import { resolvePepper } from '../../src/server/config.js';
+import { resolveInstanceSecret, resolvePepper } from '../../src/server/config.js';
 import { startServer } from '../../src/server/serve.js';
 import { mintSeedKey } from '../helpers/server.js';
 
@@ -72,4 +72,24 @@ it('BREEZE_PEPPER wins over the file and writes none', () => {
   expect(readdirSync(dataDir)).not.toContain('pepper');
   // a shared database (no data dir) never invents a local pepper
   expect(resolvePepper(undefined, {})).toBeNull();
+});
+
+it('an empty secret file is an error naming it, never "no secret"; a fresh one is written whole (no temporary file left)', () => {
+  // a racer on a fresh data dir used to read the winner's file before its bytes were written: an
+  // empty pepper (another hash than the winner's) or an empty instance secret (JWTs off)
+  writeFileSync(join(dataDir, 'pepper'), '');
+  expect(() => resolvePepper(dataDir, {})).toThrow(/pepper is empty/);
+  writeFileSync(join(dataDir, 'instance-secret'), '\n');
+  expect(() => resolveInstanceSecret(dataDir)).toThrow(/instance-secret is empty/);
+
+  const fresh = mkdtempSync(join(tmpdir(), 'breeze-secret-'));
+  try {
+    const secret = resolveInstanceSecret(join(fresh, 'data'));
+    expect(secret.length).toBe(32);
+    expect(readdirSync(join(fresh, 'data'))).toEqual(['instance-secret']);
+    expect(statSync(join(fresh, 'data', 'instance-secret')).mode & 0o777).toBe(0o600);
+    expect(resolveInstanceSecret(join(fresh, 'data'))).toEqual(secret);
+  } finally {
+    rmSync(fresh, { recursive: true, force: true });
+  }
 });

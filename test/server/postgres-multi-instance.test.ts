@@ -512,7 +512,7 @@ describe.skipIf(skip)('instances without BREEZE_PEPPER', () => {
       const rows = await check.db.selectFrom('signing_keys').selectAll().execute();
       await check.close();
       expect(rows.length).toBeGreaterThanOrEqual(2);
-      for (const r of rows) expect(r.private_jwk).toMatch(/^enc:v1:/);
+      for (const r of rows) expect(r.private_jwk).toMatch(/^enc:i1:/);
       for (const i of [D, E]) expect(statSync(join(i.dataDir, 'instance-secret')).mode & 0o777).toBe(0o600);
       // an instance restarted over its data dir keeps signing with its own key
       await stopInstance(E);

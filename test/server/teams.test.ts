@@ -466,3 +466,20 @@ describe('OpenAPI', () => {
     }
   });
 });
+
+describe('a verify key and the member list (members.list orScope)', () => {
+  test("a verify-only key lists its own organization's members, not those of other organizations its creator manages", async () => {
+    const email = `verifier-${uniq()}@example.com`;
+    const { apiKey, userId } = await s.seedKey({ email, scopes: ['verify'] });
+    const own = await call({ 'xi-api-key': apiKey }, 'GET', '/v1/me');
+    const ownOrg = (own.body as { org?: { id: string } }).org?.id ?? '';
+    expect(ownOrg).not.toBe('');
+    const listed = await call({ 'xi-api-key': apiKey }, 'GET', `/v1/orgs/${ownOrg}/members`);
+    expect(listed.status, JSON.stringify(listed.body)).toBe(200);
+    // the same user owns another organization: the service's key does not reach its members
+    const sc = await scene({ userId }, 'owner');
+    const other = await call({ 'xi-api-key': apiKey }, 'GET', `/v1/orgs/${sc.org.id}/members`);
+    expect(other.status, JSON.stringify(other.body)).toBe(403);
+    expect((other.body.error as { code: string }).code).toBe('FORBIDDEN');
+  });
+});

@@ -61,7 +61,9 @@ export async function runServe(
     });
   }
   // bad URLs are usage errors (exit 2) before anything starts; never echoed: they may hold a password
-  if (opts.databaseUrl !== undefined && !parseUrl(opts.databaseUrl, ['postgres:', 'postgresql:'])) {
+  // the scheme only: pg takes URLs that are no WHATWG URL (a unix socket, postgres://user@/db?host=
+  // /run/postgresql, as docs/self-hosting.md shows; a password with an unencoded '/' or '@')
+  if (opts.databaseUrl !== undefined && !/^postgres(ql)?:\/\/./i.test(opts.databaseUrl)) {
     throw new UsageError('Invalid --database-url: expected a PostgreSQL URL.', {
       hint: 'e.g. --database-url postgres://user:password@host:5432/breeze',
     });
