@@ -36,6 +36,8 @@ const ENCRYPTED_PREFIX = 'enc:v1:';
  * newest for its current key and failing on every JWT and webhook until it aged out (90 days).
  */
 const INSTANCE_PREFIX = 'enc:i1:';
+/** How long an instance's own signing key (ownKeysOnly) stays current: see the constructor. */
+export const OWN_KEY_MAX_AGE_MS = 86_400_000;
 
 export interface PublicSigningJwk {
   kty: 'OKP';
@@ -111,10 +113,13 @@ export class JwtService {
     opts: JwtServiceOptions = {},
   ) {
     this.refreshMs = opts.refreshMs ?? 30_000;
-    this.maxKeyAgeMs = opts.maxKeyAgeMs ?? 90 * 86_400_000;
     const pepper = ctx.config.pepper;
     const own = ctx.config.instanceSecret;
     this.ownKeysOnly = !(pepper && pepper.length > 0) && ctx.store.engine === 'postgres' && !!own?.length;
+    // An instance's own keys live a day: no instance can tell the key of one whose data dir is lost
+    // from a running one's, so a key is retired by whoever rotates next once it is two days old
+    // (its owner, still running, then simply makes a new one). A shared key lives 90 days.
+    this.maxKeyAgeMs = opts.maxKeyAgeMs ?? (this.ownKeysOnly ? OWN_KEY_MAX_AGE_MS : 90 * 86_400_000);
     this.wrapKey =
       pepper && pepper.length > 0
         ? Buffer.from(hkdfSync('sha256', pepper, 'breeze', 'signing-key-wrap v1', 32))

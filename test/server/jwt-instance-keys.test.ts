@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { defaultConfig, type ServerConfig } from '../../src/server/config.js';
-import { JwtService } from '../../src/server/jwt.js';
+import { JwtService, OWN_KEY_MAX_AGE_MS } from '../../src/server/jwt.js';
 import { openStore, type Store } from '../../src/server/store/index.js';
 import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
 import { requirePart } from '../helpers/require.js';
@@ -27,12 +27,11 @@ describe.skipIf(skip)('JWT signing keys of instances without a pepper (PostgreSQ
     await pg?.stop();
   });
 
-  const service = (config: Partial<ServerConfig>) =>
-    new JwtService({
-      store,
-      clock: () => new Date(),
-      config: defaultConfig({ publicUrl: 'http://b.test', ...config }),
-    });
+  const service = (config: Partial<ServerConfig>, clock: () => Date = () => new Date()) =>
+    new JwtService(
+      { store, clock, config: defaultConfig({ publicUrl: 'http://b.test', ...config }) },
+      { refreshMs: 0 },
+    );
 
   it('instance keys are marked apart; an instance given BREEZE_PEPPER later signs with a key of its own', async () => {
     const noPepper = service({ pepper: null, instanceSecret: randomBytes(32) });
@@ -62,5 +61,33 @@ describe.skipIf(skip)('JWT signing keys of instances without a pepper (PostgreSQ
     await expect(bare.rotateSigningKey()).rejects.toThrow(/disabled/);
     expect(await count()).toBe(n);
     expect((await bare.jwks()).keys).toEqual([]);
+  });
+
+  it("an instance's own key lives a day; a lost instance's key is retired once two days old", async () => {
+    await store.db.deleteFrom('signing_keys').execute();
+    let now = Date.parse('2026-12-01T00:00:00Z');
+    const clock = () => new Date(now);
+    const lost = service({ pepper: null, instanceSecret: randomBytes(32) }, clock);
+    await lost.init();
+    const lostKid = (await lost.signDetached(Buffer.from('x'))).kid;
+    const alive = service({ pepper: null, instanceSecret: randomBytes(32) }, clock);
+    await alive.init();
+    const first = (await alive.signDetached(Buffer.from('x'))).kid;
+    expect(first).not.toBe(lostKid);
+    // a day and a bit later the running instance signs with a new key of its own; the lost
+    // instance's key is still current (it may belong to an instance that is merely idle)
+    now += OWN_KEY_MAX_AGE_MS + 60_000;
+    const second = (await alive.signDetached(Buffer.from('x'))).kid;
+    expect(second).not.toBe(first);
+    const current = async () =>
+      (await store.db.selectFrom('signing_keys').select('kid').where('retired_at', 'is', null).execute()).map(
+        (r) => r.kid,
+      );
+    expect(await current()).toEqual(expect.arrayContaining([lostKid, second]));
+    expect(await current()).not.toContain(first);
+    // past two days, the next rotation retires the lost instance's key too
+    now += OWN_KEY_MAX_AGE_MS + 60_000;
+    const third = (await alive.signDetached(Buffer.from('x'))).kid;
+    expect(await current()).toEqual([third]);
   });
 });
