@@ -685,24 +685,30 @@ for (const engine of engines) {
         retired_at: retiredAt === null ? null : iso(retiredAt),
       });
 
-      test('current, listLive, retireAllExcept and deleteRetiredBefore', async () => {
+      test('listCurrent, listLive, retireAllExcept, retireSome and deleteRetiredBefore', async () => {
         // a database of its own: signing keys are global, not per user
         const s = await openAnother();
         await s.db.deleteFrom('signing_keys').execute();
         const repo = new SigningKeysRepo(s.db);
-        expect(await repo.current()).toBeUndefined();
+        const current = async () => (await repo.listCurrent()).map((k) => k.kid);
+        expect(await current()).toEqual([]);
         await repo.insert(signingRow('k1', T0));
         await repo.insert(signingRow('k2', T0 + MINUTE));
         await repo.insert(signingRow('k0', T0 - 120 * MINUTE, T0 - 90 * MINUTE));
-        expect((await repo.current())?.kid).toBe('k2');
+        expect(await current()).toEqual(['k2', 'k1']);
         await repo.retireAllExcept('k2', iso(T0 + 2 * MINUTE));
-        expect((await repo.current())?.kid).toBe('k2');
+        expect(await current()).toEqual(['k2']);
         const live = await repo.listLive(iso(T0 - 60 * MINUTE));
         expect(live.map((k) => k.kid)).toEqual(['k2', 'k1']);
         expect(live[1]?.retired_at).toBe(iso(T0 + 2 * MINUTE));
         await repo.deleteRetiredBefore(iso(T0));
         const all = await s.db.selectFrom('signing_keys').select('kid').orderBy('kid').execute();
         expect(all.map((k) => k.kid)).toEqual(['k1', 'k2']);
+        // by kid, or by age: a current key created before the bound
+        await repo.insert(signingRow('k3', T0 + 3 * MINUTE));
+        await repo.insert(signingRow('k4', T0 + 4 * MINUTE));
+        await repo.retireSome(['k4'], iso(T0 + 2 * MINUTE), iso(T0 + 5 * MINUTE));
+        expect(await current()).toEqual(['k3']);
         await s.db.deleteFrom('signing_keys').execute();
       });
 
@@ -715,7 +721,7 @@ for (const engine of engines) {
         let n = 0;
         const createIfMissing = (s: Store) =>
           withSigningKeyLock(s, async (repo) => {
-            const current = await repo.current();
+            const [current] = await repo.listCurrent();
             if (current) return current.kid;
             // widen the race window: without the lock, the other instance would also see no key
             await new Promise((r) => setTimeout(r, 30));

@@ -22,23 +22,15 @@ export class SigningKeysRepo {
       .execute();
   }
 
-  /** The newest key that is not retired, if any. */
-  async current(): Promise<SigningKeyRow | undefined> {
-    return this.currentQuery().executeTakeFirst();
-  }
-
   /** Every key that is not retired, newest first (several when each instance signs with its own). */
   async listCurrent(): Promise<SigningKeyRow[]> {
-    return this.currentQuery().execute();
-  }
-
-  private currentQuery() {
     return this.db
       .selectFrom('signing_keys')
       .selectAll()
       .where('retired_at', 'is', null)
       .orderBy('created_at', 'desc')
-      .orderBy('kid', 'desc');
+      .orderBy('kid', 'desc')
+      .execute();
   }
 
   /** Retires the current keys among `kids`, and any current key created before `createdBefore`. */
