@@ -22,7 +22,7 @@ interface PatchBody {
   scopes?: Scope[];
 }
 interface RotateBody {
-  grace_period_s?: number | null;
+  grace_period_s?: number;
 }
 interface ListQuery {
   limit?: number;
@@ -102,7 +102,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys',
     {
       ...common,
-      preValidation: nullMeansAbsent('scopes', 'project_id'),
+      // `expires_at: null` too: the key object's own "never", sent back as it was read
+      preValidation: nullMeansAbsent('scopes', 'project_id', 'expires_at', 'expires_in_s'),
       schema: {
         summary: 'Create a key; the plaintext is in this response only',
         tags: ['api-keys'],
@@ -112,8 +113,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
           properties: {
             name: nameSchema,
             scopes: scopesSchema,
-            expires_at: { type: ['string', 'null'], format: 'date-time' },
-            expires_in_s: { type: ['integer', 'null'], minimum: 1, maximum: MAX_EXPIRY_S },
+            expires_at: { type: 'string', format: 'date-time' },
+            expires_in_s: { type: 'integer', minimum: 1, maximum: MAX_EXPIRY_S },
             project_id: idSchema,
           },
         },
@@ -167,6 +168,8 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys/:key_id/rotate',
     {
       ...common,
+      // `grace_period_s: null` is the default grace, like the field left out
+      preValidation: nullMeansAbsent('grace_period_s'),
       schema: {
         summary:
           'Rotate: a new key with the same name, scopes and expiry; the old one lives on for the grace period',
@@ -174,8 +177,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         params: keyIdParams,
         body: {
           type: ['object', 'null'],
-          // null, like an absent field: the default grace
-          properties: { grace_period_s: { type: ['integer', 'null'], minimum: 0, maximum: MAX_EXPIRY_S } },
+          properties: { grace_period_s: { type: 'integer', minimum: 0, maximum: MAX_EXPIRY_S } },
         },
         response: {
           201: {

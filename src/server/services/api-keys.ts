@@ -23,9 +23,8 @@ export const DEFAULT_GRACE_S = 3600;
 export interface CreateKeyInput {
   name: string;
   scopes?: Scope[];
-  /** null, like the key object's own `expires_at: null`: no expiry */
-  expires_at?: string | null;
-  expires_in_s?: number | null;
+  expires_at?: string;
+  expires_in_s?: number;
   project_id?: string;
 }
 
@@ -210,12 +209,7 @@ export class ApiKeyOps {
   }
 }
 
-export function resolveExpiry(input: CreateKeyInput, now: Date): string | null {
-  // null is "not given": a key object sent back as it was read (`expires_at: null`) asks for no expiry
-  const body = {
-    expires_at: input.expires_at ?? undefined,
-    expires_in_s: input.expires_in_s ?? undefined,
-  };
+export function resolveExpiry(body: CreateKeyInput, now: Date): string | null {
   if (body.expires_at !== undefined && body.expires_in_s !== undefined) {
     throw new HttpError('VALIDATION_FAILED', 'Give expires_at or expires_in_s, not both.', {
       details: [{ field: 'body.expires_at', message: 'conflicts with expires_in_s' }],
