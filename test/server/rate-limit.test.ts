@@ -93,6 +93,35 @@ describe('POST /auth/code limits', () => {
     expect((await post(s, 'ip10@example.com', '10.1.1.2')).statusCode).toBe(201);
   });
 
+  it('answers a malformed body 400 without using up the address budget for real codes', async () => {
+    const { server: s } = await withSmtp();
+    const bad = (payload: unknown) =>
+      s.app.inject({
+        method: 'POST',
+        url: '/auth/code',
+        payload: payload as object,
+        remoteAddress: '10.4.0.1',
+      });
+    for (let i = 0; i < 12; i++) {
+      const res = await bad(i % 2 ? { email: 5, type: 'api_key' } : { email: 'a@example.com' });
+      expect(res.statusCode).toBe(400);
+      expect(res.json().error.code).toBe('VALIDATION_FAILED');
+    }
+    for (let i = 0; i < 10; i++)
+      expect((await post(s, `bad${i}@example.com`, '10.4.0.1')).statusCode).toBe(201);
+    expectRateLimited(await post(s, 'bad10@example.com', '10.4.0.1'), 60);
+  });
+
+  it('counts a request refused per IP against no email', async () => {
+    const { server: s } = await withSmtp();
+    for (let i = 0; i < 10; i++)
+      expect((await post(s, `f${i}@example.com`, '10.5.0.1')).statusCode).toBe(201);
+    // over the IP limit: these must not spend victim@'s five codes
+    for (let i = 0; i < 6; i++) expectRateLimited(await post(s, 'victim@example.com', '10.5.0.1'), 60);
+    for (let i = 0; i < 5; i++)
+      expect((await post(s, 'victim@example.com', `10.5.1.${i}`)).statusCode).toBe(201);
+  });
+
   it('allows 5 requests per 10 minutes per email, known or not, case-insensitively, and sends no mail past it', async () => {
     const { server: s, smtp: mail } = await withSmtp();
     await s.store.users.ensure('known@example.com');
@@ -126,5 +155,26 @@ describe('POST /auth/code/:id/verifications limit', () => {
     for (let i = 0; i < 30; i++) expect((await verify('10.3.0.1')).statusCode).toBe(404);
     expectRateLimited(await verify('10.3.0.1'), 60);
     expect((await verify('10.3.0.2')).statusCode).toBe(404);
+  });
+
+  it('does not count a malformed body (400) as a try', async () => {
+    server = await startTestServer();
+    const s = server;
+    for (let i = 0; i < 31; i++) {
+      const res = await s.app.inject({
+        method: 'POST',
+        url: '/auth/code/code_nope/verifications',
+        payload: { code: 12345678 },
+        remoteAddress: '10.6.0.1',
+      });
+      expect(res.statusCode).toBe(400);
+    }
+    const tries = await s.app.inject({
+      method: 'POST',
+      url: '/auth/code/code_nope/verifications',
+      payload: { code: 'AAAAAAAA' },
+      remoteAddress: '10.6.0.1',
+    });
+    expect(tries.statusCode).toBe(404);
   });
 });

@@ -14,10 +14,14 @@ export interface AuthCodeRoutesOptions {
   jwt: JwtService;
 }
 
-/** Limits of API.md "Email-code flow". */
-export const CODE_REQUESTS_PER_IP = { max: 10, timeWindow: 60_000 } as const;
+/**
+ * Limits of API.md "Email-code flow". They count requests that passed validation (the limiter runs
+ * as a preHandler): a malformed body gets its 400 and neither mails a code nor tests one, so it does
+ * not use up the address's budget for real ones.
+ */
+export const CODE_REQUESTS_PER_IP = { max: 10, timeWindow: 60_000, hook: 'preHandler' } as const;
 export const CODE_REQUESTS_PER_EMAIL = { max: 5, timeWindow: 10 * 60_000 } as const;
-export const VERIFICATIONS_PER_IP = { max: 30, timeWindow: 60_000 } as const;
+export const VERIFICATIONS_PER_IP = { max: 30, timeWindow: 60_000, hook: 'preHandler' } as const;
 
 interface CodeBody {
   email: string;
@@ -62,7 +66,6 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
     '/auth/code',
     {
       config: { rateLimit: { ...CODE_REQUESTS_PER_IP, keyGenerator: perIpKey('auth-code-ip') } },
-      preHandler: limitPerEmail,
       schema: {
         summary: 'Mail a one-time code to an address (same answer whether or not it has an account)',
         tags: ['auth'],
@@ -81,6 +84,8 @@ export async function authCodeRoutes(app: FastifyInstance, opts: AuthCodeRoutesO
       },
     },
     async (request, reply) => {
+      // after the per-IP limiter (the last preHandler): a request it refused counts for no email
+      await limitPerEmail(request);
       if (request.body.type === 'jwt' && !opts.jwt.enabled) {
         throw new HttpError(
           'VALIDATION_FAILED',
