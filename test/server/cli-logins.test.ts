@@ -181,6 +181,23 @@ describe.each(engines)('CLI login (POST /v1/cli/logins + exchange) on $name', (e
     expect(await keysOf('device@example.com')).toBe(1);
   });
 
+  it('a client polling every `interval` on a timer never gets SLOW_DOWN, though its polls arrive a little early', async () => {
+    const { body, verifier } = await create();
+    const step = body.interval * 1000;
+    const poll = async (after: number) => {
+      now += after;
+      return errorCode(await exchange(body.login_id, { code_verifier: verifier }));
+    };
+    expect(await poll(0)).toBe('AUTHORIZATION_PENDING');
+    // a grid of `interval` with a few milliseconds of jitter either way
+    for (const jitter of [-3, +3, -40, +40, -3])
+      expect(await poll(step + jitter)).toBe('AUTHORIZATION_PENDING');
+    // faster than that is too fast: right away, and at half the interval
+    expect(await poll(0)).toBe('SLOW_DOWN');
+    expect(await poll(step / 2)).toBe('SLOW_DOWN');
+    expect(await poll(step)).toBe('AUTHORIZATION_PENDING');
+  });
+
   it('a wrong verifier never yields a key (and does not burn the login)', async () => {
     const { body, verifier } = await create();
     const browser = await signedIn('verifier@example.com');

@@ -15,6 +15,14 @@ export const USER_CODE_LENGTH = 8;
 export const LOGIN_TTL_S = 600;
 /** Seconds a polling client waits between exchanges. */
 export const POLL_INTERVAL_S = 1;
+/**
+ * How much earlier than `interval` a poll may arrive and still count as on time. A client polling
+ * on a timer (RFC 8628 §3.5) sends its requests exactly `interval` apart, and network or event-loop
+ * jitter lands some a few milliseconds early; answering those SLOW_DOWN would punish a well-behaved
+ * client every other poll. A real "too fast" (right after another poll, or at half the interval)
+ * is still caught.
+ */
+export const POLL_JITTER_MS = 250;
 /** Expired logins are kept this long so their page can still say "expired" rather than "unknown". */
 const KEEP_EXPIRED_MS = 24 * 3600_000;
 const DEFAULT_SCOPES: Scope[] = ['read', 'write', 'admin'];
@@ -238,7 +246,7 @@ export class CliLoginService {
     if (login.status === 'pending') {
       // RFC 8628 §3.5: slow_down is a variant of authorization_pending, so only waiting logins
       // are paced; a decided one answers at once
-      if (!(await this.repo.recordPoll(login.id, now))) {
+      if (!(await this.repo.recordPoll(login.id, now, POLL_JITTER_MS))) {
         throw new HttpError('SLOW_DOWN', `Polling too fast: wait ${login.interval_s} s between exchanges.`, {
           details: { interval: login.interval_s },
         });

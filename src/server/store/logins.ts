@@ -30,13 +30,13 @@ export class LoginsRepo {
   }
 
   /**
-   * Records a poll at `at` unless the previous one was less than `interval_s` before it.
-   * Returns false when the caller polls too fast (SLOW_DOWN).
+   * Records a poll at `at` unless the previous one was less than `interval_s` before it (less
+   * `toleranceMs`). Returns false when the caller polls too fast (SLOW_DOWN).
    */
-  async recordPoll(id: string, at: Date): Promise<boolean> {
+  async recordPoll(id: string, at: Date, toleranceMs = 0): Promise<boolean> {
     const row = await this.get(id);
     if (!row) return false;
-    const earliest = new Date(at.getTime() - row.interval_s * 1000).toISOString();
+    const earliest = new Date(at.getTime() - row.interval_s * 1000 + toleranceMs).toISOString();
     const res = await this.db
       .updateTable('cli_logins')
       .set({ last_poll_at: at.toISOString() })
