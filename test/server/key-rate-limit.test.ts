@@ -43,6 +43,8 @@ describe('per-key limit over HTTP', () => {
     expect(me.statusCode).toBe(200);
     expect(me.headers['ratelimit-limit']).toBe('4');
     expect(me.headers['ratelimit-remaining']).toBe('3');
+    expect(Number(me.headers['ratelimit-reset'])).toBeGreaterThanOrEqual(59);
+    expect(Number(me.headers['ratelimit-reset'])).toBeLessThanOrEqual(60);
     for (const remaining of [2, 1, 0]) {
       const r = await verify();
       expect(r.json()).toMatchObject({ valid: true, code: 'VALID', ratelimit: { limit: 4, remaining } });
@@ -53,6 +55,7 @@ describe('per-key limit over HTTP', () => {
     const meOver = await server.app.inject({ url: '/v1/me', headers: { 'xi-api-key': target.apiKey } });
     expect(meOver.statusCode).toBe(429);
     expect(meOver.headers['retry-after']).toMatch(/^\d+$/);
+    expect(meOver.headers['ratelimit-reset']).toBe(meOver.headers['retry-after']);
     // five verifications later the verifier's own budget is untouched
     const own = await server.app.inject({ url: '/v1/me', headers: { 'xi-api-key': verifier.apiKey } });
     expect(own.statusCode).toBe(200);

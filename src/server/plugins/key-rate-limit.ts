@@ -78,6 +78,8 @@ export function registerPerKeyLimit(app: FastifyInstance, perMinute: number): vo
     const r = limiter.hit(keyId);
     reply.header('ratelimit-limit', r.limit);
     reply.header('ratelimit-remaining', r.remaining);
+    // seconds until the window ends: the third field of the IETF RateLimit header fields draft
+    reply.header('ratelimit-reset', r.resetS);
     if (r.allowed) return done();
     done(rateLimitedError(request, { after: `${r.resetS}s`, ttl: r.resetS * 1000 }));
   };
