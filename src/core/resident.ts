@@ -1,6 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync } from 'node:fs';
 import { type RequestOptions, request } from 'node:http';
-import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { isAbsolute, join, resolve } from 'node:path';
 
 /**
  * Where the resident local server (the embedded server shared by CLI commands, src/server/resident.ts)
@@ -23,19 +24,61 @@ export const DEFAULT_IDLE_MS = 10 * 60_000;
 
 export interface ResidentPaths {
   dir: string;
+  /** `<dir>/breeze.sock`, or a short path elsewhere when that one is too long (see residentPaths) */
   socket: string;
+  /** the directory of the socket when it is not `dir` (a 0700 directory of this user's) */
+  socketDir?: string;
   record: string;
   log: string;
 }
 
-export function residentPaths(configDir: string): ResidentPaths {
+/**
+ * The longest socket path used as it is: a unix socket's path holds 108 bytes on Linux (104 on
+ * macOS) with its terminating NUL.
+ */
+export const MAX_SOCKET_PATH = 100;
+
+export function residentPaths(configDir: string, env: NodeJS.ProcessEnv = process.env): ResidentPaths {
   const dir = join(configDir, 'server'); // embeddedDataDir: the data directory `breeze serve` uses too
-  return {
+  const paths: ResidentPaths = {
     dir,
     socket: join(dir, 'breeze.sock'),
     record: join(dir, 'resident.json'),
     log: join(dir, 'resident.log'),
   };
+  if (Buffer.byteLength(paths.socket) > MAX_SOCKET_PATH) {
+    // A deep config dir (a test's temp dir, a long home): the socket goes to a short directory of
+    // this user's instead, named by the data directory so each config dir has its own. crypto is
+    // loaded only here (it costs every command a few ms).
+    const { createHash } = process.getBuiltinModule('node:crypto');
+    const tag = createHash('sha256').update(resolve(dir)).digest('hex').slice(0, 24);
+    const runtime = env.XDG_RUNTIME_DIR;
+    const uid = process.getuid?.() ?? 'user';
+    paths.socketDir =
+      runtime && isAbsolute(runtime) && Buffer.byteLength(runtime) <= 60
+        ? join(runtime, 'breeze')
+        : join(tmpdir(), `breeze-${uid}`);
+    paths.socket = join(paths.socketDir, `${tag}.sock`);
+  }
+  return paths;
+}
+
+/**
+ * Creates the socket directory outside the data directory (0700), or checks that the one there is
+ * this user's own, private and not a link: in a shared temp directory, another user could have made
+ * it first to catch the CLI's connections.
+ */
+export function ensureSocketDir(dir: string): void {
+  try {
+    mkdirSync(dir, { mode: 0o700 });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+  const st = lstatSync(dir);
+  const uid = process.getuid?.();
+  if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
+    throw new Error(`${dir} is not a private directory of this user's (0700); remove it or set XDG_RUNTIME_DIR`);
+  }
 }
 
 /** The record, or undefined when missing or unreadable (a half-written one cannot exist: atomic). */

@@ -1,6 +1,7 @@
 import { chmodSync, statSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import {
+  ensureSocketDir,
   probeSocket,
   RESIDENT_HEADER,
   type ResidentRecord,
@@ -15,6 +16,9 @@ import { ensurePrivateDir, writeFileAtomicSync } from '../credentials/atomic-fil
  * 127.0.0.1 and an ephemeral port (browser pages, the public URL), plus a unix socket inside the
  * 0700 data directory for the CLI. `resident.json` tells commands where it is.
  */
+
+/** How often the server checks that its record is still there and its own. */
+const RECORD_CHECK_MS = 1000;
 
 function removeQuietly(file: string): void {
   try {
@@ -37,6 +41,7 @@ export async function runResidentServer(opts: {
   const paths = residentPaths(opts.configDir);
   const log = opts.log ?? (() => {});
   ensurePrivateDir(paths.dir);
+  if (paths.socketDir) ensureSocketDir(paths.socketDir);
   const other = await probeSocket(paths.socket);
   if (other) throw new Error(`a resident server (pid ${other.pid}) already answers on ${paths.socket}`);
   removeQuietly(paths.socket); // stale: nobody answers on it
@@ -109,7 +114,19 @@ export async function runResidentServer(opts: {
     }, every);
     timer.unref();
   });
-  const why = await Promise.race([idle, opts.stop.then(() => 'stop requested')]);
+  // No command can find a server whose record is gone or names another process: its config dir
+  // was deleted (a test's or a script's temp dir), or another server took its place. It leaves at
+  // once instead of waiting out the idle time.
+  const orphaned = new Promise<string>((resolve) => {
+    const timer = setInterval(() => {
+      if (readRecord(paths.record)?.pid !== process.pid) {
+        clearInterval(timer);
+        resolve('its record is gone (config dir removed?)');
+      }
+    }, RECORD_CHECK_MS);
+    timer.unref();
+  });
+  const why = await Promise.race([idle, orphaned, opts.stop.then(() => 'stop requested')]);
   log(`stopping (${why})`);
   // first the record and the socket: no new command connects to a server on its way out
   if (readRecord(paths.record)?.pid === process.pid) removeQuietly(paths.record);

@@ -4,10 +4,12 @@
  * it leaves when idle or told to, and a stale, killed or other-version server is replaced.
  */
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ensureSocketDir, MAX_SOCKET_PATH, residentPaths } from '../../src/core/resident.js';
 import { runCli, seedKeyInDataDir, tempConfigDir } from '../helpers/cli.js';
 
 interface Record {
@@ -40,16 +42,16 @@ async function waitUntil(what: string, check: () => boolean, timeoutMs = 15_000)
 }
 
 /** A config dir with a key in its embedded server's data dir, passed as BREEZE_API_KEY. */
-async function setup(idleMs = 60_000) {
+async function setup(idleMs = 60_000, subdir?: string) {
   const tmp = tempConfigDir();
-  const dir = tmp.dir;
+  const dir = subdir ? join(tmp.dir, subdir) : tmp.dir;
   const { apiKey, keyId } = await seedKeyInDataDir(join(dir, 'server'), {
     scopes: ['read', 'write', 'admin'],
   });
   const env = { BREEZE_API_KEY: apiKey, BREEZE_SERVER_IDLE_MS: String(idleMs), BREEZE_STORAGE: 'file' };
   const paths = {
     record: join(dir, 'server', 'resident.json'),
-    socket: join(dir, 'server', 'breeze.sock'),
+    socket: residentPaths(dir).socket,
     log: join(dir, 'server', 'resident.log'),
   };
   const record = (): Record => JSON.parse(readFileSync(paths.record, 'utf8')) as Record;
@@ -76,7 +78,7 @@ async function setup(idleMs = 60_000) {
     expect(JSON.parse(r.stdout)).toMatchObject({ valid: true, key_id: keyId });
     return r;
   };
-  return { dir, apiKey, keyId, paths, record, exists, run, status };
+  return { dir, tmp, apiKey, keyId, paths, record, exists, run, status };
 }
 
 describe('resident embedded server', () => {
@@ -154,6 +156,49 @@ describe('resident embedded server', () => {
     // and the next command starts a new one
     await s.status();
     expect(s.record().pid).not.toBe(pid);
+  });
+
+  it('leaves within seconds when its config dir is deleted (a script or test cleaning up its temp dir)', async () => {
+    const s = await setup(); // idle time 60 s
+    await s.status();
+    const { pid } = s.record();
+    rmSync(s.dir, { recursive: true, force: true });
+    const started = Date.now();
+    await waitUntil('the orphaned server left', () => !alive(pid), 10_000);
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('a config dir too deep for a unix socket path: the socket lives in a private directory elsewhere, and works', async () => {
+    const deep = join('d'.repeat(40), 'e'.repeat(40), 'config');
+    const s = await setup(60_000, deep);
+    expect(Buffer.byteLength(join(s.dir, 'server', 'breeze.sock'))).toBeGreaterThan(108);
+    await s.status();
+    await s.status();
+    const rec = s.record();
+    expect(rec.socket).toBe(s.paths.socket);
+    expect(rec.socket.startsWith(s.dir)).toBe(false);
+    expect(Buffer.byteLength(rec.socket)).toBeLessThanOrEqual(MAX_SOCKET_PATH);
+    expect(statSync(rec.socket).mode & 0o777).toBe(0o600);
+    const sockDir = statSync(join(rec.socket, '..'));
+    expect(sockDir.mode & 0o777).toBe(0o700);
+    expect(sockDir.uid).toBe(process.getuid?.());
+    expect(readFileSync(s.paths.log, 'utf8').match(/resident server \d+/g)).toHaveLength(1);
+    const stop = await s.run(['server', 'stop', '--json']);
+    expect(stop.code, stop.stderr).toBe(0);
+    expect(s.exists(rec.socket)).toBe(false);
+  });
+
+  it("a socket directory that is not the user's private one is refused", () => {
+    const parent = mkdtempSync(join(tmpdir(), 'breeze-sockdir-'));
+    cleanups.push(() => rmSync(parent, { recursive: true, force: true }));
+    const open = join(parent, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o755);
+    expect(() => ensureSocketDir(open)).toThrow(/not a private directory/);
+    const fresh = join(parent, 'fresh');
+    ensureSocketDir(fresh);
+    expect(statSync(fresh).mode & 0o777).toBe(0o700);
+    ensureSocketDir(fresh); // again: it is ours
   });
 
   it('`breeze server stop` stops it cleanly; `server status` then says it is not running', async () => {
