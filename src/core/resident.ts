@@ -77,7 +77,9 @@ export function ensureSocketDir(dir: string): void {
   const st = lstatSync(dir);
   const uid = process.getuid?.();
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
-    throw new Error(`${dir} is not a private directory of this user's (0700); remove it or set XDG_RUNTIME_DIR`);
+    throw new Error(
+      `${dir} is not a private directory of this user's (0700); remove it or set XDG_RUNTIME_DIR`,
+    );
   }
 }
 
