@@ -20,7 +20,7 @@ export interface ResidentRecord {
 /** Header on answers over the socket only (never over TCP): `{"pid","version","idle_ms"}`. */
 export const RESIDENT_HEADER = 'x-breeze-resident';
 
-export const DEFAULT_IDLE_MS = 10 * 60_000;
+export const DEFAULT_IDLE_MS = 2 * 60_000;
 
 export interface ResidentPaths {
   dir: string;

@@ -30,7 +30,7 @@ export async function runServerStatus(ctx: CliContext): Promise<ResidentStatus> 
   };
 }
 
-/** The idle time after which the resident server exits: `BREEZE_SERVER_IDLE_MS`, default 10 min. */
+/** The idle time after which the resident server exits: `BREEZE_SERVER_IDLE_MS`, default 2 min. */
 export function idleMs(env: NodeJS.ProcessEnv): number {
   const v = env.BREEZE_SERVER_IDLE_MS;
   return v && /^\d{1,10}$/.test(v) && Number(v) > 0 ? Number(v) : DEFAULT_IDLE_MS;
