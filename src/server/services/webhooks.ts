@@ -17,6 +17,14 @@ import { type ExpiringKey, WebhookWorker } from './webhook-worker.js';
  */
 /** Every event name a webhook may subscribe to (`ping` is sent on request, whatever the subscription). */
 export const WEBHOOK_EVENTS: readonly string[] = [...AUDIT_ACTIONS, 'key.expiring'];
+
+/** Audit actions after which a key may newly be due a `key.expiring` notice. */
+const EXPIRY_MOVES: ReadonlySet<string> = new Set([
+  'key.created',
+  'key.rotated',
+  'key.enabled',
+  'key.updated',
+]);
 export const ALL_EVENTS = '*';
 /** Webhooks per organization. */
 export const MAX_WEBHOOKS_PER_ORG = 25;
@@ -232,9 +240,12 @@ export class WebhookService {
    */
   async enqueue(tx: Pick<StoreTx, 'db'>, event: WebhookEventData): Promise<number> {
     if (!event.org_id) return 0;
-    const hooks = (await new WebhooksRepo(tx.db).listForOrg(event.org_id)).filter((h) =>
-      subscribes(h, event.action),
-    );
+    const all = await new WebhooksRepo(tx.db).listForOrg(event.org_id);
+    // a key that may expire within the notice thresholds: its key.expiring need not wait for the
+    // periodic scan
+    if (EXPIRY_MOVES.has(event.action) && all.some((h) => subscribes(h, 'key.expiring')))
+      this.worker.expirySoon();
+    const hooks = all.filter((h) => subscribes(h, event.action));
     if (hooks.length === 0) return 0;
     await this.enqueueTo(tx, hooks, event);
     this.worker.nudge();
