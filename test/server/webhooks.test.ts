@@ -461,9 +461,16 @@ for (const e of eng.list) {
         );
         // before the first periodic scan could have run: the key's creation asked for it
         expect(notice.at - started).toBeLessThan(5000);
+        // shaped like the audit events: a key target, the system actor
         expect(JSON.parse(notice.raw)).toMatchObject({
           type: 'key.expiring',
-          data: { details: { within: '1d' } },
+          data: {
+            action: 'key.expiring',
+            org_id: o.orgId,
+            actor: { type: 'system', id: 'system' },
+            target: { type: 'key', id: k.body.key_id },
+            details: { within: '1d' },
+          },
         });
       } finally {
         await rxExp.close();

@@ -6,7 +6,7 @@ import type { AuthContext, ServerContext } from '../context.js';
 import type { JwtService } from '../jwt.js';
 import type { StoreTx } from '../store/index.js';
 import { type DeliveryRow, eventsOf, subscribes, type WebhookRow, WebhooksRepo } from '../store/webhooks.js';
-import { AUDIT_ACTIONS, actorOf, type RequestMeta } from './audit.js';
+import { AUDIT_ACTIONS, actorOf, type RequestMeta, SYSTEM_ACTOR } from './audit.js';
 import { OrgService } from './orgs.js';
 import { checkTarget, TargetRefused } from './webhook-target.js';
 import { type ExpiringKey, WebhookWorker } from './webhook-worker.js';
@@ -297,8 +297,9 @@ export class WebhookService {
       action: 'key.expiring',
       org_id: key.org_id,
       project_id: key.project_id,
-      actor: { type: 'system', id: 'breeze' },
-      target: { type: 'api_key', id: key.id },
+      // the same actor and target shapes as the audit events (key.leaked, key.created ...)
+      actor: SYSTEM_ACTOR,
+      target: { type: 'key', id: key.id },
       ip: null,
       user_agent: null,
       request_id: null,
