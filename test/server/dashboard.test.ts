@@ -368,6 +368,35 @@ for (const e of eng.list) {
       const stranger = await signedIn('stranger@example.com');
       expect((await stranger.get(`/orgs/${org.id}`)).statusCode).toBe(404);
       expect((await stranger.get(`/keys?org_id=${org.id}`)).statusCode).toBe(404);
+      // and for the form actions on what is not theirs: 404 like the pages, and nothing happens
+      const strangerCsrf = submission((await stranger.get('/keys')).body, '/logout').get('csrf') ?? '';
+      const viewerCsrf = submission(orgPage.body, '/logout').get('csrf') ?? '';
+      for (const [who, csrf] of [
+        [stranger, strangerCsrf],
+        [viewer, viewerCsrf],
+      ] as const) {
+        for (const action of ['disable', 'enable', 'rename', 'scopes', 'rotate', 'delete']) {
+          const res = await who.post(`/keys/${ownerKeyId}/${action}`, {
+            csrf,
+            name: 'taken',
+            scopes: 'read',
+            grace_period_s: '0',
+          });
+          expect(res.statusCode, `${action}: ${res.body.slice(0, 200)}`).toBe(404);
+        }
+      }
+      const still = await server.store.keys.get(ownerKeyId);
+      expect(still?.name).toBe('owner secret key');
+      expect(still?.disabled_at).toBeNull();
+      expect(still?.rotated_at).toBeNull();
+      const mailsBefore = mails.length;
+      const strangerPost = await stranger.post(`/orgs/${org.id}/invitations`, {
+        csrf: strangerCsrf,
+        email: 'y@example.com',
+        role: 'member',
+      });
+      expect(strangerPost.statusCode).toBe(404);
+      expect(mails.length).toBe(mailsBefore);
     });
 
     it('the owner invites and revokes, creates and deletes a project, changes a role', async () => {

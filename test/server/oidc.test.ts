@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { loggerOptions } from '../../src/server/logging.js';
 import { EXCHANGES_PER_IP } from '../../src/server/routes/oidc.js';
-import { claimMatches } from '../../src/server/services/oidc.js';
+import { claimMatches, newOidcTrustId } from '../../src/server/services/oidc.js';
 import { testEngines } from '../helpers/engines.js';
 import { startTestIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
 import type { TestServer } from '../helpers/server.js';
@@ -415,7 +415,7 @@ for (const e of eng.list) {
       });
     });
 
-    test('an http issuer is refused (401) by a server without --allow-http-issuers', async () => {
+    test('an http issuer is refused by a server without --allow-http-issuers: 400 for the trust, 401 for a token', async () => {
       const strict = await e.startServer({ config: { rateLimitPerKey: 0 } });
       try {
         const k = await strict.seedKey({ email: 'strict@example.com' });
@@ -431,7 +431,23 @@ for (const e of eng.list) {
           headers: { 'xi-api-key': k.apiKey },
           payload: { issuer: issuer.url, audience: aud, claims: { repository: 'acme/api' } },
         });
-        expect(created.statusCode).toBe(201);
+        expect(created.statusCode).toBe(400);
+        expect(created.json()).toMatchObject({ error: { code: 'VALIDATION_FAILED' } });
+        expect(created.json().error.message).toContain('--allow-http-issuers');
+        // a trust written by an instance that allowed http (same database) is still refused here
+        const now = new Date().toISOString();
+        await strict.store.oidc.insertTrust({
+          id: newOidcTrustId(),
+          org_id: orgId,
+          project_id: me.json().project.id,
+          issuer: issuer.url,
+          audience: aud,
+          claims: JSON.stringify({ repository: 'acme/api' }),
+          scopes: 'read',
+          ttl_s: 600,
+          created_by: me.json().user.id,
+          created_at: now,
+        });
         const hits = issuer.hits['/.well-known/openid-configuration'] ?? 0;
         const res = await strict.app.inject({
           method: 'POST',

@@ -383,6 +383,27 @@ describe('invitations', () => {
     ]);
   });
 
+  test('a key accepts only with "admin" (like creating an organization); inviting a member is 409', async () => {
+    const owner = await credentials(`iadm-${uniq()}@example.com`);
+    const { org } = await s.store.transaction((tx) => tx.orgs.create('Key Co', owner.userId));
+    const guestEmail = `gk-${uniq()}@example.com`;
+    const guest = await credentials(guestEmail);
+    const readOnly = await s.seedKey({ email: guestEmail, scopes: ['read', 'write'] });
+    const { res, code } = await invite(owner.jwt, org.id, guestEmail);
+    const url = `/v1/invitations/${res.body.id}/accept`;
+    const refused = await call({ 'xi-api-key': readOnly.apiKey }, 'POST', url, { code });
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: { code: 'FORBIDDEN' } });
+    // the refusal cost nothing: the invitation still works, for a user credential
+    expect((await call(guest.jwt, 'POST', url, { code })).status).toBe(200);
+
+    // inviting someone who is already a member: 409 at once, and no mail
+    const again = await invite(owner.jwt, org.id, guestEmail.toUpperCase(), 'admin');
+    expect(again.res.status).toBe(409);
+    expect(again.res.body).toMatchObject({ error: { code: 'CONFLICT' } });
+    expect(again.mail).toBeUndefined();
+  });
+
   test('five wrong codes kill it; an expired one is 404', async () => {
     const owner = await credentials(`ikill-${uniq()}@example.com`);
     const { org } = await s.store.transaction((tx) => tx.orgs.create('Kill Co', owner.userId));

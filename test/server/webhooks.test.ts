@@ -433,6 +433,50 @@ for (const e of eng.list) {
         await rxExp.close();
       }
     });
+
+    test('key.expiring for a key made inside the window goes out within seconds, not at the next periodic scan', async () => {
+      // the default 10-minute scan (its first run comes 5 s after the start)
+      const started = Date.now();
+      const s2 = await e.startServer({
+        config: {
+          allowPrivateWebhooks: true,
+          webhooks: { ...FAST, expiryScanMs: 600_000 },
+          rateLimitPerKey: 0,
+        },
+      });
+      const rxExp = await startReceiver();
+      try {
+        const o = await owner(s2);
+        await call(s2, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, { url: rxExp.url, events: ['*'] });
+        const in5h = new Date(Date.now() + 5 * 3600_000).toISOString();
+        const k = await call(s2, o.apiKey, 'POST', '/v1/api-keys', { name: 'five hours', expires_at: in5h });
+        expect(k.status).toBe(201);
+        const notice = await until(
+          'key.expiring',
+          async () =>
+            rxExp.received.find(
+              (r) => r.raw.includes('"key.expiring"') && r.raw.includes(k.body.key_id as string),
+            ),
+          3000,
+        );
+        // before the first periodic scan could have run: the key's creation asked for it
+        expect(notice.at - started).toBeLessThan(5000);
+        // shaped like the audit events: a key target, the system actor
+        expect(JSON.parse(notice.raw)).toMatchObject({
+          type: 'key.expiring',
+          data: {
+            action: 'key.expiring',
+            org_id: o.orgId,
+            actor: { type: 'system', id: 'system' },
+            target: { type: 'key', id: k.body.key_id },
+            details: { within: '1d' },
+          },
+        });
+      } finally {
+        await rxExp.close();
+        await s2.close();
+      }
+    });
   });
 }
 

@@ -78,7 +78,13 @@ function refusal(
     ok: false,
     status,
     body: { error: { code, message, statusCode: status, category, request_id: requestId } },
-    headers: { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store', ...headers },
+    // API.md: every response carries x-request-id, and an error body's request_id equals it
+    headers: {
+      'content-type': 'application/json; charset=utf-8',
+      'cache-control': 'no-store',
+      'x-request-id': requestId,
+      ...headers,
+    },
   };
 }
 

@@ -80,6 +80,8 @@ interface Entry {
   remaining?: number;
   /** performance.now() when that window resets */
   resetAt?: number;
+  /** uses of that window answered from this cache, which the server never saw */
+  unseen?: number;
 }
 
 function hashKey(key: string): string {
@@ -207,30 +209,43 @@ export function createVerifier(options: VerifierOptions): Verifier {
         hasScopes(e.result.scopes, scopes) &&
         (e.remaining === undefined || e.resetAt === undefined || (now < e.resetAt && e.remaining > 0));
       if (usable) {
-        if (e.remaining !== undefined) e.remaining--;
+        if (e.remaining !== undefined) {
+          e.remaining--;
+          e.unseen = (e.unseen ?? 0) + 1;
+        }
         return e.result;
       }
     }
-    if (scopes.length > 0) {
-      const s = cache.get(`${hash}|${scopes.join(',')}`);
-      if (s && fresh(s, now)) return s.result;
-    }
+    // a refusal that depends on the scopes asked for, or a RATE_LIMITED (stored under the same name)
+    const s = cache.get(`${hash}|${scopes.join(',')}`);
+    if (s && fresh(s, now)) return s.result;
     return undefined;
   }
 
-  function store(hash: string, scopes: string[], result: VerifyResult, startedAt: number): void {
+  /**
+   * Caches an answer and returns what to answer. A VALID answer inside a window this cache already
+   * spent uses of is charged with those uses: the server counted only the verifications that reached
+   * it, so without this a warm cache would let a key far past its limit (each server answer would
+   * open a fresh local allowance). When the uses exceed the limit, the answer is RATE_LIMITED.
+   */
+  function store(hash: string, scopes: string[], result: VerifyResult, startedAt: number): VerifyResult {
     const now = performance.now();
     if (result.valid) {
       const keyId = result.key_id;
       const revokedAt = keyId ? recentlyRevoked.get(keyId) : undefined;
-      if (revokedAt !== undefined && revokedAt >= startedAt) return;
+      if (revokedAt !== undefined && revokedAt >= startedAt) return result;
       let hardExpiry = now + ttl;
       if (result.expires_at)
         hardExpiry = Math.min(hardExpiry, now + (Date.parse(result.expires_at) - Date.now()));
       const entry: Entry = { result, storedAt: now, hardExpiry, keyId };
       if (result.ratelimit && result.ratelimit.limit > 0) {
-        entry.remaining = result.ratelimit.remaining;
+        const old = cache.get(hash);
+        const carried =
+          old?.resetAt !== undefined && now < old.resetAt && old.keyId === keyId ? (old.unseen ?? 0) : 0;
+        entry.remaining = result.ratelimit.remaining - carried;
+        entry.unseen = carried;
         entry.resetAt = now + result.ratelimit.reset_s * 1000;
+        if (carried > 0 && old?.resetAt !== undefined) entry.resetAt = Math.max(entry.resetAt, old.resetAt);
       }
       cache.set(hash, entry);
       if (keyId) {
@@ -241,7 +256,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
         }
         set.add(hash);
       }
-      return;
+      if (entry.remaining !== undefined && entry.remaining < 0 && entry.resetAt !== undefined) {
+        const limited: VerifyResult = {
+          valid: false,
+          code: 'RATE_LIMITED',
+          retry_after_s: Math.max(1, Math.ceil((entry.resetAt - now) / 1000)),
+        };
+        store(hash, scopes, limited, startedAt);
+        return limited;
+      }
+      return result;
     }
     if (result.code === 'RATE_LIMITED') {
       // remembered until the window resets (when known), so a flood does not become a flood of requests
@@ -252,10 +276,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
         hardExpiry: now + Math.min(wait, negativeTtl),
         keyId: null,
       });
-      return;
+      return result;
     }
     const cacheKey = result.code === 'INSUFFICIENT_SCOPE' ? `${hash}|${scopes.join(',')}` : hash;
     cache.set(cacheKey, { result, storedAt: now, hardExpiry: now + negativeTtl, keyId: null });
+    return result;
   }
 
   async function ask(key: string, scopes: string[]): Promise<VerifyResult> {
@@ -333,8 +358,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const p = (async () => {
       try {
         const result = await ask(key, scopes);
-        if (!closed) store(hash, scopes, result, now);
-        return result;
+        return closed ? result : store(hash, scopes, result, now);
       } finally {
         inflight.delete(flightKey);
       }

@@ -103,6 +103,8 @@ describe('decide: refusals in Breeze error shape', () => {
         },
       });
       expect(r.headers['x-breeze-api-key-id']).toBeUndefined();
+      // API.md: the body's request_id equals the response's x-request-id
+      expect(r.headers['x-request-id']).toBe('req_1');
       for (const [k, v] of Object.entries(extra ?? {})) expect(r.headers[k]).toBe(v);
     });
   }
@@ -117,6 +119,7 @@ describe('decide: refusals in Breeze error shape', () => {
     ] as Array<Record<string, string>>) {
       const r = await decide(headers(h), { verifier: v });
       expect(r).toMatchObject({ ok: false, status: 401, body: { error: { code: 'AUTH_REQUIRED' } } });
+      if (!r.ok) expect(r.headers['x-request-id']).toBe(r.body.error.request_id);
     }
     expect(v.calls).toHaveLength(0);
   });

@@ -177,6 +177,25 @@ describe('createVerifier: answers and cache', () => {
     expect(await v.verify(key)).toEqual({ valid: false, code: 'RATE_LIMITED', retry_after_s: 42 });
     expect(fake.verifyCalls).toHaveLength(2);
   });
+
+  it('charges a server answer with the uses it spent locally: a warm cache never lets a key past its limit', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 2, reset_s: 60 } }));
+    const v = verifier();
+    await connected(v);
+    for (let i = 0; i < 3; i++) expect(await v.verify(key)).toMatchObject({ valid: true });
+    expect(fake.verifyCalls).toHaveLength(1);
+    // the server saw one verification of the three, so it still says "valid, 1 left": the fourth use
+    // of a limit of 3 is over it all the same
+    fake.answers.set(key, VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 1, reset_s: 59 } }));
+    const fourth = await v.verify(key);
+    expect(fourth).toMatchObject({ valid: false, code: 'RATE_LIMITED' });
+    expect(fourth.valid === false && fourth.retry_after_s).toBeGreaterThanOrEqual(59);
+    expect(fake.verifyCalls).toHaveLength(2);
+    // and later checks in the window are refused without a request each
+    expect(await v.verify(key)).toMatchObject({ valid: false, code: 'RATE_LIMITED' });
+    expect(fake.verifyCalls).toHaveLength(2);
+  });
 });
 
 describe('createVerifier: the revocation stream', () => {

@@ -218,12 +218,20 @@ export class DashboardKit {
   }
 
   /** Runs a POST action; a refusal (4xx of a service, or PageError) becomes a flash on `back`. */
-  async act(reply: FastifyReply, back: string, fn: () => Promise<ActionResult>): Promise<FastifyReply> {
+  async act(
+    reply: FastifyReply,
+    back: string,
+    fn: () => Promise<ActionResult>,
+    opts: { notFoundIsPage?: boolean } = {},
+  ): Promise<FastifyReply> {
     try {
       const done = await fn();
       if (done?.flash) this.flash.set(reply, done.flash);
       return seeOther(reply, done?.to ?? back);
     } catch (err) {
+      // the resource the URL names is not the caller's (or does not exist): the page's 404, as GET
+      // answers, rather than a redirect to a page that would 404
+      if (opts.notFoundIsPage && err instanceof HttpError && err.code === 'NOT_FOUND') throw err;
       const message = refusal(err);
       if (message === null) throw err;
       this.flash.set(reply, { kind: 'error', text: message });
@@ -241,6 +249,8 @@ export class DashboardKit {
     if (!session) return reply;
     const auth = authOf(session);
     const base = `/orgs/${request.params.org_id}`;
-    return this.act(reply, base, async () => fn(await this.orgs.access(auth, request.params.org_id), auth));
+    // an organization that is not the caller's: 404 (before anything else), as its page answers
+    const access = await this.orgs.access(auth, request.params.org_id);
+    return this.act(reply, base, async () => fn(access, auth));
   }
 }

@@ -1,9 +1,10 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import { readAuditLog } from '../services/audit-log.js';
 import { scopesOf } from '../store/keys.js';
 import { keyEventsSection } from './audit-page.js';
 import {
+  type ActionResult,
   authOf,
   type DashboardKit,
   PageError,
@@ -24,6 +25,9 @@ import { type UsageRange, usageSection, usageSeries } from './usage-chart.js';
  */
 export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void {
   const { ctx, ops, orgs } = kit;
+  /** A form action on the key in the URL: a key that is not the caller's is the page's 404. */
+  const actOnKey = (reply: FastifyReply, id: string, fn: () => Promise<ActionResult>) =>
+    kit.act(reply, `/keys/${id}`, fn, { notFoundIsPage: true });
 
   app.get<{ Params: { key_id: string } }>('/keys/:key_id', { schema: HIDE }, async (request, reply) => {
     const session = await kit.signedIn(request, reply);
@@ -112,7 +116,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.formSession(request, reply);
     if (!session) return reply;
     const id = request.params.key_id;
-    return kit.act(reply, `/keys/${id}`, async () => {
+    return actOnKey(reply, id, async () => {
       const name = textInput(field(request.body, 'name'), 200);
       if (!name) throw new PageError('Give the key a name (up to 200 characters, no control characters).');
       const row = await ops.update(authOf(session), id, { name }, pageBy(request, session));
@@ -124,7 +128,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.formSession(request, reply);
     if (!session) return reply;
     const id = request.params.key_id;
-    return kit.act(reply, `/keys/${id}`, async () => {
+    return actOnKey(reply, id, async () => {
       const row = await ops.update(
         authOf(session),
         id,
@@ -148,6 +152,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     try {
       rotated = await ops.rotate(authOf(session), id, grace.value, pageBy(request, session));
     } catch (err) {
+      if (err instanceof HttpError && err.code === 'NOT_FOUND') throw err;
       const message = refusal(err);
       if (message === null) throw err;
       // a resubmitted rotation lands here (409: already rotated): no plaintext again
@@ -173,7 +178,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
       const session = await kit.formSession(request, reply);
       if (!session) return reply;
       const id = request.params.key_id;
-      return kit.act(reply, `/keys/${id}`, async () => {
+      return actOnKey(reply, id, async () => {
         const row = await ops.setEnabled(authOf(session), id, action, pageBy(request, session));
         return {
           flash: {
@@ -192,7 +197,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.formSession(request, reply);
     if (!session) return reply;
     const id = request.params.key_id;
-    return kit.act(reply, `/keys/${id}`, async () => {
+    return actOnKey(reply, id, async () => {
       const row = await ops.delete(authOf(session), id, pageBy(request, session));
       return {
         to: `/keys?org_id=${row.org_id ?? ''}`,

@@ -33,7 +33,7 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
           required: ['email', 'role'],
           properties: { email: emailSchema, role: roleSchema },
         },
-        response: { 201: invitationSchema, ...errorResponses(400, 401, 403, 404, 429) },
+        response: { 201: invitationSchema, ...errorResponses(400, 401, 403, 404, 409, 429) },
       },
     },
     async (request, reply) => {
@@ -76,7 +76,7 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
             required: [...memberSchema.required, 'org_id'],
             properties: { ...memberSchema.properties, org_id: { type: 'string' } },
           },
-          ...errorResponses(400, 401, 404, 409, 429),
+          ...errorResponses(400, 401, 403, 404, 409, 429),
         },
       },
     },

@@ -224,6 +224,11 @@ export class OrgService {
       throw new HttpError('FORBIDDEN', 'Only an owner can invite an owner.');
     }
     const org = await this.get(access.orgId);
+    // an invitation a member could only answer with 409: say so now, and mail nobody
+    const invitee = await this.ctx.store.users.findByEmail(normaliseEmail(email));
+    if (invitee && (await this.ctx.store.orgs.membership(org.id, invitee.id))) {
+      throw new HttpError('CONFLICT', `${normaliseEmail(email)} is already a member of this organization.`);
+    }
     const now = this.ctx.clock();
     const id = newInvitationId(now.getTime());
     const code = randomString(EMAIL_CODE_LENGTH, EMAIL_CODE_ALPHABET);
@@ -278,6 +283,14 @@ export class OrgService {
     input: string,
     meta: RequestMeta = SYSTEM_META,
   ): Promise<MemberRow & { org_id: string }> {
+    // joining an organization changes the account: a user credential (session, JWT) or a key that
+    // holds "admin" (one that grants everything its user can reach), like creating an organization
+    if (auth.type === 'api_key' && !auth.scopes.includes('admin')) {
+      throw new HttpError(
+        'FORBIDDEN',
+        'Accepting an invitation needs a session, a JWT or a key with "admin".',
+      );
+    }
     const repo = this.ctx.store.invitations;
     const inv = await repo.get(id);
     const now = this.ctx.clock().toISOString();

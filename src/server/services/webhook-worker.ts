@@ -122,11 +122,33 @@ export class WebhookWorker {
     setTimeout(() => this.schedule(0), 250).unref();
   }
 
+  private expirySoonTimer: NodeJS.Timeout | undefined;
+
+  /**
+   * Runs the `key.expiring` scan in a second (a key that expires within the thresholds may just have
+   * been made, rotated or enabled, in an organization with a webhook for it), rather than at the
+   * next periodic scan up to `expiryScanMs` later. At most one such scan a second.
+   */
+  expirySoon(): void {
+    if (!this.started || this.stopping.signal.aborted || this.tuning.expiryScanMs <= 0) return;
+    if (this.expirySoonTimer) return;
+    this.expirySoonTimer = setTimeout(() => {
+      this.expirySoonTimer = undefined;
+      if (this.stopping.signal.aborted) return;
+      // notices are once-only by their primary key, so this may overlap the periodic scan
+      this.scanExpiring().catch((err: Error) =>
+        this.deps.log.warn({ webhook_error: err.message }, 'key.expiring scan failed'),
+      );
+    }, 1000);
+    this.expirySoonTimer.unref();
+  }
+
   /** Stops polling, aborts attempts in flight (their leases are given back) and waits for them. */
   async stop(): Promise<void> {
     this.stopping.abort();
     clearTimeout(this.timer);
     clearTimeout(this.expiryTimer);
+    clearTimeout(this.expirySoonTimer);
     await this.running?.catch(() => {});
     await this.expiryRun?.catch(() => {});
     await this.agent.close().catch(() => {});

@@ -6,7 +6,7 @@ import type { AuthContext, ServerContext } from '../context.js';
 import type { JwtService } from '../jwt.js';
 import type { StoreTx } from '../store/index.js';
 import { type DeliveryRow, eventsOf, subscribes, type WebhookRow, WebhooksRepo } from '../store/webhooks.js';
-import { AUDIT_ACTIONS, actorOf, type RequestMeta } from './audit.js';
+import { AUDIT_ACTIONS, actorOf, type RequestMeta, SYSTEM_ACTOR } from './audit.js';
 import { OrgService } from './orgs.js';
 import { checkTarget, TargetRefused } from './webhook-target.js';
 import { type ExpiringKey, WebhookWorker } from './webhook-worker.js';
@@ -17,6 +17,14 @@ import { type ExpiringKey, WebhookWorker } from './webhook-worker.js';
  */
 /** Every event name a webhook may subscribe to (`ping` is sent on request, whatever the subscription). */
 export const WEBHOOK_EVENTS: readonly string[] = [...AUDIT_ACTIONS, 'key.expiring'];
+
+/** Audit actions after which a key may newly be due a `key.expiring` notice. */
+const EXPIRY_MOVES: ReadonlySet<string> = new Set([
+  'key.created',
+  'key.rotated',
+  'key.enabled',
+  'key.updated',
+]);
 export const ALL_EVENTS = '*';
 /** Webhooks per organization. */
 export const MAX_WEBHOOKS_PER_ORG = 25;
@@ -232,9 +240,12 @@ export class WebhookService {
    */
   async enqueue(tx: Pick<StoreTx, 'db'>, event: WebhookEventData): Promise<number> {
     if (!event.org_id) return 0;
-    const hooks = (await new WebhooksRepo(tx.db).listForOrg(event.org_id)).filter((h) =>
-      subscribes(h, event.action),
-    );
+    const all = await new WebhooksRepo(tx.db).listForOrg(event.org_id);
+    // a key that may expire within the notice thresholds: its key.expiring need not wait for the
+    // periodic scan
+    if (EXPIRY_MOVES.has(event.action) && all.some((h) => subscribes(h, 'key.expiring')))
+      this.worker.expirySoon();
+    const hooks = all.filter((h) => subscribes(h, event.action));
     if (hooks.length === 0) return 0;
     await this.enqueueTo(tx, hooks, event);
     this.worker.nudge();
@@ -286,8 +297,9 @@ export class WebhookService {
       action: 'key.expiring',
       org_id: key.org_id,
       project_id: key.project_id,
-      actor: { type: 'system', id: 'breeze' },
-      target: { type: 'api_key', id: key.id },
+      // the same actor and target shapes as the audit events (key.leaked, key.created ...)
+      actor: SYSTEM_ACTOR,
+      target: { type: 'key', id: key.id },
       ip: null,
       user_agent: null,
       request_id: null,
