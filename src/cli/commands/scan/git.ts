@@ -163,7 +163,10 @@ function scanDiffOutput(
         }
         const first = stderr.trim().split('\n')[0] ?? '';
         return reject(
-          new UserError(`git ${args.find((a) => !a.startsWith('-')) ?? ''} failed in ${cwd}: ${first}`),
+          // the subcommand: the first word that is neither an option nor the value of a `-c`
+          new UserError(
+            `git ${args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '-c') ?? ''} failed in ${cwd}: ${first}`,
+          ),
         );
       }
       scanner.end();
