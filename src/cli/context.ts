@@ -25,6 +25,9 @@ export interface GlobalOptions {
 /** The server id `embedded` (the packaged server over `<config dir>/server/`, resident in the background). */
 export const EMBEDDED = 'embedded';
 
+/** The longest `Retry-After` a command waits out by itself (with a notice on stderr). */
+const RATE_LIMIT_MAX_WAIT_S = 10;
+
 /** Where a setting came from (CLI.md precedence: flag > environment > .breeze.json > profile > default). */
 export type ValueSource = 'flag' | 'env' | 'link' | 'profile' | 'default';
 
@@ -321,6 +324,10 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         proxy: ctx.server() !== EMBEDDED,
         // through `out`: escaped like any other line for people, and printed above a running spinner
         trace: verbose ? (line) => out.info(line) : undefined,
+        // a short Retry-After is waited out, saying so; a long one fails at once (exit 1, RATE_LIMITED,
+        // "try again in Ns") instead of leaving a script or CI job hanging silently for a minute
+        maxRetryAfterS: RATE_LIMIT_MAX_WAIT_S,
+        onRateLimited: ({ waitS }) => out.warn(`Rate limited by the server (429): retrying in ${waitS} s.`),
       });
     },
     account(server = ctx.server()) {

@@ -152,6 +152,9 @@ export async function saveLogin(
       `Logged in as ${result.user.email} with key ${result.key.prefix}… (${result.key.key_id}), stored in ${where}` +
         (ctx.profile !== 'default' ? ` for profile "${ctx.profile}".` : '.'),
     );
+    // a key that stops working must not do so unannounced (a script or another machine may use it)
+    if (replacedKeyId)
+      ctx.out.info(`Deleted this profile's previous key ${replacedKeyId} on the server: it no longer works.`);
   }
   return { profile: ctx.profile, server, storage: saved, key: result.key, user: result.user, replacedKeyId };
 }

@@ -40,6 +40,8 @@ export interface ClientOptions {
   retries?: number;
   /** longest `Retry-After` honoured by waiting (longer ones are thrown); default 60 s */
   maxRetryAfterS?: number;
+  /** told before each wait on a 429, so a person is not left looking at a silent command */
+  onRateLimited?: (info: { waitS: number; requestId: string | null }) => void;
   /** cancels requests and retry waits (Ctrl-C) */
   signal?: AbortSignal;
   /** honour HTTPS_PROXY / HTTP_PROXY / NO_PROXY (default true) */
@@ -212,7 +214,9 @@ export class BreezeClient {
       const error = toApiError(res.statusCode, text, requestId, headerValue(res.headers['retry-after']));
       const maxWait = this.opts.maxRetryAfterS ?? 60;
       if (res.statusCode === 429 && attempt < retries && (error.retryAfter ?? 1) <= maxWait) {
-        await this.sleep((error.retryAfter ?? 2 ** attempt) * 1000);
+        const waitS = error.retryAfter ?? 2 ** attempt;
+        this.opts.onRateLimited?.({ waitS, requestId });
+        await this.sleep(waitS * 1000);
         continue;
       }
       throw error;

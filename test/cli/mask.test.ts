@@ -45,6 +45,18 @@ describe('Masker', () => {
     expect(through([Buffer.from(odd).toString('base64')], list)).toContain('[TOKEN]');
   });
 
+  it('replaces a value encoded on its own whole, its last characters and padding included', () => {
+    // 50, 49 and 48 bytes: two, one and no padding characters
+    for (const value of [KEY, KEY.slice(0, 49), KEY.slice(0, 48)]) {
+      const list = [{ name: 'BREEZE_API_KEY', value }];
+      const b64 = Buffer.from(value).toString('base64');
+      expect(through([`${b64}\n`], list), b64).toBe('[BREEZE_API_KEY]\n');
+      expect(through([`x=${b64.replace(/=+$/, '')};`], list)).toBe('x=[BREEZE_API_KEY];');
+      const url = Buffer.from(value).toString('base64url');
+      expect(through([url.slice(0, 9), `${url.slice(9)}\n`], list)).toBe('[BREEZE_API_KEY]\n');
+    }
+  });
+
   it('holds back only a possible prefix of a secret: a progress bar passes at once', () => {
     const m = new Masker(secrets);
     expect(m.push(Buffer.from('\r[====      ] 40%')).toString()).toBe('\r[====      ] 40%');

@@ -256,6 +256,33 @@ describe('breeze link / unlink', () => {
     t.cleanup();
   });
 
+  it('link --profile before that profile logs in pins no server: the saved server of the profile applies later', async () => {
+    const t = tempConfigDir();
+    const root = mkdtempSync(join(tmpdir(), 'breeze-link-'));
+    try {
+      // no server chosen anywhere: nothing to pin but the profile (not the "embedded" default)
+      const linked = await runCli(['--profile', 'dora', 'link', '--json'], {
+        configDir: t.dir,
+        cwd: root,
+        env: NO_DBUS,
+      });
+      expect(linked.code, linked.stderr).toBe(0);
+      expect(JSON.parse(readFileSync(join(root, '.breeze.json'), 'utf8'))).toEqual({ profile: 'dora' });
+      expect(JSON.parse(linked.stdout)).toEqual({ path: join(root, '.breeze.json'), profile: 'dora' });
+      // dora logs in to the served Breeze (the flag names it); afterwards the directory uses it
+      await loggedIn(t.dir, 'dora', 'dora@example.com');
+      const st = await runCli(['status', '--json'], { configDir: t.dir, cwd: root, env: NO_DBUS });
+      expect(st.code, st.stderr).toBe(0);
+      const s = JSON.parse(st.stdout);
+      expect(s.user.email).toBe('dora@example.com');
+      expect(s.server).toBe(url);
+      expect(s.sources).toEqual({ profile: 'link', server: 'profile', project: 'default' });
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+      t.cleanup();
+    }
+  });
+
   it('untrusted .breeze.json: unknown fields ignored with a warning (values never echoed), bad values refused', async () => {
     const t = tempConfigDir();
     await loggedIn(t.dir, 'carol', 'carol@example.com');

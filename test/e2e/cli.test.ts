@@ -98,6 +98,22 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
     t.cleanup();
   });
 
+  it('login again deletes the profile key it replaces on the server, and says so', async () => {
+    const first = await loggedIn();
+    const second = await seedKeyInDataDir(dataDir, { email: 'dev@example.com' });
+    const r = await runCli(['--server', url, 'login', '--with-key'], {
+      configDir: first.dir,
+      input: `${second.apiKey}\n`,
+      env: NO_DBUS,
+    });
+    expect(r.code, r.stderr).toBe(0);
+    expect(await meStatus(first.apiKey)).toBe(401);
+    expect(await meStatus(second.apiKey)).toBe(200);
+    expect(r.stderr).toContain(`previous key ${first.keyId} on the server`);
+    expect(r.stdout).toBe('');
+    first.t.cleanup();
+  });
+
   it('login warns in one line when the keychain is unusable, and fails when --storage keychain was asked for', async () => {
     const t = tempConfigDir();
     const { apiKey } = await seedKeyInDataDir(dataDir);

@@ -158,6 +158,32 @@ describe('breeze scan (files)', () => {
     expectNoKeyPrinted(r);
   });
 
+  it('a file named twice, or also inside a named directory, is reported once', async () => {
+    const r = await breeze([
+      'scan',
+      '--offline',
+      '--json',
+      'notes.md',
+      './notes.md',
+      '.',
+      'src',
+      'src/app.ts',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(
+      JSON.parse(r.stdout).findings.map((f: { file: string; line: number }) => `${f.file}:${f.line}`),
+    ).toEqual(['notes.md:2', 'src/app.ts:3']);
+    expectNoKeyPrinted(r);
+  });
+
+  it('--git-history or --install-hook outside a repository is a usage error (exit 2), not exit 1', async () => {
+    for (const flag of ['--git-history', '--staged', '--install-hook']) {
+      const r = await breeze(['scan', '--offline', flag], { cwd: root });
+      expect(r.code, `${flag}: ${r.stderr}`).toBe(2);
+      expect(r.stderr).toContain('Not a git repository');
+    }
+  });
+
   it('a path that does not exist is a usage error (exit 2), not the "live key found" exit 1', async () => {
     const r = await breeze(['scan', '--offline', '--json', 'no-such-file.txt']);
     expect(r.code, r.stderr).toBe(2);

@@ -27,11 +27,15 @@ describe('PKCE and browser detection', () => {
     expect(createPkce().verifier).not.toBe(a.verifier);
   });
 
-  it('falls back to device mode on SSH, in CI and on Linux without a display', () => {
+  it('falls back to device mode on SSH, in CI and on Linux without a display (or BROWSER)', () => {
     expect(browserUnavailableReason({ SSH_CONNECTION: '1 2 3 4', DISPLAY: ':0' }, 'linux')).toMatch(/SSH/);
     expect(browserUnavailableReason({ SSH_TTY: '/dev/pts/1' }, 'darwin')).toMatch(/SSH/);
     expect(browserUnavailableReason({ CI: 'true', DISPLAY: ':0' }, 'linux')).toMatch(/CI/);
     expect(browserUnavailableReason({}, 'linux')).toMatch(/display/);
+    expect(browserUnavailableReason({ BROWSER: ' ' }, 'linux')).toMatch(/display/);
+    // BROWSER names a way to open a URL without a display (xdg-open runs it): honour it
+    expect(browserUnavailableReason({ BROWSER: '/usr/bin/w3m' }, 'linux')).toBeNull();
+    expect(browserUnavailableReason({ BROWSER: 'x', SSH_TTY: '/dev/pts/1' }, 'linux')).toMatch(/SSH/);
     expect(browserUnavailableReason({ WAYLAND_DISPLAY: 'wayland-0' }, 'linux')).toBeNull();
     expect(browserUnavailableReason({ DISPLAY: ':0', CI: 'false' }, 'linux')).toBeNull();
     expect(browserUnavailableReason({}, 'darwin')).toBeNull();

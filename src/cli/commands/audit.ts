@@ -4,7 +4,7 @@ import type { BreezeClient } from '../../client/client.js';
 import { ApiError, NetworkError } from '../../client/errors.js';
 import { isId } from '../../client/validate.js';
 import type { CliContext } from '../context.js';
-import { UsageError } from '../errors.js';
+import { EXIT, UsageError } from '../errors.js';
 import { type TrustedLine, terminalJson, terminalLine, trustedLine } from '../ui/terminal-text.js';
 import type { CommandHost } from './host.js';
 
@@ -161,12 +161,18 @@ export async function followAudit(
   const intervalMs = Math.round((opts.interval ?? 2) * 1000);
 
   let stopped = false;
+  let stoppedBy: NodeJS.Signals | null = null;
   let wake: () => void = () => {};
   const stop = () => {
     stopped = true;
     wake();
   };
-  ctx.onSignal(stop);
+  // Ctrl-C is the way out of --follow, and it still exits 130 (CLI.md "Exit codes"), SIGTERM 143,
+  // like any other interrupted command: a script can tell "stopped" from "ran to completion"
+  ctx.onSignal((signal) => {
+    stoppedBy ??= signal;
+    stop();
+  });
   void hooks.stop?.then(stop);
   // the reader has gone (`breeze audit --follow | head -5`): stop, as `tail -f` does, not poll forever
   const onStdoutError = (err: NodeJS.ErrnoException) => {
@@ -242,6 +248,7 @@ export async function followAudit(
   }
   process.stdout.off('error', onStdoutError);
   ctx.onSignal(null);
+  if (stoppedBy) ctx.exitCode = stoppedBy === 'SIGTERM' ? 143 : EXIT.INTERRUPTED;
 }
 
 /** Every event since a minute before `newest` (or all matching ones, when none was seen yet). */

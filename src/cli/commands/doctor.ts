@@ -235,7 +235,10 @@ export async function runDoctor(_opts: object, ctx: CliContext): Promise<DoctorR
     checks.push({
       name: 'server',
       ok: false,
-      detail: `cannot reach ${label}: ${(err as Error).message}`,
+      // a NetworkError already says "Cannot reach <url>: why"; an HTTP error does not
+      detail: /^Cannot reach /.test((err as Error).message)
+        ? (err as Error).message
+        : `cannot reach ${label}: ${(err as Error).message}`,
       fix:
         server === EMBEDDED
           ? `See ${ctx.configDir}/server/resident.log, or run "breeze server stop" and try again.`

@@ -17,7 +17,8 @@ export interface LinkOptions {
 export interface LinkResult {
   path: string;
   profile: string;
-  server: string;
+  /** absent when no server was chosen (the profile's, once it has one, applies) */
+  server?: string;
   project?: string;
 }
 
@@ -37,9 +38,17 @@ export async function runLink(opts: LinkOptions, ctx: CliContext): Promise<LinkR
       hint: 'Pass a project id (proj_…) or name.',
     });
   }
-  const server = normaliseServer(ctx.server());
+  // a server nobody chose (no flag, variable, link or saved profile: the `embedded` default) is not
+  // pinned: `breeze link --profile work` before `breeze login --profile work --server ...` would
+  // otherwise keep this directory on the embedded server, ahead of the profile's saved one
+  const server = ctx.source('server') === 'default' ? undefined : normaliseServer(ctx.server());
   const project = opts.project ?? ctx.project();
-  const result: LinkResult = { path, profile: ctx.profile, server, ...(project ? { project } : {}) };
+  const result: LinkResult = {
+    path,
+    profile: ctx.profile,
+    ...(server ? { server } : {}),
+    ...(project ? { project } : {}),
+  };
   const { path: _p, ...data } = result;
   // 0644: it is meant to be shared (committed or not), and holds nothing secret
   writeFileAtomicSync(path, `${JSON.stringify(data, null, 2)}\n`, 0o644);
@@ -68,7 +77,7 @@ Examples:
       if (ctx.json) ctx.out.json(r);
       else
         ctx.out.success(
-          `Linked ${r.path}: profile "${r.profile}", server ${r.server === EMBEDDED ? 'embedded' : r.server}${r.project ? `, project ${r.project}` : ''}.`,
+          `Linked ${r.path}: profile "${r.profile}"${r.server ? `, server ${r.server === EMBEDDED ? 'embedded' : r.server}` : ''}${r.project ? `, project ${r.project}` : ''}.`,
         );
     });
 }

@@ -14,7 +14,8 @@ import { boundLoginStart, clampInterval, delay, expiryNote } from './server-valu
 
 /**
  * Why no browser can be opened from here (then the login falls back to device mode), or null.
- * SSH sessions and CI runs have no local browser; Linux without a display server neither.
+ * SSH sessions and CI runs have no local browser; Linux without a display server neither, unless
+ * `BROWSER` names one (xdg-open then runs it: a text browser, or a forwarder such as a cloud IDE's).
  */
 export function browserUnavailableReason(
   env: NodeJS.ProcessEnv,
@@ -22,7 +23,8 @@ export function browserUnavailableReason(
 ): string | null {
   if (env.SSH_CONNECTION || env.SSH_TTY || env.SSH_CLIENT) return 'this is an SSH session';
   if (env.CI && env.CI !== 'false' && env.CI !== '0') return 'this is a CI run';
-  if (platform === 'linux' && !env.DISPLAY && !env.WAYLAND_DISPLAY) return 'no graphical display was found';
+  if (platform === 'linux' && !env.DISPLAY && !env.WAYLAND_DISPLAY && !env.BROWSER?.trim())
+    return 'no graphical display was found';
   return null;
 }
 

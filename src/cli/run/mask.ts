@@ -9,7 +9,7 @@
  *   base64 stream (e.g. `user:key` in a Basic auth header). Only the characters that depend on the
  *   value's bytes alone are matched (a character that mixes in a neighbouring byte differs from one
  *   stream to the next); what stays visible is at most one character at each end, i.e. less than
- *   one byte of the value.
+ *   one byte of the value. The value encoded on its own is matched whole, padding included.
  *
  * Streaming: bytes are passed on as soon as they cannot be the start of a secret's form. Only a
  * tail that is a prefix of some form is held back (until the next write decides it, or the end).
@@ -60,6 +60,12 @@ export function maskedForms(value: string): string[] {
       if (core.length >= MIN_SECRET_LENGTH) forms.add(core);
     }
   }
+  // the value encoded on its own (`printf %s "$KEY" | base64`): its last characters and padding are
+  // then fixed too, so the whole encoding goes, not all but a stray `Q=` (longest match wins)
+  const whole = raw.toString('base64');
+  const unpadded = whole.replace(/=+$/, '');
+  const urlSafe = unpadded.replace(/\+/g, '-').replace(/\//g, '_');
+  for (const f of [whole, unpadded, urlSafe, urlSafe + whole.slice(unpadded.length)]) forms.add(f);
   return [...forms].filter((f) => f.length >= MIN_SECRET_LENGTH).sort((a, b) => b.length - a.length);
 }
 

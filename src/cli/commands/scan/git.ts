@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { KEY_PREFIX } from '../../../core/api-key.js';
 import { findKeysInBuffer, type KeyHit } from '../../../core/key-scan.js';
-import { UserError } from '../../errors.js';
+import { UsageError, UserError } from '../../errors.js';
 import type { ScanStats } from './files.js';
 
 /** A key on an added line of a diff. */
@@ -151,13 +151,22 @@ function scanDiffOutput(
     );
     child.on('close', (code) => {
       if (code !== 0) {
+        // not a repository: the user's mistake (exit 2), not the "live key found" exit 1 that
+        // pre-commit hooks and CI jobs act on
+        // (`git diff --cached` outside one falls back to --no-index and refuses the option instead)
+        if (/not a git repository|git diff --no-index/i.test(stderr)) {
+          return reject(
+            new UsageError(`Not a git repository: ${cwd}.`, {
+              hint: 'Run it inside a git repository, or pass the repository as a path.',
+            }),
+          );
+        }
         const first = stderr.trim().split('\n')[0] ?? '';
         return reject(
-          new UserError(`git ${args.find((a) => !a.startsWith('-')) ?? ''} failed in ${cwd}: ${first}`, {
-            hint: /not a git repository/i.test(stderr)
-              ? 'Run it inside a git repository, or pass the repository as a path.'
-              : undefined,
-          }),
+          // the subcommand: the first word that is neither an option nor the value of a `-c`
+          new UserError(
+            `git ${args.find((a, i) => !a.startsWith('-') && args[i - 1] !== '-c') ?? ''} failed in ${cwd}: ${first}`,
+          ),
         );
       }
       scanner.end();

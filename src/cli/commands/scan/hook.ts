@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
-import { UserError } from '../../errors.js';
+import { UsageError, UserError } from '../../errors.js';
 
 const BEGIN = '# >>> breeze scan (added by "breeze scan --install-hook")';
 const END = '# <<< breeze scan';
@@ -42,7 +42,7 @@ function gitPath(cwd: string, what: string): Promise<string> {
     execFile('git', ['rev-parse', '--git-path', what], { cwd, encoding: 'utf8' }, (err, stdout) => {
       if (err) {
         rej(
-          new UserError(`Not a git repository: ${cwd}.`, {
+          new UsageError(`Not a git repository: ${cwd}.`, {
             hint: 'Run "breeze scan --install-hook" inside the repository (or pass its path).',
           }),
         );

@@ -90,6 +90,14 @@ async function collect(
   const fileHits: { file: string; hits: KeyHit[] }[] = [];
   const onHits = (file: string, hits: KeyHit[]) => fileHits.push({ file, hits });
   const single: string[] = [];
+  // a file reached twice (`scan a.txt a.txt`, `scan . src`) is read and reported once
+  const seen = new Set<string>();
+  const firstTime = (f: string) => {
+    const abs = resolve(f);
+    if (seen.has(abs)) return false;
+    seen.add(abs);
+    return true;
+  };
   for (const p of named) {
     let dir: boolean;
     try {
@@ -102,10 +110,10 @@ async function collect(
       throw new UserError(`Cannot read ${withoutKeys(p)} (${code}).`);
     }
     if (!dir) {
-      single.push(p);
+      if (firstTime(p)) single.push(p);
       continue;
     }
-    const files = (await listFiles(p)).map((f) => (p === '.' ? f : join(p, f)));
+    const files = (await listFiles(p)).map((f) => (p === '.' ? f : join(p, f))).filter(firstTime);
     await scanFiles(files, { stats, maxBytes: opts.maxFileSize, jobs: opts.jobs }, onHits);
   }
   // a file named on the command line is read even through a symbolic link: the user chose it
