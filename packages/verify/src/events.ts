@@ -65,7 +65,8 @@ export class RevocationStream {
         if (resumeFrom) headers['last-event-id'] = resumeFrom;
         idle = setTimeout(() => abort.abort(), this.o.idleTimeoutMs);
         idle.unref?.();
-        const res = await this.o.fetch(this.o.url, { headers, signal: abort.signal });
+        // a redirect is never followed (it would carry the verifier's key elsewhere): the stream is down
+        const res = await this.o.fetch(this.o.url, { headers, redirect: 'manual', signal: abort.signal });
         const type = res.headers.get('content-type') ?? '';
         if (res.status !== 200 || !type.startsWith('text/event-stream') || !res.body) {
           await res.body?.cancel().catch(() => {});

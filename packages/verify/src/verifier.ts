@@ -266,6 +266,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', 'x-api-key': apiKey },
         body,
+        // never follow a redirect: it would carry our key and the checked key to wherever it points
+        // (a 3xx is not the documented answer: BAD_RESPONSE)
+        redirect: 'manual',
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {

@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BreezeVerifyError } from '../src/errors.js';
 import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
@@ -282,6 +285,46 @@ describe('createVerifier: never "valid" when Breeze cannot be asked', () => {
     const err = (await v.verify(key).catch((e: unknown) => e)) as Error;
     expect(String(err.message)).not.toContain(key);
     expect(JSON.stringify(err)).not.toContain(key);
+  });
+
+  it('never follows a redirect: neither its own key nor the checked key goes where a 3xx points', async () => {
+    // a "Breeze" that redirects everything to another origin, which records what reaches it
+    const seen: string[] = [];
+    const elsewhere = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString('utf8');
+      });
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${JSON.stringify(req.headers)} ${body}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(VALID('key_A')));
+      });
+    });
+    elsewhere.listen(0, '127.0.0.1');
+    await once(elsewhere, 'listening');
+    const target = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
+    const redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: `${target}${req.url}` }).end();
+    });
+    redirector.listen(0, '127.0.0.1');
+    await once(redirector, 'listening');
+    const server = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+    const errors: unknown[] = [];
+    const v = createVerifier({ server, apiKey: fake.verifierKey, onError: (e) => errors.push(e) });
+    verifiers.push(v);
+    try {
+      const key = makeKey();
+      await expect(v.verify(key)).rejects.toMatchObject({ code: 'BAD_RESPONSE', status: 307 });
+      await until(() => errors.length > 0); // the revocation stream met the redirect too
+      expect(v.streamConnected).toBe(false);
+      expect(seen).toEqual([]);
+    } finally {
+      for (const s of [elsewhere, redirector]) {
+        s.closeAllConnections();
+        s.close();
+      }
+    }
   });
 
   it('refuses bad options', () => {
