@@ -114,6 +114,25 @@ describe('createVerifier: answers and cache', () => {
     expect(fake.verifyCalls).toHaveLength(1);
   });
 
+  it('makes one request at a time for concurrent checks of an uncached key with different scopes', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read', 'write']));
+    fake.delayMs = 100;
+    const v = verifier();
+    await connected(v);
+    const results = await Promise.all([
+      v.verify(key),
+      v.verify(key, { scopes: ['write'] }),
+      v.verify(key, { scopes: ['read'] }),
+      v.verify(key, { scopes: ['admin'] }),
+      v.verify(key, { scopes: ['read', 'write'] }),
+    ]);
+    expect(results.map((r) => r.code)).toEqual(['VALID', 'VALID', 'VALID', 'INSUFFICIENT_SCOPE', 'VALID']);
+    // the first answer (the key's effective scopes) serves every set it covers; "admin" asks after it
+    expect(fake.verifyCalls).toEqual([{ key }, { key, scopes: ['admin'] }]);
+    expect(fake.maxConcurrentVerifications).toBe(1);
+  });
+
   it('reuses an answer at most 1 s while the revocation stream is down, and the full TTL while it is up', async () => {
     const key = makeKey();
     fake.answers.set(key, VALID('key_A'));
