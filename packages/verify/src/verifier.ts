@@ -172,7 +172,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
           url: `${server}/v1/keys/events`,
           apiKey,
           fetch: doFetch,
-          idleTimeoutMs: 45_000,
+          // pings come at least every 15 s: trust a quiet connection 20 s, drop it after 30 s
+          quietLimitMs: 20_000,
+          idleTimeoutMs: 30_000,
           minBackoffMs: 250,
           maxBackoffMs: 15_000,
           onRevoked: dropKeyId,

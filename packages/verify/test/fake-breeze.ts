@@ -50,6 +50,8 @@ export interface FakeBreeze {
   eventConnections: string[];
   /** sends an event to every open stream (and keeps it for replay) */
   pushRevoked(keyId: string): number;
+  /** sends the server's keep-alive comment (`: ping`) to every open stream */
+  ping(): void;
   /** drops every open stream (clients reconnect) */
   dropStreams(): void;
   openStreams(): number;
@@ -97,6 +99,9 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
       for (const s of streams)
         s.write(`id: ${id}\nevent: key.revoked\ndata: ${JSON.stringify({ key_id: keyId })}\n\n`);
       return id;
+    },
+    ping() {
+      for (const s of streams) s.write(': ping\n\n');
     },
     dropStreams() {
       for (const s of streams) s.destroy();

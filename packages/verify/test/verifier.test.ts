@@ -4,6 +4,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BreezeVerifyError } from '../src/errors.js';
+import { RevocationStream } from '../src/events.js';
 import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
 import { type FakeBreeze, makeKey, startFakeBreeze, until, VALID } from './fake-breeze.js';
 
@@ -76,7 +77,12 @@ describe('createVerifier: answers and cache', () => {
     vi.useFakeTimers({ toFake: ['performance'] });
     try {
       await v.verify(key);
-      vi.advanceTimersByTime(59_000);
+      // 59 s with the server's pings (at least every 15 s) arriving on the stream
+      for (let i = 0; i < 4; i++) {
+        vi.advanceTimersByTime(14_750);
+        fake.ping();
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await v.verify(key);
       expect(fake.verifyCalls).toHaveLength(1);
       expect(v.streamConnected).toBe(true);
@@ -238,6 +244,32 @@ describe('createVerifier: the revocation stream', () => {
     expect(fake.eventConnections[0]).toBe('');
     expect(fake.eventConnections.at(-1)).toBe(String(id));
     expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
+  });
+
+  it('does not trust a connection that has gone quiet for longer than the ping interval allows', async () => {
+    const stream = new RevocationStream({
+      url: `${fake.url}/v1/keys/events`,
+      apiKey: fake.verifierKey,
+      fetch: globalThis.fetch.bind(globalThis),
+      quietLimitMs: 300,
+      idleTimeoutMs: 10_000,
+      minBackoffMs: 50,
+      maxBackoffMs: 100,
+      onRevoked: () => {},
+      onUp: () => {},
+      onDown: () => {},
+      onError: () => {},
+    });
+    try {
+      await until(() => stream.connected);
+      await new Promise((r) => setTimeout(r, 400)); // no byte since the greeting
+      expect(fake.openStreams()).toBe(1); // still open, but silent: revocations may be lost on the way
+      expect(stream.connected).toBe(false);
+      fake.pushRevoked('key_X'); // a byte: the connection is alive
+      await until(() => stream.connected);
+    } finally {
+      await stream.close();
+    }
   });
 
   it('close() ends the stream and refuses further verifications', async () => {
