@@ -173,9 +173,16 @@ async function main() {
   });
   console.log(`voices-api listening on ${address} (Breeze: ${server})`);
   if (demo) {
-    console.log(`demo Breeze key (read scope, throw-away server): ${demo.callerKey}`);
-    console.log(`  curl -H 'xi-api-key: ${demo.callerKey}' ${address}/v1/voices`);
-    console.log(`  curl -H 'x-api-key: ${demo.callerKey}' ${address}/v1/voices`);
+    // one write, so that whoever reads our output gets every line at once
+    console.log(
+      [
+        `demo Breeze key (read scope, throw-away server): ${demo.callerKey}`,
+        `  curl -H 'xi-api-key: ${demo.callerKey}' ${address}/v1/voices`,
+        `  curl -H 'x-api-key: ${demo.callerKey}'  ${address}/v1/voices`,
+        `  curl -H 'Authorization: Bearer ${demo.callerKey}' ${address}/v1/voices`,
+        `  curl -i ${address}/v1/voices          # 401 AUTH_REQUIRED in Breeze's error shape`,
+      ].join('\n'),
+    );
   }
 }
 

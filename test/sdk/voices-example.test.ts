@@ -45,7 +45,7 @@ async function runExample(env: Record<string, string | undefined>): Promise<{ ur
     child.stdout?.on('data', (d: string) => {
       stdout += d;
       const m = /voices-api listening on (http:\/\/\S+)/.exec(stdout);
-      if (m && (env.BREEZE_SERVER || /x-api-key/.test(stdout))) {
+      if (m && (env.BREEZE_SERVER || /curl -i /.test(stdout))) {
         clearTimeout(timer);
         resolve({ url: m[1]!, stdout });
       }
@@ -58,8 +58,12 @@ async function runExample(env: Record<string, string | undefined>): Promise<{ ur
 }
 
 async function expectVoicesFor(url: string, key: string, keyId?: string) {
-  for (const header of ['xi-api-key', 'x-api-key']) {
-    const res = await fetch(`${url}/v1/voices`, { headers: { [header]: key } });
+  for (const [header, value] of [
+    ['xi-api-key', key],
+    ['x-api-key', key],
+    ['authorization', `Bearer ${key}`],
+  ] as const) {
+    const res = await fetch(`${url}/v1/voices`, { headers: { [header]: value } });
     expect(res.status, header).toBe(200);
     const body = (await res.json()) as { voices: Array<{ voice_id: string; name: string }> };
     expect(body.voices.length).toBeGreaterThan(0);
@@ -82,7 +86,11 @@ describe('examples/voices-api', () => {
     const { url, stdout } = await runExample({ BREEZE_SERVER: undefined, BREEZE_VERIFY_KEY: undefined });
     const key = /demo Breeze key[^:]*: (brz_[0-9A-Za-z]{46})/.exec(stdout)?.[1];
     expect(key, stdout).toBeDefined();
+    // the four lines its README shows
     expect(stdout).toContain(`curl -H 'xi-api-key: ${key}' ${url}/v1/voices`);
+    expect(stdout).toContain(`curl -H 'x-api-key: ${key}'  ${url}/v1/voices`);
+    expect(stdout).toContain(`curl -H 'Authorization: Bearer ${key}' ${url}/v1/voices`);
+    expect(stdout).toContain(`curl -i ${url}/v1/voices`);
     await expectVoicesFor(url, key!);
   });
 

@@ -7,6 +7,12 @@ export interface RevocationStreamOptions {
   fetch: typeof fetch;
   /** the stream counts as dead after this long without a byte (the server pings every 15 s) */
   idleTimeoutMs: number;
+  /**
+   * a connection silent for longer than this is not trusted to carry revocations (`connected` is
+   * false) while it waits out `idleTimeoutMs`: the server pings at least every 15 s, so a longer
+   * silence means a connection that may be dead without knowing it (a dropped NAT entry, a proxy)
+   */
+  quietLimitMs: number;
   /** first reconnection delay; doubles per failed attempt up to `maxBackoffMs` (with jitter) */
   minBackoffMs: number;
   maxBackoffMs: number;
@@ -24,6 +30,7 @@ export interface RevocationStreamOptions {
 export class RevocationStream {
   private closed = false;
   private up = false;
+  private lastActivity = 0;
   private abort: AbortController | null = null;
   private wake: (() => void) | null = null;
   private serverRetryMs = 0;
@@ -35,7 +42,7 @@ export class RevocationStream {
   }
 
   get connected(): boolean {
-    return this.up;
+    return this.up && performance.now() - this.lastActivity <= this.o.quietLimitMs;
   }
 
   async close(): Promise<void> {
@@ -57,6 +64,7 @@ export class RevocationStream {
       this.abort = abort;
       let idle: NodeJS.Timeout | undefined;
       const touch = () => {
+        this.lastActivity = performance.now();
         if (idle) idle.refresh();
       };
       try {
@@ -65,7 +73,8 @@ export class RevocationStream {
         if (resumeFrom) headers['last-event-id'] = resumeFrom;
         idle = setTimeout(() => abort.abort(), this.o.idleTimeoutMs);
         idle.unref?.();
-        const res = await this.o.fetch(this.o.url, { headers, signal: abort.signal });
+        // a redirect is never followed (it would carry the verifier's key elsewhere): the stream is down
+        const res = await this.o.fetch(this.o.url, { headers, redirect: 'manual', signal: abort.signal });
         const type = res.headers.get('content-type') ?? '';
         if (res.status !== 200 || !type.startsWith('text/event-stream') || !res.body) {
           await res.body?.cancel().catch(() => {});

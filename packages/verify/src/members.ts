@@ -48,6 +48,7 @@ export function memberResolver(o: {
     try {
       res = await o.fetch(`${o.server}${path}`, {
         headers: { accept: 'application/json', 'x-api-key': o.apiKey },
+        redirect: 'manual', // never carry the verifier's key to wherever a redirect points
         signal: AbortSignal.timeout(o.timeoutMs),
       });
     } catch (err) {

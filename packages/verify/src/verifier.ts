@@ -144,7 +144,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (set && set.size === 0) byKeyId.delete(entry.keyId);
   };
   const cache = new LruMap<string, Entry>(options.maxEntries ?? 10_000, forget);
-  const inflight = new Map<string, Promise<VerifyResult>>();
+  // the request on its way for a key (by hash), and the scopes it asked for
+  const inflight = new Map<string, { scopes: string; promise: Promise<VerifyResult> }>();
   // key ids revoked recently: an answer that was on its way when its key was revoked is not cached
   const recentlyRevoked = new Map<string, number>();
   let closed = false;
@@ -173,7 +174,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
           url: `${server}/v1/keys/events`,
           apiKey,
           fetch: doFetch,
-          idleTimeoutMs: 45_000,
+          // pings come at least every 15 s: trust a quiet connection 20 s, drop it after 30 s
+          quietLimitMs: 20_000,
+          idleTimeoutMs: 30_000,
           minBackoffMs: 250,
           maxBackoffMs: 15_000,
           onRevoked: dropKeyId,
@@ -291,6 +294,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
         method: 'POST',
         headers: { 'content-type': 'application/json', accept: 'application/json', 'x-api-key': apiKey },
         body,
+        // never follow a redirect: it would carry our key and the checked key to wherever it points
+        // (a 3xx is not the documented answer: BAD_RESPONSE)
+        redirect: 'manual',
         signal: AbortSignal.timeout(timeoutMs),
       });
     } catch (err) {
@@ -349,21 +355,29 @@ export function createVerifier(options: VerifierOptions): Verifier {
       return { valid: false, code: 'MALFORMED' };
     }
     const hash = hashKey(key);
+    // one request per key at a time: a check that finds one on its way waits for it (its answer if
+    // it asked for the same scopes; otherwise the cache it filled decides, or this check asks next;
+    // its error, if Breeze could not be asked)
+    for (;;) {
+      const now = performance.now();
+      const cached = fromCache(hash, scopes, now);
+      if (cached) return cached;
+      const pending = inflight.get(hash);
+      if (!pending) break;
+      if (pending.scopes === scopes.join(',')) return pending.promise;
+      await pending.promise; // Breeze could not be asked just now: neither can this check
+      if (closed) throw new BreezeVerifyError('CLOSED', 'This verifier was closed.');
+    }
     const now = performance.now();
-    const cached = fromCache(hash, scopes, now);
-    if (cached) return cached;
-    const flightKey = `${hash}|${scopes.join(',')}`;
-    const pending = inflight.get(flightKey);
-    if (pending) return pending;
     const p = (async () => {
       try {
         const result = await ask(key, scopes);
         return closed ? result : store(hash, scopes, result, now);
       } finally {
-        inflight.delete(flightKey);
+        inflight.delete(hash);
       }
     })();
-    inflight.set(flightKey, p);
+    inflight.set(hash, { scopes: scopes.join(','), promise: p });
     return p;
   }
 

@@ -49,7 +49,12 @@ async function loadKeySet(url: string, set: KeySet, doFetch: typeof fetch): Prom
   set.lastAttempt = Date.now();
   let res: Response;
   try {
-    res = await doFetch(url, { headers: { accept: 'application/json' }, signal: AbortSignal.timeout(5000) });
+    // the key set is read where it was configured, not wherever a redirect points
+    res = await doFetch(url, {
+      headers: { accept: 'application/json' },
+      redirect: 'manual',
+      signal: AbortSignal.timeout(5000),
+    });
   } catch (err) {
     throw new BreezeWebhookError('JWKS_UNAVAILABLE', `The JWKS at ${url} cannot be reached.`, { cause: err });
   }

@@ -40,6 +40,8 @@ export interface FakeBreeze {
   verifyCalls: Array<{ key: string; scopes?: string[] }>;
   /** ms to wait before answering a verification */
   delayMs: number;
+  /** the most verifications that were being answered at the same time */
+  maxConcurrentVerifications: number;
   /** when set, POST /v1/keys/verify answers this status and raw body instead */
   override: { status: number; body: string; contentType?: string } | null;
   /** when set, GET /v1/keys/events answers this status */
@@ -48,6 +50,8 @@ export interface FakeBreeze {
   eventConnections: string[];
   /** sends an event to every open stream (and keeps it for replay) */
   pushRevoked(keyId: string): number;
+  /** sends the server's keep-alive comment (`: ping`) to every open stream */
+  ping(): void;
   /** drops every open stream (clients reconnect) */
   dropStreams(): void;
   openStreams(): number;
@@ -81,6 +85,7 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
     answers: new Map(),
     verifyCalls: [],
     delayMs: 0,
+    maxConcurrentVerifications: 0,
     override: null,
     eventsStatus: null,
     eventConnections: [],
@@ -95,6 +100,9 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
         s.write(`id: ${id}\nevent: key.revoked\ndata: ${JSON.stringify({ key_id: keyId })}\n\n`);
       return id;
     },
+    ping() {
+      for (const s of streams) s.write(': ping\n\n');
+    },
     dropStreams() {
       for (const s of streams) s.destroy();
       streams.clear();
@@ -106,6 +114,7 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
     for await (const c of req) chunks.push(c as Buffer);
     return Buffer.concat(chunks).toString('utf8');
   };
+  let answering = 0;
   const server = createServer(async (req, res) => {
     const json = (status: number, value: unknown) => {
       res.writeHead(status, { 'content-type': 'application/json', 'x-request-id': 'req_fake' });
@@ -117,6 +126,9 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
       if (!authorized) return json(401, { error: { code: 'AUTH_REQUIRED', message: 'no', statusCode: 401 } });
       const { key, scopes } = JSON.parse(text) as { key: string; scopes?: string[] };
       fake.verifyCalls.push(scopes ? { key, scopes } : { key });
+      answering++;
+      fake.maxConcurrentVerifications = Math.max(fake.maxConcurrentVerifications, answering);
+      res.on('close', () => answering--);
       if (fake.delayMs) await new Promise((r) => setTimeout(r, fake.delayMs));
       if (fake.override) {
         res.writeHead(fake.override.status, {

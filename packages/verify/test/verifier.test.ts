@@ -1,6 +1,10 @@
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BreezeVerifyError } from '../src/errors.js';
+import { RevocationStream } from '../src/events.js';
 import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
 import { type FakeBreeze, makeKey, startFakeBreeze, until, VALID } from './fake-breeze.js';
 
@@ -73,7 +77,12 @@ describe('createVerifier: answers and cache', () => {
     vi.useFakeTimers({ toFake: ['performance'] });
     try {
       await v.verify(key);
-      vi.advanceTimersByTime(59_000);
+      // 59 s with the server's pings (at least every 15 s) arriving on the stream
+      for (let i = 0; i < 4; i++) {
+        vi.advanceTimersByTime(14_750);
+        fake.ping();
+        await new Promise((r) => setTimeout(r, 50));
+      }
       await v.verify(key);
       expect(fake.verifyCalls).toHaveLength(1);
       expect(v.streamConnected).toBe(true);
@@ -109,6 +118,25 @@ describe('createVerifier: answers and cache', () => {
     const results = await Promise.all(Array.from({ length: 25 }, () => v.verify(key)));
     expect(results.every((r) => r.valid)).toBe(true);
     expect(fake.verifyCalls).toHaveLength(1);
+  });
+
+  it('makes one request at a time for concurrent checks of an uncached key with different scopes', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read', 'write']));
+    fake.delayMs = 100;
+    const v = verifier();
+    await connected(v);
+    const results = await Promise.all([
+      v.verify(key),
+      v.verify(key, { scopes: ['write'] }),
+      v.verify(key, { scopes: ['read'] }),
+      v.verify(key, { scopes: ['admin'] }),
+      v.verify(key, { scopes: ['read', 'write'] }),
+    ]);
+    expect(results.map((r) => r.code)).toEqual(['VALID', 'VALID', 'VALID', 'INSUFFICIENT_SCOPE', 'VALID']);
+    // the first answer (the key's effective scopes) serves every set it covers; "admin" asks after it
+    expect(fake.verifyCalls).toEqual([{ key }, { key, scopes: ['admin'] }]);
+    expect(fake.maxConcurrentVerifications).toBe(1);
   });
 
   it('reuses an answer at most 1 s while the revocation stream is down, and the full TTL while it is up', async () => {
@@ -237,6 +265,32 @@ describe('createVerifier: the revocation stream', () => {
     expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
   });
 
+  it('does not trust a connection that has gone quiet for longer than the ping interval allows', async () => {
+    const stream = new RevocationStream({
+      url: `${fake.url}/v1/keys/events`,
+      apiKey: fake.verifierKey,
+      fetch: globalThis.fetch.bind(globalThis),
+      quietLimitMs: 300,
+      idleTimeoutMs: 10_000,
+      minBackoffMs: 50,
+      maxBackoffMs: 100,
+      onRevoked: () => {},
+      onUp: () => {},
+      onDown: () => {},
+      onError: () => {},
+    });
+    try {
+      await until(() => stream.connected);
+      await new Promise((r) => setTimeout(r, 400)); // no byte since the greeting
+      expect(fake.openStreams()).toBe(1); // still open, but silent: revocations may be lost on the way
+      expect(stream.connected).toBe(false);
+      fake.pushRevoked('key_X'); // a byte: the connection is alive
+      await until(() => stream.connected);
+    } finally {
+      await stream.close();
+    }
+  });
+
   it('close() ends the stream and refuses further verifications', async () => {
     const v = verifier();
     await connected(v);
@@ -301,6 +355,46 @@ describe('createVerifier: never "valid" when Breeze cannot be asked', () => {
     const err = (await v.verify(key).catch((e: unknown) => e)) as Error;
     expect(String(err.message)).not.toContain(key);
     expect(JSON.stringify(err)).not.toContain(key);
+  });
+
+  it('never follows a redirect: neither its own key nor the checked key goes where a 3xx points', async () => {
+    // a "Breeze" that redirects everything to another origin, which records what reaches it
+    const seen: string[] = [];
+    const elsewhere = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => {
+        body += c.toString('utf8');
+      });
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${JSON.stringify(req.headers)} ${body}`);
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(VALID('key_A')));
+      });
+    });
+    elsewhere.listen(0, '127.0.0.1');
+    await once(elsewhere, 'listening');
+    const target = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
+    const redirector = createServer((req, res) => {
+      req.resume();
+      res.writeHead(307, { location: `${target}${req.url}` }).end();
+    });
+    redirector.listen(0, '127.0.0.1');
+    await once(redirector, 'listening');
+    const server = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+    const errors: unknown[] = [];
+    const v = createVerifier({ server, apiKey: fake.verifierKey, onError: (e) => errors.push(e) });
+    verifiers.push(v);
+    try {
+      const key = makeKey();
+      await expect(v.verify(key)).rejects.toMatchObject({ code: 'BAD_RESPONSE', status: 307 });
+      await until(() => errors.length > 0); // the revocation stream met the redirect too
+      expect(v.streamConnected).toBe(false);
+      expect(seen).toEqual([]);
+    } finally {
+      for (const s of [elsewhere, redirector]) {
+        s.closeAllConnections();
+        s.close();
+      }
+    }
   });
 
   it('refuses bad options', () => {
