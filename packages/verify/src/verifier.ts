@@ -357,16 +357,19 @@ export function createVerifier(options: VerifierOptions): Verifier {
     const hash = hashKey(key);
     // one request per key at a time: a check that finds one on its way waits for it (its answer if
     // it asked for the same scopes; otherwise the cache it filled decides, or this check asks next;
-    // its error, if Breeze could not be asked)
+    // its error, if Breeze could not be asked). A rate-limited VALID is not simply shared: the
+    // server counted one use, so each waiter takes its use from the cache it filled (charged as
+    // unseen), and once that is spent asks (or is refused) like any other check.
     for (;;) {
       const now = performance.now();
       const cached = fromCache(hash, scopes, now);
       if (cached) return cached;
       const pending = inflight.get(hash);
       if (!pending) break;
-      if (pending.scopes === scopes.join(',')) return pending.promise;
-      await pending.promise; // Breeze could not be asked just now: neither can this check
+      const sameScopes = pending.scopes === scopes.join(',');
+      const answer = await pending.promise; // Breeze could not be asked just now: neither can this check
       if (closed) throw new BreezeVerifyError('CLOSED', 'This verifier was closed.');
+      if (sameScopes && !(answer.valid && answer.ratelimit && answer.ratelimit.limit > 0)) return answer;
     }
     const now = performance.now();
     const p = (async () => {

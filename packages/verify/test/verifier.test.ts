@@ -120,6 +120,30 @@ describe('createVerifier: answers and cache', () => {
     expect(fake.verifyCalls).toHaveLength(1);
   });
 
+  it('charges concurrent checks that shared one answer: a burst of a cold key never passes its limit', async () => {
+    const key = makeKey();
+    // a server that counts: limit 3 a window, then RATE_LIMITED
+    let seen = 0;
+    const counting: typeof fetch = async (url, init) => {
+      if (String(url).endsWith('/v1/keys/verify')) {
+        seen++;
+        fake.answers.set(
+          key,
+          seen <= 3
+            ? VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 3 - seen, reset_s: 60 } })
+            : { valid: false, code: 'RATE_LIMITED', retry_after_s: 60 },
+        );
+      }
+      return globalThis.fetch(url, init);
+    };
+    fake.delayMs = 100;
+    const v = verifier({ fetch: counting });
+    await connected(v);
+    const results = await Promise.all(Array.from({ length: 10 }, () => v.verify(key)));
+    expect(results.filter((r) => r.valid)).toHaveLength(3);
+    expect(results.filter((r) => r.code === 'RATE_LIMITED')).toHaveLength(7);
+  });
+
   it('makes one request at a time for concurrent checks of an uncached key with different scopes', async () => {
     const key = makeKey();
     fake.answers.set(key, VALID('key_A', ['read', 'write']));
