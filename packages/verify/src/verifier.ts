@@ -67,6 +67,11 @@ export interface Verifier extends KeyVerifier {
 
 /** While the revocation stream is down, a cached answer is trusted this long at most. */
 export const STREAM_DOWN_TTL_MS = 1000;
+/**
+ * How much later than the cached window's end a server answer's window may end and still be the
+ * same window (reset_s is whole seconds, rounded up, and each answer arrives a latency late).
+ */
+const SAME_WINDOW_SLACK_MS = 2000;
 const SCOPE_SHAPE = /^[a-z][a-z0-9_:.-]{0,63}$/;
 
 interface Entry {
@@ -243,11 +248,20 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const entry: Entry = { result, storedAt: now, hardExpiry, keyId };
       if (result.ratelimit && result.ratelimit.limit > 0) {
         const old = cache.get(hash);
-        const carried =
-          old?.resetAt !== undefined && now < old.resetAt && old.keyId === keyId ? (old.unseen ?? 0) : 0;
+        const resetAt = now + result.ratelimit.reset_s * 1000;
+        // the uses answered here count only while the server is still in the window they were spent
+        // in: an answer whose window ends well after that one's (reset_s is rounded up, and arrives a
+        // latency late, so the cache's window outlives the server's by up to a second or so) comes
+        // from a new window, which those uses are no part of
+        const sameWindow =
+          old?.resetAt !== undefined &&
+          now < old.resetAt &&
+          resetAt <= old.resetAt + SAME_WINDOW_SLACK_MS &&
+          old.keyId === keyId;
+        const carried = sameWindow ? (old.unseen ?? 0) : 0;
         entry.remaining = result.ratelimit.remaining - carried;
         entry.unseen = carried;
-        entry.resetAt = now + result.ratelimit.reset_s * 1000;
+        entry.resetAt = resetAt;
         if (carried > 0 && old?.resetAt !== undefined) entry.resetAt = Math.max(entry.resetAt, old.resetAt);
       }
       cache.set(hash, entry);

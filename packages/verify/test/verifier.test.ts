@@ -144,6 +144,40 @@ describe('createVerifier: answers and cache', () => {
     expect(results.filter((r) => r.code === 'RATE_LIMITED')).toHaveLength(7);
   });
 
+  it("does not charge a new window of the server with the last window's local uses", async () => {
+    const key = makeKey();
+    // a server that counts uses per window: limit 3; its window ends in 1 s, then a new one opens
+    let used = 0;
+    let resetS = 1;
+    const counting: typeof fetch = async (url, init) => {
+      if (String(url).endsWith('/v1/keys/verify')) {
+        used++;
+        fake.answers.set(
+          key,
+          used <= 3
+            ? VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 3 - used, reset_s: resetS } })
+            : { valid: false, code: 'RATE_LIMITED', retry_after_s: resetS },
+        );
+      }
+      return globalThis.fetch(url, init);
+    };
+    const v = verifier({ fetch: counting, events: false });
+    vi.useFakeTimers({ toFake: ['performance'] });
+    try {
+      for (let i = 0; i < 3; i++) expect(await v.verify(key)).toMatchObject({ valid: true });
+      expect(fake.verifyCalls).toHaveLength(1);
+      // the server's window has ended (its reset_s was rounded up: the cache's ends a little later)
+      vi.advanceTimersByTime(900);
+      used = 0;
+      resetS = 60;
+      const next = [];
+      for (let i = 0; i < 3; i++) next.push((await v.verify(key)).code);
+      expect(next).toEqual(['VALID', 'VALID', 'VALID']);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
   it('makes one request at a time for concurrent checks of an uncached key with different scopes', async () => {
     const key = makeKey();
     fake.answers.set(key, VALID('key_A', ['read', 'write']));
