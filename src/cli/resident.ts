@@ -6,6 +6,7 @@ import {
   type ResidentRecord,
   readRecord,
   residentPaths,
+  socketDirProblem,
 } from '../core/resident.js';
 import { ensurePrivateDir, withDirLock } from '../credentials/atomic-file.js';
 import { UserError } from './errors.js';
@@ -37,6 +38,8 @@ export async function findResident(
 ): Promise<{ record: ResidentRecord; idleMs: number } | undefined> {
   const record = readRecord(paths.record);
   if (!record || record.socket !== paths.socket) return undefined;
+  // a socket outside the data directory is trusted only in a private directory of this user's
+  if (paths.socketDir && socketDirProblem(paths.socketDir)) return undefined;
   const info = await probeSocket(record.socket);
   if (!info || info.pid !== record.pid) return undefined;
   return { record, idleMs: info.idle_ms };
@@ -94,6 +97,11 @@ export async function ensureResident(
   opts: { version: string; env: NodeJS.ProcessEnv; trace?: (line: string) => void },
 ): Promise<ResidentRecord> {
   const paths = residentPaths(configDir);
+  // a socket outside the data directory (a deep config dir): never connect to one in a directory
+  // another user could have made (after a reboot or a temp-dir cleanup, while a killed server's
+  // record still names the socket there): the CLI would send its requests and key to them
+  const sockDirProblem = paths.socketDir ? socketDirProblem(paths.socketDir) : null;
+  if (sockDirProblem) throw new UserError(`Cannot use the embedded server: ${sockDirProblem}.`);
   // Every embedded command comes here: the common case without an HTTP round trip. The record is
   // written by the server once it listens and removed (with the socket) before it stops listening,
   // so a record of our version whose process is alive, with a listener on its socket, is the

@@ -74,13 +74,29 @@ export function ensureSocketDir(dir: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
-  const st = lstatSync(dir);
+  const problem = socketDirProblem(dir);
+  if (problem) throw new Error(problem);
+}
+
+/**
+ * Why the socket directory outside the data directory cannot be trusted (null when it is this
+ * user's own, private and not a link, or missing). The CLI checks it before it connects: a stale
+ * record (a killed server) names a socket there, and after the temp dir was cleaned another user
+ * could have made the directory and a listener in it to receive the CLI's requests and key.
+ */
+export function socketDirProblem(dir: string): string | null {
+  let st: ReturnType<typeof lstatSync>;
+  try {
+    st = lstatSync(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
   const uid = process.getuid?.();
   if (!st.isDirectory() || (uid !== undefined && st.uid !== uid) || (st.mode & 0o077) !== 0) {
-    throw new Error(
-      `${dir} is not a private directory of this user's (0700); remove it or set XDG_RUNTIME_DIR`,
-    );
+    return `${dir} is not a private directory of this user's (0700); remove it or set XDG_RUNTIME_DIR`;
   }
+  return null;
 }
 
 /** The record, or undefined when missing or unreadable (a half-written one cannot exist: atomic). */
