@@ -196,6 +196,9 @@ describe.each(engines)('CLI login (POST /v1/cli/logins + exchange) on $name', (e
     expect(await poll(0)).toBe('SLOW_DOWN');
     expect(await poll(step / 2)).toBe('SLOW_DOWN');
     expect(await poll(step)).toBe('AUTHORIZATION_PENDING');
+    // and a client a fifth too fast, steadily, is too fast too (the slack covers jitter, not a rate)
+    expect(await poll(step * 0.8)).toBe('SLOW_DOWN');
+    expect(await poll(step)).toBe('AUTHORIZATION_PENDING');
   });
 
   it('a wrong verifier never yields a key (and does not burn the login)', async () => {

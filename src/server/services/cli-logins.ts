@@ -22,7 +22,7 @@ export const POLL_INTERVAL_S = 1;
  * client every other poll. A real "too fast" (right after another poll, or at half the interval)
  * is still caught.
  */
-export const POLL_JITTER_MS = 250;
+export const POLL_JITTER_MS = 100;
 /** Expired logins are kept this long so their page can still say "expired" rather than "unknown". */
 const KEEP_EXPIRED_MS = 24 * 3600_000;
 const DEFAULT_SCOPES: Scope[] = ['read', 'write', 'admin'];
