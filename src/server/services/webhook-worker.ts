@@ -123,6 +123,8 @@ export class WebhookWorker {
   }
 
   private expirySoonTimer: NodeJS.Timeout | undefined;
+  /** that scan, awaited by stop() (the store closes after it) */
+  private expirySoonRun: Promise<unknown> | undefined;
 
   /**
    * Runs the `key.expiring` scan in a second (a key that expires within the thresholds may just have
@@ -136,7 +138,7 @@ export class WebhookWorker {
       this.expirySoonTimer = undefined;
       if (this.stopping.signal.aborted) return;
       // notices are once-only by their primary key, so this may overlap the periodic scan
-      this.scanExpiring().catch((err: Error) =>
+      this.expirySoonRun = this.scanExpiring().catch((err: Error) =>
         this.deps.log.warn({ webhook_error: err.message }, 'key.expiring scan failed'),
       );
     }, 1000);
@@ -151,6 +153,7 @@ export class WebhookWorker {
     clearTimeout(this.expirySoonTimer);
     await this.running?.catch(() => {});
     await this.expiryRun?.catch(() => {});
+    await this.expirySoonRun?.catch(() => {});
     await this.agent.close().catch(() => {});
   }
 
