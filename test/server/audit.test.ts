@@ -605,6 +605,49 @@ for (const e of eng.list) {
           fail = false;
         }
       });
+
+      it('of writes committed together (SQLite groups them), a failing one loses its event and keeps the others', async () => {
+        const seeded = await s.seedKey({ email: `group-${uniq()}@example.com` });
+        secrets.push(seeded.apiKey);
+        let failing: string | null = `failing-${uniq()}`;
+        s.app.breeze.audit.addSink(async (_tx, event) => {
+          if (event.details.name === failing) throw new Error('sink down');
+        });
+        const names = [`kept-a-${uniq()}`, failing, `kept-b-${uniq()}`];
+        try {
+          // started in one turn of the event loop: on SQLite, one group, one commit
+          const results = await Promise.allSettled(
+            names.map((name) =>
+              s.app.breeze.keys.mint({
+                userId: seeded.userId,
+                name,
+                scopes: ['read'],
+                expiresAt: null,
+                createdVia: 'api',
+              }),
+            ),
+          );
+          expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+        } finally {
+          failing = null;
+        }
+        const keys = await s.store.db
+          .selectFrom('api_keys')
+          .select('name')
+          .where('user_id', '=', seeded.userId)
+          .execute();
+        expect(keys.map((r) => r.name).sort()).toEqual(['seed', names[0], names[2]].sort());
+        const events = await s.store.db
+          .selectFrom('audit_events')
+          .select('details')
+          .where('action', '=', 'key.created')
+          .where('target_owner_id', '=', seeded.userId)
+          .execute();
+        const named = events.map((e) => (JSON.parse(e.details) as { name: string }).name);
+        expect(named).toContain(names[0]);
+        expect(named).toContain(names[2]);
+        expect(named).not.toContain(names[1]);
+      });
     });
 
     describe('no secret in any event', () => {

@@ -2,6 +2,7 @@ import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { ulid } from '../../core/ids.js';
 import { keepPrepared } from './prepared.js';
 import type { AuditEventsTable, Database, Engine } from './schema.js';
+import type { DirectSql } from './store.js';
 
 export type AuditRow = AuditEventsTable;
 
@@ -76,6 +77,8 @@ export class AuditRepo {
   constructor(
     private readonly db: Kysely<Database>,
     private readonly engine: () => Engine,
+    /** SQLite, in a transaction: the event's statements run directly (see DirectSql) */
+    private readonly direct?: DirectSql,
   ) {}
 
   /**
@@ -104,6 +107,13 @@ export class AuditRepo {
       return { orgHasWebhooks: res.rows[0]?.org_has_webhooks === true };
     }
     if (change) await this.db.executeQuery(change);
+    if (this.direct) {
+      this.direct.run(sqls.insert, values);
+      const found = this.direct.get<{ org_has_webhooks: number }>(sqls.orgHasWebhooks as string, [
+        row.org_id,
+      ]);
+      return { orgHasWebhooks: found?.org_has_webhooks === 1 };
+    }
     await this.db.executeQuery(CompiledQuery.raw(sqls.insert, values));
     const res = await this.db.executeQuery<{ org_has_webhooks: number }>(
       CompiledQuery.raw(sqls.orgHasWebhooks as string, [row.org_id]),

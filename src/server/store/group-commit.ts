@@ -60,6 +60,8 @@ export class GroupCommit {
     private readonly db: Kysely<Database>,
     private readonly inTransaction: () => boolean,
     private readonly bind: (db: Kysely<Database>) => StoreTx,
+    /** after each commit (the store's WAL checkpointer counts them) */
+    private readonly onCommit: () => void = () => {},
   ) {}
 
   run<T>(fn: (tx: StoreTx) => Promise<T>): Promise<T> {
@@ -123,6 +125,7 @@ export class GroupCommit {
       this.failDone(group, err);
       return;
     }
+    this.onCommit();
     for (const m of group.done) m.resolve(m.value);
   }
 

@@ -4,10 +4,15 @@ import Database from 'better-sqlite3';
 import { Kysely, type KyselyConfig, type SqliteDatabase, SqliteDialect } from 'kysely';
 import { GroupCommit } from './group-commit.js';
 import type { Database as Schema } from './schema.js';
-import { BaseStore, type StoreTx } from './store.js';
+import { BaseStore, type DirectSql, type StoreTx } from './store.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
 
 /** Prepared statements kept per SQLite store (distinct SQL texts: a few hundred at most in practice). */
 const STATEMENT_CACHE_SIZE = 500;
+
+interface KeptStatements extends SqliteDatabase {
+  prepare(text: string): Database.Statement;
+}
 
 /**
  * The database as Kysely's SqliteDialect sees it, keeping prepared statements: Kysely prepares every
@@ -16,7 +21,7 @@ const STATEMENT_CACHE_SIZE = 500;
  * on SQLite's single connection, a stream holding it to the end), and SQLite re-prepares a kept
  * statement by itself after a schema change. Past STATEMENT_CACHE_SIZE texts, the oldest goes.
  */
-export function keepingStatements(sqlite: Database.Database, size = STATEMENT_CACHE_SIZE): SqliteDatabase {
+export function keepingStatements(sqlite: Database.Database, size = STATEMENT_CACHE_SIZE): KeptStatements {
   const statements = new Map<string, Database.Statement>();
   return {
     prepare(text: string) {
@@ -39,26 +44,51 @@ const TEMP_IN_MEMORY = 'temp_store = MEMORY';
 export class SqliteStore extends BaseStore {
   readonly engine = 'sqlite' as const;
   private readonly groups: GroupCommit;
+  /** undefined with a query log hook: every statement then goes through Kysely, which logs it */
+  private readonly direct: DirectSql | undefined;
+  /** checkpoints the WAL off the server's thread once writes come steadily (not for `:memory:`) */
+  readonly checkpointer: WalCheckpointer | undefined;
 
   /** `log` is Kysely's query log hook (tests use it to compare the work two requests do). */
   constructor(
     private readonly sqlite: Database.Database,
     options: Pick<KyselyConfig, 'log'> = {},
   ) {
-    super(
-      new Kysely<Schema>({ dialect: new SqliteDialect({ database: keepingStatements(sqlite) }), ...options }),
-    );
+    const statements = keepingStatements(sqlite);
+    super(new Kysely<Schema>({ dialect: new SqliteDialect({ database: statements }), ...options }));
+    this.direct = options.log
+      ? undefined
+      : {
+          run: (text, params) => {
+            statements.prepare(text).run(params);
+          },
+          get: <R>(text: string, params: readonly unknown[]) =>
+            statements.prepare(text).get(params) as R | undefined,
+        };
     // The savepoints of a group (see GroupCommit) keep the pages each member changes in a
     // sub-journal, which SQLite spills to a temporary file past 64 KiB: a group of key creations
     // created, wrote and deleted a file in /var/tmp about every other commit (~10% of the
     // throughput). In memory it is a copy of the few pages a group touches. (Migrations, which may
     // sort a whole table to build an index, keep SQLite's temporary files: see migrate.)
     sqlite.pragma(TEMP_IN_MEMORY);
+    const checkpointer = sqlite.memory ? undefined : new WalCheckpointer(sqlite);
+    this.checkpointer = checkpointer;
     this.groups = new GroupCommit(
       this.db,
       () => sqlite.inTransaction,
       (db) => this.boundTo(db),
+      checkpointer ? () => checkpointer.committed() : undefined,
     );
+  }
+
+  /** The group's transaction holds the connection: a direct statement runs inside it. */
+  protected override directInTransaction(): DirectSql | undefined {
+    return this.direct;
+  }
+
+  override async close(): Promise<void> {
+    await this.checkpointer?.stop();
+    await super.close();
   }
 
   /** Transactions that arrive together commit together (see GroupCommit). */
