@@ -7,6 +7,11 @@ export const CHECKPOINTER_AFTER_COMMITS = 100;
 /** How long the checkpointer lets commits gather before it checkpoints them. */
 const GATHER_MS = 10;
 /**
+ * Writes outside a transaction (sessions, codes, `last_used_at`) do not count as commits here: the
+ * thread also looks this often (a checkpoint with nothing to copy costs no I/O).
+ */
+const IDLE_CHECK_MS = 1000;
+/**
  * The main connection's own checkpoint threshold while the thread runs (SQLite's default, 1,000
  * pages, otherwise): a safety net, reached only when the thread falls behind.
  */
@@ -24,8 +29,9 @@ const STOP = 2;
 /**
  * The thread's code, CommonJS (a string rather than a module file: the same code runs from dist/
  * and from the TypeScript sources under test). It opens its own connection to the database and,
- * whenever commits have come in, runs a PASSIVE checkpoint: it copies committed pages from the WAL
- * into the database and syncs both files, never blocking the writer or a reader.
+ * whenever commits have come in (and at least every IDLE_CHECK_MS), runs a PASSIVE checkpoint: it
+ * copies committed pages from the WAL into the database and syncs both files, never blocking the
+ * writer or a reader.
  */
 const WORKER_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
@@ -39,10 +45,10 @@ try {
   let seen = Atomics.load(state, ${SEQ});
   while (Atomics.load(state, ${STOP}) === 0) {
     Atomics.store(state, ${WAITING}, 1);
-    Atomics.wait(state, ${SEQ}, seen);
+    const woken = Atomics.wait(state, ${SEQ}, seen, ${IDLE_CHECK_MS});
     Atomics.store(state, ${WAITING}, 0);
     if (Atomics.load(state, ${STOP}) !== 0) break;
-    Atomics.wait(pause, 0, 0, ${GATHER_MS});
+    if (woken !== 'timed-out') Atomics.wait(pause, 0, 0, ${GATHER_MS});
     seen = Atomics.load(state, ${SEQ});
     try {
       checkpoint.get();
@@ -92,9 +98,14 @@ export class WalCheckpointer {
     }
   }
 
-  /** Whether the thread is up (tests). */
+  /** Whether the thread is up and checkpointing (tests). */
   get active(): boolean {
     return this.running;
+  }
+
+  /** Whether the thread exists at all, up or on its way out (tests). */
+  get hasThread(): boolean {
+    return this.worker !== undefined;
   }
 
   private start(): void {
@@ -122,7 +133,7 @@ export class WalCheckpointer {
     worker.once('message', () => {
       if (this.stopped || !this.sqlite.open) return;
       this.running = true;
-      this.sqlite.pragma(`wal_autocheckpoint = ${FALLBACK_CHECKPOINT_PAGES}`);
+      this.threshold(FALLBACK_CHECKPOINT_PAGES);
     });
     // a failure (the file cannot be opened, the driver will not load) leaves SQLite's checkpoints
     worker.on('error', () => {});
@@ -130,8 +141,17 @@ export class WalCheckpointer {
       this.running = false;
       this.worker = undefined;
       this.stopped = true;
-      if (this.sqlite.open) this.sqlite.pragma(`wal_autocheckpoint = ${SQLITE_DEFAULT_CHECKPOINT_PAGES}`);
+      this.threshold(SQLITE_DEFAULT_CHECKPOINT_PAGES);
     });
+  }
+
+  /** The main connection's own checkpoint threshold (from an event handler: it must not throw). */
+  private threshold(pages: number): void {
+    try {
+      if (this.sqlite.open) this.sqlite.pragma(`wal_autocheckpoint = ${pages}`);
+    } catch {
+      // the connection is busy or closing: its threshold stays as it was
+    }
   }
 
   /** Stops the thread (waiting for a checkpoint under way to end) before the store closes. */
@@ -142,6 +162,8 @@ export class WalCheckpointer {
     if (worker === undefined) return;
     const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
     Atomics.store(this.state, STOP, 1);
+    // a wait about to begin finds SEQ changed and returns at once (a notify before it would be lost)
+    Atomics.add(this.state, SEQ, 1);
     Atomics.notify(this.state, SEQ);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => {
