@@ -1,8 +1,7 @@
 import { CompiledQuery, type Kysely, sql } from 'kysely';
 import { ulid } from '../../core/ids.js';
-import { keepPrepared } from './prepared.js';
+import { type DirectSql, keepPrepared } from './prepared.js';
 import type { AuditEventsTable, Database, Engine } from './schema.js';
-import type { DirectSql } from './store.js';
 
 export type AuditRow = AuditEventsTable;
 

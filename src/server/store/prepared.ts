@@ -21,3 +21,14 @@ export function keepPrepared(text: string): void {
 export function preparedName(text: string): string | undefined {
   return names.get(text);
 }
+
+/**
+ * SQLite only: runs a statement at once on the store's one connection, synchronously, without
+ * Kysely's layers (a query through Kysely costs a few microseconds of promises and plugins over
+ * SQLite's own work). Only repositories bound to a transaction get it (see boundTo): the
+ * transaction holds the connection, so nothing else runs on it in between.
+ */
+export interface DirectSql {
+  run(text: string, params: readonly unknown[]): void;
+  get<R>(text: string, params: readonly unknown[]): R | undefined;
+}

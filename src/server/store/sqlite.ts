@@ -3,8 +3,9 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { Kysely, type KyselyConfig, type SqliteDatabase, SqliteDialect } from 'kysely';
 import { GroupCommit } from './group-commit.js';
+import type { DirectSql } from './prepared.js';
 import type { Database as Schema } from './schema.js';
-import { BaseStore, type DirectSql, type StoreTx } from './store.js';
+import { BaseStore, type StoreTx } from './store.js';
 import { WalCheckpointer } from './wal-checkpointer.js';
 
 /** Prepared statements kept per SQLite store (distinct SQL texts: a few hundred at most in practice). */

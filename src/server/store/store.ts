@@ -6,6 +6,7 @@ import { KeysRepo } from './keys.js';
 import { migrationProvider } from './migrations.js';
 import { OidcRepo } from './oidc.js';
 import { OrgsRepo } from './orgs.js';
+import type { DirectSql } from './prepared.js';
 import type { Database, Engine } from './schema.js';
 import { UsageRepo } from './usage.js';
 import { UsersRepo } from './users.js';
@@ -34,17 +35,6 @@ export interface Store {
   publishKeyChange(keyId: string): Promise<void>;
   onKeyChange(listener: (keyId: string) => void): () => void;
   close(): Promise<void>;
-}
-
-/**
- * SQLite only: runs a statement at once on the store's one connection, synchronously, without
- * Kysely's layers (a query through Kysely costs a few microseconds of promises and plugins over
- * SQLite's own work). Only repositories bound to a transaction get it (see boundTo): the
- * transaction holds the connection, so nothing else runs on it in between.
- */
-export interface DirectSql {
-  run(text: string, params: readonly unknown[]): void;
-  get<R>(text: string, params: readonly unknown[]): R | undefined;
 }
 
 export interface StoreTx {
