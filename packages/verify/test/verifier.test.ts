@@ -29,6 +29,30 @@ async function connected(v: Verifier): Promise<void> {
   await until(() => v.streamConnected);
 }
 
+/**
+ * A fetch through which the fake server counts the checks of `key` in its current window: `limit`
+ * valid answers (with the window's rate-limit figures), then RATE_LIMITED. `window.used = 0` opens
+ * a new window; `resetS` is read at each check.
+ */
+function countingServer(key: string, limit: number, resetS: () => number) {
+  const window = { used: 0 };
+  const fetch: typeof globalThis.fetch = async (url, init) => {
+    if (String(url).endsWith('/v1/keys/verify')) {
+      window.used++;
+      fake.answers.set(
+        key,
+        window.used <= limit
+          ? VALID('key_A', ['read'], {
+              ratelimit: { limit, remaining: limit - window.used, reset_s: resetS() },
+            })
+          : { valid: false, code: 'RATE_LIMITED', retry_after_s: resetS() },
+      );
+    }
+    return globalThis.fetch(url, init);
+  };
+  return { fetch, window };
+}
+
 describe('createVerifier: answers and cache', () => {
   it("answers the server's verdict and reuses it: one request for repeated checks of a key", async () => {
     const key = makeKey();
@@ -123,21 +147,9 @@ describe('createVerifier: answers and cache', () => {
   it('charges concurrent checks that shared one answer: a burst of a cold key never passes its limit', async () => {
     const key = makeKey();
     // a server that counts: limit 3 a window, then RATE_LIMITED
-    let seen = 0;
-    const counting: typeof fetch = async (url, init) => {
-      if (String(url).endsWith('/v1/keys/verify')) {
-        seen++;
-        fake.answers.set(
-          key,
-          seen <= 3
-            ? VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 3 - seen, reset_s: 60 } })
-            : { valid: false, code: 'RATE_LIMITED', retry_after_s: 60 },
-        );
-      }
-      return globalThis.fetch(url, init);
-    };
+    const counting = countingServer(key, 3, () => 60);
     fake.delayMs = 100;
-    const v = verifier({ fetch: counting });
+    const v = verifier({ fetch: counting.fetch });
     await connected(v);
     const results = await Promise.all(Array.from({ length: 10 }, () => v.verify(key)));
     expect(results.filter((r) => r.valid)).toHaveLength(3);
@@ -147,28 +159,16 @@ describe('createVerifier: answers and cache', () => {
   it("does not charge a new window of the server with the last window's local uses", async () => {
     const key = makeKey();
     // a server that counts uses per window: limit 3; its window ends in 1 s, then a new one opens
-    let used = 0;
     let resetS = 1;
-    const counting: typeof fetch = async (url, init) => {
-      if (String(url).endsWith('/v1/keys/verify')) {
-        used++;
-        fake.answers.set(
-          key,
-          used <= 3
-            ? VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 3 - used, reset_s: resetS } })
-            : { valid: false, code: 'RATE_LIMITED', retry_after_s: resetS },
-        );
-      }
-      return globalThis.fetch(url, init);
-    };
-    const v = verifier({ fetch: counting, events: false });
+    const counting = countingServer(key, 3, () => resetS);
+    const v = verifier({ fetch: counting.fetch, events: false });
     vi.useFakeTimers({ toFake: ['performance'] });
     try {
       for (let i = 0; i < 3; i++) expect(await v.verify(key)).toMatchObject({ valid: true });
       expect(fake.verifyCalls).toHaveLength(1);
       // the server's window has ended (its reset_s was rounded up: the cache's ends a little later)
       vi.advanceTimersByTime(900);
-      used = 0;
+      counting.window.used = 0;
       resetS = 60;
       const next = [];
       for (let i = 0; i < 3; i++) next.push((await v.verify(key)).code);
