@@ -4,7 +4,7 @@
  * `keys enable`, non-interactive prompts, stored rotations and a malformed BREEZE_API_KEY.
  */
 
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -365,6 +365,50 @@ describe('wording', () => {
     const plain = await runCli(['keys', 'create', '--name', 'other'], { configDir: dir, env: NO_DBUS });
     expect(plain.stderr).toMatch(/copy it now, it will not be shown again/);
     expect(plain.stderr).not.toMatch(/Stored key/);
+  });
+
+  /** The new key's own GET /v1/me status: what a user who kept the printed key would get. */
+  async function statusOf(apiKey: string): Promise<number> {
+    return (await fetch(`${server.url}/v1/me`, { headers: { 'xi-api-key': apiKey } })).status;
+  }
+
+  it('keys create --save and rotate --self print the new key when storing it fails, then exit 1', async () => {
+    // a credentials "file" that is a directory: every write of the file store fails
+    const { dir, apiKey, keyId } = await loggedIn();
+    rmSync(join(dir, 'credentials.json'));
+    mkdirSync(join(dir, 'credentials.json'));
+    const env = { ...NO_DBUS, BREEZE_API_KEY: apiKey };
+
+    const created = await runCli(['keys', 'create', '--name', 'kept', '--save'], { configDir: dir, env });
+    expect(created.code, created.stderr).toBe(1);
+    const newKey = created.stdout.trim();
+    expect(newKey).toMatch(/^brz_\w+$/);
+    expect(await statusOf(newKey)).toBe(200);
+    expect(created.stderr).toMatch(
+      /Key key_\w+ was created \(printed above\) but not stored in profile "default"/,
+    );
+    expect(created.stderr).toContain('breeze login --with-key');
+
+    // --json: the one document on stdout is the created key (the error goes to stderr only)
+    const json = await runCli(['--json', 'keys', 'create', '--name', 'kept2', '--save'], {
+      configDir: dir,
+      env,
+    });
+    expect(json.code, json.stderr).toBe(1);
+    const doc = JSON.parse(json.stdout) as { api_key: string; key_id: string };
+    expect(await statusOf(doc.api_key)).toBe(200);
+    expect(json.stderr).toContain(`Key ${doc.key_id} was created`);
+
+    // rotating the profile's own key with no grace: the old key dies, the printed one is the way in
+    const rotated = await runCli(['keys', 'rotate', '--self', '--grace', '0'], { configDir: dir, env });
+    expect(rotated.code, rotated.stderr).toBe(1);
+    const next = rotated.stdout.trim();
+    expect(next).toMatch(/^brz_\w+$/);
+    expect(await statusOf(next)).toBe(200);
+    expect(await statusOf(apiKey)).toBe(401);
+    expect(rotated.stderr).toContain(
+      `The profile still holds the previous key ${keyId}, which no longer works.`,
+    );
   });
 
   it('BREEZE_API_KEY=garbage: "not a Breeze key (malformed)", exit 3, nothing of it echoed or sent', async () => {

@@ -2,6 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { parseDuration } from '../../../core/duration.js';
 import type { CreatedKeyResponse } from '../../../core/types.js';
 import type { CliContext } from '../../context.js';
+import { describeError, UserError } from '../../errors.js';
 
 /** commander parser for `0`, `90s`, `15m`, `24h`, `30d` -> seconds */
 export function durationArg(value: string): number {
@@ -33,4 +34,56 @@ export function printNewKey(ctx: CliContext, created: CreatedKeyResponse, storag
 export function profileKeyId(ctx: CliContext): string | undefined {
   const saved = ctx.config.profile(ctx.profile);
   return saved && saved.server === ctx.server() ? saved.key_id : undefined;
+}
+
+/**
+ * A key the server just made that could not be stored in the profile (keychain or file error, the
+ * check of the new key failed, ...). Its plaintext exists nowhere else: `withUnstoredKeyPrinted`
+ * prints it before the failure is reported, so it is not lost with the error.
+ */
+export class KeyNotStoredError extends UserError {
+  override name = 'KeyNotStoredError';
+  constructor(
+    readonly created: CreatedKeyResponse,
+    profile: string,
+    cause: unknown,
+    /** what this means for the profile, e.g. which key it still holds */
+    consequence: string,
+  ) {
+    const why = (describeError(cause, false) ?? 'unknown error').split('\n')[0]!.replace(/^Error: /, '');
+    super(
+      `Key ${created.key_id} was created (printed above) but not stored in profile "${profile}": ${why}`,
+      {
+        cause,
+        hint: `${consequence} To store it: copy it, then run "breeze login --with-key" and paste it.`,
+      },
+    );
+  }
+}
+
+/** Stores a new key with `store`; a failure becomes a KeyNotStoredError carrying the key. */
+export async function storeNewKey<T>(
+  ctx: CliContext,
+  created: CreatedKeyResponse,
+  consequence: string,
+  store: () => Promise<T>,
+): Promise<T> {
+  try {
+    return await store();
+  } catch (err) {
+    throw new KeyNotStoredError(created, ctx.profile, err, consequence);
+  }
+}
+
+/**
+ * Runs a command that makes a key: if the key could not be stored, it is printed (as without
+ * `--save`: on stdout, or the whole response with `--json`) and then the failure is reported.
+ */
+export async function withUnstoredKeyPrinted<T>(ctx: CliContext, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (err instanceof KeyNotStoredError) printNewKey(ctx, err.created, null);
+    throw err;
+  }
 }

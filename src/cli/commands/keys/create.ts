@@ -6,7 +6,7 @@ import { UsageError } from '../../errors.js';
 import { replaceStoredKey } from '../../session.js';
 import type { CommandHost } from '../host.js';
 import { parseScopes } from '../login.js';
-import { durationArg, printNewKey } from './common.js';
+import { durationArg, printNewKey, storeNewKey, withUnstoredKeyPrinted } from './common.js';
 
 export interface KeysCreateOptions {
   name: string;
@@ -44,8 +44,10 @@ export async function runKeysCreate(
   });
   let stored: StorageBackend | null = null;
   if (opts.save) {
-    const me = await client.withKey(created.api_key).me();
-    stored = await replaceStoredKey(ctx, created.api_key, created, me.user);
+    stored = await storeNewKey(ctx, created, 'The profile still holds the key it had.', async () => {
+      const me = await client.withKey(created.api_key).me();
+      return replaceStoredKey(ctx, created.api_key, created, me.user);
+    });
   }
   return { created, stored };
 }
@@ -68,7 +70,7 @@ Examples:
     )
     .action(async (opts: KeysCreateOptions, cmd: Command) => {
       const ctx = await host.context(cmd);
-      const { created, stored } = await runKeysCreate(opts, ctx);
+      const { created, stored } = await withUnstoredKeyPrinted(ctx, () => runKeysCreate(opts, ctx));
       printNewKey(ctx, created, stored);
     });
 }

@@ -5,7 +5,7 @@ import type { CliContext } from '../../context.js';
 import { UsageError } from '../../errors.js';
 import { replaceStoredKey } from '../../session.js';
 import type { CommandHost } from '../host.js';
-import { durationArg, printNewKey } from './common.js';
+import { durationArg, printNewKey, storeNewKey, withUnstoredKeyPrinted } from './common.js';
 
 export interface KeysRotateOptions {
   keyId?: string;
@@ -43,14 +43,20 @@ export async function runKeysRotate(
     (session.source !== 'env' || saved.prefix === displayPrefix(session.apiKey));
   let stored: string | null = null;
   if (isProfileKey || opts.save) {
-    stored = await replaceStoredKey(
-      ctx,
-      rotated.api_key,
-      rotated,
-      (await client.withKey(rotated.api_key).me()).user,
+    const consequence = isProfileKey
+      ? `The profile still holds the previous key ${keyId}, which ${previousKeyFate(ctx, rotated)}.`
+      : 'The profile still holds the key it had.';
+    stored = await storeNewKey(ctx, rotated, consequence, async () =>
+      replaceStoredKey(ctx, rotated.api_key, rotated, (await client.withKey(rotated.api_key).me()).user),
     );
   }
   return { rotated, stored };
+}
+
+/** "no longer works" or "works until <time>": the rotated key's grace period. */
+function previousKeyFate(ctx: CliContext, rotated: RotatedKeyResponse): string {
+  const exp = rotated.previous.expires_at;
+  return exp && Date.parse(exp) <= ctx.clock().getTime() ? 'no longer works' : `works until ${exp}`;
 }
 
 export function createRotateCommand(host: CommandHost): Command {
@@ -74,11 +80,10 @@ Examples:
     )
     .action(async (keyId: string | undefined, opts: KeysRotateOptions, cmd: Command) => {
       const ctx = await host.context(cmd);
-      const { rotated, stored } = await runKeysRotate({ ...opts, keyId }, ctx);
-      printNewKey(ctx, rotated, stored);
-      const exp = rotated.previous.expires_at;
-      ctx.out.info(
-        `Previous key ${rotated.previous.key_id} ${exp && Date.parse(exp) <= ctx.clock().getTime() ? 'no longer works' : `works until ${exp}`}.`,
+      const { rotated, stored } = await withUnstoredKeyPrinted(ctx, () =>
+        runKeysRotate({ ...opts, keyId }, ctx),
       );
+      printNewKey(ctx, rotated, stored);
+      ctx.out.info(`Previous key ${rotated.previous.key_id} ${previousKeyFate(ctx, rotated)}.`);
     });
 }
