@@ -82,7 +82,9 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     bodyLimit: BODY_LIMIT,
     genReqId: () => newRequestId(),
     requestIdHeader: false,
-    trustProxy: false,
+    // request.ip, which every per-IP limit, audit event and device page reads: the connecting
+    // address, or behind trusted proxies (--trust-proxy) the client their X-Forwarded-For names
+    trustProxy: config.trustProxy?.length ? config.trustProxy : false,
     return503OnClosing: false,
     // API.md: unknown JSON fields are ignored. `__proto__` and `constructor.prototype` are unknown
     // fields too: dropped while parsing (no prototype is ever polluted), not refused as malformed.

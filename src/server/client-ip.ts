@@ -1,4 +1,4 @@
-import { isIPv4, isIPv6 } from 'node:net';
+import { isIP, isIPv4, isIPv6 } from 'node:net';
 
 /**
  * The bucket every per-IP limit counts a client in: an IPv4 address as it is, an IPv6 address by
@@ -36,4 +36,42 @@ function expandIPv6(ip: string): number[] {
   const right = tail === undefined ? [] : parse(tail);
   const zeros = new Array<number>(8 - left.length - right.length).fill(0);
   return [...left, ...zeros, ...right];
+}
+
+/** The names of address ranges a trusted proxy list may use (as Fastify's `trustProxy` reads them). */
+const PROXY_RANGES = ['loopback', 'linklocal', 'uniquelocal'] as const;
+
+/**
+ * `breeze serve --trust-proxy`: the reverse proxies (load balancers) whose `X-Forwarded-For` the
+ * server believes. A comma-separated list of addresses, CIDR ranges (`10.0.0.0/8`, `fd00::/8`) and
+ * the names `loopback`, `linklocal`, `uniquelocal`. A client's address is then the right-most one
+ * in the header that is not a trusted proxy, so a client cannot pass itself off as another by
+ * sending the header itself. A range of all addresses (`/0`) is refused: behind it any client
+ * could. Throws an Error that names the bad entry.
+ */
+export function parseTrustedProxies(value: string): string[] {
+  const entries = value
+    .split(',')
+    .map((e) => e.trim())
+    .filter((e) => e !== '');
+  if (entries.length === 0) throw new Error('no address given');
+  for (const entry of entries) {
+    if ((PROXY_RANGES as readonly string[]).includes(entry)) continue;
+    const [address = '', prefix, extra] = entry.split('/');
+    const family = isIP(address);
+    const bits = family === 4 ? 32 : 128;
+    const ok =
+      family !== 0 &&
+      extra === undefined &&
+      (prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= bits));
+    if (!ok) {
+      throw new Error(
+        `"${entry.slice(0, 64)}" is not an address, a CIDR range or one of ${PROXY_RANGES.join(', ')}`,
+      );
+    }
+    if (prefix !== undefined && Number(prefix) === 0) {
+      throw new Error(`"${entry}" trusts every address: any client could forge X-Forwarded-For`);
+    }
+  }
+  return entries;
 }

@@ -41,6 +41,11 @@ export interface ServerConfig {
   auditRetentionDays: number;
   /** `--allow-private-webhooks`: webhook targets may be http and private or loopback addresses (dev, tests). */
   allowPrivateWebhooks?: boolean;
+  /**
+   * `--trust-proxy`: addresses and ranges of reverse proxies whose `X-Forwarded-For` is believed
+   * (see parseTrustedProxies); none by default, and then a client is the address that connects.
+   */
+  trustProxy?: string[];
   /** Webhook worker timings and host resolution (tests shorten them); defaults in webhook-worker.ts. */
   webhooks?: WebhookTuning;
   /** Per-key usage counters (requests, rejected per hour); false turns counting off (benchmarks). */

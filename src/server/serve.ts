@@ -32,6 +32,8 @@ export interface ServeOptions {
   onMail?: (m: MailMessage) => void;
   /** webhooks may target http and private/loopback addresses (development, tests) */
   allowPrivateWebhooks?: boolean;
+  /** reverse proxies whose X-Forwarded-For is believed (`--trust-proxy`, parseTrustedProxies) */
+  trustProxy?: string[];
   /** extra config, mostly for tests */
   config?: Partial<ServerConfig>;
 }
@@ -74,6 +76,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
         dataDir: opts.dataDir,
         embedded: opts.embedded ?? false,
         allowPrivateWebhooks: opts.allowPrivateWebhooks ?? false,
+        ...(opts.trustProxy?.length ? { trustProxy: opts.trustProxy } : {}),
         // a placeholder until we know the port; replaced below when no public URL is given
         publicUrl: opts.publicUrl ?? 'http://127.0.0.1',
         ...opts.config,

@@ -19,6 +19,8 @@ export interface ServeCommandOptions {
   auditRetentionDays: number;
   /** webhooks may target http and private/loopback addresses (also BREEZE_ALLOW_PRIVATE_WEBHOOKS=1) */
   allowPrivateWebhooks?: boolean;
+  /** `--trust-proxy` / BREEZE_TRUST_PROXY, unparsed: checked in runServe */
+  trustProxy?: string;
 }
 
 /** Days an audit event is kept: `--audit-retention-days`, else `BREEZE_AUDIT_RETENTION_DAYS`, else 365. */
@@ -73,6 +75,17 @@ export async function runServe(
       hint: 'e.g. --smtp-url smtp://mail.example.com:587',
     });
   }
+  let trustProxy: string[] | undefined;
+  if (opts.trustProxy !== undefined) {
+    const { parseTrustedProxies } = await import('../../server/client-ip.js');
+    try {
+      trustProxy = parseTrustedProxies(opts.trustProxy);
+    } catch (err) {
+      throw new UsageError(`Invalid --trust-proxy: ${(err as Error).message}.`, {
+        hint: 'Pass the addresses your load balancer connects from, e.g. --trust-proxy 10.0.0.0/8,loopback',
+      });
+    }
+  }
   let stopRequested!: () => void;
   const stopped = new Promise<void>((resolve) => {
     stopRequested = resolve;
@@ -93,7 +106,14 @@ export async function runServe(
     logger: loggerOptions(),
     ...(opts.allowHttpIssuers ? { config: { allowHttpIssuers: true } } : {}),
     allowPrivateWebhooks: opts.allowPrivateWebhooks === true || isOn(ctx.env.BREEZE_ALLOW_PRIVATE_WEBHOOKS),
+    trustProxy,
   });
+  if (trustProxy) {
+    server.app.log.info(
+      { trust_proxy: trustProxy },
+      'trusting X-Forwarded-For from these proxies: a client is the right-most address not among them',
+    );
+  }
   process.stderr.write(`Breeze server listening on ${server.url}\n`);
   server.app.log.info(
     { url: server.url, data_dir: opts.databaseUrl ? undefined : dataDir },
@@ -160,6 +180,12 @@ export function createCommand(host: CommandHost): Command {
         .choices(['Ed25519', 'EdDSA'])
         .default('Ed25519'),
     )
+    .addOption(
+      new Option(
+        '--trust-proxy <addresses>',
+        'reverse proxies whose X-Forwarded-For names the client: addresses, CIDR ranges, loopback, linklocal, uniquelocal (comma-separated)',
+      ).env('BREEZE_TRUST_PROXY'),
+    )
     .option(
       '--allow-http-issuers',
       'accept http:// OIDC issuers on loopback addresses (development and tests only; https otherwise)',
@@ -177,6 +203,7 @@ Examples:
   $ breeze serve --host 0.0.0.0 --public-url https://breeze.example.com --smtp-url smtp://mail:25
   $ breeze serve --database-url postgres://breeze@db/breeze --signup closed
   $ breeze serve --jwt-alg EdDSA                   JWTs and JWKS verifiable by PyJWT
+  $ breeze serve --trust-proxy 10.0.0.0/8          behind a load balancer in 10.0.0.0/8
   $ breeze serve --audit-retention-days 90         audit events older than 90 days are deleted
   $ breeze serve --allow-private-webhooks          webhooks to http://127.0.0.1:... (development)`,
     )

@@ -1,0 +1,163 @@
+import { join } from 'node:path';
+import type { InjectOptions } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { parseTrustedProxies } from '../../src/server/client-ip.js';
+import { CODE_REQUESTS_PER_IP } from '../../src/server/routes/auth-code.js';
+import { runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/**
+ * `breeze serve --trust-proxy` (docs/self-hosting.md "Behind a load balancer"): without it the
+ * client is the address that connects and `X-Forwarded-For` is ignored; with it, a request from a
+ * trusted proxy counts as the right-most address of the header that is not a trusted proxy — in
+ * per-IP limits and in audit events — and what a client writes into the header itself is not
+ * believed.
+ */
+
+const PROXY = '127.0.0.1';
+
+describe('parseTrustedProxies', () => {
+  it('takes addresses, CIDR ranges and the named ranges, comma-separated', () => {
+    expect(parseTrustedProxies('10.0.0.0/8, 192.0.2.7,fd00::/8 ,::1,loopback,linklocal,uniquelocal')).toEqual(
+      ['10.0.0.0/8', '192.0.2.7', 'fd00::/8', '::1', 'loopback', 'linklocal', 'uniquelocal'],
+    );
+  });
+
+  it('refuses what is not one, a range of every address, and an empty list', () => {
+    for (const bad of [
+      'lb.internal',
+      '10.0.0.0/33',
+      '::/129',
+      '10.0.0.1/8/8',
+      '10.0.0.0/x',
+      '300.1.1.1',
+      'true',
+      '2',
+    ]) {
+      expect(() => parseTrustedProxies(bad), bad).toThrow(/is not an address, a CIDR range/);
+    }
+    expect(() => parseTrustedProxies('0.0.0.0/0')).toThrow(/trusts every address/);
+    expect(() => parseTrustedProxies('::/0')).toThrow(/trusts every address/);
+    expect(() => parseTrustedProxies(' , ')).toThrow(/no address/);
+  });
+});
+
+describe('client addresses behind a proxy', () => {
+  let s: TestServer | undefined;
+  afterEach(async () => {
+    await s?.close();
+    s = undefined;
+  });
+
+  const codeRequest = (i: number, remoteAddress: string, forwardedFor?: string): InjectOptions => ({
+    method: 'POST',
+    url: '/auth/code',
+    remoteAddress,
+    headers: forwardedFor === undefined ? {} : { 'x-forwarded-for': forwardedFor },
+    payload: { email: `proxy-${i}@example.com`, type: 'api_key' },
+  });
+
+  /** Spends the per-IP budget of POST /auth/code; returns the statuses. */
+  async function spend(make: (i: number) => InjectOptions): Promise<number[]> {
+    const out: number[] = [];
+    for (let i = 0; i < CODE_REQUESTS_PER_IP.max; i++) out.push((await s!.app.inject(make(i))).statusCode);
+    return out;
+  }
+
+  it('by default, X-Forwarded-For is ignored: a client cannot get a fresh limit by sending one', async () => {
+    s = await startTestServer();
+    const statuses = await spend((i) => codeRequest(i, '192.0.2.10', `203.0.113.${i}`));
+    expect(statuses.every((c) => c === 201)).toBe(true);
+    const again = await s.app.inject(codeRequest(99, '192.0.2.10', '203.0.113.200'));
+    expect(again.statusCode).toBe(429);
+  });
+
+  it('with --trust-proxy, each client behind the proxy has its own limit, and a forged hop counts for nothing', async () => {
+    s = await startTestServer({ config: { trustProxy: [PROXY] } });
+    const statuses = await spend((i) => codeRequest(i, PROXY, '203.0.113.1'));
+    expect(statuses.every((c) => c === 201)).toBe(true);
+    expect((await s.app.inject(codeRequest(50, PROXY, '203.0.113.1'))).statusCode).toBe(429);
+    // another client behind the same proxy
+    expect((await s.app.inject(codeRequest(51, PROXY, '203.0.113.2'))).statusCode).toBe(201);
+    // the first client wrote a forged address into the header itself; the proxy appended its real one
+    expect((await s.app.inject(codeRequest(52, PROXY, '198.51.100.9, 203.0.113.1'))).statusCode).toBe(429);
+    // a peer that is not a trusted proxy is the client itself, whatever it sends
+    const direct = await spend((i) => codeRequest(100 + i, '192.0.2.20', `198.51.100.${i}`));
+    expect(direct.every((c) => c === 201)).toBe(true);
+    expect((await s.app.inject(codeRequest(200, '192.0.2.20', '198.51.100.77'))).statusCode).toBe(429);
+  });
+
+  it('audit events record the client the trusted proxy names, else the connecting address', async () => {
+    s = await startTestServer({ config: { trustProxy: ['127.0.0.0/8'] } });
+    const { apiKey } = await s.seedKey();
+    const create = (name: string, remoteAddress: string, forwardedFor: string) =>
+      s!.app.inject({
+        method: 'POST',
+        url: '/v1/api-keys',
+        remoteAddress,
+        headers: { 'xi-api-key': apiKey, 'x-forwarded-for': forwardedFor },
+        payload: { name },
+      });
+    expect((await create('via proxy', '127.0.0.2', '198.51.100.1, 203.0.113.7')).statusCode).toBe(201);
+    expect((await create('direct', '192.0.2.30', '203.0.113.8')).statusCode).toBe(201);
+    const res = await s.app.inject({
+      method: 'GET',
+      url: '/v1/audit-events?action=key.created',
+      headers: { 'xi-api-key': apiKey },
+    });
+    const events = (res.json() as { data: Array<{ ip: string; details: { name: string } }> }).data;
+    const ipOf = (name: string) => events.find((e) => e.details.name === name)?.ip;
+    expect(ipOf('via proxy')).toBe('203.0.113.7');
+    expect(ipOf('direct')).toBe('192.0.2.30');
+  });
+});
+
+describe('breeze serve --trust-proxy', () => {
+  it('a bad list is a usage error (exit 2), from the flag or BREEZE_TRUST_PROXY', async () => {
+    const t = tempConfigDir();
+    try {
+      const flag = await runCli(['serve', '--port', '0', '--trust-proxy', 'lb.internal'], {
+        configDir: t.dir,
+      });
+      expect(flag.code).toBe(2);
+      expect(flag.stderr).toContain('Invalid --trust-proxy: "lb.internal" is not an address');
+      const env = await runCli(['serve', '--port', '0'], {
+        configDir: t.dir,
+        env: { BREEZE_TRUST_PROXY: '0.0.0.0/0' },
+      });
+      expect(env.code).toBe(2);
+      expect(env.stderr).toContain('trusts every address');
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  for (const via of ['flag', 'env'] as const) {
+    it(`a served instance counts clients behind the proxy apart (${via})`, async () => {
+      const t = tempConfigDir();
+      const args = ['serve', '--port', '0', '--data-dir', join(t.dir, 'data')];
+      const proc = spawnCli(via === 'flag' ? [...args, '--trust-proxy', 'loopback'] : args, {
+        configDir: t.dir,
+        env: via === 'env' ? { BREEZE_TRUST_PROXY: 'loopback' } : {},
+      });
+      try {
+        proc.stdout?.resume();
+        const url = (await waitForOutput(proc, /listening on (http:\/\/127\.0\.0\.1:\d+)/))[1] as string;
+        const post = (i: number, client: string) =>
+          fetch(`${url}/auth/code`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+            body: JSON.stringify({ email: `served-${i}@example.com`, type: 'api_key' }),
+          }).then((r) => r.status);
+        for (let i = 0; i < CODE_REQUESTS_PER_IP.max; i++) expect(await post(i, '203.0.113.1')).toBe(201);
+        expect(await post(98, '203.0.113.1')).toBe(429);
+        expect(await post(99, '203.0.113.2')).toBe(201);
+      } finally {
+        const exited = new Promise((resolve) => proc.once('exit', resolve));
+        proc.kill('SIGTERM');
+        await exited;
+        t.cleanup();
+      }
+    }, 60_000);
+  }
+});
