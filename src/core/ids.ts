@@ -41,6 +41,21 @@ export function ulid(now: number = Date.now()): string {
   return time + base32x8(high) + base32x8(low);
 }
 
+/**
+ * The millisecond time an id made by `ulid` was minted at: `prefix` + a ULID (`key_01J…`).
+ * Undefined when `id` is not one.
+ */
+export function ulidTimeOf(id: string, prefix: string): number | undefined {
+  if (id.length !== prefix.length + 26 || !id.startsWith(prefix)) return undefined;
+  let t = 0;
+  for (let i = prefix.length; i < id.length; i++) {
+    const v = CROCKFORD.indexOf(id[i] as string);
+    if (v === -1) return undefined;
+    if (i < prefix.length + 10) t = t * 32 + v;
+  }
+  return t;
+}
+
 export const newKeyId = (now?: number): string => `key_${ulid(now)}`;
 export const newUserId = (now?: number): string => `usr_${ulid(now)}`;
 

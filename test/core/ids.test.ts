@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ulid } from '../../src/core/ids.js';
+import { ulid, ulidTimeOf } from '../../src/core/ids.js';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
@@ -26,5 +26,20 @@ describe('ulid', () => {
     }
     expect(seen.size).toBe(5000);
     for (const s of symbols) expect(s.size).toBe(32);
+  });
+
+  it('ulidTimeOf reads back the time of a prefixed id, and nothing from what is not one', () => {
+    const t = Date.UTC(2026, 0, 2, 3, 4, 5, 6);
+    expect(ulidTimeOf(`key_${ulid(t)}`, 'key_')).toBe(t);
+    expect(ulidTimeOf(`evt_${ulid(0)}`, 'evt_')).toBe(0);
+    for (const bad of [
+      `evt_${ulid(t)}`,
+      `key_${ulid(t)}x`,
+      `key_${ulid(t).slice(1)}`,
+      'key_imported',
+      `key_${'U'.repeat(26)}`,
+    ]) {
+      expect(ulidTimeOf(bad, 'key_'), bad).toBeUndefined();
+    }
   });
 });

@@ -1,8 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ulid } from '../../src/core/ids.js';
 import type { JwtService } from '../../src/server/jwt.js';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
-import type { AuditEvent } from '../../src/server/services/audit.js';
+import { type AuditEvent, newAuditEventId } from '../../src/server/services/audit.js';
+import type { AuditRow } from '../../src/server/store/audit.js';
 import { InjectBrowser } from '../helpers/browser.js';
 import { testEngines } from '../helpers/engines.js';
 import type { TestServer } from '../helpers/server.js';
@@ -547,6 +549,54 @@ for (const e of eng.list) {
           expect(err.code, q).toBe('VALIDATION_FAILED');
           expect(typeof err.message).toBe('string');
         }
+      });
+    });
+
+    describe("a key's events", () => {
+      it('are read from its creation on, with an hour of slack for instance clocks, none lost', async () => {
+        // a key minted ten days ago, in an organization with a long log around it
+        const orgId = `org_${ulid()}`;
+        const keyMs = Date.now() - 10 * 86_400_000;
+        const keyId = `key_${ulid(keyMs)}`;
+        const row = (atMs: number, over: Partial<AuditRow>): AuditRow => ({
+          id: newAuditEventId(atMs),
+          at: new Date(atMs).toISOString(),
+          org_id: orgId,
+          project_id: null,
+          action: 'key.updated',
+          actor_type: 'user',
+          actor_id: 'usr_x',
+          actor_email: null,
+          actor_key_id: null,
+          target_type: 'key',
+          target_id: 'key_other',
+          target_owner_id: null,
+          ip: null,
+          user_agent: null,
+          request_id: null,
+          details: '{}',
+          ...over,
+        });
+        const rows = [
+          row(keyMs - 30 * 86_400_000, {}),
+          // impossible (before the key existed, past any clock slack): outside the bound
+          row(keyMs - 2 * 3_600_000, { target_id: keyId, action: 'key.disabled' }),
+          // another instance, its clock 30 minutes behind, recorded the key's creation
+          row(keyMs - 30 * 60_000, { target_id: keyId, action: 'key.created' }),
+          row(keyMs, {}),
+          row(keyMs + 86_400_000, { actor_type: 'key', actor_key_id: keyId, action: 'project.created' }),
+          row(keyMs + 2 * 86_400_000, { target_id: keyId, action: 'key.rotated' }),
+          row(keyMs + 3 * 86_400_000, {}),
+          // a key id that is no ULID (none is minted so, but the filter takes any): no bound
+          row(keyMs - 40 * 86_400_000, { target_id: 'key_imported', action: 'key.deleted' }),
+        ];
+        await s.store.transaction(async (tx) => {
+          for (const r of rows) await tx.audit.insert(r);
+        });
+        const found = await s.store.audit.list({ orgId, keyId, limit: 50 });
+        expect(found.map((r) => r.action)).toEqual(['key.rotated', 'project.created', 'key.created']);
+        const other = await s.store.audit.list({ orgId, keyId: 'key_imported', limit: 50 });
+        expect(other.map((r) => r.action)).toEqual(['key.deleted']);
       });
     });
 

@@ -1,5 +1,5 @@
 import { CompiledQuery, type Kysely, sql } from 'kysely';
-import { ulid } from '../../core/ids.js';
+import { ulid, ulidTimeOf } from '../../core/ids.js';
 import { type DirectSql, keepPrepared } from './prepared.js';
 import type { AuditEventsTable, Database, Engine } from './schema.js';
 
@@ -27,6 +27,12 @@ const COLUMNS = [
 // every column of the table is in COLUMNS (a compile error names the one missing)
 const allColumns: Record<Exclude<keyof AuditRow, (typeof COLUMNS)[number]>, never> = {};
 void allColumns;
+
+/**
+ * How much earlier than its key's id says an event about the key may be stamped: the clocks of
+ * instances sharing a database may differ (one mints the key, another records a change to it).
+ */
+export const KEY_EVENTS_CLOCK_SLACK_MS = 3_600_000;
 
 /** What writing an event learnt on the way. */
 export interface AuditInsertResult {
@@ -190,6 +196,14 @@ export class AuditRepo {
     if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
     const keyId = f.keyId;
     if (keyId !== undefined) {
+      // A key's events all come after its creation, and its id begins with that time: bound the
+      // scan there (less KEY_EVENTS_CLOCK_SLACK_MS, for instances whose clocks differ) instead of
+      // walking the organization's whole log for a key with few events.
+      const createdMs = ulidTimeOf(keyId, 'key_');
+      if (createdMs !== undefined && createdMs <= Date.now() + 86_400_000) {
+        const from = Math.max(0, createdMs - KEY_EVENTS_CLOCK_SLACK_MS);
+        q = q.where('id', '>=', `evt_${ulid(from).slice(0, 10)}`);
+      }
       q = q.where((eb) =>
         eb.or([
           eb.and([eb('target_type', '=', 'key'), eb('target_id', '=', keyId)]),
