@@ -15,6 +15,11 @@ export interface LoginResult {
   apiKey: string;
   key: ApiKeyInfo;
   user: UserInfo;
+  /**
+   * The login made this key (browser, email code, two-step, OIDC), as opposed to a key the user
+   * pasted (`--with-key`): one that cannot be stored is deleted on the server again (saveLogin).
+   */
+  minted?: boolean;
 }
 
 export interface SavedLogin {
@@ -93,42 +98,45 @@ export async function saveLogin(
   const server = ctx.server();
   const account = ctx.account(server);
   const preference = opts.storage ?? storagePreference(ctx);
-  const { saved, previous } = await ctx.config.locked(async () => {
-    const before = ctx.config.profile(ctx.profile);
-    let storage: StorageBackend;
-    try {
-      storage = await ctx.credentials.save(account, result.apiKey, preference, { locked: true });
-    } catch (err) {
-      if (err instanceof KeychainUnavailableError) {
-        throw new UserError(`Cannot store the key in the OS keychain: ${err.message}`, {
-          hint: 'Use --storage file (or BREEZE_STORAGE=file) to keep it in credentials.json (0600).',
-        });
+  const { saved, previous } = await storeOrDiscard(ctx, result, () =>
+    ctx.config.locked(async () => {
+      const before = ctx.config.profile(ctx.profile);
+      let storage: StorageBackend;
+      try {
+        storage = await ctx.credentials.save(account, result.apiKey, preference, { locked: true });
+      } catch (err) {
+        if (err instanceof KeychainUnavailableError) {
+          throw new UserError(`Cannot store the key in the OS keychain: ${err.message}`, {
+            hint: 'Use --storage file (or BREEZE_STORAGE=file) to keep it in credentials.json (0600).',
+          });
+        }
+        throw err;
       }
-      throw err;
-    }
-    // The other backend must not keep a stale copy that could shadow or outlive this one.
-    const other: StorageBackend = storage === 'file' ? 'keychain' : 'file';
-    if (before && (before.storage === other || before.server !== server)) {
-      await ctx.credentials.remove(ctx.account(before.server), before.storage, { locked: true });
-    }
-    await ctx.config.update(
-      (data) => {
-        data.profiles[ctx.profile] = {
-          server,
-          key_id: result.key.key_id,
-          prefix: result.key.prefix,
-          email: result.user.email,
-          user_id: result.user.id,
-          storage,
-          // the same user logging in again keeps the organization they switched to
-          org_id: before?.server === server && before.user_id === result.user.id ? before.org_id : undefined,
-          expires_at: result.key.expires_at ?? null,
-        };
-      },
-      { locked: true },
-    );
-    return { saved: storage, previous: before };
-  });
+      // The other backend must not keep a stale copy that could shadow or outlive this one.
+      const other: StorageBackend = storage === 'file' ? 'keychain' : 'file';
+      if (before && (before.storage === other || before.server !== server)) {
+        await ctx.credentials.remove(ctx.account(before.server), before.storage, { locked: true });
+      }
+      await ctx.config.update(
+        (data) => {
+          data.profiles[ctx.profile] = {
+            server,
+            key_id: result.key.key_id,
+            prefix: result.key.prefix,
+            email: result.user.email,
+            user_id: result.user.id,
+            storage,
+            // the same user logging in again keeps the organization they switched to
+            org_id:
+              before?.server === server && before.user_id === result.user.id ? before.org_id : undefined,
+            expires_at: result.key.expires_at ?? null,
+          };
+        },
+        { locked: true },
+      );
+      return { saved: storage, previous: before };
+    }),
+  );
 
   let replacedKeyId: string | null = null;
   if (previous && previous.server === server && previous.key_id !== result.key.key_id) {
@@ -157,6 +165,30 @@ export async function saveLogin(
       ctx.out.info(`Deleted this profile's previous key ${replacedKeyId} on the server: it no longer works.`);
   }
   return { profile: ctx.profile, server, storage: saved, key: result.key, user: result.user, replacedKeyId };
+}
+
+/**
+ * Runs `store`; when it fails for a key the login made, that key is stored nowhere and nobody has
+ * seen it: it is deleted on the server (best effort, said on stderr) before the error goes on, so
+ * a failed login leaves no live key behind. A pasted key (`--with-key`) is the user's own: kept.
+ */
+async function storeOrDiscard<T>(ctx: CliContext, result: LoginResult, store: () => Promise<T>): Promise<T> {
+  try {
+    return await store();
+  } catch (err) {
+    if (result.minted) {
+      const id = result.key.key_id;
+      try {
+        await (await ctx.client({ apiKey: result.apiKey })).deleteKey(id);
+        ctx.out.info(`The key this login made (${id}) could not be stored, so it was deleted on the server.`);
+      } catch (cleanup) {
+        ctx.out.warn(
+          `The key this login made (${id}) could not be stored, nor deleted on the server (${(cleanup as Error).message}): delete it with "breeze keys delete ${id}" once logged in.`,
+        );
+      }
+    }
+    throw err;
+  }
 }
 
 /**

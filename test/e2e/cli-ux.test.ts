@@ -409,6 +409,12 @@ describe('wording', () => {
     expect(rotated.stderr).toContain(
       `The profile still holds the previous key ${keyId}, which no longer works.`,
     );
+
+    // a pasted key that cannot be stored is the user's own: the failed login leaves it alive
+    const pasted = await runCli(['login', '--with-key'], { configDir: dir, env: NO_DBUS, input: next });
+    expect(pasted.code, pasted.stderr).toBe(1);
+    expect(await statusOf(next)).toBe(200);
+    expect(pasted.stderr).not.toMatch(/deleted/);
   });
 
   it('BREEZE_API_KEY=garbage: "not a Breeze key (malformed)", exit 3, nothing of it echoed or sent', async () => {

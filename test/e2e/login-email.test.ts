@@ -3,7 +3,7 @@
  * that sends its mail through a real SMTP server in this process. Spawned with pipes, the CLI is
  * non-interactive: the first run mails the code and exits 2 naming --code, the second finishes.
  */
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -126,6 +126,24 @@ describe('breeze login --email against a server with SMTP', () => {
     expect((await cli(dir, ['status'])).code).toBe(3);
     const right = await cli(dir, ['login', '--email', addr, '--code', code]);
     expect(right.code, right.stderr).toBe(0);
+  });
+
+  it('a login whose key cannot be stored fails and leaves no live key on the server', async () => {
+    const dir = configDir();
+    const addr = email();
+    expect((await cli(dir, ['login', '--email', addr])).code).toBe(2);
+    const code = codeFromSubject((await smtp.waitForMail((m) => m.envelopeTo.includes(addr))).subject);
+    // a credentials "file" the CLI cannot write
+    mkdirSync(join(dir, 'credentials.json'), { recursive: true });
+    const r = await cli(dir, ['login', '--email', addr, '--code', code]);
+    expect(r.code, r.stderr).toBe(1);
+    const keyId =
+      /The key this login made \((key_\w+)\) could not be stored, so it was deleted on the server\./.exec(
+        r.stderr,
+      )?.[1];
+    expect(keyId, r.stderr).toBeDefined();
+    expect(await server.store.keys.get(keyId as string)).toBeUndefined();
+    expect(r.stdout + r.stderr).not.toMatch(/brz_[0-9A-Za-z]{46}/);
   });
 
   it('without an address, or with --code but no request, exits 2 naming the flag', async () => {

@@ -66,7 +66,7 @@ function deadline(ctx: CliContext, seconds: number): { signal: AbortSignal; expi
 }
 
 function toResult(r: CliLoginExchangeResult): LoginResult {
-  return { apiKey: r.api_key, key: r.key, user: r.user };
+  return { apiKey: r.api_key, key: r.key, user: r.user, minted: true };
 }
 
 /**

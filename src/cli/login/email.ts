@@ -241,7 +241,7 @@ async function finish(anonymous: BreezeClient, apiKey: string, opts: LoginOption
   if (opts.scopes && opts.scopes.length < SCOPES.length) patch.scopes = opts.scopes;
   try {
     const key = Object.keys(patch).length ? await client.updateKey(keyId, patch) : await client.getKey(keyId);
-    return { apiKey, key, user: me.user };
+    return { apiKey, key, user: me.user, minted: true };
   } catch (err) {
     // the new full-scope key is stored nowhere yet: revoke it rather than leave it alive and unknown
     await client.deleteKey(keyId).catch(() => {});

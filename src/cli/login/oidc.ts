@@ -161,7 +161,7 @@ export async function runOidcLogin(
   const me = await (await ctx.client({ apiKey })).me();
   const saved = await saveLogin(
     ctx,
-    { apiKey, key, user: me.user },
+    { apiKey, key, user: me.user, minted: true },
     { storage: storagePreference(ctx, opts.storage) },
   );
   if (ctx.json) {

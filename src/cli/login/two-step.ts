@@ -221,7 +221,10 @@ export async function completeTwoStepLogin(
       try {
         const r = await client.exchangeCliLogin(pending.login_id, { code_verifier: pending.code_verifier });
         removePending(ctx, pending.login_id);
-        return { result: { apiKey: r.api_key, key: r.key, user: r.user }, storage: pending.storage };
+        return {
+          result: { apiKey: r.api_key, key: r.key, user: r.user, minted: true },
+          storage: pending.storage,
+        };
       } catch (err) {
         const code = err instanceof ApiError ? err.code : undefined;
         if (code === 'AUTHORIZATION_PENDING' || code === 'SLOW_DOWN') {
