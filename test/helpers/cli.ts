@@ -151,3 +151,11 @@ export async function seedKeyInDataDir(
     await store.close();
   }
 }
+
+/** Stops a spawned `breeze serve` (SIGTERM, its clean stop) and waits until it has exited. */
+export async function stopServe(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  proc.kill('SIGTERM');
+  await exited;
+}

@@ -10,7 +10,7 @@ import { JwtService } from '../../src/server/jwt.js';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
 import { openStore } from '../../src/server/store/index.js';
-import { runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
+import { runCli, spawnCli, stopServe, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { requirePart } from '../helpers/require.js';
 import { codeFromSubject } from '../helpers/smtp.js';
 
@@ -167,9 +167,7 @@ describe('breeze serve --jwt-alg', () => {
       expect(bad.code).toBe(2);
       expect(bad.stderr).toMatch(/Ed25519.*EdDSA|EdDSA.*Ed25519/);
     } finally {
-      const exited = new Promise((resolve) => proc.once('exit', resolve));
-      proc.kill('SIGTERM');
-      await exited;
+      await stopServe(proc);
       t.cleanup();
     }
   }, 60_000);

@@ -3,7 +3,7 @@ import type { InjectOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseTrustedProxies } from '../../src/server/client-ip.js';
 import { CODE_REQUESTS_PER_IP } from '../../src/server/routes/auth-code.js';
-import { runCli, spawnCli, tempConfigDir, waitForOutput } from '../helpers/cli.js';
+import { runCli, spawnCli, stopServe, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
@@ -153,9 +153,7 @@ describe('breeze serve --trust-proxy', () => {
         expect(await post(98, '203.0.113.1')).toBe(429);
         expect(await post(99, '203.0.113.2')).toBe(201);
       } finally {
-        const exited = new Promise((resolve) => proc.once('exit', resolve));
-        proc.kill('SIGTERM');
-        await exited;
+        await stopServe(proc);
         t.cleanup();
       }
     }, 60_000);
