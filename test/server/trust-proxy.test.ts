@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import type { InjectOptions } from 'fastify';
 import { afterEach, describe, expect, it } from 'vitest';
-import { parseTrustedProxies } from '../../src/server/client-ip.js';
+import { clientIp, parseTrustedProxies } from '../../src/server/client-ip.js';
 import { CODE_REQUESTS_PER_IP } from '../../src/server/routes/auth-code.js';
 import { runCli, spawnCli, stopServe, tempConfigDir, waitForOutput } from '../helpers/cli.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -36,9 +36,29 @@ describe('parseTrustedProxies', () => {
     ]) {
       expect(() => parseTrustedProxies(bad), bad).toThrow(/is not an address, a CIDR range/);
     }
-    expect(() => parseTrustedProxies('0.0.0.0/0')).toThrow(/trusts every address/);
-    expect(() => parseTrustedProxies('::/0')).toThrow(/trusts every address/);
+    // ranges that take in much of the Internet: its clients would be trusted proxies themselves
+    for (const wide of ['0.0.0.0/0', '0.0.0.0/1', '10.0.0.0/7', '::/0', '2000::/3']) {
+      expect(() => parseTrustedProxies(wide), wide).toThrow(/is wider than \/8/);
+    }
+    // an IPv4 range spelled as IPv4-mapped IPv6 (`::ffff:0.0.0.0/96` is every IPv4 address)
+    for (const mapped of ['::ffff:0.0.0.0/96', '::ffff:10.0.0.0/104']) {
+      expect(() => parseTrustedProxies(mapped), mapped).toThrow(/write an IPv4 range as IPv4/);
+    }
     expect(() => parseTrustedProxies(' , ')).toThrow(/no address/);
+  });
+});
+
+describe('clientIp', () => {
+  const peer = { remoteAddress: '10.0.0.5' };
+  it('keeps an address, drops a port a balancer wrote, and never passes on what is no address', () => {
+    expect(clientIp({ ip: '203.0.113.5', socket: peer })).toBe('203.0.113.5');
+    expect(clientIp({ ip: '2001:db8::1', socket: peer })).toBe('2001:db8::1');
+    expect(clientIp({ ip: '203.0.113.5:4444', socket: peer })).toBe('203.0.113.5');
+    expect(clientIp({ ip: '[2001:db8::1]:4444', socket: peer })).toBe('2001:db8::1');
+    expect(clientIp({ ip: '[2001:db8::1]', socket: peer })).toBe('2001:db8::1');
+    for (const junk of ['garbage<b>', 'unknown', '999.1.1.1:80', '[203.0.113.5]:1', '']) {
+      expect(clientIp({ ip: junk, socket: peer }), junk).toBe('10.0.0.5');
+    }
   });
 });
 
@@ -87,6 +107,24 @@ describe('client addresses behind a proxy', () => {
     expect((await s.app.inject(codeRequest(200, '192.0.2.20', '198.51.100.77'))).statusCode).toBe(429);
   });
 
+  it('a port in the forwarded address (some balancers add one) gets a client no new limit', async () => {
+    s = await startTestServer({ config: { trustProxy: [PROXY] } });
+    const statuses = await spend((i) => codeRequest(i, PROXY, `203.0.113.1:${40000 + i}`));
+    expect(statuses.every((c) => c === 201)).toBe(true);
+    expect((await s.app.inject(codeRequest(60, PROXY, '203.0.113.1:50000'))).statusCode).toBe(429);
+    expect((await s.app.inject(codeRequest(61, PROXY, '[2001:db8::9]:50000'))).statusCode).toBe(201);
+  });
+
+  for (const trust of [['127.0.0.1'], ['loopback']]) {
+    it(`a proxy that connects over IPv6 as ::ffff:127.0.0.1 is trusted by ${trust}`, async () => {
+      s = await startTestServer({ config: { trustProxy: trust } });
+      const statuses = await spend((i) => codeRequest(i, '::ffff:127.0.0.1', '203.0.113.1'));
+      expect(statuses.every((c) => c === 201)).toBe(true);
+      expect((await s.app.inject(codeRequest(70, '::ffff:127.0.0.1', '203.0.113.1'))).statusCode).toBe(429);
+      expect((await s.app.inject(codeRequest(71, '::ffff:127.0.0.1', '203.0.113.2'))).statusCode).toBe(201);
+    });
+  }
+
   it('audit events record the client the trusted proxy names, else the connecting address', async () => {
     s = await startTestServer({ config: { trustProxy: ['127.0.0.0/8'] } });
     const { apiKey } = await s.seedKey();
@@ -100,6 +138,8 @@ describe('client addresses behind a proxy', () => {
       });
     expect((await create('via proxy', '127.0.0.2', '198.51.100.1, 203.0.113.7')).statusCode).toBe(201);
     expect((await create('direct', '192.0.2.30', '203.0.113.8')).statusCode).toBe(201);
+    // what no proxy writes: the address of the proxy that passed it on, never the text
+    expect((await create('junk', '127.0.0.3', 'garbage<b>')).statusCode).toBe(201);
     const res = await s.app.inject({
       method: 'GET',
       url: '/v1/audit-events?action=key.created',
@@ -109,6 +149,7 @@ describe('client addresses behind a proxy', () => {
     const ipOf = (name: string) => events.find((e) => e.details.name === name)?.ip;
     expect(ipOf('via proxy')).toBe('203.0.113.7');
     expect(ipOf('direct')).toBe('192.0.2.30');
+    expect(ipOf('junk')).toBe('127.0.0.3');
   });
 });
 
@@ -126,11 +167,34 @@ describe('breeze serve --trust-proxy', () => {
         env: { BREEZE_TRUST_PROXY: '0.0.0.0/0' },
       });
       expect(env.code).toBe(2);
-      expect(env.stderr).toContain('trusts every address');
+      expect(env.stderr).toContain('is wider than /8');
     } finally {
       t.cleanup();
     }
   });
+
+  it('an empty BREEZE_TRUST_PROXY (a template left blank) trusts no proxy, as when unset', async () => {
+    const t = tempConfigDir();
+    const proc = spawnCli(['serve', '--port', '0', '--data-dir', join(t.dir, 'data')], {
+      configDir: t.dir,
+      env: { BREEZE_TRUST_PROXY: ' ' },
+    });
+    try {
+      proc.stdout?.resume();
+      const url = (await waitForOutput(proc, /listening on (http:\/\/127\.0\.0\.1:\d+)/))[1] as string;
+      const post = (i: number, client: string) =>
+        fetch(`${url}/auth/code`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
+          body: JSON.stringify({ email: `blank-${i}@example.com`, type: 'api_key' }),
+        }).then((r) => r.status);
+      for (let i = 0; i < CODE_REQUESTS_PER_IP.max; i++) expect(await post(i, `203.0.113.${i}`)).toBe(201);
+      expect(await post(99, '203.0.113.99')).toBe(429);
+    } finally {
+      await stopServe(proc);
+      t.cleanup();
+    }
+  }, 60_000);
 
   for (const via of ['flag', 'env'] as const) {
     it(`a served instance counts clients behind the proxy apart (${via})`, async () => {

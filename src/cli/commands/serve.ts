@@ -76,7 +76,8 @@ export async function runServe(
     });
   }
   let trustProxy: string[] | undefined;
-  if (opts.trustProxy !== undefined) {
+  // empty (`BREEZE_TRUST_PROXY=` from a template): no proxy trusted, as when unset
+  if (opts.trustProxy !== undefined && opts.trustProxy.trim() !== '') {
     const { parseTrustedProxies } = await import('../../server/client-ip.js');
     try {
       trustProxy = parseTrustedProxies(opts.trustProxy);

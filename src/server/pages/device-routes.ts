@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { normaliseScopes } from '../../core/types.js';
+import { clientIp } from '../client-ip.js';
 import { requestMeta } from '../services/audit.js';
 import { CliLoginService, formatUserCode, normaliseUserCode } from '../services/cli-logins.js';
 import type { BrowserSession } from '../session.js';
@@ -119,8 +120,8 @@ export function registerDeviceRoutes(app: FastifyInstance, kit: PageKit): void {
         hostname: login.hostname,
         keyName: login.key_name ?? `${login.hostname} (breeze login)`,
         ip: displayIp(login.requester_ip),
-        approverIp: displayIp(request.ip),
-        sameNetwork: sameNetwork(login.requester_ip, request.ip),
+        approverIp: displayIp(clientIp(request)),
+        sameNetwork: sameNetwork(login.requester_ip, clientIp(request)),
         createdAt: new Date(login.created_at),
         now: ctx.clock(),
         expiresAt: new Date(login.expires_at),

@@ -1,11 +1,11 @@
 import rateLimit from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { HttpError } from '../../core/errors.js';
-import { ipBucket } from '../client-ip.js';
+import { clientIp, ipBucket } from '../client-ip.js';
 
 /** The key of a per-IP limit: `prefix` and the client's bucket (an IPv6 address counts by its /64). */
 export function perIpKey(prefix: string): (req: FastifyRequest) => string {
-  return (req) => `${prefix}:${ipBucket(req.ip)}`;
+  return (req) => `${prefix}:${ipBucket(clientIp(req))}`;
 }
 
 /** The 429 every limiter answers with; `Retry-After` is set by the limiter itself. */

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { CliLoginRequest } from '../../core/types.js';
+import { clientIp } from '../client-ip.js';
 import { perIpKey } from '../plugins/rate-limit.js';
 import { requestMeta } from '../services/audit.js';
 import { CliLoginService } from '../services/cli-logins.js';
@@ -79,7 +80,7 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
       },
     },
     async (request, reply) => {
-      const started = await logins.create(request.body, request.ip);
+      const started = await logins.create(request.body, clientIp(request));
       return reply.code(201).header('cache-control', 'no-store').send(started);
     },
   );

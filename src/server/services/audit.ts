@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { CompiledQuery } from 'kysely';
 import { ulid } from '../../core/ids.js';
 import type { AuthContext } from '../auth-context.js';
+import { clientIp } from '../client-ip.js';
 import type { AuditInsertResult, AuditListFilter, AuditRow } from '../store/audit.js';
 import type { Store, StoreTx } from '../store/index.js';
 import { withoutControls } from '../validation.js';
@@ -106,7 +107,7 @@ export function requestMeta(req: FastifyRequest): RequestMeta {
   // control characters never reach the log, a mail or a terminal (and PostgreSQL refuses NUL in text)
   const ua = typeof header === 'string' ? withoutControls(header.slice(0, MAX_USER_AGENT)) : '';
   return {
-    ip: req.ip || null,
+    ip: clientIp(req) || null,
     userAgent: ua !== '' ? ua : null,
     requestId: typeof req.id === 'string' ? req.id : null,
   };
