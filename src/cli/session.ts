@@ -98,7 +98,7 @@ export async function saveLogin(
   const server = ctx.server();
   const account = ctx.account(server);
   const preference = opts.storage ?? storagePreference(ctx);
-  const { saved, previous } = await storeOrDiscard(ctx, result, () =>
+  const { saved, previous } = await storeOrDiscard(ctx, result, (secretStored) =>
     ctx.config.locked(async () => {
       const before = ctx.config.profile(ctx.profile);
       let storage: StorageBackend;
@@ -112,6 +112,7 @@ export async function saveLogin(
         }
         throw err;
       }
+      secretStored();
       // The other backend must not keep a stale copy that could shadow or outlive this one.
       const other: StorageBackend = storage === 'file' ? 'keychain' : 'file';
       if (before && (before.storage === other || before.server !== server)) {
@@ -168,26 +169,38 @@ export async function saveLogin(
 }
 
 /**
- * Runs `store`; when it fails for a key the login made, that key is stored nowhere and nobody has
- * seen it: it is deleted on the server (best effort, said on stderr) before the error goes on, so
- * a failed login leaves no live key behind. A pasted key (`--with-key`) is the user's own: kept.
+ * Runs `store`; when it fails before the secret is stored, for a key the login made, that key is
+ * stored nowhere and nobody has seen it: it is deleted on the server (best effort, said on stderr)
+ * before the error goes on, so a failed login leaves no live key behind. Once the secret is stored
+ * (a later step failed: config.json), the key is kept: it is what the keychain or file now holds. A
+ * pasted key (`--with-key`) is the user's own: always kept.
  */
-async function storeOrDiscard<T>(ctx: CliContext, result: LoginResult, store: () => Promise<T>): Promise<T> {
+async function storeOrDiscard<T>(
+  ctx: CliContext,
+  result: LoginResult,
+  /** calls `secretStored` once the key is in the keychain or file: a later failure keeps it */
+  store: (secretStored: () => void) => Promise<T>,
+): Promise<T> {
+  let stored = false;
   try {
-    return await store();
+    return await store(() => {
+      stored = true;
+    });
   } catch (err) {
-    if (result.minted) {
-      const id = result.key.key_id;
-      try {
-        await (await ctx.client({ apiKey: result.apiKey })).deleteKey(id);
-        ctx.out.info(`The key this login made (${id}) could not be stored, so it was deleted on the server.`);
-      } catch (cleanup) {
-        ctx.out.warn(
-          `The key this login made (${id}) could not be stored, nor deleted on the server (${(cleanup as Error).message}): delete it with "breeze keys delete ${id}" once logged in.`,
-        );
-      }
-    }
+    if (result.minted && !stored) await discardLoginKey(ctx, result.apiKey, result.key.key_id);
     throw err;
+  }
+}
+
+/** Deletes a key a login made and could not keep (best effort), and says so on stderr. */
+export async function discardLoginKey(ctx: CliContext, apiKey: string, keyId: string): Promise<void> {
+  try {
+    await (await ctx.client({ apiKey })).deleteKey(keyId);
+    ctx.out.info(`The key this login made (${keyId}) could not be stored, so it was deleted on the server.`);
+  } catch (cleanup) {
+    ctx.out.warn(
+      `The key this login made (${keyId}) could not be stored, nor deleted on the server (${(cleanup as Error).message}): delete it with "breeze keys delete ${keyId}" once logged in.`,
+    );
   }
 }
 

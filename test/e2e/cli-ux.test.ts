@@ -5,12 +5,13 @@
  */
 
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningServer, startServer } from '../../src/server/serve.js';
-import { runCli, tempConfigDir } from '../helpers/cli.js';
+import { collect, runCli, spawnCli, tempConfigDir } from '../helpers/cli.js';
 import { mintSeedKey, type SeedKeyOptions } from '../helpers/server.js';
 
 // No D-Bus session: the keychain is unusable and the CLI falls back to the file.
@@ -406,9 +407,7 @@ describe('wording', () => {
     expect(next).toMatch(/^brz_\w+$/);
     expect(await statusOf(next)).toBe(200);
     expect(await statusOf(apiKey)).toBe(401);
-    expect(rotated.stderr).toContain(
-      `The profile still holds the previous key ${keyId}, which no longer works.`,
-    );
+    expect(rotated.stderr).toContain(`The previous key ${keyId} no longer works. To store it: fix the cause`);
 
     // a pasted key that cannot be stored is the user's own: the failed login leaves it alive
     const pasted = await runCli(['login', '--with-key'], { configDir: dir, env: NO_DBUS, input: next });
@@ -416,6 +415,68 @@ describe('wording', () => {
     expect(await statusOf(next)).toBe(200);
     expect(pasted.stderr).not.toMatch(/deleted/);
   });
+
+  /**
+   * A proxy to the server that holds every `GET /v1/me` (the new key's check before it is stored)
+   * for `holdMs`, calling `onHold` as it arrives.
+   */
+  async function holdingProxy(holdMs: number, onHold: () => void): Promise<{ url: string; close(): void }> {
+    const proxy = createHttpServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', async () => {
+        if (req.method === 'GET' && req.url === '/v1/me') {
+          onHold();
+          await new Promise((r) => setTimeout(r, holdMs));
+        }
+        const headers = Object.fromEntries(
+          Object.entries(req.headers).filter(([k]) => !['host', 'connection', 'content-length'].includes(k)),
+        ) as Record<string, string>;
+        const body = chunks.length ? Buffer.concat(chunks) : undefined;
+        const answer = await fetch(`${server.url}${req.url}`, { method: req.method, headers, body });
+        res.writeHead(answer.status, { 'content-type': answer.headers.get('content-type') ?? 'text/plain' });
+        res.end(Buffer.from(await answer.arrayBuffer()));
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const { port } = proxy.address() as { port: number };
+    return { url: `http://127.0.0.1:${port}`, close: () => proxy.close() };
+  }
+
+  for (const signals of [1, 2]) {
+    it(`keys create --save, interrupted ${signals === 1 ? 'once' : 'twice'} while storing: ${signals === 1 ? 'stores it first' : 'stops at once, the key printed (exit 130)'}`, async () => {
+      const dir = configDir();
+      const { apiKey } = await seed();
+      let child: ReturnType<typeof spawnCli> | undefined;
+      const proxy = await holdingProxy(1500, () => {
+        child?.kill('SIGINT');
+        if (signals === 2) setTimeout(() => child?.kill('SIGINT'), 200);
+      });
+      try {
+        const env = { ...NO_DBUS, BREEZE_API_KEY: apiKey, BREEZE_STORAGE: 'file' };
+        child = spawnCli(['--server', proxy.url, 'keys', 'create', '--name', 'held', '--save'], {
+          configDir: dir,
+          env,
+        });
+        const r = await collect(child);
+        const newKey = r.stdout.trim();
+        expect(newKey).toMatch(/^brz_\w+$/);
+        expect(await statusOf(newKey)).toBe(200);
+        expect(r.stderr).toContain('Storing the new key before stopping');
+        const token = await runCli(['--server', proxy.url, 'token'], { configDir: dir, env: NO_DBUS });
+        if (signals === 1) {
+          expect(r.code, r.stderr).toBe(0);
+          expect(r.stderr).toMatch(/Stored key/);
+          expect(token.stdout.trim()).toBe(newKey);
+        } else {
+          expect(r.code, r.stderr).toBe(130);
+          expect(r.stderr).toMatch(/copy it now, it will not be shown again\.\nInterrupted\.\n$/);
+        }
+      } finally {
+        proxy.close();
+      }
+    });
+  }
 
   it('BREEZE_API_KEY=garbage: "not a Breeze key (malformed)", exit 3, nothing of it echoed or sent', async () => {
     let connections = 0;

@@ -9,6 +9,7 @@ import {
   type OidcExchangeResult,
 } from '../../client/oidc.js';
 import { isId } from '../../client/validate.js';
+import type { MeResponse } from '../../core/types.js';
 import { type CliContext, EMBEDDED } from '../context.js';
 import { NotAuthenticatedError, UsageError, UserError } from '../errors.js';
 
@@ -157,8 +158,15 @@ export async function runOidcLogin(
     }
     return result;
   }
-  const { saveLogin, savedLoginJson, storagePreference } = await import('../session.js');
-  const me = await (await ctx.client({ apiKey })).me();
+  const { discardLoginKey, saveLogin, savedLoginJson, storagePreference } = await import('../session.js');
+  let me: MeResponse;
+  try {
+    me = await (await ctx.client({ apiKey })).me();
+  } catch (err) {
+    // not stored, not shown: the key must not stay alive unseen until it expires
+    await discardLoginKey(ctx, apiKey, key.key_id);
+    throw err;
+  }
   const saved = await saveLogin(
     ctx,
     { apiKey, key, user: me.user, minted: true },

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { parseDuration } from '../../../core/duration.js';
 import type { CreatedKeyResponse } from '../../../core/types.js';
 import type { CliContext } from '../../context.js';
-import { describeError, UserError } from '../../errors.js';
+import { describeError, EXIT, exitCodeOf, InterruptedError, UserError } from '../../errors.js';
 
 /** commander parser for `0`, `90s`, `15m`, `24h`, `30d` -> seconds */
 export function durationArg(value: string): number {
@@ -38,8 +38,8 @@ export function profileKeyId(ctx: CliContext): string | undefined {
 
 /**
  * A key the server just made that could not be stored in the profile (keychain or file error, the
- * check of the new key failed, ...). Its plaintext exists nowhere else: `withUnstoredKeyPrinted`
- * prints it before the failure is reported, so it is not lost with the error.
+ * check of the new key failed, an interrupt while storing it). Its plaintext exists nowhere else:
+ * `withUnstoredKeyPrinted` prints it before the failure is reported, so it is not lost with the error.
  */
 export class KeyNotStoredError extends UserError {
   override name = 'KeyNotStoredError';
@@ -47,7 +47,7 @@ export class KeyNotStoredError extends UserError {
     readonly created: CreatedKeyResponse,
     profile: string,
     cause: unknown,
-    /** what this means for the profile, e.g. which key it still holds */
+    /** what it means that the key is not stored, e.g. that the previous one no longer works */
     consequence: string,
   ) {
     const why = (describeError(cause, false) ?? 'unknown error').split('\n')[0]!.replace(/^Error: /, '');
@@ -55,23 +55,43 @@ export class KeyNotStoredError extends UserError {
       `Key ${created.key_id} was created (printed above) but not stored in profile "${profile}": ${why}`,
       {
         cause,
-        hint: `${consequence} To store it: copy it, then run "breeze login --with-key" and paste it.`,
+        hint: `${consequence}To store it: fix the cause, copy the key, then run "breeze login --with-key" and paste it (the profile's current key is then deleted on the server).`,
+        exitCode: exitCodeOf(cause) === EXIT.INTERRUPTED ? EXIT.INTERRUPTED : EXIT.FAILURE,
       },
     );
   }
 }
 
-/** Stores a new key with `store`; a failure becomes a KeyNotStoredError carrying the key. */
+/**
+ * Stores a new key with `store`; a failure becomes a KeyNotStoredError carrying the key. Meanwhile
+ * a Ctrl-C or SIGTERM, which would otherwise end the process with the key printed nowhere, waits
+ * for the store to finish (it is short: the new key's check and one write); a second one stops at
+ * once, the key printed.
+ */
 export async function storeNewKey<T>(
   ctx: CliContext,
   created: CreatedKeyResponse,
   consequence: string,
   store: () => Promise<T>,
 ): Promise<T> {
+  let signals = 0;
+  let stopNow!: (err: Error) => void;
+  const stopped = new Promise<never>((_, reject) => {
+    stopNow = reject;
+  });
+  ctx.onSignal(() => {
+    if (++signals === 1) {
+      ctx.out.info('Storing the new key before stopping (interrupt again to stop now: the key is printed).');
+    } else {
+      stopNow(new InterruptedError());
+    }
+  });
   try {
-    return await store();
+    return await Promise.race([store(), stopped]);
   } catch (err) {
     throw new KeyNotStoredError(created, ctx.profile, err, consequence);
+  } finally {
+    ctx.onSignal(null);
   }
 }
 

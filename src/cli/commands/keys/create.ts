@@ -44,7 +44,7 @@ export async function runKeysCreate(
   });
   let stored: StorageBackend | null = null;
   if (opts.save) {
-    stored = await storeNewKey(ctx, created, 'The profile still holds the key it had.', async () => {
+    stored = await storeNewKey(ctx, created, '', async () => {
       const me = await client.withKey(created.api_key).me();
       return replaceStoredKey(ctx, created.api_key, created, me.user);
     });

@@ -43,9 +43,8 @@ export async function runKeysRotate(
     (session.source !== 'env' || saved.prefix === displayPrefix(session.apiKey));
   let stored: string | null = null;
   if (isProfileKey || opts.save) {
-    const consequence = isProfileKey
-      ? `The profile still holds the previous key ${keyId}, which ${previousKeyFate(ctx, rotated)}.`
-      : 'The profile still holds the key it had.';
+    // the profile's own key: what is stored is (most likely) the previous one, soon or now dead
+    const consequence = isProfileKey ? `The previous key ${keyId} ${previousKeyFate(ctx, rotated)}. ` : '';
     stored = await storeNewKey(ctx, rotated, consequence, async () =>
       replaceStoredKey(ctx, rotated.api_key, rotated, (await client.withKey(rotated.api_key).me()).user),
     );
