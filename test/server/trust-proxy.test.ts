@@ -173,53 +173,52 @@ describe('breeze serve --trust-proxy', () => {
     }
   });
 
-  it('an empty BREEZE_TRUST_PROXY (a template left blank) trusts no proxy, as when unset', async () => {
+  /**
+   * Runs `breeze serve` with `args` and `env` on a fresh data dir; `post(i, client)` sends
+   * POST /auth/code (10/min per IP) with `X-Forwarded-For: client` and answers its status.
+   */
+  async function served(
+    args: string[],
+    env: Record<string, string>,
+    run: (post: (i: number, client: string) => Promise<number>) => Promise<void>,
+  ): Promise<void> {
     const t = tempConfigDir();
-    const proc = spawnCli(['serve', '--port', '0', '--data-dir', join(t.dir, 'data')], {
+    const proc = spawnCli(['serve', '--port', '0', '--data-dir', join(t.dir, 'data'), ...args], {
       configDir: t.dir,
-      env: { BREEZE_TRUST_PROXY: ' ' },
+      env,
     });
     try {
       proc.stdout?.resume();
       const url = (await waitForOutput(proc, /listening on (http:\/\/127\.0\.0\.1:\d+)/))[1] as string;
-      const post = (i: number, client: string) =>
+      await run((i, client) =>
         fetch(`${url}/auth/code`, {
           method: 'POST',
           headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
-          body: JSON.stringify({ email: `blank-${i}@example.com`, type: 'api_key' }),
-        }).then((r) => r.status);
-      for (let i = 0; i < CODE_REQUESTS_PER_IP.max; i++) expect(await post(i, `203.0.113.${i}`)).toBe(201);
-      expect(await post(99, '203.0.113.99')).toBe(429);
+          body: JSON.stringify({ email: `served-${i}@example.com`, type: 'api_key' }),
+        }).then((r) => r.status),
+      );
     } finally {
       await stopServe(proc);
       t.cleanup();
     }
+  }
+
+  it('an empty BREEZE_TRUST_PROXY (a template left blank) trusts no proxy, as when unset', async () => {
+    await served([], { BREEZE_TRUST_PROXY: ' ' }, async (post) => {
+      for (let i = 0; i < CODE_REQUESTS_PER_IP.max; i++) expect(await post(i, `203.0.113.${i}`)).toBe(201);
+      expect(await post(99, '203.0.113.99')).toBe(429);
+    });
   }, 60_000);
 
   for (const via of ['flag', 'env'] as const) {
     it(`a served instance counts clients behind the proxy apart (${via})`, async () => {
-      const t = tempConfigDir();
-      const args = ['serve', '--port', '0', '--data-dir', join(t.dir, 'data')];
-      const proc = spawnCli(via === 'flag' ? [...args, '--trust-proxy', 'loopback'] : args, {
-        configDir: t.dir,
-        env: via === 'env' ? { BREEZE_TRUST_PROXY: 'loopback' } : {},
-      });
-      try {
-        proc.stdout?.resume();
-        const url = (await waitForOutput(proc, /listening on (http:\/\/127\.0\.0\.1:\d+)/))[1] as string;
-        const post = (i: number, client: string) =>
-          fetch(`${url}/auth/code`, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json', 'x-forwarded-for': client },
-            body: JSON.stringify({ email: `served-${i}@example.com`, type: 'api_key' }),
-          }).then((r) => r.status);
+      const args = via === 'flag' ? ['--trust-proxy', 'loopback'] : [];
+      const env: Record<string, string> = via === 'env' ? { BREEZE_TRUST_PROXY: 'loopback' } : {};
+      await served(args, env, async (post) => {
         for (let i = 0; i < CODE_REQUESTS_PER_IP.max; i++) expect(await post(i, '203.0.113.1')).toBe(201);
         expect(await post(98, '203.0.113.1')).toBe(429);
         expect(await post(99, '203.0.113.2')).toBe(201);
-      } finally {
-        await stopServe(proc);
-        t.cleanup();
-      }
+      });
     }, 60_000);
   }
 });
