@@ -24,12 +24,7 @@ let ulidPoolOffset = ulidPool.length;
  * so "newest first" is an index scan on the id.
  */
 export function ulid(now: number = Date.now()): string {
-  let time = '';
-  let t = now;
-  for (let i = 0; i < 10; i++) {
-    time = CROCKFORD[t % 32] + time;
-    t = Math.floor(t / 32);
-  }
+  const time = ulidTimePrefix(now);
   if (ulidPoolOffset + ULID_RANDOM_BYTES > ulidPool.length) {
     randomFillSync(ulidPool);
     ulidPoolOffset = 0;
@@ -39,6 +34,20 @@ export function ulid(now: number = Date.now()): string {
   const low = ulidPool.readUIntBE(ulidPoolOffset + 5, 5);
   ulidPoolOffset += ULID_RANDOM_BYTES;
   return time + base32x8(high) + base32x8(low);
+}
+
+/**
+ * The first 10 characters of every ULID minted at millisecond `ms` (its time part): ids sort by
+ * time, so `prefix + ulidTimePrefix(ms)` is a bound for "minted at or after `ms`".
+ */
+export function ulidTimePrefix(ms: number): string {
+  let time = '';
+  let t = Math.max(0, ms);
+  for (let i = 0; i < 10; i++) {
+    time = CROCKFORD[t % 32] + time;
+    t = Math.floor(t / 32);
+  }
+  return time;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { CompiledQuery } from 'kysely';
-import { ulid } from '../../core/ids.js';
+import { ulid, ulidTimePrefix } from '../../core/ids.js';
 import type { AuthContext } from '../auth-context.js';
 import { clientIp } from '../client-ip.js';
 import type { AuditInsertResult, AuditListFilter, AuditRow } from '../store/audit.js';
@@ -291,7 +291,7 @@ export class AuditService {
   async prune(retentionDays: number, batch = 1000, maxBatches = 1000): Promise<number> {
     const before = this.clock().getTime() - retentionDays * 86400_000;
     // every id minted before that millisecond sorts below this one (same prefix, then the time)
-    const beforeId = `evt_${ulid(Math.max(0, before)).slice(0, 10)}`;
+    const beforeId = `evt_${ulidTimePrefix(before)}`;
     let total = 0;
     let batches = 0;
     // only the organizations with something to prune; what maxBatches leaves waits for the next run

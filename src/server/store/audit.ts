@@ -1,5 +1,5 @@
 import { CompiledQuery, type Kysely, sql } from 'kysely';
-import { ulid, ulidTimeOf } from '../../core/ids.js';
+import { ulidTimeOf, ulidTimePrefix } from '../../core/ids.js';
 import { type DirectSql, keepPrepared } from './prepared.js';
 import type { AuditEventsTable, Database, Engine } from './schema.js';
 
@@ -191,7 +191,7 @@ export class AuditRepo {
       // the same bound on the id (ids begin with their event's time, in ms): the (org_id, id) index
       // then stops the scan there instead of walking the organization's whole log
       const ms = Date.parse(f.since);
-      if (Number.isFinite(ms)) q = q.where('id', '>=', `evt_${ulid(Math.max(0, ms)).slice(0, 10)}`);
+      if (Number.isFinite(ms)) q = q.where('id', '>=', `evt_${ulidTimePrefix(ms)}`);
     }
     if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
     const keyId = f.keyId;
@@ -201,8 +201,7 @@ export class AuditRepo {
       // walking the organization's whole log for a key with few events.
       const createdMs = ulidTimeOf(keyId, 'key_');
       if (createdMs !== undefined && createdMs <= Date.now() + 86_400_000) {
-        const from = Math.max(0, createdMs - KEY_EVENTS_CLOCK_SLACK_MS);
-        q = q.where('id', '>=', `evt_${ulid(from).slice(0, 10)}`);
+        q = q.where('id', '>=', `evt_${ulidTimePrefix(createdMs - KEY_EVENTS_CLOCK_SLACK_MS)}`);
       }
       q = q.where((eb) =>
         eb.or([
