@@ -1,7 +1,9 @@
 // Bench only (issue 14): a server like `breeze serve` (dist's buildApp over a real store, per-key
-// rate limit off, no request log) whose audit log is on or off — the test-only switch
-// `auditDisabled` of buildApp, which no server option exposes. Mints one admin key and prints it
-// with the URL on stderr. argv: <data dir> <on|off> [database url]
+// rate limit off, no request log) whose audit log is switched on and off while it runs — the
+// test-only `AuditService.disabled`, which no server option exposes. Mints one admin key and prints
+// it with the URL on stderr. argv: <data dir> <on|off> [database url]
+// "audit on" / "audit off" on stdin switches the log and answers "ok" on stdout: the bench compares
+// the two in one process, since two processes of the same server can differ by more than audit costs.
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -27,6 +29,14 @@ const { apiKey } = await app.breeze.keys.mint({
 });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 process.stderr.write(`listening on ${url} key=${apiKey}\n`);
+process.stdin.setEncoding('utf8').on('data', (data) => {
+  for (const line of data.split('\n')) {
+    const m = /^audit (on|off)$/.exec(line.trim());
+    if (!m) continue;
+    app.breeze.audit.disabled = m[1] === 'off';
+    process.stdout.write('ok\n');
+  }
+});
 const stop = () => {
   app
     .close()

@@ -1,4 +1,7 @@
 import { execFile, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 /**
  * wrk (Debian's `wrk` package), the load generator the issues state their throughput targets in
@@ -17,6 +20,8 @@ export interface WrkSpec {
   /** full URL (loopback) */
   url: string;
   headers?: Record<string, string>;
+  /** a POST of this body (wrk sends it through a Lua script: wrk.method, wrk.body) */
+  body?: string;
   connections: number;
   seconds: number;
 }
@@ -33,12 +38,23 @@ export interface WrkResult {
 export async function runWrk(spec: WrkSpec): Promise<WrkResult> {
   const args = ['-t1', `-c${spec.connections}`, `-d${spec.seconds}s`, '--timeout', '10s'];
   for (const [k, v] of Object.entries(spec.headers ?? {})) args.push('-H', `${k}: ${v}`);
+  let scriptDir: string | null = null;
+  if (spec.body !== undefined) {
+    scriptDir = mkdtempSync(join(tmpdir(), 'breeze-bench-wrk-'));
+    const script = join(scriptDir, 'post.lua');
+    // a Lua long string takes the body as it is (no escapes), unless the body holds its closing bracket
+    if (spec.body.includes(']==]')) throw new Error('wrk: the POST body holds "]==]"');
+    writeFileSync(script, `wrk.method = "POST"\nwrk.body = [==[${spec.body}]==]\n`);
+    args.push('-s', script);
+  }
   args.push(spec.url);
   const out = await new Promise<string>((resolve, reject) => {
     execFile('wrk', args, { timeout: (spec.seconds + 30) * 1000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`wrk failed: ${err.message} ${stderr}`));
       else resolve(stdout);
     });
+  }).finally(() => {
+    if (scriptDir) rmSync(scriptDir, { recursive: true, force: true });
   });
   const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? Number.NaN);
   const requests = num(/(\d+) requests in/);

@@ -188,7 +188,8 @@ export interface AuditServiceOptions {
   clock?: () => Date;
   /**
    * Test and bench only: record nothing (the bench compares key creation with and without audit
-   * writes). Never exposed as a server option.
+   * writes, switching `AuditService.disabled` on one running server). Never exposed as a server
+   * option.
    */
   disabled?: boolean;
 }
@@ -200,7 +201,8 @@ export interface AuditServiceOptions {
 export class AuditService {
   private readonly sinks: AuditSink[] = [];
   private readonly clock: () => Date;
-  readonly disabled: boolean;
+  /** test and bench only (see AuditServiceOptions.disabled); read on every event */
+  disabled: boolean;
 
   constructor(
     private readonly store: Store,
