@@ -139,6 +139,20 @@ export class Sessions {
     );
   }
 
+  /**
+   * Uses the one-time token of a form this session was given (the create-key form carries one, so
+   * a resubmitted POST, by reload or back and forward, creates no second key and never shows a
+   * plaintext again); false when it was used already, on this instance or on another one. The
+   * database keeps it as long as the session could still send the form.
+   */
+  async useFormToken(session: BrowserSession, token: string): Promise<boolean> {
+    const now = this.ctx.clock();
+    return this.repo.useFormToken(
+      this.ctx.hasher(`form-token:${session.id}:${token}`),
+      new Date(now.getTime() + sessionTtlMs(this.ctx.config)).toISOString(),
+    );
+  }
+
   private tokenOf(request: FastifyRequest): string | undefined {
     const token = parseCookies(request.headers.cookie).get(this.cookieName);
     // our tokens are 43 base64url characters; anything else is not worth a lookup

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
 import { formFields, InjectBrowser, submission, waitForNewCode } from '../helpers/browser.js';
 import { CONTROL_SAMPLES, testEngines } from '../helpers/engines.js';
-import type { TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * Issue 17, the dashboard over HTTP (app.inject, a browser simulated without JavaScript): every
@@ -145,6 +145,45 @@ for (const e of eng.list) {
       // the detail page never shows it either
       const id = /href="\/keys\/(key_[0-9A-Z]+)"/.exec(list.body)?.[1] ?? '';
       expect((await b.get(`/keys/${id}`)).body).not.toContain(apiKey);
+    });
+
+    it('the same form sent again to another instance (one database, no sticky sessions) makes no second key', async () => {
+      const other = await startTestServer({
+        store: server.store,
+        mailer: { async send() {} },
+        config: { publicUrl: 'http://127.0.0.1:4455' },
+      });
+      try {
+        const a = await signedIn('balanced@example.com');
+        const { res, body } = await createKey(a, 'balanced key');
+        expect(res.statusCode, res.body).toBe(201);
+        const apiKey = KEY_RE.exec(res.body)?.[1] ?? '';
+        // the browser's reload lands on the other instance: same cookies, same POST
+        const b = new InjectBrowser(other.app);
+        for (const [k, v] of a.cookies) b.cookies.set(k, v);
+        const again = await b.post('/keys/new', body);
+        expect(again.statusCode).toBe(303);
+        expect(again.body).not.toContain(apiKey);
+        const list = await b.get(String(again.headers.location));
+        expect(list.statusCode).toBe(200);
+        expect(list.body).toContain('was sent already');
+        expect(list.body).not.toContain(apiKey);
+        const named = await server.store.db
+          .selectFrom('api_keys')
+          .select('id')
+          .where('name', '=', 'balanced key')
+          .execute();
+        expect(named).toHaveLength(1);
+        // a new form from that instance still works, and the used token is stored as a hash only
+        expect((await createKey(b, 'balanced second')).res.statusCode).toBe(201);
+        const used = await server.store.db.selectFrom('used_form_tokens').select('id').execute();
+        expect(used.length).toBeGreaterThanOrEqual(2);
+        const nonce = body.get('nonce') ?? '';
+        expect(nonce).toMatch(/^[A-Za-z0-9_-]{16,}$/);
+        expect(JSON.stringify(used)).not.toContain(nonce);
+      } finally {
+        await other.close();
+      }
     });
 
     it('rename, scopes, rotate (new plaintext once, old key in grace), disable, enable, delete after a confirmation', async () => {

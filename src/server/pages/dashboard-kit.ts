@@ -12,7 +12,7 @@ import { type BrowserSession, Sessions } from '../session.js';
 import { DashboardRepo } from '../store/dashboard.js';
 import { SessionsRepo } from '../store/sessions.js';
 import { isPossibleId } from '../validation.js';
-import { FlashCookie, field, fieldList, OnceTokens } from './forms.js';
+import { FlashCookie, field, fieldList } from './forms.js';
 import { HIDE, rateLimit, seeOther } from './http.js';
 import type { ScopeChoice } from './key-new-page.js';
 import { dashboardCsp, type Flash, type Viewer } from './layout.js';
@@ -117,7 +117,6 @@ export class DashboardKit {
   readonly sessionRepo: SessionsRepo;
   readonly queries: DashboardRepo;
   readonly flash: FlashCookie;
-  readonly onceTokens = new OnceTokens();
   readonly oidc: OidcService;
   readonly #app: FastifyInstance;
 

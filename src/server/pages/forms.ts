@@ -86,30 +86,3 @@ export class FlashCookie {
     }
   }
 }
-
-/**
- * Form tokens that work once: the create-key form carries one, so a resubmitted POST (reload,
- * back and forward) creates no second key and never shows a plaintext again. Kept in memory for an
- * hour, bounded; a token this instance has not seen is accepted (another instance issued it).
- */
-export class OnceTokens {
-  private readonly used = new Map<string, number>();
-
-  constructor(
-    private readonly ttlMs = 3600_000,
-    private readonly max = 50_000,
-  ) {}
-
-  /** True the first time `token` is consumed. */
-  consume(token: string, now: number): boolean {
-    if (this.used.has(token)) return false;
-    if (this.used.size >= this.max) {
-      for (const [k, at] of this.used) {
-        if (at > now - this.ttlMs && this.used.size < this.max) break;
-        this.used.delete(k);
-      }
-    }
-    this.used.set(token, now);
-    return true;
-  }
-}

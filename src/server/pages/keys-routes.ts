@@ -123,10 +123,7 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
     const body = request.body;
     const access = await kit.currentOrg(request, auth, field(body, 'org_id') ?? '');
     const nonce = field(body, 'nonce') ?? '';
-    if (
-      !/^[A-Za-z0-9_-]{16,64}$/.test(nonce) ||
-      !kit.onceTokens.consume(`${session.id}:${nonce}`, Date.now())
-    ) {
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(nonce) || !(await kit.sessions.useFormToken(session, nonce))) {
       kit.flash.set(reply, {
         kind: 'error',
         text: 'That form was sent already. Its key was created once; the plaintext is not shown again (rotate the key to get a new one).',

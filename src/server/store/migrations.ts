@@ -396,6 +396,23 @@ const migrations: Record<string, Migration> = {
       await db.schema.alterTable('audit_events_by_org').renameTo('audit_events').execute();
     },
   },
+  '010_used_form_tokens': {
+    // biome-ignore lint/suspicious/noExplicitAny: migrations must not depend on the current schema type
+    async up(db: Kysely<any>) {
+      // the dashboard's one-time form tokens already used (see Sessions.useFormToken): in the
+      // database, so a form sent again to another instance behind a load balancer is still refused
+      await db.schema
+        .createTable('used_form_tokens')
+        .addColumn('id', 'text', (c) => c.primaryKey())
+        .addColumn('expires_at', 'text', (c) => c.notNull())
+        .execute();
+      await db.schema
+        .createIndex('used_form_tokens_expires_at')
+        .on('used_form_tokens')
+        .columns(['expires_at'])
+        .execute();
+    },
+  },
 };
 
 /** Names of the migrations, oldest first (tests build databases as older versions left them). */

@@ -27,6 +27,7 @@ export interface Database {
   key_usage: KeyUsageTable;
   oidc_trusts: OidcTrustsTable;
   oidc_token_uses: OidcTokenUsesTable;
+  used_form_tokens: UsedFormTokensTable;
 }
 
 export interface UsersTable {
@@ -264,5 +265,12 @@ export interface OidcTrustsTable {
 export interface OidcTokenUsesTable {
   /** SHA-256 (hex) of the token's issuer and `jti`: never the token */
   id: string;
+  expires_at: string;
+}
+
+export interface UsedFormTokensTable {
+  /** a keyed hash of the session's id and the form's token: never the token itself */
+  id: string;
+  /** kept until then (the longest the session could still send the form) */
   expires_at: string;
 }

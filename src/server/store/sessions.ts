@@ -62,8 +62,23 @@ export class SessionsRepo {
     await this.db.deleteFrom('browser_sessions').where('user_id', '=', userId).execute();
   }
 
-  /** Housekeeping: forgets sessions that expired before `before`. */
+  /**
+   * Records that a one-time form token was used; false when it already was (the form sent again).
+   * One INSERT ... ON CONFLICT DO NOTHING: of two concurrent sends exactly one wins, on any
+   * instance, and a PostgreSQL transaction is not aborted by the conflict.
+   */
+  async useFormToken(id: string, expiresAt: string): Promise<boolean> {
+    const res = await this.db
+      .insertInto('used_form_tokens')
+      .values({ id, expires_at: expiresAt })
+      .onConflict((oc) => oc.column('id').doNothing())
+      .executeTakeFirst();
+    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+  }
+
+  /** Housekeeping: forgets sessions, and used form tokens, that expired before `before`. */
   async deleteExpired(before: string): Promise<void> {
     await this.db.deleteFrom('browser_sessions').where('expires_at', '<', before).execute();
+    await this.db.deleteFrom('used_form_tokens').where('expires_at', '<', before).execute();
   }
 }
