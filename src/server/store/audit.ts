@@ -65,7 +65,10 @@ const insertAfter = new Map<number, string>();
 export interface AuditListFilter {
   orgId: string;
   action?: string;
-  /** events about this key (its target) or made with it (the actor's key) */
+  /**
+   * events about this key (its target), made with it (the actor's key), and, for a rotation's
+   * successor, the `key.rotated` that created it (its target is the predecessor)
+   */
   keyId?: string;
   actorId?: string;
   /** inclusive lower bound on `at` (RFC 3339) */
@@ -207,6 +210,16 @@ export class AuditRepo {
         eb.or([
           eb.and([eb('target_type', '=', 'key'), eb('target_id', '=', keyId)]),
           eb('actor_key_id', '=', keyId),
+          // a successor's own creation: the predecessor's rotation (a key rotates once, so one event)
+          eb.and([
+            eb('action', '=', 'key.rotated'),
+            eb('target_type', '=', 'key'),
+            eb(
+              'target_id',
+              '=',
+              eb.selectFrom('api_keys').select('api_keys.rotated_from').where('api_keys.id', '=', keyId),
+            ),
+          ]),
         ]),
       );
     }
