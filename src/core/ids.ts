@@ -37,6 +37,49 @@ export function ulid(now: number = Date.now()): string {
 }
 
 /**
+ * A source of ULIDs that sort in the order they were minted (ULID's "monotonic" mode): in the
+ * millisecond of the last one, or when the clock steps back, the next is the last plus one (the
+ * last one's time, its 80 random bits incremented); in a later millisecond, a fresh random ULID.
+ * For logs read newest first by id, where two events of one millisecond must keep their order.
+ */
+export function monotonicUlids(): (now?: number) => string {
+  let lastMs = -1;
+  let high = 0;
+  let low = 0;
+  return (now: number = Date.now()) => {
+    if (now > lastMs) {
+      const fresh = ulid(now);
+      lastMs = now;
+      high = decode40(fresh, 10);
+      low = decode40(fresh, 18);
+      return fresh;
+    }
+    low += 1;
+    if (low === 2 ** 40) {
+      low = 0;
+      high += 1;
+      // 2^80 ids in one millisecond cannot happen; move to the next one rather than wrap
+      if (high === 2 ** 40) return ulidAfter(++lastMs);
+    }
+    return ulidTimePrefix(lastMs) + base32x8(high) + base32x8(low);
+  };
+
+  function ulidAfter(ms: number): string {
+    const fresh = ulid(ms);
+    high = decode40(fresh, 10);
+    low = decode40(fresh, 18);
+    return fresh;
+  }
+}
+
+/** 8 Crockford base32 characters of `s` from `at` as a number (below 2^40). */
+function decode40(s: string, at: number): number {
+  let n = 0;
+  for (let i = at; i < at + 8; i++) n = n * 32 + CROCKFORD.indexOf(s[i] as string);
+  return n;
+}
+
+/**
  * The first 10 characters of every ULID minted at millisecond `ms` (its time part): ids sort by
  * time, so `prefix + ulidTimePrefix(ms)` is a bound for "minted at or after `ms`".
  */

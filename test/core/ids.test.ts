@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ulid, ulidTimeOf } from '../../src/core/ids.js';
+import { monotonicUlids, ulid, ulidTimeOf, ulidTimePrefix } from '../../src/core/ids.js';
 
 const CROCKFORD = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 
@@ -41,5 +41,35 @@ describe('ulid', () => {
     ]) {
       expect(ulidTimeOf(bad, 'key_'), bad).toBeUndefined();
     }
+  });
+});
+
+describe('monotonicUlids', () => {
+  it('sorts in minting order within a millisecond and when the clock steps back; fresh random in a new millisecond', () => {
+    const next = monotonicUlids();
+    const t = Date.UTC(2026, 11, 2, 3, 4, 5);
+    const ids = [next(t), next(t), next(t), next(t - 5), next(t), next(t + 1), next(t + 1)];
+    for (const id of ids) expect(id).toMatch(/^[0-9A-HJKMNP-TV-Z]{26}$/);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(ids.length);
+    // within the millisecond (and after the step back) each is the previous one plus one
+    const random = (id: string) =>
+      [...id.slice(10)].reduce((n, c) => n * 32n + BigInt(CROCKFORD.indexOf(c)), 0n);
+    for (let i = 1; i < 5; i++) {
+      expect(ids[i]?.slice(0, 10)).toBe(ulidTimePrefix(t));
+      expect(random(ids[i] ?? '') - random(ids[i - 1] ?? '')).toBe(1n);
+    }
+    expect(ulidTimeOf(`evt_${ids[5]}`, 'evt_')).toBe(t + 1);
+    // a new millisecond starts from fresh random bits, not from the last id + 1
+    expect(ids[5]?.slice(10)).not.toBe(ids[4]?.slice(10));
+  });
+
+  it('5,000 in one millisecond (the increment carried across characters) stay sorted and distinct', () => {
+    const next = monotonicUlids();
+    const t = 1_000;
+    const seen: string[] = [];
+    for (let i = 0; i < 5000; i++) seen.push(next(t));
+    expect([...seen].sort()).toEqual(seen);
+    expect(new Set(seen).size).toBe(seen.length);
   });
 });

@@ -363,6 +363,32 @@ for (const e of eng.list) {
         expect(byKey.map((x) => x.action).sort()).toEqual(['key.created', 'key.created']);
       });
 
+      it("key_id of a rotation's successor finds the key.rotated that created it, not its predecessor's other events", async () => {
+        const made = await call(jwtHeader(ownerJwt), 'POST', '/v1/api-keys', { name: 'to rotate' });
+        expect(made.status).toBe(201);
+        secrets.push(made.body.api_key as string);
+        const rotated = await call(
+          jwtHeader(ownerJwt),
+          'POST',
+          `/v1/api-keys/${made.body.key_id}/rotate`,
+          {},
+        );
+        expect(rotated.status).toBe(201);
+        secrets.push(rotated.body.api_key as string);
+        const successor = rotated.body.key_id as string;
+        const next = await call(jwtHeader(ownerJwt), 'POST', `/v1/api-keys/${successor}/disable`);
+        expect(next.status).toBe(200);
+        const list = await events(jwtHeader(ownerJwt), `key_id=${successor}`);
+        expect(list.map((x) => x.action)).toEqual(['key.disabled', 'key.rotated']);
+        expect(list[1]).toMatchObject({
+          target: { type: 'key', id: made.body.key_id },
+          details: { new_key_id: successor },
+        });
+        // the predecessor's own list is unchanged: its creation and its rotation
+        const before = await events(jwtHeader(ownerJwt), `key_id=${made.body.key_id}`);
+        expect(before.map((x) => x.action)).toEqual(['key.rotated', 'key.created']);
+      });
+
       it('a user agent with control characters is recorded without them (PostgreSQL refuses NUL)', async () => {
         const made = await call(
           { ...jwtHeader(ownerJwt), 'user-agent': 'evil\u0000agent\u001b[31m/1\u0085' },
@@ -713,6 +739,44 @@ for (const e of eng.list) {
         // a key's 12-character prefix may appear; the key itself never, nor its random part
         expect(stored).not.toMatch(/brz_[0-9A-Za-z]{13,}/);
       });
+    });
+  });
+}
+
+for (const e of eng.list) {
+  describe.skipIf(e.skip)(`audit log order within one millisecond (${e.name})`, () => {
+    it('events recorded in the same millisecond list newest first in the order they happened', async () => {
+      const frozen = Date.now();
+      const s = await e.startServer({ clock: () => new Date(frozen), config: { rateLimitPerKey: 0 } });
+      try {
+        const seeded = await s.seedKey({ email: `frozen-${frozen}@example.com` });
+        const h = { 'xi-api-key': seeded.apiKey };
+        const expected: string[] = [];
+        // 40 changes at one clock reading: random ULIDs would list them in a random order
+        for (let i = 0; i < 10; i++) {
+          const made = await s.app.inject({
+            method: 'POST',
+            url: '/v1/api-keys',
+            headers: h,
+            payload: { name: `k${i}` },
+          });
+          expect(made.statusCode).toBe(201);
+          const id = made.json().key_id as string;
+          for (const step of ['disable', 'enable', 'disable'] as const) {
+            const res = await s.app.inject({ method: 'POST', url: `/v1/api-keys/${id}/${step}`, headers: h });
+            expect(res.statusCode).toBe(200);
+          }
+          expected.push('key.created', 'key.disabled', 'key.enabled', 'key.disabled');
+        }
+        const res = await s.app.inject({ url: '/v1/audit-events?limit=100', headers: h });
+        expect(res.statusCode).toBe(200);
+        const data = res.json().data as AuditEvent[];
+        expect(new Set(data.map((x) => x.at))).toEqual(new Set([new Date(frozen).toISOString()]));
+        // newest first, after the seed key's own creation
+        expect(data.map((x) => x.action)).toEqual([...expected.reverse(), 'key.created']);
+      } finally {
+        await s.close();
+      }
     });
   });
 }

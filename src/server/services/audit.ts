@@ -1,6 +1,6 @@
 import type { FastifyRequest } from 'fastify';
 import type { CompiledQuery } from 'kysely';
-import { ulid, ulidTimePrefix } from '../../core/ids.js';
+import { monotonicUlids, ulid, ulidTimePrefix } from '../../core/ids.js';
 import type { AuthContext } from '../auth-context.js';
 import { clientIp } from '../client-ip.js';
 import type { AuditInsertResult, AuditListFilter, AuditRow } from '../store/audit.js';
@@ -99,6 +99,7 @@ const SECRET_FIELD =
 /** A Breeze key (or anything shaped like one) inside a string: cut to its 12-character display prefix. */
 const KEY_LIKE = /brz_[0-9A-Za-z]{9,}/g;
 
+/** `evt_` + a ULID of millisecond `now` (tests back-date events with it). */
 export const newAuditEventId = (now?: number): string => `evt_${ulid(now)}`;
 
 /** The request's client address, user agent and request id. */
@@ -201,6 +202,12 @@ export interface AuditServiceOptions {
 export class AuditService {
   private readonly sinks: AuditSink[] = [];
   private readonly clock: () => Date;
+  /**
+   * The ids of the events this service records: each sorts after every one it recorded before (see
+   * monotonicUlids). The log is read newest first by id, and two events of one millisecond (a key
+   * created, then disabled) must keep their order. Instances' ids interleave by their clocks.
+   */
+  private readonly nextEventUlid = monotonicUlids();
   /** test and bench only (see AuditServiceOptions.disabled); read on every event */
   disabled: boolean;
 
@@ -238,7 +245,7 @@ export class AuditService {
         ? (scrubbed as Record<string, unknown>)
         : {};
     const row: AuditRow = {
-      id: newAuditEventId(now.getTime()),
+      id: `evt_${this.nextEventUlid(now.getTime())}`,
       at: now.toISOString(),
       org_id: record.orgId,
       project_id: record.projectId ?? null,
