@@ -387,6 +387,11 @@ for (const e of eng.list) {
         // the predecessor's own list is unchanged: its creation and its rotation
         const before = await events(jwtHeader(ownerJwt), `key_id=${made.body.key_id}`);
         expect(before.map((x) => x.action)).toEqual(['key.rotated', 'key.created']);
+        // still there once the successor is deleted (its row is gone; the log is not)
+        const gone = await call(jwtHeader(ownerJwt), 'DELETE', `/v1/api-keys/${successor}`);
+        expect(gone.status).toBe(204);
+        const after = await events(jwtHeader(ownerJwt), `key_id=${successor}`);
+        expect(after.map((x) => x.action)).toEqual(['key.deleted', 'key.disabled', 'key.rotated']);
       });
 
       it('a user agent with control characters is recorded without them (PostgreSQL refuses NUL)', async () => {

@@ -283,7 +283,7 @@ function positiveNumber(name: string, min: number, max: number) {
 export function createCommand(host: CommandHost): Command {
   return new Command('audit')
     .description('the audit log of the current organization, newest first; --follow streams new events')
-    .option('--key <key_id>', 'only events about this key or made with it')
+    .option('--key <key_id>', 'only events about this key or made with it (and the rotation that minted it)')
     .option('--action <action>', 'only this action (key.created, key.rotated, member.joined, ...)')
     .option('--since <when>', 'only events since then: a duration (30m, 24h, 7d) or an RFC 3339 time')
     .option('--org <org>', 'organization (id or name); default: the current one')

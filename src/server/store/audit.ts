@@ -210,14 +210,15 @@ export class AuditRepo {
         eb.or([
           eb.and([eb('target_type', '=', 'key'), eb('target_id', '=', keyId)]),
           eb('actor_key_id', '=', keyId),
-          // a successor's own creation: the predecessor's rotation (a key rotates once, so one event)
+          // a successor's own creation: the rotation that minted it (its target is the predecessor).
+          // Matched in the event's details, as the event was written: not through the key's row,
+          // which is gone once the key is deleted, when its history is most likely to be looked up.
           eb.and([
             eb('action', '=', 'key.rotated'),
-            eb('target_type', '=', 'key'),
             eb(
-              'target_id',
-              '=',
-              eb.selectFrom('api_keys').select('api_keys.rotated_from').where('api_keys.id', '=', keyId),
+              sql<number>`${sql.raw(this.engine() === 'postgres' ? 'strpos' : 'instr')}(${sql.ref('details')}, ${`"new_key_id":${JSON.stringify(keyId)}`})`,
+              '>',
+              0,
             ),
           ]),
         ]),
