@@ -36,18 +36,22 @@ export function ulid(now: number = Date.now()): string {
   return time + base32x8(high) + base32x8(low);
 }
 
+const MONOTONIC_STEP_BACK_MS = 1000;
+
 /**
  * A source of ULIDs that sort in the order they were minted (ULID's "monotonic" mode): in the
- * millisecond of the last one, or when the clock steps back, the next is the last plus one (the
- * last one's time, its 80 random bits incremented); in a later millisecond, a fresh random ULID.
- * For logs read newest first by id, where two events of one millisecond must keep their order.
+ * millisecond of the last one, or when the clock steps back by up to a second, the next is the last
+ * plus one (the last one's time, its 80 random bits incremented); in a later millisecond, or after a
+ * step back of more than a second (a clock that ran ahead, corrected), a fresh random ULID of the
+ * clock's time, so ids do not stay pinned to a wrong time. For logs read newest first by id, where
+ * two events of one millisecond must keep their order.
  */
 export function monotonicUlids(): (now?: number) => string {
   let lastMs = -1;
   let high = 0;
   let low = 0;
   return (now: number = Date.now()) => {
-    if (now > lastMs) {
+    if (now > lastMs || now < lastMs - MONOTONIC_STEP_BACK_MS) {
       const fresh = ulid(now);
       lastMs = now;
       high = decode40(fresh, 10);

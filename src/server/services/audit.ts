@@ -232,8 +232,10 @@ export class AuditService {
     change?: CompiledQuery,
   ): Promise<AuditEvent> {
     const now = this.clock();
+    // read once: the bench switches it while requests are in flight
+    const disabled = this.disabled;
     let ownerId = record.target.ownerId ?? null;
-    if (!ownerId && record.target.type === 'key' && !this.disabled) {
+    if (!ownerId && record.target.type === 'key' && !disabled) {
       // the key may be the change's own: that has to run first
       if (change) await tx.db.executeQuery(change);
       change = undefined;
@@ -263,7 +265,7 @@ export class AuditService {
       details: JSON.stringify(details),
     };
     const event = toAuditEvent(row, details);
-    if (this.disabled) {
+    if (disabled) {
       if (change) await tx.db.executeQuery(change);
       return event;
     }
