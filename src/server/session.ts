@@ -148,9 +148,18 @@ export class Sessions {
   async useFormToken(session: BrowserSession, token: string): Promise<boolean> {
     const now = this.ctx.clock();
     return this.repo.useFormToken(
-      this.ctx.hasher(`form-token:${session.id}:${token}`),
+      this.formTokenId(session, token),
       new Date(now.getTime() + sessionTtlMs(this.ctx.config)).toISOString(),
     );
+  }
+
+  /** Gives back a form token whose form made nothing (its action failed): it may be sent again. */
+  async releaseFormToken(session: BrowserSession, token: string): Promise<void> {
+    await this.repo.releaseFormToken(this.formTokenId(session, token));
+  }
+
+  private formTokenId(session: BrowserSession, token: string): string {
+    return this.ctx.hasher(`form-token:${session.id}:${token}`);
   }
 
   private tokenOf(request: FastifyRequest): string | undefined {

@@ -39,8 +39,10 @@ for (const e of eng.list) {
       await server?.close();
     });
 
-    async function signedIn(email: string): Promise<InjectBrowser> {
+    /** `ip`: another client address, for tests past the sign-in limit of one address */
+    async function signedIn(email: string, ip?: string): Promise<InjectBrowser> {
       const b = new InjectBrowser(server.app);
+      if (ip) b.remoteAddress = ip;
       await b.signIn(email, lastCode(email));
       return b;
     }
@@ -147,6 +149,22 @@ for (const e of eng.list) {
       expect((await b.get(`/keys/${id}`)).body).not.toContain(apiKey);
     });
 
+    it('a refused form sent again (a reload of its 400 page) is refused for the same reason, not as "sent already"', async () => {
+      const b = await signedIn('refused@example.com', '198.51.100.21');
+      const form = await b.get('/keys/new');
+      const body = submission(form.body, '/keys/new', { name: '', scopes: ['read'] });
+      for (let i = 0; i < 2; i++) {
+        const res = await b.post('/keys/new', body);
+        expect(res.statusCode).toBe(400);
+        expect(res.body).toContain('Give the key a name');
+      }
+      // the same token with the name filled in makes the key: it was never used
+      body.set('name', 'named at last');
+      const made = await b.post('/keys/new', body);
+      expect(made.statusCode, made.body).toBe(201);
+      expect((await b.post('/keys/new', body)).statusCode).toBe(303);
+    });
+
     it('the same form sent again to another instance (one database, no sticky sessions) makes no second key', async () => {
       const other = await startTestServer({
         store: server.store,
@@ -154,12 +172,13 @@ for (const e of eng.list) {
         config: { publicUrl: 'http://127.0.0.1:4455' },
       });
       try {
-        const a = await signedIn('balanced@example.com');
+        const a = await signedIn('balanced@example.com', '198.51.100.22');
         const { res, body } = await createKey(a, 'balanced key');
         expect(res.statusCode, res.body).toBe(201);
         const apiKey = KEY_RE.exec(res.body)?.[1] ?? '';
         // the browser's reload lands on the other instance: same cookies, same POST
         const b = new InjectBrowser(other.app);
+        b.remoteAddress = a.remoteAddress;
         for (const [k, v] of a.cookies) b.cookies.set(k, v);
         const again = await b.post('/keys/new', body);
         expect(again.statusCode).toBe(303);

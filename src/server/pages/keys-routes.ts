@@ -122,14 +122,6 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
     const auth = authOf(session);
     const body = request.body;
     const access = await kit.currentOrg(request, auth, field(body, 'org_id') ?? '');
-    const nonce = field(body, 'nonce') ?? '';
-    if (!/^[A-Za-z0-9_-]{16,64}$/.test(nonce) || !(await kit.sessions.useFormToken(session, nonce))) {
-      kit.flash.set(reply, {
-        kind: 'error',
-        text: 'That form was sent already. Its key was created once; the plaintext is not shown again (rotate the key to get a new one).',
-      });
-      return seeOther(reply, `/keys?org_id=${access.orgId}`);
-    }
     const name = textInput(field(body, 'name'), 200);
     const projectId = field(body, 'project_id');
     const expiry = field(body, 'expires_in_s') ?? '';
@@ -153,8 +145,19 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
       return again(400, 'Give the key a name (up to 200 characters, no control characters).', scopes);
     if (!choice) return again(400, 'Pick an expiry from the list.', scopes);
     if (!projectId || !isPossibleId(projectId)) return again(400, 'Pick a project.', scopes);
+    // The form's one-time token is used only now, once the form is valid (a reload of a refused
+    // form shows the same refusal), and given back when no key was made.
+    const nonce = field(body, 'nonce') ?? '';
+    if (!/^[A-Za-z0-9_-]{16,64}$/.test(nonce) || !(await kit.sessions.useFormToken(session, nonce))) {
+      kit.flash.set(reply, {
+        kind: 'error',
+        text: 'That form was sent already. Its key was created once; the plaintext is not shown again (rotate the key to get a new one).',
+      });
+      return seeOther(reply, `/keys?org_id=${access.orgId}`);
+    }
+    let created: Awaited<ReturnType<typeof ops.create>>;
     try {
-      const { row, apiKey } = await ops.create(
+      created = await ops.create(
         auth,
         {
           name,
@@ -164,20 +167,22 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
         },
         byRequest(request, auth),
       );
-      return send(
-        reply,
-        201,
-        createdKeyPage({
-          viewer: await kit.viewer(request, reply, session, access.orgId),
-          key: ops.info(row),
-          apiKey,
-          now: ctx.clock(),
-        }),
-      );
     } catch (err) {
+      await kit.sessions.releaseFormToken(session, nonce);
       const message = refusal(err);
       if (message === null) throw err;
       return again(err instanceof HttpError ? err.statusCode : 400, message, scopes);
     }
+    const { row, apiKey } = created;
+    return send(
+      reply,
+      201,
+      createdKeyPage({
+        viewer: await kit.viewer(request, reply, session, access.orgId),
+        key: ops.info(row),
+        apiKey,
+        now: ctx.clock(),
+      }),
+    );
   });
 }

@@ -76,6 +76,10 @@ export class SessionsRepo {
     return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
   }
 
+  async releaseFormToken(id: string): Promise<void> {
+    await this.db.deleteFrom('used_form_tokens').where('id', '=', id).execute();
+  }
+
   /** Housekeeping: forgets sessions, and used form tokens, that expired before `before`. */
   async deleteExpired(before: string): Promise<void> {
     await this.db.deleteFrom('browser_sessions').where('expires_at', '<', before).execute();
