@@ -27,7 +27,11 @@ describe.skipIf(process.platform !== 'linux')('breeze login with BROWSER and no 
   function login(browser: string | undefined) {
     const opened = join(dir, `opened-${Math.random().toString(36).slice(2)}`);
     const script = join(dir, 'fake-browser.sh');
-    writeFileSync(script, `#!/bin/sh\nprintf '%s' "$1" > "${opened}"\n`);
+    // written whole, then renamed: the test polls for the file and reads it at once
+    writeFileSync(
+      script,
+      `#!/bin/sh\nprintf '%s' "$1" > "${opened}.tmp" && mv "${opened}.tmp" "${opened}"\n`,
+    );
     chmodSync(script, 0o755);
     const child = spawnCli(['--server', server.url, 'login'], {
       configDir: join(dir, `config-${Math.random().toString(36).slice(2)}`),
