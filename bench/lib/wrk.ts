@@ -40,17 +40,21 @@ export async function runWrk(spec: WrkSpec): Promise<WrkResult> {
   for (const [k, v] of Object.entries(spec.headers ?? {})) args.push('-H', `${k}: ${v}`);
   let scriptDir: string | null = null;
   if (spec.body !== undefined) {
+    // a Lua long string takes the body as it is (no escapes): refused if it holds its closing
+    // bracket, or a carriage return (Lua reads one as a line end)
+    if (spec.body.includes(']==]') || spec.body.includes('\r'))
+      throw new Error('wrk: the POST body holds "]==]" or a carriage return');
     scriptDir = mkdtempSync(join(tmpdir(), 'breeze-bench-wrk-'));
     const script = join(scriptDir, 'post.lua');
-    // a Lua long string takes the body as it is (no escapes), unless the body holds its closing bracket
-    if (spec.body.includes(']==]')) throw new Error('wrk: the POST body holds "]==]"');
-    writeFileSync(script, `wrk.method = "POST"\nwrk.body = [==[${spec.body}]==]\n`);
+    // the newline after the opening bracket is dropped by Lua, so a body's own first newline stays
+    writeFileSync(script, `wrk.method = "POST"\nwrk.body = [==[\n${spec.body}]==]\n`);
     args.push('-s', script);
   }
   args.push(spec.url);
   const out = await new Promise<string>((resolve, reject) => {
     execFile('wrk', args, { timeout: (spec.seconds + 30) * 1000 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`wrk failed: ${err.message} ${stderr}`));
+      // not err.message: it holds the command line, and with it the key headers' plaintext
+      if (err) reject(new Error(`wrk failed (exit ${err.code ?? err.signal ?? '?'}): ${stderr.trim()}`));
       else resolve(stdout);
     });
   }).finally(() => {

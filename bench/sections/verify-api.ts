@@ -262,7 +262,7 @@ async function measure(ctx: SectionContext): Promise<void> {
   ctx.addFigure(
     figure({
       id: 'verify_api.verify_over_healthz',
-      label: 'POST /v1/keys/verify ÷ /healthz (same server)',
+      label: `POST /v1/keys/verify ÷ /healthz (same server, ${wrk.available ? 'wrk' : 'autocannon'})`,
       value: ratio('verify', 'healthz'),
       unit: 'x',
       target: { op: '>=', value: 0.85 },
@@ -296,7 +296,7 @@ async function measure(ctx: SectionContext): Promise<void> {
   ctx.addFigure(
     figure({
       id: 'verify_api.me_counting_over_not',
-      label: '/v1/me with usage counting ÷ without',
+      label: `/v1/me with usage counting ÷ without (${wrk.available ? 'wrk' : 'autocannon'})`,
       value: ratio('me_counting', 'me_not_counting'),
       unit: 'x',
       target: { op: '>=', value: 0.97 },
