@@ -59,6 +59,8 @@ export interface BrowserSession {
   user: { id: string; email: string };
   /** a per-session token for the pages' POST forms; a token of another session never matches */
   csrf: string;
+  /** when the session ends (RFC 3339) */
+  expiresAt: string;
 }
 
 /**
@@ -143,14 +145,10 @@ export class Sessions {
    * Uses the one-time token of a form this session was given (the create-key form carries one, so
    * a resubmitted POST, by reload or back and forward, creates no second key and never shows a
    * plaintext again); false when it was used already, on this instance or on another one. The
-   * database keeps it as long as the session could still send the form.
+   * database keeps it until the session ends (then no form of it is accepted anyway).
    */
   async useFormToken(session: BrowserSession, token: string): Promise<boolean> {
-    const now = this.ctx.clock();
-    return this.repo.useFormToken(
-      this.formTokenId(session, token),
-      new Date(now.getTime() + sessionTtlMs(this.ctx.config)).toISOString(),
-    );
+    return this.repo.useFormToken(this.formTokenId(session, token), session.expiresAt);
   }
 
   /** Gives back a form token whose form made nothing (its action failed): it may be sent again. */
@@ -180,7 +178,12 @@ export class Sessions {
     const hit = await this.lookup(request);
     if (!hit) return null;
     const { session, email } = hit.found;
-    return { id: session.id, user: { id: session.user_id, email }, csrf: this.csrfFor(hit.token) };
+    return {
+      id: session.id,
+      user: { id: session.user_id, email },
+      csrf: this.csrfFor(hit.token),
+      expiresAt: session.expires_at,
+    };
   }
 
   /** Ends the session (if any) and clears its cookie. */
