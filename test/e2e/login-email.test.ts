@@ -4,6 +4,8 @@
  * non-interactive: the first run mails the code and exits 2 naming --code, the second finishes.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -144,6 +146,47 @@ describe('breeze login --email against a server with SMTP', () => {
     expect(keyId, r.stderr).toBeDefined();
     expect(await server.store.keys.get(keyId as string)).toBeUndefined();
     expect(r.stdout + r.stderr).not.toMatch(/brz_[0-9A-Za-z]{46}/);
+  });
+
+  it('a login whose new key cannot be read back (GET /v1/me fails) deletes that key', async () => {
+    // in front of the server: GET /v1/me answers 500, everything else is passed through
+    const proxy = createServer((req, res) => {
+      if (req.method === 'GET' && req.url?.startsWith('/v1/me')) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'INTERNAL', message: 'down for this test' } }));
+        return;
+      }
+      const up = request(
+        `${server.url}${req.url ?? '/'}`,
+        { method: req.method, headers: req.headers },
+        (r) => {
+          res.writeHead(r.statusCode ?? 502, r.headers);
+          r.pipe(res);
+        },
+      );
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const via = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      const dir = configDir();
+      const addr = email();
+      const run = (args: string[]) =>
+        runCli(['--server', via, ...args], { configDir: dir, env: FILE_STORAGE, timeoutMs: 60_000 });
+      expect((await run(['login', '--email', addr])).code).toBe(2);
+      const code = codeFromSubject((await smtp.waitForMail((m) => m.envelopeTo.includes(addr))).subject);
+      const r = await run(['login', '--email', addr, '--code', code]);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stdout + r.stderr).not.toMatch(/brz_[0-9A-Za-z]{46}/);
+      // the code made a key; it is gone, and nothing was saved
+      const user = await server.store.users.findByEmail(addr);
+      expect(user).toBeDefined();
+      expect(await server.store.keys.list(user?.id ?? '', { now: new Date(), limit: 10 })).toEqual([]);
+      expect(existsSync(join(dir, 'credentials.json'))).toBe(false);
+    } finally {
+      await new Promise((resolve) => proxy.close(resolve));
+    }
   });
 
   it('without an address, or with --code but no request, exits 2 naming the flag', async () => {

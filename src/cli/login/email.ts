@@ -126,8 +126,7 @@ export async function runEmailLogin(opts: LoginOptions, ctx: CliContext): Promis
       );
     }
     const client = await ctx.client();
-    const secret = await verify(ctx, client, pending, code);
-    return finish(client, secret, opts);
+    return finish(client, await verify(ctx, client, pending, code), opts);
   }
 
   const email =
@@ -168,8 +167,8 @@ export async function runEmailLogin(opts: LoginOptions, ctx: CliContext): Promis
       validate: (v) => CODE_ALPHABET.test(normaliseCode(v)) || 'The code is 8 letters and digits',
     });
     try {
-      const secret = await verify(ctx, client, pending, normaliseCode(typed), attempt < MAX_TRIES);
-      return finish(client, secret, opts);
+      const minted = await verify(ctx, client, pending, normaliseCode(typed), attempt < MAX_TRIES);
+      return finish(client, minted, opts);
     } catch (err) {
       if (err instanceof WrongCode) {
         ctx.out.warn(
@@ -184,6 +183,12 @@ export async function runEmailLogin(opts: LoginOptions, ctx: CliContext): Promis
 
 class WrongCode extends Error {}
 
+/** What a code was traded for: the new key, and its id when the server said it (API.md: it does). */
+interface MintedByCode {
+  apiKey: string;
+  keyId?: string;
+}
+
 /** Trades the code for a key; forgets the pending request once it is used up or dead. */
 async function verify(
   ctx: CliContext,
@@ -191,7 +196,7 @@ async function verify(
   pending: PendingEmailLogin,
   code: string,
   retryable = false,
-): Promise<string> {
+): Promise<MintedByCode> {
   try {
     // the server's new-login notice names this machine (control characters would be refused)
     const host = hostname()
@@ -201,7 +206,7 @@ async function verify(
     const res = await client.verifyEmailCode(pending.id, code, host || undefined);
     if (!res.secret) throw new UserError('The server answered without a key.');
     await dropPending(ctx, pending.id);
-    return res.secret;
+    return { apiKey: res.secret, keyId: res.key_id };
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     if (err.status === 401) {
@@ -230,21 +235,31 @@ async function dropPending(ctx: CliContext, id: string): Promise<void> {
   });
 }
 
-/** Reads back the new key and its user, applying `--name` / `--scopes`. */
-async function finish(anonymous: BreezeClient, apiKey: string, opts: LoginOptions): Promise<LoginResult> {
+/**
+ * Reads back the new key and its user, applying `--name` / `--scopes`. If that fails, the new
+ * full-scope key is stored nowhere yet: it is deleted on the server (with itself) rather than left
+ * alive and unknown.
+ */
+async function finish(
+  anonymous: BreezeClient,
+  minted: MintedByCode,
+  opts: LoginOptions,
+): Promise<LoginResult> {
+  const { apiKey } = minted;
   const client = anonymous.withKey(apiKey);
-  const me = await client.me();
-  const keyId = me.auth.key_id;
-  if (me.auth.type !== 'api_key' || !keyId) throw new UserError('The server did not accept the new key.');
-  const patch: { name?: string; scopes?: LoginOptions['scopes'] } = {};
-  if (opts.name) patch.name = opts.name;
-  if (opts.scopes && opts.scopes.length < SCOPES.length) patch.scopes = opts.scopes;
+  let keyId = minted.keyId;
   try {
+    const me = await client.me();
+    if (me.auth.type !== 'api_key' || !me.auth.key_id)
+      throw new UserError('The server did not accept the new key.');
+    keyId = me.auth.key_id;
+    const patch: { name?: string; scopes?: LoginOptions['scopes'] } = {};
+    if (opts.name) patch.name = opts.name;
+    if (opts.scopes && opts.scopes.length < SCOPES.length) patch.scopes = opts.scopes;
     const key = Object.keys(patch).length ? await client.updateKey(keyId, patch) : await client.getKey(keyId);
     return { apiKey, key, user: me.user, minted: true };
   } catch (err) {
-    // the new full-scope key is stored nowhere yet: revoke it rather than leave it alive and unknown
-    await client.deleteKey(keyId).catch(() => {});
+    if (keyId !== undefined) await client.deleteKey(keyId).catch(() => {});
     throw err;
   }
 }
