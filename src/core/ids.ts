@@ -50,30 +50,24 @@ export function monotonicUlids(): (now?: number) => string {
   let lastMs = -1;
   let high = 0;
   let low = 0;
+  const startAt = (ms: number): string => {
+    const fresh = ulid(ms);
+    lastMs = ms;
+    high = decode40(fresh, 10);
+    low = decode40(fresh, 18);
+    return fresh;
+  };
   return (now: number = Date.now()) => {
-    if (now > lastMs || now < lastMs - MONOTONIC_STEP_BACK_MS) {
-      const fresh = ulid(now);
-      lastMs = now;
-      high = decode40(fresh, 10);
-      low = decode40(fresh, 18);
-      return fresh;
-    }
+    if (now > lastMs || now < lastMs - MONOTONIC_STEP_BACK_MS) return startAt(now);
     low += 1;
     if (low === 2 ** 40) {
       low = 0;
       high += 1;
       // 2^80 ids in one millisecond cannot happen; move to the next one rather than wrap
-      if (high === 2 ** 40) return ulidAfter(++lastMs);
+      if (high === 2 ** 40) return startAt(lastMs + 1);
     }
     return ulidTimePrefix(lastMs) + base32x8(high) + base32x8(low);
   };
-
-  function ulidAfter(ms: number): string {
-    const fresh = ulid(ms);
-    high = decode40(fresh, 10);
-    low = decode40(fresh, 18);
-    return fresh;
-  }
 }
 
 /** 8 Crockford base32 characters of `s` from `at` as a number (below 2^40). */

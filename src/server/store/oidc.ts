@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { Database, OidcTrustsTable } from './schema.js';
+import { useOnce } from './use-once.js';
 
 export type OidcTrustRow = OidcTrustsTable;
 
@@ -39,18 +40,9 @@ export class OidcRepo {
     return Number(res.numDeletedRows) > 0;
   }
 
-  /**
-   * Records that the token `tokenId` was exchanged; false when it already was (a replay). One
-   * INSERT ... ON CONFLICT DO NOTHING: of two concurrent exchanges of one token exactly one wins,
-   * and a PostgreSQL transaction is not aborted by the conflict.
-   */
+  /** Records that the token `tokenId` was exchanged; false when it already was (a replay). See useOnce. */
   async useToken(tokenId: string, expiresAt: string): Promise<boolean> {
-    const res = await this.db
-      .insertInto('oidc_token_uses')
-      .values({ id: tokenId, expires_at: expiresAt })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst();
-    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+    return useOnce(this.db, 'oidc_token_uses', tokenId, expiresAt);
   }
 
   /** Forgets tokens that expired before `now` (they would be refused as expired anyway). */

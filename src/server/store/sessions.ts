@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import type { BrowserSessionsTable, Database } from './schema.js';
+import { useOnce } from './use-once.js';
 
 export type SessionRow = BrowserSessionsTable;
 
@@ -62,20 +63,12 @@ export class SessionsRepo {
     await this.db.deleteFrom('browser_sessions').where('user_id', '=', userId).execute();
   }
 
-  /**
-   * Records that a one-time form token was used; false when it already was (the form sent again).
-   * One INSERT ... ON CONFLICT DO NOTHING: of two concurrent sends exactly one wins, on any
-   * instance, and a PostgreSQL transaction is not aborted by the conflict.
-   */
+  /** Records that a one-time form token was used; false when it already was (the form sent again). See useOnce. */
   async useFormToken(id: string, expiresAt: string): Promise<boolean> {
-    const res = await this.db
-      .insertInto('used_form_tokens')
-      .values({ id, expires_at: expiresAt })
-      .onConflict((oc) => oc.column('id').doNothing())
-      .executeTakeFirst();
-    return Number(res.numInsertedOrUpdatedRows ?? 0n) > 0;
+    return useOnce(this.db, 'used_form_tokens', id, expiresAt);
   }
 
+  /** Forgets a used form token (its form made nothing). */
   async releaseFormToken(id: string): Promise<void> {
     await this.db.deleteFrom('used_form_tokens').where('id', '=', id).execute();
   }
