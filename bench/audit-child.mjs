@@ -5,8 +5,8 @@
 // "audit on" / "audit off" on stdin switches the log and answers "ok" on stdout: the bench compares
 // the two in one process, since two processes of the same server can differ by more than audit costs.
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { onCommands } from './child-commands.mjs';
 
 const [dataDir, audit, databaseUrl] = process.argv.slice(2);
 const dist = join(fileURLToPath(import.meta.url), '..', '..', 'dist');
@@ -30,15 +30,13 @@ const { apiKey } = await app.breeze.keys.mint({
 });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 process.stderr.write(`listening on ${url} key=${apiKey}\n`);
-// whole lines (a command may arrive split across reads); the bench closing its end stops the server
-const commands = createInterface({ input: process.stdin });
-commands.on('line', (line) => {
-  const m = /^audit (on|off)$/.exec(line.trim());
-  if (!m) return;
-  app.breeze.audit.disabled = m[1] === 'off';
-  process.stdout.write('ok\n');
-});
-commands.on('close', () => stop());
+onCommands(
+  /^audit (on|off)$/,
+  (m) => {
+    app.breeze.audit.disabled = m[1] === 'off';
+  },
+  () => stop(),
+);
 let stopping = false;
 const stop = () => {
   if (stopping) return;

@@ -3,8 +3,8 @@
 // KeyService. argv: <data dir> <countUsage: 1|0> <rate limit per key> <cold keys>
 // Prints one JSON line on stdout: {"url","verifier","target","cold":[...]}; then see "count" below.
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { onCommands } from './child-commands.mjs';
 
 const [dataDir, countUsage, rateLimit, coldCount] = process.argv.slice(2);
 const dist = join(fileURLToPath(import.meta.url), '..', '..', 'dist');
@@ -29,15 +29,13 @@ process.stdout.write(`${JSON.stringify({ url: server.url, verifier, target, cold
 // "count 1" / "count 0" on stdin switches this running server's usage counting (UsageTracker's
 // `count` option) and answers "ok": the bench compares counting on and off in one process, since
 // two processes of the same server can differ by more than counting costs.
-// whole lines (a command may arrive split across reads); the bench closing its end stops the server
-const commands = createInterface({ input: process.stdin });
-commands.on('line', (line) => {
-  const m = /^count ([01])$/.exec(line.trim());
-  if (!m) return;
-  breeze.usage.opts.count = m[1] === '1';
-  process.stdout.write('ok\n');
-});
-commands.on('close', () => stop());
+onCommands(
+  /^count ([01])$/,
+  (m) => {
+    breeze.usage.opts.count = m[1] === '1';
+  },
+  () => stop(),
+);
 let stopping = false;
 const stop = () => {
   if (stopping) return;

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { postgresAvailability, startPostgres } from '../../test/helpers/postgres.js';
+import { childCommands } from '../lib/child-commands.js';
 import { ROOT } from '../lib/paths.js';
 import { figure } from '../lib/report.js';
 import type { Section, SectionContext } from '../lib/section.js';
@@ -52,10 +53,7 @@ async function startChild(dataDir: string, databaseUrl?: string): Promise<Child>
     [join(ROOT, 'bench', 'audit-child.mjs'), dataDir, 'on', databaseUrl ?? ''],
     { cwd: ROOT, stdio: ['pipe', 'pipe', 'pipe'] },
   );
-  let out = '';
-  child.stdout?.setEncoding('utf8').on('data', (d: string) => {
-    out += d;
-  });
+  const command = childCommands(child, 'the audit bench server');
   let err = '';
   const ready = new Promise<{ url: string; apiKey: string }>((resolve, reject) => {
     child.stderr?.setEncoding('utf8').on('data', (d: string) => {
@@ -76,16 +74,7 @@ async function startChild(dataDir: string, databaseUrl?: string): Promise<Child>
   return {
     url,
     apiKey,
-    async setAudit(on: boolean) {
-      out = '';
-      child.stdin?.write(`audit ${on ? 'on' : 'off'}\n`);
-      const deadline = Date.now() + 5000;
-      while (!out.includes('ok\n')) {
-        if (child.exitCode !== null || Date.now() > deadline)
-          throw new Error('the audit bench server did not switch its audit log');
-        await sleep(5);
-      }
-    },
+    setAudit: (on: boolean) => command(`audit ${on ? 'on' : 'off'}`),
     async stop() {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -116,12 +105,12 @@ async function measure(ctx: SectionContext, engine: 'sqlite' | 'postgres', datab
   ctx.cleanup.add(() => rmSync(dir, { recursive: true, force: true }));
   const server = await startChild(dir, databaseUrl);
   ctx.cleanup.add(() => server.stop());
+  // SQLite serialises writers: a few connections saturate it; more only queue
+  const connections = engine === 'sqlite' ? 10 : 20;
   const run = async (which: 'on' | 'off', seconds: number) => {
     await server.setAudit(which === 'on');
     return createKeys(server, connections, seconds);
   };
-  // SQLite serialises writers: a few connections saturate it; more only queue
-  const connections = engine === 'sqlite' ? 10 : 20;
   const seconds = ctx.opts.seconds;
   ctx.log(`warm-up (${engine})`);
   await run('on', 1);

@@ -4,6 +4,7 @@ import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { childCommands } from '../lib/child-commands.js';
 import { ROOT } from '../lib/paths.js';
 import { figure } from '../lib/report.js';
 import type { Section, SectionContext } from '../lib/section.js';
@@ -73,25 +74,8 @@ async function startChild(
     if (proc.exitCode === null) proc.kill('SIGKILL');
   });
   const info = await firstJsonLine<Omit<Child, 'proc' | 'setCounting'>>(proc, 'verify bench server');
-  const setCounting = async (on: boolean) => {
-    let out = '';
-    const ok = new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error('the verify bench server did not switch counting')),
-        5000,
-      );
-      const onData = (d: string) => {
-        out += d;
-        if (!out.includes('ok\n')) return;
-        clearTimeout(timer);
-        proc.stdout?.off('data', onData);
-        resolve();
-      };
-      proc.stdout?.on('data', onData);
-    });
-    proc.stdin?.write(`count ${on ? 1 : 0}\n`);
-    await ok;
-  };
+  const command = childCommands(proc, 'the verify bench server');
+  const setCounting = (on: boolean) => command(`count ${on ? 1 : 0}`);
   return { ...info, proc, setCounting };
 }
 
