@@ -164,6 +164,42 @@ for (const engine of ['sqlite', 'postgres'] as const) {
   });
 }
 
+describe('sqlite: two instances on one file (no notification between them)', () => {
+  test('a stream on B hears of a key disabled on A, and B answers DISABLED for it right after', async () => {
+    const loc = await location('sqlite');
+    const a = await instance(loc);
+    // B keeps verified keys for 60 s and hears nothing from A: only its follower reads the change
+    const b = await instance(loc, { keyCacheTtlMs: 60_000 });
+    const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
+    const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
+    const st = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': owner.apiKey });
+    cleanups.push(() => st.close());
+    expect(st.status).toBe(200);
+    await st.waitFor((e) => e.comment === 'connected');
+    const verifyOnB = async (key: string) =>
+      (
+        await b.app.inject({
+          method: 'POST',
+          url: '/v1/keys/verify',
+          headers: { 'xi-api-key': owner.apiKey },
+          payload: { key },
+        })
+      ).json().code;
+    for (let i = 0; i < 3; i++) {
+      const k = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
+      expect(await verifyOnB(k.apiKey)).toBe('VALID');
+      const res = await a.app.inject({
+        method: 'POST',
+        url: `/v1/api-keys/${k.keyId}/disable`,
+        headers: { 'xi-api-key': owner.apiKey },
+      });
+      expect(res.statusCode).toBe(200);
+      await st.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 1000);
+      expect(await verifyOnB(k.apiKey)).toBe('DISABLED');
+    }
+  });
+});
+
 describe.skipIf(skipPg)('postgres: two instances', () => {
   test('disable on A -> a stream on B gets key.revoked within 1 s (20 tries)', async () => {
     const loc = await location('postgres');

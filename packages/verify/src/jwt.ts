@@ -83,8 +83,9 @@ export function createJwtChecker(o: {
         } catch (err) {
           // an unknown kid right after the key set was read (a rollover in that second): wait out the
           // refetch cooldown and look once more, rather than refuse a token the server just issued
+          // (with a margin: a timer may fire a millisecond before the clock jose checks says so)
           if (!(err instanceof errors.JWKSNoMatchingKey) || !jwks.coolingDown) throw err;
-          await new Promise((r) => setTimeout(r, COOLDOWN_MS));
+          await new Promise((r) => setTimeout(r, COOLDOWN_MS + 25));
           verified = await check();
         }
         payload = verified.payload;

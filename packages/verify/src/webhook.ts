@@ -46,7 +46,7 @@ const UNKNOWN_KID_COOLDOWN_MS = 1000;
 const HEADER = /^\s*t=(\d{1,12})\s*,\s*kid=([A-Za-z0-9_.:-]{1,128})\s*,\s*sig=([A-Za-z0-9_-]{86})={0,2}\s*$/;
 
 async function loadKeySet(url: string, set: KeySet, doFetch: typeof fetch): Promise<void> {
-  set.lastAttempt = Date.now();
+  set.lastAttempt = performance.now();
   let res: Response;
   try {
     // the key set is read where it was configured, not wherever a redirect points
@@ -95,7 +95,7 @@ async function loadKeySet(url: string, set: KeySet, doFetch: typeof fetch): Prom
     }
   }
   set.keys = keys;
-  set.fetchedAt = Date.now();
+  set.fetchedAt = performance.now();
 }
 
 async function keyFor(url: string, kid: string, doFetch: typeof fetch): Promise<CryptoKey> {
@@ -118,7 +118,7 @@ async function keyFor(url: string, kid: string, doFetch: typeof fetch): Promise<
     }
     return s.loading;
   };
-  if (Date.now() - s.fetchedAt > MAX_AGE_MS) await reload();
+  if (performance.now() - s.fetchedAt > MAX_AGE_MS) await reload();
   let key = s.keys.get(kid);
   if (!key) {
     if (s.loading) await s.loading;
@@ -128,10 +128,13 @@ async function keyFor(url: string, kid: string, doFetch: typeof fetch): Promise<
     // a kid we have not seen: the server may have rolled its key over since we last read the set;
     // reread it, at most once a second (waiting out the rest of that second) so made-up kids
     // cannot turn into a flood of JWKS requests
-    const wait = s.lastAttempt + UNKNOWN_KID_COOLDOWN_MS - Date.now();
+    // (a timer may fire a millisecond early, so after the wait we reread unless someone else
+    // already did while we waited, rather than checking the clock again)
+    const seen = s.lastAttempt;
+    const wait = seen + UNKNOWN_KID_COOLDOWN_MS - performance.now();
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
     if (s.loading) await s.loading;
-    else if (Date.now() - s.lastAttempt >= UNKNOWN_KID_COOLDOWN_MS) await reload();
+    else if (s.lastAttempt === seen) await reload();
     key = s.keys.get(kid);
   }
   if (!key) throw new BreezeWebhookError('UNKNOWN_KID', 'The signature names a key the JWKS does not list.');

@@ -356,6 +356,27 @@ describe('verifyWebhook', () => {
     expect(fake.jwksFetches).toBe(3);
   });
 
+  it('a rollover within a second of the last read still refetches, even when the wait ends a little early', async () => {
+    const k1 = newSigningKey(`kid-${Math.random()}`);
+    const k2 = newSigningKey(`kid-${Math.random()}`);
+    fake.jwks = { keys: [k1.jwk] };
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    await verifyWebhook(body, signWebhook(k1, body), { jwksUrl });
+    fake.jwks = { keys: [k2.jwk, k1.jwk] };
+    // timers may fire a millisecond before the clock says their time is up; make every wait end
+    // 5 ms early so the check after it sees "not a second yet"
+    const real = globalThis.setTimeout;
+    const early = ((fn: () => void, ms?: number) =>
+      real(fn, Math.max(0, (ms ?? 0) - 5))) as typeof setTimeout;
+    globalThis.setTimeout = early;
+    try {
+      expect(await verifyWebhook(body, signWebhook(k2, body), { jwksUrl })).toMatchObject({ id: 'evt_1' });
+    } finally {
+      globalThis.setTimeout = real;
+    }
+    expect(fake.jwksFetches).toBe(2);
+  });
+
   it('refuses a signed body that is not a Breeze event', async () => {
     const k = newSigningKey(`kid-${Math.random()}`);
     fake.jwks = { keys: [k.jwk] };

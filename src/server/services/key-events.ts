@@ -200,6 +200,7 @@ export class KeyEventHub {
       return;
     }
     this.following = true;
+    const { cache } = this.app.breeze;
     void (async () => {
       try {
         do {
@@ -208,6 +209,10 @@ export class KeyEventHub {
             const rows = await this.app.breeze.store.keyEvents.since(this.lastId, PAGE);
             for (const r of rows) {
               this.lastId = r.id;
+              // a revocation read here may beat its notification (or stand in for a lost one, or
+              // one another process on the SQLite file cannot send): drop the cached key before any
+              // stream hears of it, so a verifier asking again right after gets the new answer
+              cache.invalidateKey(r.key_id);
               for (const s of this.streams) {
                 if (s.orgId !== r.org_id) continue;
                 if (s.queue) s.queue.push(r);
