@@ -244,6 +244,19 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     })();
     return embedded;
   };
+  /**
+   * The socket for a request's attempt: the resident server's, and after a failed connection
+   * (the server left between our check and the request: its idle time ran out, or it was stopped)
+   * that of the server running then, started if need be.
+   */
+  const socketFor =
+    (first: string) =>
+    async (attempt: number): Promise<string> => {
+      if (attempt === 0) return first;
+      const { ensureResident } = await import('./resident.js');
+      const trace = verbose ? (line: string) => out.info(line) : undefined;
+      return (await ensureResident(configDir, { version: cliVersion(), env, trace })).socket;
+    };
   let mailWatch: { waitFor(to: string, timeoutMs: number): Promise<void> } | undefined;
 
   const ctx: CliContext = {
@@ -316,7 +329,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       return new BreezeClient({
         baseUrl: resident?.url ?? ctx.server(),
         // the resident embedded server: over its unix socket (links and pages use its loopback URL)
-        socketPath: resident?.socket,
+        socketPath: resident ? socketFor(resident.socket) : undefined,
         apiKey: opts.apiKey,
         userAgent: `breeze/${cliVersion()}`,
         signal: interrupts.signal,

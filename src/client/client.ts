@@ -50,8 +50,10 @@ export interface ClientOptions {
   /**
    * Send every request over this unix socket with node:http instead of TCP with undici (the resident
    * embedded server: `baseUrl` stays its TCP URL, the one pages and links use). undici is not loaded.
+   * A function is asked for the socket before each attempt (`attempt` 0 first): after a connection
+   * that failed (the server left), the caller can start another and name its socket.
    */
-  socketPath?: string;
+  socketPath?: string | ((attempt: number) => Promise<string>);
   /** `--verbose`: one line at a time, secrets already redacted */
   trace?: (line: string) => void;
 }
@@ -74,7 +76,8 @@ export interface ApiResponse<T> {
 }
 
 // POSTs are retried on network errors only when the request cannot have reached the server
-const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
+// (ENOENT: a unix socket that is gone)
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOENT', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_CONNECT_TIMEOUT']);
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'PUT', 'DELETE', 'OPTIONS']);
 
 const dispatchers = new Map<string, Dispatcher>();
@@ -152,13 +155,15 @@ export class BreezeClient {
       }
       // Date, not performance.now(): the latter loads node:perf_hooks on first use
       const started = Date.now();
+      // (outside the try below: a failure to name one is the caller's error, not a network one)
+      const sock = typeof socketPath === 'function' ? await socketPath(attempt) : socketPath;
       let res: Answer;
       try {
         const signals = [AbortSignal.timeout(timeoutMs)];
         if (this.opts.signal) signals.push(this.opts.signal);
         const signal = AbortSignal.any(signals);
-        res = socketPath
-          ? await requestOverSocket(socketPath, url, method, headers, payload, signal)
+        res = sock
+          ? await requestOverSocket(sock, url, method, headers, payload, signal)
           : await undici!.request(url, {
               method: method as Dispatcher.HttpMethod,
               headers,

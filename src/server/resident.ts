@@ -79,6 +79,9 @@ export async function runResidentServer(opts: {
   // loopback clients: per-IP limits, the requester address of a CLI login and the pages' "same
   // network" check see them as 127.0.0.1, as they saw the in-process server's TCP clients.
   sock.on('connection', (conn) => {
+    // a command that just found this server connects again for its request: it counts as use, so
+    // the idle time does not run out between the two
+    last = Date.now();
     Object.defineProperty(conn, 'remoteAddress', { value: '127.0.0.1', configurable: true });
     Object.defineProperty(conn, 'remoteFamily', { value: 'IPv4', configurable: true });
   });

@@ -218,6 +218,34 @@ describe('resident embedded server', () => {
     expect(again.stderr).toMatch(/not running/);
   });
 
+  it('a server that leaves between the check and the request (idle time up) is restarted, and the command succeeds', async () => {
+    const s = await setup();
+    await s.status();
+    const real = s.record();
+    const stop = await s.run(['server', 'stop']);
+    expect(stop.code, stop.stderr).toBe(0);
+    // a stand-in that passes the CLI's quick check (a live pid of the record, a listener on the
+    // socket) and then leaves as an idle server does: socket closed and removed before the request
+    const stand = spawn('sleep', ['60'], { stdio: 'ignore' });
+    cleanups.push(() => stand.kill('SIGKILL'));
+    const { createServer } = await import('node:net');
+    const fake = createServer((conn) => {
+      conn.destroy();
+      fake.close();
+    });
+    await new Promise<void>((r) => fake.listen(s.paths.socket, () => r()));
+    cleanups.push(() => fake.close());
+    writeFileSync(s.paths.record, JSON.stringify({ ...real, pid: stand.pid }));
+    const created = await s.run(['keys', 'create', '--name', 'after a restart', '--json']);
+    expect(created.code, created.stderr).toBe(0);
+    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'after a restart' });
+    const now = s.record();
+    expect(now.pid).not.toBe(stand.pid);
+    expect(alive(now.pid)).toBe(true);
+    // the stand-in was never signalled: it never answered as a Breeze server
+    expect(alive(stand.pid as number)).toBe(true);
+  });
+
   it('a server of another version is stopped and replaced', async () => {
     const s = await setup();
     await s.status();

@@ -315,7 +315,10 @@ describe('verification refuses forged, foreign and malformed tokens', () => {
   });
 
   const b64 = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
-  const claims = () => ({ iss: PUBLIC_URL, aud: 'breeze', sub: 'usr_evil', iat: now(), exp: now() + 3600 });
+  const claims = () => {
+    const t = now();
+    return { iss: PUBLIC_URL, aud: 'breeze', sub: 'usr_evil', iat: t, exp: t + 3600 };
+  };
   /** signs `payload` with the server's own key: only the claims can make it invalid */
   const signOwn = (payload: Record<string, unknown>, header: Record<string, unknown> = {}) => {
     const input = `${b64({ alg: 'Ed25519', kid, typ: 'JWT', ...header })}.${b64(payload)}`;

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, describe, expect, test } from 'vitest';
+import { afterAll, beforeEach, describe, expect, test, vi } from 'vitest';
 import { openStore, type Store, type StoreLocation } from '../../src/server/store/index.js';
 import { postgresAvailability, startPostgres, type TestPostgres, uniqueDbName } from '../helpers/postgres.js';
 import { requirePart } from '../helpers/require.js';
@@ -49,6 +49,12 @@ async function instance(
 }
 
 const hourOf = (d = new Date()) => new Date(d.getTime() - (d.getTime() % 3_600_000)).toISOString();
+
+// the counts are per hour: a test that straddles an hour's end finds them in two rows
+beforeEach(async () => {
+  const left = 3_600_000 - (Date.now() % 3_600_000);
+  if (left < 15_000) await new Promise((r) => setTimeout(r, left + 50));
+});
 
 for (const engine of ['sqlite', 'postgres'] as const) {
   describe.skipIf(engine === 'postgres' && skipPg)(engine, () => {
@@ -121,10 +127,14 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       const hdr = { 'x-api-key': key.apiKey };
       for (let i = 0; i < 5; i++) await a.app.inject({ url: '/v1/me', headers: hdr });
       for (let i = 0; i < 7; i++) await b.app.inject({ url: '/v1/me', headers: hdr });
-      await new Promise((r) => setTimeout(r, 700));
-      expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toMatchObject([
-        { requests: 12, rejected: 0 },
-      ]);
+      // no close: only the 200 ms timers can have written them (allowing for a loaded machine)
+      await vi.waitFor(
+        async () =>
+          expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toMatchObject([
+            { requests: 12, rejected: 0 },
+          ]),
+        { timeout: 3000, interval: 50 },
+      );
       const listed = await a.app.inject({ url: '/v1/api-keys', headers: { 'xi-api-key': admin.apiKey } });
       expect(
         (listed.json().data as Array<{ key_id: string; requests_24h: number }>).find(
@@ -194,7 +204,8 @@ describe('sqlite: two instances on one file (no notification between them)', () 
         headers: { 'xi-api-key': owner.apiKey },
       });
       expect(res.statusCode).toBe(200);
-      await st.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 1000);
+      // (by B's 250 ms poll; the time bound is not what this test is about)
+      await st.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 5000);
       expect(await verifyOnB(k.apiKey)).toBe('DISABLED');
     }
   });

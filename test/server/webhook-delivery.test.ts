@@ -128,7 +128,9 @@ describe('a receiver that does not answer in time', () => {
   let rx: Receiver;
   beforeAll(async () => {
     s = await startTestServer({
-      config: { allowPrivateWebhooks: true, webhooks: { ...FAST, timeoutMs: 400, maxAgeMs: 1500 } },
+      // an attempt's limit long enough that a loaded machine's answer still makes it, short
+      // enough that the hang is cut off quickly; the retry window leaves room for a slow second try
+      config: { allowPrivateWebhooks: true, webhooks: { ...FAST, timeoutMs: 1000, maxAgeMs: 4000 } },
     });
     rx = await startReceiver();
   });
@@ -163,11 +165,15 @@ describe('a receiver that does not answer in time', () => {
         events: ['key.deleted'],
       });
       const ping = await call(s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
-      const row = await until('the delivery given up', async () => {
-        const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
-        const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
-        return d?.status === 'failed' ? d : undefined;
-      });
+      const row = await until(
+        'the delivery given up',
+        async () => {
+          const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+          const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
+          return d?.status === 'failed' ? d : undefined;
+        },
+        15_000,
+      );
       expect(row.attempts as number).toBeGreaterThan(1);
       expect(row.next_attempt_at ?? null).toBeNull();
       const tried = down.received.length;

@@ -79,10 +79,11 @@ export function registerAuth(app: FastifyInstance, authenticators: Authenticator
     const cached = verifyCached(value, reply);
     if (cached) return cached;
     if (!isWellFormedApiKey(value)) throw unauthenticated();
+    const readAt = cache.generation;
     const found = await store.keys.findByHash(hasher(value));
     if (!found) throw unauthenticated();
     const now = clock();
-    cache.set(cacheKeyOf(value), found, now.getTime());
+    cache.set(cacheKeyOf(value), found, now.getTime(), readAt);
     return accept(found, now, reply);
   }
 

@@ -144,9 +144,10 @@ export class VerificationService {
   /** The verification record of `key` (not in the cache): one indexed read (then cached). */
   private async lookup(key: string, cacheKey: string, nowMs: number): Promise<KeyWithUser | undefined> {
     const { cache, store, hasher, config } = this.ctx;
+    const readAt = cache.generation;
     const found = await store.keys.findByHash(hasher(key));
     if (found) {
-      cache.set(cacheKey, found, nowMs);
+      cache.set(cacheKey, found, nowMs, readAt);
     } else if (config.keyCacheTtlMs > 0) {
       if (this.missing.size >= MAX_MISSING) {
         const oldest = this.missing.keys().next().value;
