@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import type { BreezeClient } from '../client/client.js';
+import type { BreezeClient, SocketTarget } from '../client/client.js';
 import { isWellFormedApiKey } from '../core/api-key.js';
 import type { ResolvedCredential } from '../credentials/manager.js';
 import { CredentialManager } from '../credentials/manager.js';
@@ -244,20 +244,37 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
     })();
     return embedded;
   };
-  /**
-   * The socket for a request's attempt: the resident server's, and after a failed connection
-   * (the server left between our check and the request: its idle time ran out, or it was stopped)
-   * that of the server running then, started if need be.
-   */
-  const socketFor =
-    (first: string) =>
-    async (attempt: number): Promise<string> => {
-      if (attempt === 0) return first;
-      const { ensureResident } = await import('./resident.js');
-      const trace = verbose ? (line: string) => out.info(line) : undefined;
-      return (await ensureResident(configDir, { version: cliVersion(), env, trace })).socket;
-    };
   let mailWatch: { waitFor(to: string, timeoutMs: number): Promise<void> } | undefined;
+  /**
+   * The resident server as clients reach it, one for the command: when it left between our check
+   * and a request (its idle time ran out, or it was stopped), `reconnect` finds or starts the one
+   * running now, for that request and every later one.
+   */
+  let target: SocketTarget | undefined;
+  const residentTarget = (found: { url: string; socket: string }): SocketTarget => {
+    if (target) return target;
+    // requests failing together look once
+    let looking: Promise<void> | undefined;
+    const t: SocketTarget = {
+      path: found.socket,
+      url: found.url,
+      reconnect() {
+        looking ??= (async () => {
+          const { ensureResident } = await import('./resident.js');
+          const trace = verbose ? (line: string) => out.info(line) : undefined;
+          const record = await ensureResident(configDir, { version: cliVersion(), env, trace });
+          t.path = record.socket;
+          t.url = record.url;
+          embedded = Promise.resolve({ url: record.url, socket: record.socket });
+        })().finally(() => {
+          looking = undefined;
+        });
+        return looking;
+      },
+    };
+    target = t;
+    return t;
+  };
 
   const ctx: CliContext = {
     env,
@@ -329,7 +346,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       return new BreezeClient({
         baseUrl: resident?.url ?? ctx.server(),
         // the resident embedded server: over its unix socket (links and pages use its loopback URL)
-        socketPath: resident ? socketFor(resident.socket) : undefined,
+        socket: resident ? residentTarget(resident) : undefined,
         apiKey: opts.apiKey,
         userAgent: `breeze/${cliVersion()}`,
         signal: interrupts.signal,

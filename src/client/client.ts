@@ -27,6 +27,19 @@ import {
 
 export { ApiError, NetworkError } from './errors.js';
 
+/** A server reached over a unix socket (ClientOptions.socket); shared by the clients made from one. */
+export interface SocketTarget {
+  path: string;
+  /** the server's TCP URL: what pages and links use, and the client's `baseUrl` */
+  url: string;
+  /**
+   * Called when a connection found the socket gone or refused (the server left: idle, stopped or
+   * killed; the request was never sent): finds or starts the server again and updates `path` and
+   * `url`. The attempt is then made again, a POST too.
+   */
+  reconnect?: () => Promise<void>;
+}
+
 export interface ClientOptions {
   /** e.g. `http://127.0.0.1:4455` (no trailing slash needed) */
   baseUrl: string;
@@ -49,11 +62,10 @@ export interface ClientOptions {
   dispatcher?: Dispatcher;
   /**
    * Send every request over this unix socket with node:http instead of TCP with undici (the resident
-   * embedded server: `baseUrl` stays its TCP URL, the one pages and links use). undici is not loaded.
-   * A function is asked for the socket before each attempt (`attempt` 0 first): after a connection
-   * that failed (the server left), the caller can start another and name its socket.
+   * embedded server: `baseUrl` is then `socket.url`, its TCP URL, the one pages and links use).
+   * undici is not loaded.
    */
-  socketPath?: string | ((attempt: number) => Promise<string>);
+  socket?: SocketTarget;
   /** `--verbose`: one line at a time, secrets already redacted */
   trace?: (line: string) => void;
 }
@@ -109,9 +121,14 @@ function sharedDispatcher(undici: Undici, proxy: boolean, timeoutMs: number): Di
  * `requestId`) for error answers, `NetworkError` when no answer came.
  */
 export class BreezeClient {
-  readonly baseUrl: string;
+  private readonly fixedBaseUrl: string;
   constructor(private readonly opts: ClientOptions) {
-    this.baseUrl = opts.baseUrl.replace(/\/+$/, '');
+    this.fixedBaseUrl = opts.baseUrl.replace(/\/+$/, '');
+  }
+
+  /** The server's URL (over a socket: its TCP URL, which a reconnect may change). */
+  get baseUrl(): string {
+    return this.opts.socket ? this.opts.socket.url.replace(/\/+$/, '') : this.fixedBaseUrl;
   }
 
   /** the same client sending another key */
@@ -125,7 +142,7 @@ export class BreezeClient {
 
   /** One API call with retries; resolves for 2xx, throws ApiError / NetworkError otherwise. */
   async request<T>(method: string, path: string, o: RequestOptions = {}): Promise<ApiResponse<T>> {
-    const url = new URL(this.baseUrl + path);
+    let url = new URL(this.baseUrl + path);
     for (const [k, v] of Object.entries(o.query ?? {}))
       if (v !== undefined) url.searchParams.set(k, String(v));
     const headers: Record<string, string> = {
@@ -141,8 +158,8 @@ export class BreezeClient {
     }
     const retries = o.retries ?? this.opts.retries ?? 2;
     const timeoutMs = this.opts.timeoutMs ?? 30_000;
-    const socketPath = this.opts.socketPath;
-    const undici = socketPath ? undefined : (undiciModule ?? (await loadUndici()));
+    const socket = this.opts.socket;
+    const undici = socket ? undefined : (undiciModule ?? (await loadUndici()));
     const dispatcher = undici
       ? (this.opts.dispatcher ?? sharedDispatcher(undici, this.opts.proxy !== false, timeoutMs))
       : undefined;
@@ -155,15 +172,13 @@ export class BreezeClient {
       }
       // Date, not performance.now(): the latter loads node:perf_hooks on first use
       const started = Date.now();
-      // (outside the try below: a failure to name one is the caller's error, not a network one)
-      const sock = typeof socketPath === 'function' ? await socketPath(attempt) : socketPath;
       let res: Answer;
       try {
         const signals = [AbortSignal.timeout(timeoutMs)];
         if (this.opts.signal) signals.push(this.opts.signal);
         const signal = AbortSignal.any(signals);
-        res = sock
-          ? await requestOverSocket(sock, url, method, headers, payload, signal)
+        res = socket
+          ? await requestOverSocket(socket.path, url, method, headers, payload, signal)
           : await undici!.request(url, {
               method: method as Dispatcher.HttpMethod,
               headers,
@@ -183,7 +198,15 @@ export class BreezeClient {
           code === 'UND_ERR_BODY_TIMEOUT';
         const retriable = !timedOut && (IDEMPOTENT.has(method) || NEVER_SENT.has(code));
         if (attempt < retries && retriable) {
-          await this.sleep(250 * 4 ** attempt);
+          if (socket?.reconnect && (code === 'ENOENT' || code === 'ECONNREFUSED')) {
+            // the server left between finding it and this request: find or start one (its errors
+            // are the caller's, thrown as they are); a new server has a new port, so a new URL
+            await socket.reconnect();
+            url = new URL(this.baseUrl + path + url.search);
+            this.trace(`* again, on ${socket.path}`);
+          } else {
+            await this.sleep(250 * 4 ** attempt);
+          }
           continue;
         }
         throw new NetworkError(`Cannot reach ${this.baseUrl}: ${describeNetworkError(err)}`, url.toString(), {

@@ -55,7 +55,10 @@ export async function runResidentServer(opts: {
     logger: false,
   });
   let inflight = 0;
+  /** the last request's start or end (what `server status` reports as idle time) */
   let last = Date.now();
+  /** the last connection: a command's check connects without a request, then connects again */
+  let lastConnection = 0;
   const track = (_req: IncomingMessage, res: ServerResponse) => {
     inflight++;
     last = Date.now();
@@ -79,9 +82,9 @@ export async function runResidentServer(opts: {
   // loopback clients: per-IP limits, the requester address of a CLI login and the pages' "same
   // network" check see them as 127.0.0.1, as they saw the in-process server's TCP clients.
   sock.on('connection', (conn) => {
-    // a command that just found this server connects again for its request: it counts as use, so
-    // the idle time does not run out between the two
-    last = Date.now();
+    // a command that just found this server connects again for its request: the idle time does
+    // not run out between the two
+    lastConnection = Date.now();
     Object.defineProperty(conn, 'remoteAddress', { value: '127.0.0.1', configurable: true });
     Object.defineProperty(conn, 'remoteFamily', { value: 'IPv4', configurable: true });
   });
@@ -110,7 +113,7 @@ export async function runResidentServer(opts: {
   const idle = new Promise<string>((resolve) => {
     const every = Math.max(20, Math.min(Math.floor(opts.idleMs / 4), 30_000));
     const timer = setInterval(() => {
-      if (inflight === 0 && Date.now() - last >= opts.idleMs) {
+      if (inflight === 0 && Date.now() - Math.max(last, lastConnection) >= opts.idleMs) {
         clearInterval(timer);
         resolve('idle');
       }

@@ -102,6 +102,7 @@ describe('resident embedded server', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-breeze-resident')).toBeNull();
 
+    await new Promise((r) => setTimeout(r, 1200));
     const st = await s.run(['server', 'status', '--json']);
     expect(st.code, st.stderr).toBe(0);
     expect(JSON.parse(st.stdout)).toMatchObject({
@@ -110,6 +111,8 @@ describe('resident embedded server', () => {
       socket: s.paths.socket,
       url: first.url,
     });
+    // idle since the last request (the status command's own connections do not count as one)
+    expect(JSON.parse(st.stdout).idle_ms).toBeGreaterThanOrEqual(1000);
   });
 
   it('clients on the socket count as loopback clients: an anonymous CLI login starts (no 5xx) and is bound to 127.0.0.1', async () => {
@@ -230,16 +233,26 @@ describe('resident embedded server', () => {
     cleanups.push(() => stand.kill('SIGKILL'));
     const { createServer } = await import('node:net');
     const fake = createServer((conn) => {
+      // first the file (a later connect finds no socket), then the listener
+      rmSync(s.paths.socket, { force: true });
       conn.destroy();
       fake.close();
     });
     await new Promise<void>((r) => fake.listen(s.paths.socket, () => r()));
     cleanups.push(() => fake.close());
     writeFileSync(s.paths.record, JSON.stringify({ ...real, pid: stand.pid }));
-    const created = await s.run(['keys', 'create', '--name', 'after a restart', '--json']);
+    const created = await s.run(['keys', 'create', '--name', 'after a restart', '--json', '--verbose']);
     expect(created.code, created.stderr).toBe(0);
     expect(JSON.parse(created.stdout)).toMatchObject({ name: 'after a restart' });
     const now = s.record();
+    // tried twice, answered once: the first try found no socket (never sent), the second went to
+    // the new server, under its URL
+    const trace = created.stderr;
+    expect(trace.match(/^> POST /gm)).toHaveLength(2);
+    expect(trace.match(/^< 201 /gm)).toHaveLength(1);
+    expect(trace).toContain('< network error: ENOENT');
+    expect(trace).toContain(`* again, on ${now.socket}`);
+    expect(trace).toContain(`> POST ${now.url}/v1/api-keys`);
     expect(now.pid).not.toBe(stand.pid);
     expect(alive(now.pid)).toBe(true);
     // the stand-in was never signalled: it never answered as a Breeze server

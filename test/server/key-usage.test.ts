@@ -211,6 +211,51 @@ describe('sqlite: two instances on one file (no notification between them)', () 
   });
 });
 
+describe('sqlite: a stream that resumes', () => {
+  test('a revocation made while no stream was open on B reaches a resumed stream, and B answers DISABLED right after', async () => {
+    const loc = await location('sqlite');
+    const a = await instance(loc);
+    const b = await instance(loc, { keyCacheTtlMs: 60_000 });
+    const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
+    const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
+    const k = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
+    const verifyOnB = async () =>
+      (
+        await b.app.inject({
+          method: 'POST',
+          url: '/v1/keys/verify',
+          headers: { 'xi-api-key': owner.apiKey },
+          payload: { key: k.apiKey },
+        })
+      ).json().code;
+    // a stream's first event gives the id to resume from; then it closes: B has no stream open
+    const first = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': owner.apiKey });
+    await first.waitFor((e) => e.comment === 'connected');
+    const other = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
+    await a.app.inject({
+      method: 'POST',
+      url: `/v1/api-keys/${other.keyId}/disable`,
+      headers: { 'xi-api-key': owner.apiKey },
+    });
+    const seen = await first.waitFor((e) => e.data === JSON.stringify({ key_id: other.keyId }), 5000);
+    await first.close();
+    expect(await verifyOnB()).toBe('VALID');
+    const off = await a.app.inject({
+      method: 'POST',
+      url: `/v1/api-keys/${k.keyId}/disable`,
+      headers: { 'xi-api-key': owner.apiKey },
+    });
+    expect(off.statusCode).toBe(200);
+    const resumed = await openSse(`${base}/v1/keys/events`, {
+      'xi-api-key': owner.apiKey,
+      'last-event-id': String(seen.id),
+    });
+    cleanups.push(() => resumed.close());
+    await resumed.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 5000);
+    expect(await verifyOnB()).toBe('DISABLED');
+  });
+});
+
 describe.skipIf(skipPg)('postgres: two instances', () => {
   test('disable on A -> a stream on B gets key.revoked within 1 s (20 tries)', async () => {
     const loc = await location('postgres');

@@ -83,9 +83,10 @@ export function createJwtChecker(o: {
         } catch (err) {
           // an unknown kid right after the key set was read (a rollover in that second): wait out the
           // refetch cooldown and look once more, rather than refuse a token the server just issued
-          // (with a margin: a timer may fire a millisecond before the clock jose checks says so)
+          // (until jose's own clock says it is over: a timer may fire a little early)
           if (!(err instanceof errors.JWKSNoMatchingKey) || !jwks.coolingDown) throw err;
-          await new Promise((r) => setTimeout(r, COOLDOWN_MS + 25));
+          await new Promise((r) => setTimeout(r, COOLDOWN_MS));
+          for (let i = 0; i < 20 && jwks.coolingDown; i++) await new Promise((r) => setTimeout(r, 10));
           verified = await check();
         }
         payload = verified.payload;

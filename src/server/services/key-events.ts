@@ -175,12 +175,19 @@ export class KeyEventHub {
   }
 
   private async replay(stream: Stream, after: number): Promise<void> {
+    const { cache } = this.app.breeze;
     const repo = this.app.breeze.store.keyEvents;
     try {
       let cursor = after;
       for (;;) {
         const rows = await repo.after(stream.orgId, cursor, PAGE);
-        for (const r of rows) this.send(stream, r);
+        for (const r of rows) {
+          // committed while no stream was open here (the follower was idle and skipped it), and
+          // possibly never notified (another process on the SQLite file): the client that hears
+          // of it now may ask again at once
+          cache.invalidateKey(r.key_id);
+          this.send(stream, r);
+        }
         if (rows.length < PAGE) break;
         cursor = rows[rows.length - 1]?.id ?? cursor;
       }
