@@ -262,7 +262,12 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         looking ??= (async () => {
           const { ensureResident } = await import('./resident.js');
           const trace = verbose ? (line: string) => out.info(line) : undefined;
-          const record = await ensureResident(configDir, { version: cliVersion(), env, trace });
+          const record = await ensureResident(configDir, {
+            version: cliVersion(),
+            env,
+            trace,
+            recheck: true,
+          });
           t.path = record.socket;
           t.url = record.url;
           embedded = Promise.resolve({ url: record.url, socket: record.socket });

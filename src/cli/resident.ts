@@ -73,28 +73,19 @@ export async function stopResident(paths: ResidentPaths, timeoutMs = 15_000): Pr
   return stopped;
 }
 
-/** True when something accepts a connection on the unix socket (no request is sent). */
-function listening(socket: string, timeoutMs = 1000): Promise<boolean> {
-  const { connect } = process.getBuiltinModule('node:net');
-  return new Promise((resolve) => {
-    const conn = connect(socket);
-    const done = (ok: boolean) => {
-      conn.destroy();
-      resolve(ok);
-    };
-    conn.once('connect', () => done(true));
-    conn.once('error', () => done(false));
-    conn.setTimeout(timeoutMs, () => done(false));
-  });
-}
-
 /**
  * The resident server for `configDir`, started when none answers (or one of another version does).
  * Starting holds the data directory's lock, so concurrent first commands start one server.
  */
 export async function ensureResident(
   configDir: string,
-  opts: { version: string; env: NodeJS.ProcessEnv; trace?: (line: string) => void },
+  opts: {
+    version: string;
+    env: NodeJS.ProcessEnv;
+    trace?: (line: string) => void;
+    /** the record's server did not take a connection: ask the server itself (no quick path) */
+    recheck?: boolean;
+  },
 ): Promise<ResidentRecord> {
   const paths = residentPaths(configDir);
   // a socket outside the data directory (a deep config dir): never connect to one in a directory
@@ -102,19 +93,15 @@ export async function ensureResident(
   // record still names the socket there): the CLI would send its requests and key to them
   const sockDirProblem = paths.socketDir ? socketDirProblem(paths.socketDir) : null;
   if (sockDirProblem) throw new UserError(`Cannot use the embedded server: ${sockDirProblem}.`);
-  // Every embedded command comes here: the common case without an HTTP round trip. The record is
-  // written by the server once it listens and removed (with the socket) before it stops listening,
-  // so a record of our version whose process is alive, with a listener on its socket, is the
-  // running server. Anything else (a dead or replaced server, another version, a stale socket)
-  // takes the careful path below, which asks the server itself.
-  const record = readRecord(paths.record);
-  if (
-    record &&
-    record.socket === paths.socket &&
-    record.version === opts.version &&
-    alive(record.pid) &&
-    (await listening(record.socket))
-  ) {
+  // Every embedded command comes here: the common case without a connection. The record is written
+  // by the server once it listens and removed (with the socket) before it stops listening, so a
+  // record of our version whose process is alive names the running server. When it does not after
+  // all (the server left since, or a killed server's pid was reused), the command's first
+  // connection finds no socket or no listener, which is never a sent request: the client comes
+  // back with `recheck` (SocketTarget.reconnect). Anything else (a dead or replaced server,
+  // another version) takes the careful path below, which asks the server itself.
+  const record = opts.recheck ? undefined : readRecord(paths.record);
+  if (record && record.socket === paths.socket && record.version === opts.version && alive(record.pid)) {
     return record;
   }
   const found = await findResident(paths);

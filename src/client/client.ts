@@ -163,6 +163,8 @@ export class BreezeClient {
     const dispatcher = undici
       ? (this.opts.dispatcher ?? sharedDispatcher(undici, this.opts.proxy !== false, timeoutMs))
       : undefined;
+    // a server reached over its socket is looked for again at most once per request (see below)
+    let reconnected = false;
     for (let attempt = 0; ; attempt++) {
       // (redacting costs: only with a trace, i.e. --verbose)
       if (this.opts.trace) {
@@ -196,17 +198,21 @@ export class BreezeClient {
           (err as Error).name === 'TimeoutError' ||
           code === 'UND_ERR_HEADERS_TIMEOUT' ||
           code === 'UND_ERR_BODY_TIMEOUT';
+        if (socket?.reconnect && !reconnected && (code === 'ENOENT' || code === 'ECONNREFUSED')) {
+          // the server is gone (it left after the CLI found it, or the CLI trusted a record whose
+          // server died): nothing was sent, so whatever the retry policy, find or start one (its
+          // errors are the caller's, thrown as they are) and send it there; a new server has a new
+          // port, so a new URL. Not counted as a try.
+          reconnected = true;
+          await socket.reconnect();
+          url = new URL(this.baseUrl + path + url.search);
+          this.trace(`* again, on ${socket.path}`);
+          attempt--;
+          continue;
+        }
         const retriable = !timedOut && (IDEMPOTENT.has(method) || NEVER_SENT.has(code));
         if (attempt < retries && retriable) {
-          if (socket?.reconnect && (code === 'ENOENT' || code === 'ECONNREFUSED')) {
-            // the server left between finding it and this request: find or start one (its errors
-            // are the caller's, thrown as they are); a new server has a new port, so a new URL
-            await socket.reconnect();
-            url = new URL(this.baseUrl + path + url.search);
-            this.trace(`* again, on ${socket.path}`);
-          } else {
-            await this.sleep(250 * 4 ** attempt);
-          }
+          await this.sleep(250 * 4 ** attempt);
           continue;
         }
         throw new NetworkError(`Cannot reach ${this.baseUrl}: ${describeNetworkError(err)}`, url.toString(), {

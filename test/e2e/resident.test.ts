@@ -221,43 +221,47 @@ describe('resident embedded server', () => {
     expect(again.stderr).toMatch(/not running/);
   });
 
-  it('a server that leaves between the check and the request (idle time up) is restarted, and the command succeeds', async () => {
-    const s = await setup();
-    await s.status();
-    const real = s.record();
-    const stop = await s.run(['server', 'stop']);
-    expect(stop.code, stop.stderr).toBe(0);
-    // a stand-in that passes the CLI's quick check (a live pid of the record, a listener on the
-    // socket) and then leaves as an idle server does: socket closed and removed before the request
-    const stand = spawn('sleep', ['60'], { stdio: 'ignore' });
-    cleanups.push(() => stand.kill('SIGKILL'));
-    const { createServer } = await import('node:net');
-    const fake = createServer((conn) => {
-      // first the file (a later connect finds no socket), then the listener
-      rmSync(s.paths.socket, { force: true });
-      conn.destroy();
-      fake.close();
+  for (const gone of ['no socket file', 'a socket file nobody listens on'] as const) {
+    it(`a record whose server is gone but whose pid is alive (${gone}): the command's request is never sent there, a server is started, and a POST succeeds`, async () => {
+      const s = await setup();
+      await s.status();
+      const real = s.record();
+      const stop = await s.run(['server', 'stop']);
+      expect(stop.code, stop.stderr).toBe(0);
+      // the record names a live process that is not a Breeze server (a reused pid, or a server that
+      // left after the command read the record)
+      const stand = spawn('sleep', ['60'], { stdio: 'ignore' });
+      cleanups.push(() => stand.kill('SIGKILL'));
+      if (gone === 'a socket file nobody listens on') {
+        // a listener killed with SIGKILL leaves its socket file behind
+        const holder = spawn(process.execPath, [
+          '-e',
+          `require('node:net').createServer().listen(${JSON.stringify(s.paths.socket)}, () => console.log('up'))`,
+        ]);
+        await new Promise((r) => holder.stdout.once('data', r));
+        holder.kill('SIGKILL');
+        await new Promise((r) => holder.once('exit', r));
+        expect(s.exists(s.paths.socket)).toBe(true);
+      }
+      writeFileSync(s.paths.record, JSON.stringify({ ...real, pid: stand.pid }));
+      const created = await s.run(['keys', 'create', '--name', 'after a restart', '--json', '--verbose']);
+      expect(created.code, created.stderr).toBe(0);
+      expect(JSON.parse(created.stdout)).toMatchObject({ name: 'after a restart' });
+      const now = s.record();
+      expect(now.pid).not.toBe(stand.pid);
+      expect(alive(now.pid)).toBe(true);
+      // the stand-in was never signalled: it never answered as a Breeze server
+      expect(alive(stand.pid as number)).toBe(true);
+      // tried twice, answered once: the first try found no server (never sent), the second went to
+      // the new one, under its URL
+      const trace = created.stderr;
+      expect(trace.match(/^> POST /gm)).toHaveLength(2);
+      expect(trace.match(/^< 201 /gm)).toHaveLength(1);
+      expect(trace).toContain(`< network error: ${gone === 'no socket file' ? 'ENOENT' : 'ECONNREFUSED'}`);
+      expect(trace).toContain(`* again, on ${now.socket}`);
+      expect(trace).toContain(`> POST ${now.url}/v1/api-keys`);
     });
-    await new Promise<void>((r) => fake.listen(s.paths.socket, () => r()));
-    cleanups.push(() => fake.close());
-    writeFileSync(s.paths.record, JSON.stringify({ ...real, pid: stand.pid }));
-    const created = await s.run(['keys', 'create', '--name', 'after a restart', '--json', '--verbose']);
-    expect(created.code, created.stderr).toBe(0);
-    expect(JSON.parse(created.stdout)).toMatchObject({ name: 'after a restart' });
-    const now = s.record();
-    // tried twice, answered once: the first try found no socket (never sent), the second went to
-    // the new server, under its URL
-    const trace = created.stderr;
-    expect(trace.match(/^> POST /gm)).toHaveLength(2);
-    expect(trace.match(/^< 201 /gm)).toHaveLength(1);
-    expect(trace).toContain('< network error: ENOENT');
-    expect(trace).toContain(`* again, on ${now.socket}`);
-    expect(trace).toContain(`> POST ${now.url}/v1/api-keys`);
-    expect(now.pid).not.toBe(stand.pid);
-    expect(alive(now.pid)).toBe(true);
-    // the stand-in was never signalled: it never answered as a Breeze server
-    expect(alive(stand.pid as number)).toBe(true);
-  });
+  }
 
   it('a server of another version is stopped and replaced', async () => {
     const s = await setup();
