@@ -174,19 +174,21 @@ for (const engine of ['sqlite', 'postgres'] as const) {
   });
 }
 
-describe('sqlite: two instances on one file (no notification between them)', () => {
-  test('a stream on B hears of a key disabled on A, and B answers DISABLED for it right after', async () => {
-    const loc = await location('sqlite');
-    const a = await instance(loc);
-    // B keeps verified keys for 60 s and hears nothing from A: only its follower reads the change
-    const b = await instance(loc, { keyCacheTtlMs: 60_000 });
-    const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
-    const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
-    const st = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': owner.apiKey });
-    cleanups.push(() => st.close());
-    expect(st.status).toBe(200);
-    await st.waitFor((e) => e.comment === 'connected');
-    const verifyOnB = async (key: string) =>
+/**
+ * Instances A and B on one database; B (listening on loopback) keeps verified keys for 60 s, so
+ * a revocation reaches it only by a notification or its own follower. `owner` may verify.
+ */
+async function pair(engine: 'sqlite' | 'postgres') {
+  const loc = await location(engine);
+  const a = await instance(loc);
+  const b = await instance(loc, { keyCacheTtlMs: 60_000 });
+  const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
+  const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
+  return {
+    a,
+    newKey: () => a.seedKey({ email: 'o@example.com', scopes: ['read'] }),
+    /** B's answer for `key` (the verify code) */
+    verifyOnB: async (key: string): Promise<string> =>
       (
         await b.app.inject({
           method: 'POST',
@@ -194,107 +196,77 @@ describe('sqlite: two instances on one file (no notification between them)', () 
           headers: { 'xi-api-key': owner.apiKey },
           payload: { key },
         })
-      ).json().code;
-    for (let i = 0; i < 3; i++) {
-      const k = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
-      expect(await verifyOnB(k.apiKey)).toBe('VALID');
+      ).json().code,
+    /** disables a key on A */
+    disableOnA: async (keyId: string) => {
       const res = await a.app.inject({
         method: 'POST',
-        url: `/v1/api-keys/${k.keyId}/disable`,
+        url: `/v1/api-keys/${keyId}/disable`,
         headers: { 'xi-api-key': owner.apiKey },
       });
       expect(res.statusCode).toBe(200);
+    },
+    /** a revocation stream on B, connected */
+    async streamOnB(lastEventId?: string) {
+      const st = await openSse(`${base}/v1/keys/events`, {
+        'xi-api-key': owner.apiKey,
+        ...(lastEventId ? { 'last-event-id': lastEventId } : {}),
+      });
+      cleanups.push(() => st.close());
+      expect(st.status).toBe(200);
+      await st.waitFor((e) => e.comment === 'connected');
+      return st;
+    },
+  };
+}
+const revoked = (keyId: string) => (e: { data?: string }) => e.data === JSON.stringify({ key_id: keyId });
+
+describe('sqlite: two instances on one file (no notification between them)', () => {
+  test('a stream on B hears of a key disabled on A, and B answers DISABLED for it right after', async () => {
+    const p = await pair('sqlite');
+    const st = await p.streamOnB();
+    for (let i = 0; i < 3; i++) {
+      const k = await p.newKey();
+      expect(await p.verifyOnB(k.apiKey)).toBe('VALID');
+      await p.disableOnA(k.keyId);
       // (by B's 250 ms poll; the time bound is not what this test is about)
-      await st.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 5000);
-      expect(await verifyOnB(k.apiKey)).toBe('DISABLED');
+      await st.waitFor(revoked(k.keyId), 5000);
+      expect(await p.verifyOnB(k.apiKey)).toBe('DISABLED');
     }
   });
-});
 
-describe('sqlite: a stream that resumes', () => {
   test('a revocation made while no stream was open on B reaches a resumed stream, and B answers DISABLED right after', async () => {
-    const loc = await location('sqlite');
-    const a = await instance(loc);
-    const b = await instance(loc, { keyCacheTtlMs: 60_000 });
-    const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
-    const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
-    const k = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
-    const verifyOnB = async () =>
-      (
-        await b.app.inject({
-          method: 'POST',
-          url: '/v1/keys/verify',
-          headers: { 'xi-api-key': owner.apiKey },
-          payload: { key: k.apiKey },
-        })
-      ).json().code;
+    const p = await pair('sqlite');
+    const k = await p.newKey();
     // a stream's first event gives the id to resume from; then it closes: B has no stream open
-    const first = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': owner.apiKey });
-    await first.waitFor((e) => e.comment === 'connected');
-    const other = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
-    await a.app.inject({
-      method: 'POST',
-      url: `/v1/api-keys/${other.keyId}/disable`,
-      headers: { 'xi-api-key': owner.apiKey },
-    });
-    const seen = await first.waitFor((e) => e.data === JSON.stringify({ key_id: other.keyId }), 5000);
-    await first.close();
-    expect(await verifyOnB()).toBe('VALID');
-    const off = await a.app.inject({
-      method: 'POST',
-      url: `/v1/api-keys/${k.keyId}/disable`,
-      headers: { 'xi-api-key': owner.apiKey },
-    });
-    expect(off.statusCode).toBe(200);
-    const resumed = await openSse(`${base}/v1/keys/events`, {
-      'xi-api-key': owner.apiKey,
-      'last-event-id': String(seen.id),
-    });
-    cleanups.push(() => resumed.close());
-    await resumed.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 5000);
-    expect(await verifyOnB()).toBe('DISABLED');
+    const first = await p.streamOnB();
+    const other = await p.newKey();
+    await p.disableOnA(other.keyId);
+    const seen = await first.waitFor(revoked(other.keyId), 5000);
+    first.close();
+    expect(await p.verifyOnB(k.apiKey)).toBe('VALID');
+    await p.disableOnA(k.keyId);
+    const resumed = await p.streamOnB(String(seen.id));
+    await resumed.waitFor(revoked(k.keyId), 5000);
+    expect(await p.verifyOnB(k.apiKey)).toBe('DISABLED');
   });
 });
 
 describe.skipIf(skipPg)('postgres: two instances', () => {
   test('disable on A -> a stream on B gets key.revoked within 1 s (20 tries)', async () => {
-    const loc = await location('postgres');
-    // B keeps verified keys for 60 s: the revocation can only arrive by NOTIFY
-    const a = await instance(loc);
-    const b = await instance(loc, { keyCacheTtlMs: 60_000 });
-    const base = await b.app.listen({ host: '127.0.0.1', port: 0 });
-    const owner = await a.seedKey({ email: 'o@example.com', scopes: ['read', 'write', 'admin', 'verify'] });
-    const st = await openSse(`${base}/v1/keys/events`, { 'xi-api-key': owner.apiKey });
-    cleanups.push(() => st.close());
-    expect(st.status).toBe(200);
-    await st.waitFor((e) => e.comment === 'connected');
+    // B can hear of a revocation on A only by NOTIFY (or its follower's poll)
+    const p = await pair('postgres');
+    const st = await p.streamOnB();
     const delays: number[] = [];
     for (let i = 0; i < 20; i++) {
-      const k = await a.seedKey({ email: 'o@example.com', scopes: ['read'] });
+      const k = await p.newKey();
       // B has it cached as valid
-      const before = await b.app.inject({
-        method: 'POST',
-        url: '/v1/keys/verify',
-        headers: { 'xi-api-key': owner.apiKey },
-        payload: { key: k.apiKey },
-      });
-      expect(before.json().code).toBe('VALID');
+      expect(await p.verifyOnB(k.apiKey)).toBe('VALID');
       const t0 = performance.now();
-      const res = await a.app.inject({
-        method: 'POST',
-        url: `/v1/api-keys/${k.keyId}/disable`,
-        headers: { 'xi-api-key': owner.apiKey },
-      });
-      expect(res.statusCode).toBe(200);
-      await st.waitFor((e) => e.data === JSON.stringify({ key_id: k.keyId }), 1000);
+      await p.disableOnA(k.keyId);
+      await st.waitFor(revoked(k.keyId), 1000);
       delays.push(performance.now() - t0);
-      const after = await b.app.inject({
-        method: 'POST',
-        url: '/v1/keys/verify',
-        headers: { 'xi-api-key': owner.apiKey },
-        payload: { key: k.apiKey },
-      });
-      expect(after.json().code).toBe('DISABLED');
+      expect(await p.verifyOnB(k.apiKey)).toBe('DISABLED');
     }
     const sorted = [...delays].sort((x, y) => x - y);
     const median = (sorted[9]! + sorted[10]!) / 2;

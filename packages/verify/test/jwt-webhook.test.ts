@@ -339,13 +339,19 @@ describe('verifyWebhook', () => {
     expect(fake.jwksFetches).toBe(1);
   });
 
-  it('refetches the JWKS for an unknown kid (rollover) and refuses a kid it still does not list', async () => {
+  /** A receiver that has read the key set with k1, then the server rolls over to k2. */
+  async function rolledOver() {
     const k1 = newSigningKey(`kid-${Math.random()}`);
     const k2 = newSigningKey(`kid-${Math.random()}`);
     fake.jwks = { keys: [k1.jwk] };
     const jwksUrl = `${fake.url}/.well-known/jwks.json`;
     await verifyWebhook(body, signWebhook(k1, body), { jwksUrl });
     fake.jwks = { keys: [k2.jwk, k1.jwk] };
+    return { k2, jwksUrl };
+  }
+
+  it('refetches the JWKS for an unknown kid (rollover) and refuses a kid it still does not list', async () => {
+    const { k2, jwksUrl } = await rolledOver();
     expect(await verifyWebhook(body, signWebhook(k2, body), { jwksUrl })).toMatchObject({ id: 'evt_1' });
     await new Promise((r) => setTimeout(r, 1050));
     await expect(
@@ -357,12 +363,7 @@ describe('verifyWebhook', () => {
   });
 
   it('a rollover within a second of the last read still refetches, even when the wait ends a little early', async () => {
-    const k1 = newSigningKey(`kid-${Math.random()}`);
-    const k2 = newSigningKey(`kid-${Math.random()}`);
-    fake.jwks = { keys: [k1.jwk] };
-    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
-    await verifyWebhook(body, signWebhook(k1, body), { jwksUrl });
-    fake.jwks = { keys: [k2.jwk, k1.jwk] };
+    const { k2, jwksUrl } = await rolledOver();
     // timers may fire a millisecond before the clock says their time is up; make every wait end
     // 5 ms early so the check after it sees "not a second yet"
     const real = globalThis.setTimeout;
