@@ -24,8 +24,10 @@ export function usableKey(session: Session): string {
 }
 
 /**
- * The variables `env` prints and `run` injects: BREEZE_API_KEY, BREEZE_API_KEY_ID (when known
- * without a network call) and BREEZE_SERVER (unless embedded). Ordered, for stable output.
+ * The variables `env` prints and `run` injects: BREEZE_API_KEY, BREEZE_API_KEY_ID and BREEZE_SERVER
+ * (unless embedded). Ordered, for stable output. The id of a saved key is known without a network
+ * call (the fast path of `env`); only a BREEZE_API_KEY that is not the saved key and comes without
+ * BREEZE_API_KEY_ID costs a request (GET /v1/me).
  */
 export async function credentialEnv(ctx: CliContext, session?: Session): Promise<Record<string, string>> {
   const s = session ?? (await ctx.session());
@@ -33,12 +35,29 @@ export async function credentialEnv(ctx: CliContext, session?: Session): Promise
   const keyId =
     s.source === 'env'
       ? ctx.env.BREEZE_API_KEY_ID ||
-        (s.saved && s.saved.prefix === displayPrefix(s.apiKey) ? s.saved.key_id : undefined)
+        (s.saved && s.saved.prefix === displayPrefix(s.apiKey) ? s.saved.key_id : undefined) ||
+        (await keyIdFromServer(ctx, s))
       : s.saved?.key_id;
   if (keyId && isId(keyId)) vars.BREEZE_API_KEY_ID = keyId;
   else if (keyId) ctx.out.warn('BREEZE_API_KEY_ID is left out: the key id at hand is not a well-formed id.');
   if (s.server !== EMBEDDED) vars.BREEZE_SERVER = s.server;
   return vars;
+}
+
+/** The id of a key from BREEZE_API_KEY, as the server tells it; undefined (with a warning) when it cannot. */
+async function keyIdFromServer(ctx: CliContext, s: Session): Promise<string | undefined> {
+  try {
+    const client = await ctx.client({ apiKey: s.apiKey });
+    const id = (await client.me()).auth.key_id;
+    if (id === undefined)
+      ctx.out.warn('BREEZE_API_KEY_ID is left out: the server gave no key id for BREEZE_API_KEY.');
+    return id;
+  } catch (err) {
+    ctx.out.warn(
+      `BREEZE_API_KEY_ID is left out: the server could not confirm BREEZE_API_KEY (${(err as Error).message})`,
+    );
+    return undefined;
+  }
 }
 
 /** POSIX sh single quotes: nothing inside is special; a `'` becomes `'\''`. */

@@ -4,6 +4,7 @@ import { createServer as createHttpServer, request as httpRequest } from 'node:h
 import { type AddressInfo, createServer, connect as netConnect, type Server } from 'node:net';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateApiKey } from '../../src/core/api-key.js';
 import {
   BIN,
   cliEnv,
@@ -189,6 +190,34 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
       BREEZE_API_KEY_ID: keyId,
       BREEZE_SERVER: url,
     });
+    t.cleanup();
+  });
+
+  it('env and run with a BREEZE_API_KEY that was never saved: the key id comes from the server; an unknown key is printed without one', async () => {
+    const seeded = await seedKeyInDataDir(dataDir, {});
+    const t = tempConfigDir();
+    const env = { ...NO_DBUS, BREEZE_API_KEY: seeded.apiKey, BREEZE_SERVER: url };
+    const json = await runCli(['env', '--format', 'json'], { configDir: t.dir, env });
+    expect(json.code, json.stderr).toBe(0);
+    expect(JSON.parse(json.stdout)).toEqual({
+      BREEZE_API_KEY: seeded.apiKey,
+      BREEZE_API_KEY_ID: seeded.keyId,
+      BREEZE_SERVER: url,
+    });
+    const run = await runCli(['run', '--', 'sh', '-c', 'printf %s "$BREEZE_API_KEY_ID"'], {
+      configDir: t.dir,
+      env,
+    });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe(seeded.keyId);
+    // a well-formed key the server does not know: still printed (env does not judge keys), without an id
+    const other = await runCli(['env', '--format', 'json'], {
+      configDir: t.dir,
+      env: { ...env, BREEZE_API_KEY: generateApiKey() },
+    });
+    expect(other.code, other.stderr).toBe(0);
+    expect(Object.keys(JSON.parse(other.stdout))).toEqual(['BREEZE_API_KEY', 'BREEZE_SERVER']);
+    expect(other.stderr).toMatch(/BREEZE_API_KEY_ID is left out/);
     t.cleanup();
   });
 

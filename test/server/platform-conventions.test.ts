@@ -91,6 +91,13 @@ for (const e of eng.list) {
       const exchange = await call(undefined, 'POST', '/v1/oidc/exchange', { token: 'a.b.c', ...EXTRA });
       expect(exchange.status, JSON.stringify(exchange.body)).toBe(401);
       expect((exchange.body.error as Json).code).toBe('AUTH_REQUIRED');
+      // "Failures answer 401 AUTH_REQUIRED without saying which check failed": a token that is not
+      // a JWT at all too (only a missing or empty one is a 400)
+      for (const token of ['not-a-jwt', 'a.b', 'x\u0000y', 'é.é.é']) {
+        const r = await call(undefined, 'POST', '/v1/oidc/exchange', { token });
+        expect(r.status, token).toBe(401);
+        expect((r.body.error as Json).code).toBe('AUTH_REQUIRED');
+      }
 
       const settings = await call(owner.apiKey, 'PATCH', `/v1/orgs/${orgId}`, {
         leak_policy: 'notify',
@@ -101,6 +108,32 @@ for (const e of eng.list) {
       const leak = await call(undefined, 'POST', '/v1/keys/leaks', { key: generateApiKey(), ...EXTRA });
       expect(leak.status, JSON.stringify(leak.body)).toBe(202);
       expect(leak.body).toEqual({ received: true });
+    });
+
+    it("the specs' own query strings, every parameter empty, are the parameters not given (200, not 400)", async () => {
+      const owner = await s.seedKey({ email: `conv-query-${e.name}@example.com` });
+      const me = await call(owner.apiKey, 'GET', '/v1/me');
+      const keyId = (me.body.auth as Json).key_id as string;
+      const org = (me.body.org as Json).id as string;
+      const hook = await call(owner.apiKey, 'POST', `/v1/orgs/${org}/webhooks`, {
+        url: 'http://127.0.0.1:9/hook',
+        events: ['key.created'],
+      });
+      expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+      for (const url of [
+        '/v1/audit-events?org_id=&action=&key_id=&actor_id=&since=&limit=&cursor=',
+        `/v1/api-keys/${keyId}/usage?from=&to=&granularity=`,
+        `/v1/webhooks/${hook.body.id}/deliveries?limit=`,
+        '/v1/api-keys?limit=&cursor=&status=',
+      ]) {
+        const r = await call(owner.apiKey, 'GET', url);
+        expect(r.status, `${url}: ${JSON.stringify(r.body)}`).toBe(200);
+        expect(Array.isArray(r.body.data), url).toBe(true);
+      }
+      // a parameter given is still checked
+      const bad = await call(owner.apiKey, 'GET', '/v1/audit-events?limit=0');
+      expect(bad.status).toBe(400);
+      expect((bad.body.error as Json).code).toBe('VALIDATION_FAILED');
     });
 
     it('still refuses what is wrong in such a body with 400 VALIDATION_FAILED', async () => {

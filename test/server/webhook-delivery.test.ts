@@ -234,7 +234,6 @@ describe('without --allow-private-webhooks', () => {
       ['https://0x7f.1/', /non-public/],
       ['https://internal.test/hook', /internal\.test \(127\.0\.0\.1\)/],
       ['https://mixed.test/hook', /mixed\.test \(10\.0\.0\.7\)/],
-      ['https://no-such-host.test/', /could not be resolved/],
     ];
     for (const [url, message] of refused) {
       const r = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, { url, events: ['*'] });
@@ -248,6 +247,24 @@ describe('without --allow-private-webhooks', () => {
       events: ['oidc.exchanged'],
     });
     expect(ok.status).toBe(201);
+  });
+
+  test('a name that resolves to nothing yet is accepted; each delivery resolves it again and the log says why it failed', async () => {
+    const o = await owner(s);
+    const hook = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+      url: 'https://no-such-host.test/hook',
+      events: ['key.deleted'],
+    });
+    expect(hook.status, JSON.stringify(hook.body)).toBe(201);
+    const ping = await call(s, o.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`);
+    expect(ping.status).toBe(202);
+    const row = await until('the first attempt logged', async () => {
+      const r = await call(s, o.apiKey, 'GET', `/v1/webhooks/${hook.body.id}/deliveries`);
+      const d = (r.body.data as Json[]).find((x) => x.id === ping.body.id);
+      return d && (d.attempts as number) >= 1 ? d : undefined;
+    });
+    expect(row.status).not.toBe('delivered');
+    expect(String(row.last_error)).toMatch(/could not be resolved/);
   });
 
   test('a name that resolves to loopback at delivery (DNS rebinding) reaches nothing', async () => {

@@ -7,6 +7,7 @@ import { byRequest } from '../services/audit.js';
 import { requestsLast24h } from '../services/usage.js';
 import {
   createdKeySchema,
+  dropEmptyQueryParams,
   errorResponses,
   idSchema,
   keyIdParams,
@@ -36,11 +37,6 @@ interface KeyParams {
 }
 
 const nameSchema = textSchema(200);
-
-async function dropEmptyQueryParams(request: FastifyRequest): Promise<void> {
-  const query = request.query as Record<string, unknown>;
-  for (const [name, value] of Object.entries(query)) if (value === '') delete query[name];
-}
 
 export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
   // the key operations live in services/api-keys.ts, shared with the dashboard pages

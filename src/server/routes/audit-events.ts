@@ -3,7 +3,7 @@ import { requireAuth } from '../plugins/auth.js';
 import { AUDIT_ACTIONS, type AuditEvent } from '../services/audit.js';
 import { readAuditLog } from '../services/audit-log.js';
 import { OrgService } from '../services/orgs.js';
-import { errorResponses, idSchema } from './schemas.js';
+import { dropEmptyQueryParams, errorResponses, idSchema } from './schemas.js';
 
 interface AuditQuery {
   org_id?: string;
@@ -60,6 +60,8 @@ export async function auditRoutes(app: FastifyInstance): Promise<void> {
     '/v1/audit-events',
     {
       config: { auth: 'required' },
+      // `?since=&cursor=`: an empty parameter is one not given
+      preValidation: dropEmptyQueryParams,
       schema: {
         summary: 'The audit log of an organization, newest first (owners and admins: all; others: their own)',
         tags: ['audit'],

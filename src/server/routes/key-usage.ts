@@ -3,7 +3,7 @@ import { HttpError } from '../../core/errors.js';
 import { authInOrg, authorizeKeyAction, authorizeKeyVisibility } from '../authz.js';
 import { requireAuth } from '../plugins/auth.js';
 import { OrgService } from '../services/orgs.js';
-import { errorResponses, keyIdParams } from './schemas.js';
+import { dropEmptyQueryParams, errorResponses, keyIdParams } from './schemas.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -43,6 +43,8 @@ export async function keyUsageRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys/:key_id/usage',
     {
       config: { auth: 'required' },
+      // `?since=&cursor=`: an empty parameter is one not given
+      preValidation: dropEmptyQueryParams,
       schema: {
         summary: "A key's requests and refusals per hour or day",
         tags: ['api-keys'],

@@ -129,3 +129,13 @@ export function nullMeansAbsent(...fields: string[]) {
     for (const field of fields) if (record[field] === null) delete record[field];
   };
 }
+
+/**
+ * A `preValidation` hook for list and filter routes: an empty query parameter (`?cursor=&limit=`,
+ * the specs' own spelling of the parameters, or a client filling a URL template) is one not given,
+ * so defaults apply instead of a 400 for a limit, id or date of "".
+ */
+export async function dropEmptyQueryParams(request: FastifyRequest): Promise<void> {
+  const query = request.query as Record<string, unknown>;
+  for (const [name, value] of Object.entries(query)) if (value === '') delete query[name];
+}

@@ -5,7 +5,7 @@ import { OrgService } from '../services/orgs.js';
 import { MAX_URL_LENGTH } from '../services/webhook-target.js';
 import type { WebhookService } from '../services/webhooks.js';
 import { listOf, orgIdParams } from './org-schemas.js';
-import { errorResponses, idSchema, textSchema } from './schemas.js';
+import { dropEmptyQueryParams, errorResponses, idSchema, textSchema } from './schemas.js';
 
 export interface WebhookRoutesOptions {
   webhooks: WebhookService;
@@ -128,6 +128,8 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
     '/v1/webhooks/:id/deliveries',
     {
       ...common,
+      // `?since=&cursor=`: an empty parameter is one not given
+      preValidation: dropEmptyQueryParams,
       schema: {
         summary: 'The delivery log of a webhook, newest first (owner, admin)',
         tags: ['webhooks'],

@@ -32,6 +32,9 @@ export class TargetRefused extends Error {
   }
 }
 
+/** A host name that resolves to nothing (now): a delivery cannot connect, a creation may still go ahead. */
+export class TargetUnresolved extends TargetRefused {}
+
 const BLOCKED = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8], // "this network", unspecified
@@ -181,7 +184,7 @@ export async function resolveTarget(host: string, policy: TargetPolicy): Promise
   } catch {
     addresses = [];
   }
-  if (addresses.length === 0) throw new TargetRefused(`The webhook host ${host} could not be resolved.`);
+  if (addresses.length === 0) throw new TargetUnresolved(`The webhook host ${host} could not be resolved.`);
   if (!policy.allowPrivate) {
     const bad = addresses.find((a) => !isPublicAddress(a.address));
     if (bad) throw refusedAddress(host, bad.address);
@@ -189,10 +192,19 @@ export async function resolveTarget(host: string, policy: TargetPolicy): Promise
   return addresses;
 }
 
-/** The whole check of a URL, as creating a webhook runs it. */
+/**
+ * The whole check of a URL, as creating a webhook runs it: the URL's form, and the addresses its host
+ * resolves to now. A name that resolves to nothing is accepted (DNS may be down, or the name not
+ * published yet); every delivery resolves and checks it again before connecting (guardedLookup),
+ * and the delivery log then says why an attempt failed.
+ */
 export async function checkTarget(raw: string, policy: TargetPolicy): Promise<URL> {
   const url = parseTargetUrl(raw, policy);
-  await resolveTarget(url.hostname, policy);
+  try {
+    await resolveTarget(url.hostname, policy);
+  } catch (err) {
+    if (!(err instanceof TargetUnresolved)) throw err;
+  }
   return url;
 }
 
