@@ -48,7 +48,8 @@ export async function credentialEnv(ctx: CliContext, session?: Session): Promise
 async function keyIdFromServer(ctx: CliContext, s: Session): Promise<string | undefined> {
   try {
     const client = await ctx.client({ apiKey: s.apiKey });
-    const id = (await client.me()).auth.key_id;
+    // one try: the variables are printed (or the command run) either way, so no waiting on retries
+    const id = (await client.me({ retries: 0 })).auth.key_id;
     if (id === undefined)
       ctx.out.warn('BREEZE_API_KEY_ID is left out: the server gave no key id for BREEZE_API_KEY.');
     return id;

@@ -280,8 +280,9 @@ export class BreezeClient {
   // --- typed methods (API.md) ---
 
   /** `GET /v1/me` */
-  async me(): Promise<MeResponse> {
-    return checkMe('GET /v1/me', (await this.request<unknown>('GET', '/v1/me')).body);
+  /** `GET /v1/me`; `retries`: as RequestOptions (a lookup that may simply go without: 0) */
+  async me(o: { retries?: number } = {}): Promise<MeResponse> {
+    return checkMe('GET /v1/me', (await this.request<unknown>('GET', '/v1/me', { retries: o.retries })).body);
   }
 
   /** `GET /v1/api-keys` (one page) */

@@ -16,7 +16,8 @@ import { requirePart } from '../helpers/require.js';
 const KEY = generateApiKey();
 let dir: string;
 let t: ReturnType<typeof tempConfigDir>;
-const env = { BREEZE_API_KEY: KEY, BREEZE_SERVER: 'http://127.0.0.1:9' };
+// (with its id given, nothing asks the server for it: nothing listens there)
+const env = { BREEZE_API_KEY: KEY, BREEZE_API_KEY_ID: 'key_mask', BREEZE_SERVER: 'http://127.0.0.1:9' };
 
 /** A child that writes its key split over writes with pauses, plus base64 / base64url forms, on both streams. */
 const SPLIT = `
