@@ -220,6 +220,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
   let embedded: Promise<{ url: string; socket: string }> | undefined;
   // built on first use: reading process.stdin.isTTY costs `token` and `env` milliseconds
   let prompts = deps.prompts;
+  /** `--verbose`: what the client and the resident server's start-up trace, through `out` */
+  const trace = verbose ? (line: string) => out.info(line) : undefined;
 
   /**
    * The resident embedded server (started in the background when none runs; docs/architecture.md),
@@ -232,7 +234,6 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         import('./resident.js'),
         import('./outbox-watch.js'),
       ]);
-      const trace = verbose ? (line: string) => out.info(line) : undefined;
       // before any request: a mail caused by this command is written after the watch starts
       const watch = watchOutbox(join(configDir, 'server', 'outbox'), (m) =>
         out.info(`[embedded server] mail to ${m.to}: ${m.subject}`),
@@ -261,7 +262,6 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       reconnect() {
         looking ??= (async () => {
           const { ensureResident } = await import('./resident.js');
-          const trace = verbose ? (line: string) => out.info(line) : undefined;
           const record = await ensureResident(configDir, {
             version: cliVersion(),
             env,
@@ -358,7 +358,7 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         // the embedded server is on loopback: never send it through a proxy
         proxy: ctx.server() !== EMBEDDED,
         // through `out`: escaped like any other line for people, and printed above a running spinner
-        trace: verbose ? (line) => out.info(line) : undefined,
+        trace,
         // a short Retry-After is waited out, saying so; a long one fails at once (exit 1, RATE_LIMITED,
         // "try again in Ns") instead of leaving a script or CI job hanging silently for a minute
         maxRetryAfterS: RATE_LIMIT_MAX_WAIT_S,

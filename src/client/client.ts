@@ -279,7 +279,6 @@ export class BreezeClient {
 
   // --- typed methods (API.md) ---
 
-  /** `GET /v1/me` */
   /** `GET /v1/me`; `retries`: as RequestOptions (a lookup that may simply go without: 0) */
   async me(o: { retries?: number } = {}): Promise<MeResponse> {
     return checkMe('GET /v1/me', (await this.request<unknown>('GET', '/v1/me', { retries: o.retries })).body);

@@ -43,7 +43,7 @@ export async function keyUsageRoutes(app: FastifyInstance): Promise<void> {
     '/v1/api-keys/:key_id/usage',
     {
       config: { auth: 'required' },
-      // `?since=&cursor=`: an empty parameter is one not given
+      // `?from=&to=&granularity=`: an empty parameter is one not given
       preValidation: dropEmptyQueryParams,
       schema: {
         summary: "A key's requests and refusals per hour or day",

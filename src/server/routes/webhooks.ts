@@ -128,7 +128,7 @@ export async function webhookRoutes(app: FastifyInstance, opts: WebhookRoutesOpt
     '/v1/webhooks/:id/deliveries',
     {
       ...common,
-      // `?since=&cursor=`: an empty parameter is one not given
+      // `?limit=`: an empty parameter is one not given
       preValidation: dropEmptyQueryParams,
       schema: {
         summary: 'The delivery log of a webhook, newest first (owner, admin)',
