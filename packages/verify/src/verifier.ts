@@ -73,6 +73,12 @@ export const STREAM_DOWN_TTL_MS = 1000;
  */
 const SAME_WINDOW_SLACK_MS = 2000;
 const SCOPE_SHAPE = /^[a-z][a-z0-9_:.-]{0,63}$/;
+/**
+ * A VALID answer for a key this long after its `key.revoked` is not cached: behind a load balancer
+ * the answer may come from another Breeze instance that still holds the key in its own short cache
+ * (500 ms by default), and caching it would stretch that into this cache's TTL.
+ */
+export const REVOKED_NO_CACHE_MS = 2000;
 
 interface Entry {
   result: VerifyResult;
@@ -241,7 +247,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (result.valid) {
       const keyId = result.key_id;
       const revokedAt = keyId ? recentlyRevoked.get(keyId) : undefined;
-      if (revokedAt !== undefined && revokedAt >= startedAt) return result;
+      // revoked while the request was on its way, or so lately that another instance may not know yet
+      if (revokedAt !== undefined && (revokedAt >= startedAt || now - revokedAt < REVOKED_NO_CACHE_MS))
+        return result;
       let hardExpiry = now + ttl;
       if (result.expires_at)
         hardExpiry = Math.min(hardExpiry, now + (Date.parse(result.expires_at) - Date.now()));

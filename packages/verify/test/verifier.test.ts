@@ -302,6 +302,23 @@ describe('createVerifier: the revocation stream', () => {
     expect(fake.verifyCalls.map((c) => c.key)).toEqual([key, other, key]);
   });
 
+  it('a VALID answer right after key.revoked (another instance not yet told) is not cached', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    const v = verifier();
+    await connected(v);
+    await v.verify(key);
+    fake.pushRevoked('key_A');
+    await until(() => v.cacheSize === 0);
+    // the server still says VALID (an instance whose cache has not caught up, or the key enabled
+    // again): answered as the server says, but asked again next time, not cached for the TTL
+    expect(await v.verify(key)).toMatchObject({ valid: true, key_id: 'key_A' });
+    expect(v.cacheSize).toBe(0);
+    fake.answers.set(key, { valid: false, code: 'DISABLED' });
+    expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
+    expect(fake.verifyCalls.map((c) => c.key)).toEqual([key, key, key]);
+  });
+
   it('reconnects after a dropped stream with Last-Event-ID and applies what it missed', async () => {
     const key = makeKey();
     fake.answers.set(key, VALID('key_A'));
