@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { decide, type GuardOptions, nodeHeaderGetter } from './guard.js';
+import { decideNow, type GuardOptions, type GuardResult, nodeCredential, prepareGuard } from './guard.js';
 import type { BreezeAuth } from './types.js';
 
 export type { BreezeAuth } from './types.js';
@@ -28,29 +28,32 @@ export function breezeExpress(
   o: GuardOptions,
 ): (req: BreezeRequest, res: ServerResponse, next: NextFunction) => void {
   if (!o?.verifier) throw new TypeError('breezeExpress needs { verifier }');
+  const g = prepareGuard(o);
   return (req, res, next) => {
-    const incoming = req.headers['x-request-id'];
-    const rid =
-      typeof incoming === 'string' && /^[A-Za-z0-9_.:-]{1,80}$/.test(incoming) ? incoming : undefined;
-    decide(nodeHeaderGetter(req.headers), { ...o, ...(rid ? { requestId: rid } : {}) }).then(
-      (decision) => {
-        if (decision.ok) {
-          req.breeze = decision.auth;
-          for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
-          next();
-          return;
-        }
-        if (res.headersSent) {
-          next(new Error('Breeze guard: response already started'));
-          return;
-        }
-        res.statusCode = decision.status;
+    const apply = (decision: GuardResult) => {
+      if (decision.ok) {
+        req.breeze = decision.auth;
         for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
-        res.end(JSON.stringify(decision.body));
-      },
-      (err: unknown) => next(err),
-    );
+        next();
+        return;
+      }
+      if (res.headersSent) {
+        next(new Error('Breeze guard: response already started'));
+        return;
+      }
+      res.statusCode = decision.status;
+      for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
+      res.end(JSON.stringify(decision.body));
+    };
+    const decision = decideNow(nodeCredential(req.headers), g, requestIdOf(req.headers['x-request-id']));
+    if (decision instanceof Promise) decision.then(apply, (err: unknown) => next(err));
+    else apply(decision);
   };
+}
+
+/** The caller's `x-request-id`, when it is one we may repeat in a refusal. */
+function requestIdOf(incoming: string | string[] | undefined): string | undefined {
+  return typeof incoming === 'string' && /^[A-Za-z0-9_.:-]{1,80}$/.test(incoming) ? incoming : undefined;
 }
 
 export default breezeExpress;

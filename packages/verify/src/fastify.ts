@@ -1,5 +1,12 @@
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify';
-import { decide, type GuardOptions, nodeHeaderGetter } from './guard.js';
+import {
+  decideNow,
+  type GuardOptions,
+  type GuardResult,
+  nodeCredential,
+  type PreparedGuard,
+  prepareGuard,
+} from './guard.js';
 import type { BreezeAuth, BreezeScope } from './types.js';
 
 export type { BreezeAuth } from './types.js';
@@ -20,30 +27,36 @@ declare module 'fastify' {
 
 export interface BreezeFastifyOptions extends GuardOptions {}
 
-async function guard(
-  o: GuardOptions,
-  scopes: readonly BreezeScope[] | undefined,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): Promise<void> {
-  const decision = await decide(nodeHeaderGetter(request.headers), {
-    ...o,
-    ...(scopes ? { scopes } : {}),
-    requestId: String(request.id),
-    onVerifyError: (err) => {
-      request.log.error({ err }, 'Breeze key verification unavailable');
-      o.onVerifyError?.(err);
-    },
-  });
+/** Applies a decision: decorates an accepted request, or sends the refusal. */
+function apply(decision: GuardResult, request: FastifyRequest, reply: FastifyReply): boolean {
   if (decision.ok) {
     request.breeze = decision.auth;
-    reply.headers(decision.headers);
+    const keyId = decision.headers['x-breeze-api-key-id'];
+    if (keyId !== undefined) reply.header('x-breeze-api-key-id', keyId);
+    return true;
+  }
+  reply.code(decision.status).headers(decision.headers).send(decision.body);
+  return false;
+}
+
+/**
+ * The guard as a callback-style hook: a key the verifier's cache answers is decided synchronously
+ * (no promise on the warm path of every request); otherwise when the verifier has answered.
+ */
+function guard(g: PreparedGuard, request: FastifyRequest, reply: FastifyReply, done: HookDone): void {
+  const decision = decideNow(nodeCredential(request.headers), g, String(request.id), request.log);
+  if (!(decision instanceof Promise)) {
+    if (apply(decision, request, reply)) done();
     return;
   }
-  reply.code(decision.status).headers(decision.headers);
-  await reply.send(decision.body);
-  return reply;
+  decision.then(
+    (d) => {
+      if (apply(d, request, reply)) done();
+    },
+    (err: unknown) => done(err as Error),
+  );
 }
+type HookDone = (err?: Error) => void;
 
 /**
  * Fastify plugin: every route registered after it (in the same or a child context) requires a valid
@@ -53,11 +66,31 @@ async function guard(
 const plugin: FastifyPluginAsync<BreezeFastifyOptions> = async (fastify, opts) => {
   if (!opts?.verifier) throw new TypeError('the Breeze Fastify plugin needs { verifier }');
   if (!fastify.hasRequestDecorator('breeze')) fastify.decorateRequest('breeze', null);
-  fastify.addHook('onRequest', async (request, reply) => {
-    const cfg = (request.routeOptions.config as { breeze?: BreezeRouteConfig } | undefined)?.breeze;
-    if (cfg === false) return;
-    const scopes = [...(opts.scopes ?? []), ...(cfg?.scopes ?? [])];
-    return guard(opts, scopes.length ? scopes : undefined, request, reply);
+  // the guard's own scopes are checked now (a TypeError names one that is not a scope)
+  const base = prepareGuard(opts);
+  // a route's guard, by its config object (the same object on every request of a route): its scopes
+  // merged and ordered once; null for a public route
+  const byRoute = new WeakMap<object, PreparedGuard | null>();
+  const routeGuard = (cfg: BreezeRouteConfig | undefined): PreparedGuard | null => {
+    if (cfg === false) return null;
+    return cfg?.scopes?.length ? prepareGuard(opts, cfg.scopes) : base;
+  };
+  // a route's scopes are checked when it is declared, not at its first request
+  fastify.addHook('onRoute', (route) => {
+    routeGuard((route.config as { breeze?: BreezeRouteConfig } | undefined)?.breeze);
+  });
+  fastify.addHook('onRequest', (request, reply, done) => {
+    const config = request.routeOptions.config as { breeze?: BreezeRouteConfig } | undefined;
+    let g = config ? byRoute.get(config) : undefined;
+    if (g === undefined) {
+      g = routeGuard(config?.breeze);
+      if (config) byRoute.set(config, g);
+    }
+    if (g === null) {
+      done();
+      return;
+    }
+    guard(g, request, reply, done);
   });
 };
 // what fastify-plugin does: no encapsulation, so the hook and decoration reach the routes registered
@@ -75,7 +108,9 @@ export default plugin;
  * Remember `app.decorateRequest('breeze', null)` once (the plugin does it for you).
  */
 export function requireBreeze(o: GuardOptions): onRequestHookHandler {
-  return async function breezeGuard(request, reply) {
-    await guard(o, o.scopes, request, reply);
+  if (!o?.verifier) throw new TypeError('requireBreeze needs { verifier }');
+  const g = prepareGuard(o);
+  return function breezeGuard(request, reply, done) {
+    guard(g, request, reply, done);
   };
 }

@@ -1,4 +1,4 @@
-import { decide, type GuardOptions, type GuardResult } from './guard.js';
+import { decideNow, extractCredential, type GuardOptions, type GuardResult, prepareGuard } from './guard.js';
 import type { BreezeAuth } from './types.js';
 
 export type { GuardResult } from './guard.js';
@@ -10,10 +10,15 @@ export type { GuardResult } from './guard.js';
  */
 export function createFetchGuard(o: GuardOptions): (request: Request) => Promise<GuardResult> {
   if (!o?.verifier) throw new TypeError('createFetchGuard needs { verifier }');
-  return (request) => {
+  const g = prepareGuard(o);
+  return async (request) => {
     const incoming = request.headers.get('x-request-id');
     const rid = incoming && /^[A-Za-z0-9_.:-]{1,80}$/.test(incoming) ? incoming : undefined;
-    return decide((name) => request.headers.get(name), { ...o, ...(rid ? { requestId: rid } : {}) });
+    return decideNow(
+      extractCredential((name) => request.headers.get(name)),
+      g,
+      rid,
+    );
   };
 }
 

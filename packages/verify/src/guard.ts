@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { BreezeVerifyError } from './errors.js';
-import type { BreezeAuth, BreezeScope, KeyVerifier, VerifyResult } from './types.js';
+import type { BreezeAuth, BreezeScope, KeyVerifier, ValidResult, VerifyResult } from './types.js';
+import { cachedAnswer, normalizeScopes } from './verifier.js';
 
 /** Options every guard takes. */
 export interface GuardOptions {
@@ -21,7 +22,7 @@ export interface BreezeErrorBody {
 
 /** A guard's decision: accept (with who is calling) or refuse (with the answer to send). */
 export type GuardResult =
-  | { ok: true; auth: BreezeAuth; headers: Record<string, string> }
+  | { ok: true; auth: BreezeAuth; headers: Readonly<Record<string, string>> }
   | { ok: false; status: number; body: BreezeErrorBody; headers: Record<string, string> };
 
 /** Header lookup, case-insensitive as HTTP headers are. */
@@ -33,23 +34,38 @@ export type HeaderGetter = (name: string) => string | undefined | null;
  * wrong (it is never "fallen back" from). Undefined when none of the three is present.
  */
 export function extractCredential(get: HeaderGetter): string | undefined {
-  const xi = get('xi-api-key');
+  return pickCredential(get('xi-api-key'), get('x-api-key'), get('authorization'));
+}
+
+/** extractCredential over the three headers' values. */
+function pickCredential(
+  xi: string | undefined | null,
+  x: string | undefined | null,
+  authz: string | undefined | null,
+): string | undefined {
   if (xi !== undefined && xi !== null) return xi.trim();
-  const x = get('x-api-key');
   if (x !== undefined && x !== null) return x.trim();
-  const authz = get('authorization');
   if (authz === undefined || authz === null) return undefined;
   const m = /^\s*bearer(?:\s+(.*))?$/i.exec(authz);
   if (!m) return undefined; // another scheme (Basic, ...): not a Breeze credential
   return (m[1] ?? '').trim();
 }
 
+type NodeHeaders = Record<string, string | string[] | undefined>;
+const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
+
+/** extractCredential from Node's `IncomingHttpHeaders` (no getter to build per request). */
+export function nodeCredential(headers: NodeHeaders): string | undefined {
+  return pickCredential(
+    first(headers['xi-api-key']),
+    first(headers['x-api-key']),
+    first(headers.authorization),
+  );
+}
+
 /** Reads a header from Node's `IncomingHttpHeaders` (arrays: the first value). */
-export function nodeHeaderGetter(headers: Record<string, string | string[] | undefined>): HeaderGetter {
-  return (name) => {
-    const v = headers[name];
-    return Array.isArray(v) ? v[0] : v;
-  };
+export function nodeHeaderGetter(headers: NodeHeaders): HeaderGetter {
+  return (name) => first(headers[name]);
 }
 
 const MESSAGES = {
@@ -88,16 +104,47 @@ function refusal(
   };
 }
 
-function toAuth(r: VerifyResult & { valid: true }): BreezeAuth {
-  return {
-    type: r.type,
-    key_id: r.key_id,
-    org_id: r.org_id,
-    project_id: r.project_id,
-    user: { id: r.user.id, email: r.user.email },
-    scopes: [...r.scopes],
-    expires_at: r.expires_at,
-  };
+/**
+ * The decisions accepting each answer: an answer from the verifier's cache accepts every request it
+ * serves in the same way, so its decision is built once (and frozen: `request.breeze` is shared).
+ */
+const accepted = new WeakMap<VerifyResult, Accepted>();
+type Accepted = GuardResult & { ok: true };
+
+function accept(r: ValidResult): Accepted {
+  let decision = accepted.get(r);
+  if (decision === undefined) {
+    const auth: BreezeAuth = Object.freeze({
+      type: r.type,
+      key_id: r.key_id,
+      org_id: r.org_id,
+      project_id: r.project_id,
+      user: Object.freeze({ id: r.user.id, email: r.user.email }),
+      scopes: Object.freeze([...r.scopes]),
+      expires_at: r.expires_at,
+    });
+    const headers: Record<string, string> = r.key_id ? { 'x-breeze-api-key-id': r.key_id } : {};
+    const made: Accepted = Object.freeze({ ok: true as const, auth, headers: Object.freeze(headers) });
+    accepted.set(r, made);
+    decision = made;
+  }
+  return decision;
+}
+
+/** A guard's settings, checked once: its scopes in the verifier's order (see prepareGuard). */
+export interface PreparedGuard {
+  o: GuardOptions;
+  /** sorted, without repeats, frozen; undefined when the guard asks for none */
+  scopes: readonly string[] | undefined;
+}
+
+/**
+ * Checks a guard's scopes and puts them in the verifier's order once, so a request does not (a
+ * TypeError names a scope that is not one). `extra`: a route's own scopes on top of the guard's.
+ */
+export function prepareGuard(o: GuardOptions, extra?: readonly BreezeScope[]): PreparedGuard {
+  const all = [...(o.scopes ?? []), ...(extra ?? [])];
+  return { o, scopes: all.length > 0 ? Object.freeze(normalizeScopes(all)) : undefined };
 }
 
 /**
@@ -109,46 +156,71 @@ export async function decide(
   get: HeaderGetter,
   o: GuardOptions & { requestId?: string; scopes?: readonly BreezeScope[] },
 ): Promise<GuardResult> {
-  const requestId = o.requestId ?? newRequestId();
-  const credential = extractCredential(get);
+  return decideNow(extractCredential(get), prepareGuard(o), o.requestId);
+}
+
+/**
+ * decide for a credential already read: synchronous when the verifier's cache answers (no promise,
+ * no turn of the microtask queue: the warm path of every request), else a promise. `requestId`:
+ * for a refusal's body and `x-request-id` (a fresh one when not given); `log`: told, with `onVerifyError`,
+ * when Breeze could not be asked.
+ */
+export function decideNow(
+  credential: string | undefined,
+  g: PreparedGuard,
+  requestId: string | undefined,
+  log?: { error(obj: object, msg: string): void },
+): GuardResult | Promise<GuardResult> {
   if (credential === undefined || credential === '') {
-    return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.missing, requestId, {
+    return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.missing, requestId ?? newRequestId(), {
       'www-authenticate': 'Bearer realm="breeze"',
     });
   }
+  const { o, scopes } = g;
   if (o.allowJwt === false && !credential.startsWith('brz_')) {
-    return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.invalid, requestId);
+    return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.invalid, requestId ?? newRequestId());
   }
-  let result: VerifyResult;
-  try {
-    result = await o.verifier.verify(credential, o.scopes?.length ? { scopes: o.scopes } : {});
-  } catch (err) {
-    if (!(err instanceof BreezeVerifyError) && !(err instanceof TypeError)) throw err;
-    o.onVerifyError?.(err);
-    return refusal(503, 'UNAVAILABLE', 'SERVER', MESSAGES.unavailable, requestId, { 'retry-after': '1' });
-  }
-  if (result.valid) {
-    const auth = toAuth(result);
-    const headers: Record<string, string> = {};
-    if (auth.key_id) headers['x-breeze-api-key-id'] = auth.key_id;
-    return { ok: true, auth, headers };
-  }
+  const cached = cachedAnswer(o.verifier, credential, scopes ?? NO_SCOPES);
+  if (cached) return judge(cached, scopes, requestId);
+  // a native promise whatever a custom verifier returns or throws (guards tell the two paths apart
+  // by `instanceof Promise`)
+  return new Promise<VerifyResult>((resolve) =>
+    resolve(o.verifier.verify(credential, scopes ? { scopes } : {})),
+  ).then(
+    (result) => judge(result, scopes, requestId),
+    (err: unknown) => {
+      if (!(err instanceof BreezeVerifyError) && !(err instanceof TypeError)) throw err;
+      log?.error({ err }, 'Breeze key verification unavailable');
+      o.onVerifyError?.(err);
+      return refusal(503, 'UNAVAILABLE', 'SERVER', MESSAGES.unavailable, requestId ?? newRequestId(), {
+        'retry-after': '1',
+      });
+    },
+  );
+}
+
+const NO_SCOPES: readonly string[] = Object.freeze([]);
+
+/** An answer as the guard's decision. */
+function judge(result: VerifyResult, scopes: readonly string[] | undefined, requestId?: string): GuardResult {
+  if (result.valid) return accept(result);
+  const id = requestId ?? newRequestId();
   switch (result.code) {
     case 'INSUFFICIENT_SCOPE':
       return refusal(
         403,
         'FORBIDDEN',
         'AUTH',
-        o.scopes?.length ? `${MESSAGES.scope}: ${o.scopes.join(', ')}.` : `${MESSAGES.scope}.`,
-        requestId,
+        scopes?.length ? `${MESSAGES.scope}: ${scopes.join(', ')}.` : `${MESSAGES.scope}.`,
+        id,
       );
     case 'RATE_LIMITED':
-      return refusal(429, 'RATE_LIMITED', 'RATE_LIMIT', MESSAGES.limited, requestId, {
+      return refusal(429, 'RATE_LIMITED', 'RATE_LIMIT', MESSAGES.limited, id, {
         'retry-after': String(Math.max(1, result.retry_after_s ?? 60)),
       });
     case 'EXPIRED':
-      return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.expired, requestId);
+      return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.expired, id);
     default:
-      return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.invalid, requestId);
+      return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.invalid, id);
   }
 }

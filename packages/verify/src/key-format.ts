@@ -5,7 +5,8 @@
  */
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const KEY_SHAPE = /^brz_[0-9A-Za-z]{46}$/;
-const KEY_LENGTH = 50;
+/** A key's length: `brz_` and 46 characters. */
+export const KEY_LENGTH = 50;
 
 let table: Uint32Array | undefined;
 

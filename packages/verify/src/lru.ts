@@ -4,6 +4,8 @@
  */
 export class LruMap<K, V> {
   private readonly map = new Map<K, V>();
+  /** the most recently used key (already last in the map: a hit on it moves nothing) */
+  private newest: K | undefined;
 
   constructor(
     readonly maxEntries: number,
@@ -20,15 +22,17 @@ export class LruMap<K, V> {
 
   get(key: K): V | undefined {
     const value = this.map.get(key);
-    if (value === undefined) return undefined;
+    if (value === undefined || key === this.newest) return value;
     this.map.delete(key);
     this.map.set(key, value);
+    this.newest = key;
     return value;
   }
 
   set(key: K, value: V): void {
     if (this.map.has(key)) this.map.delete(key);
     this.map.set(key, value);
+    this.newest = key;
     while (this.map.size > this.maxEntries) {
       const oldest = this.map.keys().next();
       if (oldest.done) break;
@@ -39,11 +43,13 @@ export class LruMap<K, V> {
   }
 
   delete(key: K): boolean {
+    if (key === this.newest) this.newest = undefined;
     return this.map.delete(key);
   }
 
   clear(): void {
     this.map.clear();
+    this.newest = undefined;
   }
 
   keys(): IterableIterator<K> {

@@ -52,15 +52,18 @@ export interface InvalidResult {
 
 export type VerifyResult = ValidResult | InvalidResult;
 
-/** What guards put on a request they accepted (`request.breeze` / `req.breeze`). */
+/**
+ * What guards put on a request they accepted (`request.breeze` / `req.breeze`). Frozen: the requests
+ * one cached answer accepts share it.
+ */
 export interface BreezeAuth {
-  type: 'api_key' | 'jwt';
-  key_id: string | null;
-  org_id: string | null;
-  project_id: string | null;
-  user: { id: string; email: string | null };
-  scopes: BreezeScope[];
-  expires_at: string | null;
+  readonly type: 'api_key' | 'jwt';
+  readonly key_id: string | null;
+  readonly org_id: string | null;
+  readonly project_id: string | null;
+  readonly user: { readonly id: string; readonly email: string | null };
+  readonly scopes: readonly BreezeScope[];
+  readonly expires_at: string | null;
 }
 
 export interface VerifyOptions {

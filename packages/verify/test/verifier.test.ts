@@ -2,9 +2,14 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import Fastify from 'fastify';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { BreezeVerifyError } from '../src/errors.js';
 import { RevocationStream } from '../src/events.js';
+import { breezeExpress } from '../src/express.js';
+import { breezeFastify, requireBreeze } from '../src/fastify.js';
+import { createFetchGuard } from '../src/fetch.js';
+import { decideNow, prepareGuard } from '../src/guard.js';
 import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
 import { type FakeBreeze, makeKey, startFakeBreeze, until, VALID } from './fake-breeze.js';
 
@@ -476,5 +481,84 @@ describe('createVerifier: never "valid" when Breeze cannot be asked', () => {
     expect(() => createVerifier({ server: 'nope', apiKey: makeKey() })).toThrow(TypeError);
     expect(() => createVerifier({ server: fake.url, apiKey: 'secret' })).toThrow(/Breeze key/);
     expect(() => createVerifier({ server: 'ftp://x', apiKey: makeKey() })).toThrow(TypeError);
+  });
+});
+
+describe('guards on a warm cache', () => {
+  it('decide a key the cache knows at once, with one frozen caller shared by its requests', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read', 'write']));
+    const v = verifier();
+    await connected(v);
+    const g = prepareGuard({ verifier: v, scopes: ['read'] });
+    // cold: the verifier has to ask, so the decision is a promise
+    const cold = decideNow(key, g, 'req_1');
+    expect(cold).toBeInstanceOf(Promise);
+    expect(await cold).toMatchObject({ ok: true, auth: { key_id: 'key_A' } });
+    // warm: decided synchronously, no request
+    const a = decideNow(key, g, 'req_2');
+    const b = decideNow(` ${key}`.trim(), g, 'req_3');
+    expect(a).not.toBeInstanceOf(Promise);
+    expect(a).toMatchObject({ ok: true, headers: { 'x-breeze-api-key-id': 'key_A' } });
+    if (a instanceof Promise || b instanceof Promise || !a.ok || !b.ok) throw new Error('not decided');
+    expect(b.auth).toBe(a.auth);
+    expect(Object.isFrozen(a.auth) && Object.isFrozen(a.auth.user) && Object.isFrozen(a.auth.scopes)).toBe(
+      true,
+    );
+    expect(() => (a.auth.scopes as string[]).push('admin')).toThrow(TypeError);
+    expect(a.auth.scopes).toEqual(['read', 'write']);
+    // a scope the cached answer lacks: the server decides (and counts the refusal), then the cache
+    fake.answers.set(key, { valid: false, code: 'INSUFFICIENT_SCOPE' });
+    const admin = prepareGuard({ verifier: v, scopes: ['admin'] });
+    expect(await decideNow(key, admin, 'req_4')).toMatchObject({ ok: false, status: 403 });
+    const again = decideNow(key, admin, 'req_5');
+    expect(again).not.toBeInstanceOf(Promise);
+    expect(again).toMatchObject({ ok: false, status: 403 });
+    expect(fake.verifyCalls).toHaveLength(2);
+  });
+
+  it('a Fastify guard on a warm cache still spends the rate-limit window: the fourth use of a limit of 3 is 429', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 2, reset_s: 60 } }));
+    const v = verifier();
+    await connected(v);
+    const app = Fastify();
+    await app.register(breezeFastify, { verifier: v });
+    app.get('/x', async (req) => ({ key_id: req.breeze?.key_id }));
+    const statuses: number[] = [];
+    for (let i = 0; i < 3; i++)
+      statuses.push((await app.inject({ url: '/x', headers: { 'x-api-key': key } })).statusCode);
+    expect(fake.verifyCalls).toHaveLength(1);
+    // the server saw one use of the three: "valid, 1 left" is over the limit all the same
+    fake.answers.set(key, VALID('key_A', ['read'], { ratelimit: { limit: 3, remaining: 1, reset_s: 59 } }));
+    const fourth = await app.inject({ url: '/x', headers: { 'x-api-key': key } });
+    statuses.push(fourth.statusCode);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+    expect(Number(fourth.headers['retry-after'])).toBeGreaterThanOrEqual(59);
+    // refused from the cache from now on
+    expect((await app.inject({ url: '/x', headers: { 'x-api-key': key } })).statusCode).toBe(429);
+    expect(fake.verifyCalls).toHaveLength(2);
+    await app.close();
+  });
+
+  it('every guard checks its scopes when it is set up, not at a request', async () => {
+    const v = verifier({ events: false });
+    const bad = ['read', 'Not A Scope'];
+    expect(() => prepareGuard({ verifier: v, scopes: bad })).toThrow(/not a Breeze scope/);
+    expect(() => breezeExpress({ verifier: v, scopes: bad })).toThrow(TypeError);
+    expect(() => createFetchGuard({ verifier: v, scopes: bad })).toThrow(TypeError);
+    expect(() => requireBreeze({ verifier: v, scopes: bad })).toThrow(TypeError);
+    const app = Fastify();
+    await expect(app.register(breezeFastify, { verifier: v, scopes: bad }).ready()).rejects.toThrow(
+      /not a Breeze scope/,
+    );
+    const app2 = Fastify();
+    await app2.register(breezeFastify, { verifier: v });
+    expect(() => app2.get('/x', { config: { breeze: { scopes: ['BAD!'] } } }, async () => ({}))).toThrow(
+      /not a Breeze scope/,
+    );
+    await app.close();
+    await app2.close();
+    expect(fake.verifyCalls).toHaveLength(0);
   });
 });

@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { KeyListResponse, KeyStatus, Scope } from '../../core/types.js';
 import { authorizeKeyAction } from '../authz.js';
 import { requireAuth } from '../plugins/auth.js';
