@@ -205,7 +205,8 @@ async function oneLogin(
     await page.goto(uri!);
     if (await signInIfAsked(page, outboxDir)) await page.waitForSelector('input[name=user_code]');
     await page.fill('input[name=user_code]', userCode!);
-    await Promise.all([page.waitForURL(/user_code=/), page.click('button[type=submit]')]);
+    // the typed code's POST answers the approval page itself (at /device: no redirect to wait for)
+    await page.click('button[type=submit]');
   }
   const approve = page.locator('button:has-text("Approve")');
   await approve.waitFor();
