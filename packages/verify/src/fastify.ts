@@ -6,6 +6,7 @@ import {
   nodeCredential,
   type PreparedGuard,
   prepareGuard,
+  unavailable,
 } from './guard.js';
 import type { BreezeAuth, BreezeScope } from './types.js';
 
@@ -57,6 +58,8 @@ function guard(g: PreparedGuard, request: FastifyRequest, reply: FastifyReply, d
   );
 }
 type HookDone = (err?: Error) => void;
+/** a route whose scopes are not scopes: refused as when the guard cannot decide */
+type Misconfigured = { misconfigured: unknown };
 
 /**
  * Fastify plugin: every route registered after it (in the same or a child context) requires a valid
@@ -70,7 +73,7 @@ const plugin: FastifyPluginAsync<BreezeFastifyOptions> = async (fastify, opts) =
   const base = prepareGuard(opts);
   // a route's guard, by its config object (the same object on every request of a route): its scopes
   // merged and ordered once; null for a public route
-  const byRoute = new WeakMap<object, PreparedGuard | null>();
+  const byRoute = new WeakMap<object, PreparedGuard | null | Misconfigured>();
   const routeGuard = (cfg: BreezeRouteConfig | undefined): PreparedGuard | null => {
     if (cfg === false) return null;
     return cfg?.scopes?.length ? prepareGuard(opts, cfg.scopes) : base;
@@ -83,11 +86,20 @@ const plugin: FastifyPluginAsync<BreezeFastifyOptions> = async (fastify, opts) =
     const config = request.routeOptions.config as { breeze?: BreezeRouteConfig } | undefined;
     let g = config ? byRoute.get(config) : undefined;
     if (g === undefined) {
-      g = routeGuard(config?.breeze);
+      try {
+        g = routeGuard(config?.breeze);
+      } catch (err) {
+        // a route declared before the plugin (onRoute never saw it) with a scope that is not one
+        g = { misconfigured: err };
+      }
       if (config) byRoute.set(config, g);
     }
     if (g === null) {
       done();
+      return;
+    }
+    if ('misconfigured' in g) {
+      apply(unavailable(g.misconfigured, opts, String(request.id), request.log), request, reply);
       return;
     }
     guard(g, request, reply, done);

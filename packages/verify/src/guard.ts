@@ -22,7 +22,7 @@ export interface BreezeErrorBody {
 
 /** A guard's decision: accept (with who is calling) or refuse (with the answer to send). */
 export type GuardResult =
-  | { ok: true; auth: BreezeAuth; headers: Readonly<Record<string, string>> }
+  | { ok: true; auth: BreezeAuth; headers: Record<string, string> }
   | { ok: false; status: number; body: BreezeErrorBody; headers: Record<string, string> };
 
 /** Header lookup, case-insensitive as HTTP headers are. */
@@ -105,16 +105,15 @@ function refusal(
 }
 
 /**
- * The decisions accepting each answer: an answer from the verifier's cache accepts every request it
- * serves in the same way, so its decision is built once (and frozen: `request.breeze` is shared).
+ * What an answer's acceptances share: an answer from the verifier's cache accepts every request it
+ * serves, so its caller's user and scopes are copied (and frozen) once, not for each request.
  */
-const accepted = new WeakMap<VerifyResult, Accepted>();
-type Accepted = GuardResult & { ok: true };
+const shared = new WeakMap<VerifyResult, BreezeAuth>();
 
-function accept(r: ValidResult): Accepted {
-  let decision = accepted.get(r);
-  if (decision === undefined) {
-    const auth: BreezeAuth = Object.freeze({
+function accept(r: ValidResult): GuardResult {
+  let base = shared.get(r);
+  if (base === undefined) {
+    base = {
       type: r.type,
       key_id: r.key_id,
       org_id: r.org_id,
@@ -122,13 +121,12 @@ function accept(r: ValidResult): Accepted {
       user: Object.freeze({ id: r.user.id, email: r.user.email }),
       scopes: Object.freeze([...r.scopes]),
       expires_at: r.expires_at,
-    });
-    const headers: Record<string, string> = r.key_id ? { 'x-breeze-api-key-id': r.key_id } : {};
-    const made: Accepted = Object.freeze({ ok: true as const, auth, headers: Object.freeze(headers) });
-    accepted.set(r, made);
-    decision = made;
+    };
+    shared.set(r, base);
   }
-  return decision;
+  // each request its own caller object and headers (a handler may add to them), the parts shared
+  const headers: Record<string, string> = r.key_id ? { 'x-breeze-api-key-id': r.key_id } : {};
+  return { ok: true, auth: { ...base }, headers };
 }
 
 /** A guard's settings, checked once: its scopes in the verifier's order (see prepareGuard). */
@@ -156,7 +154,28 @@ export async function decide(
   get: HeaderGetter,
   o: GuardOptions & { requestId?: string; scopes?: readonly BreezeScope[] },
 ): Promise<GuardResult> {
-  return decideNow(extractCredential(get), prepareGuard(o), o.requestId);
+  let g: PreparedGuard;
+  try {
+    g = prepareGuard(o);
+  } catch (err) {
+    // a scope that is not one: refused as when Breeze cannot be asked (the guard cannot decide)
+    return unavailable(err, o, o.requestId);
+  }
+  return decideNow(extractCredential(get), g, o.requestId);
+}
+
+/** `503 UNAVAILABLE`: the guard could not decide (Breeze unreachable, or the guard misconfigured). */
+export function unavailable(
+  err: unknown,
+  o: GuardOptions,
+  requestId: string | undefined,
+  log?: { error(obj: object, msg: string): void },
+): GuardResult {
+  log?.error({ err }, 'Breeze key verification unavailable');
+  o.onVerifyError?.(err);
+  return refusal(503, 'UNAVAILABLE', 'SERVER', MESSAGES.unavailable, requestId ?? newRequestId(), {
+    'retry-after': '1',
+  });
 }
 
 /**
@@ -190,11 +209,7 @@ export function decideNow(
     (result) => judge(result, scopes, requestId),
     (err: unknown) => {
       if (!(err instanceof BreezeVerifyError) && !(err instanceof TypeError)) throw err;
-      log?.error({ err }, 'Breeze key verification unavailable');
-      o.onVerifyError?.(err);
-      return refusal(503, 'UNAVAILABLE', 'SERVER', MESSAGES.unavailable, requestId ?? newRequestId(), {
-        'retry-after': '1',
-      });
+      return unavailable(err, o, requestId, log);
     },
   );
 }

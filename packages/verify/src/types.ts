@@ -53,17 +53,17 @@ export interface InvalidResult {
 export type VerifyResult = ValidResult | InvalidResult;
 
 /**
- * What guards put on a request they accepted (`request.breeze` / `req.breeze`). Frozen: the requests
- * one cached answer accepts share it.
+ * What guards put on a request they accepted (`request.breeze` / `req.breeze`). `user` and `scopes`
+ * are frozen: the requests one cached answer accepts share them.
  */
 export interface BreezeAuth {
-  readonly type: 'api_key' | 'jwt';
-  readonly key_id: string | null;
-  readonly org_id: string | null;
-  readonly project_id: string | null;
-  readonly user: { readonly id: string; readonly email: string | null };
-  readonly scopes: readonly BreezeScope[];
-  readonly expires_at: string | null;
+  type: 'api_key' | 'jwt';
+  key_id: string | null;
+  org_id: string | null;
+  project_id: string | null;
+  user: { readonly id: string; readonly email: string | null };
+  scopes: readonly BreezeScope[];
+  expires_at: string | null;
 }
 
 export interface VerifyOptions {

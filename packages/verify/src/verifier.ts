@@ -56,7 +56,25 @@ export const INSPECT: unique symbol = Symbol.for('@breeze/verify.inspect');
  * normalizeScopes), synchronously, or undefined when `verify` has to decide. A use like any other:
  * it counts against the key's rate-limit window.
  */
-export const CACHED: unique symbol = Symbol.for('@breeze/verify.cached');
+type CachedLookup = (key: string, scopes: readonly string[]) => VerifyResult | undefined;
+
+/**
+ * The cache lookups of the verifiers createVerifier made, with their own `verify`. Module-private:
+ * a guard takes the shortcut only for such a verifier whose `verify` is still its own. A wrapper, a
+ * copy, or a verifier whose `verify` was replaced (a deny-list, tracing) goes through `verify`.
+ */
+const lookups = new WeakMap<object, { lookup: CachedLookup; verify: KeyVerifier['verify'] }>();
+
+/** The cached answer of a verifier of createVerifier's; undefined when `verify` has to decide. */
+export function cachedAnswer(
+  verifier: KeyVerifier,
+  key: string,
+  scopes: readonly string[],
+): VerifyResult | undefined {
+  const own = lookups.get(verifier);
+  return own !== undefined && verifier.verify === own.verify ? own.lookup(key, scopes) : undefined;
+}
+
 /** A verifier: `verify()` with a local cache kept honest by the revocation stream. */
 export interface Verifier extends KeyVerifier {
   verify(key: string, opts?: VerifyOptions): Promise<VerifyResult>;
@@ -69,7 +87,6 @@ export interface Verifier extends KeyVerifier {
   /** ends the revocation stream and refuses further verifications (`CLOSED`) */
   close(): Promise<void>;
   [INSPECT](): string[];
-  [CACHED]: CachedLookup;
 }
 
 /** While the revocation stream is down, a cached answer is trusted this long at most. */
@@ -112,18 +129,6 @@ function hashKey(key: string): string {
   return typeof oneShot === 'function'
     ? oneShot('sha256', key, 'base64url')
     : nodeCrypto.createHash('sha256').update(key).digest('base64url');
-}
-
-type CachedLookup = (key: string, scopes: readonly string[]) => VerifyResult | undefined;
-
-/** The cached answer of a verifier that has a cache (createVerifier's); undefined otherwise. */
-export function cachedAnswer(
-  verifier: KeyVerifier,
-  key: string,
-  scopes: readonly string[],
-): VerifyResult | undefined {
-  const lookup = (verifier as { [CACHED]?: CachedLookup })[CACHED];
-  return typeof lookup === 'function' ? lookup(key, scopes) : undefined;
 }
 
 /** Scopes as the cache compares them: checked (a TypeError names one that is not a scope), sorted, once each. */
@@ -435,13 +440,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return p;
   }
 
-  return {
+  // no format check: only answers for well-formed keys are cached, and a hash found is the same key
+  const lookup: CachedLookup = (key, scopes) =>
+    closed || typeof key !== 'string' || key.length !== KEY_LENGTH || !key.startsWith('brz_')
+      ? undefined
+      : fromCache(hashKey(key), scopes, performance.now());
+  const made: Verifier = {
     verify,
-    // no format check: only answers for well-formed keys are cached, and a hash found is the same key
-    [CACHED]: (key: string, scopes: readonly string[]) =>
-      closed || typeof key !== 'string' || key.length !== KEY_LENGTH || !key.startsWith('brz_')
-        ? undefined
-        : fromCache(hashKey(key), scopes, performance.now()),
     [INSPECT]: () => [...cache.keys()],
     get streamConnected() {
       return stream?.connected ?? false;
@@ -456,6 +461,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
       await stream?.close();
     },
   };
+  lookups.set(made, { lookup, verify });
+  return made;
 }
 
 /**

@@ -9,7 +9,8 @@ import { RevocationStream } from '../src/events.js';
 import { breezeExpress } from '../src/express.js';
 import { breezeFastify, requireBreeze } from '../src/fastify.js';
 import { createFetchGuard } from '../src/fetch.js';
-import { decideNow, prepareGuard } from '../src/guard.js';
+import { decide, decideNow, nodeCredential, prepareGuard } from '../src/guard.js';
+import type { VerifyOptions, VerifyResult } from '../src/types.js';
 import { createVerifier, INSPECT, type Verifier, type VerifierOptions } from '../src/verifier.js';
 import { type FakeBreeze, makeKey, startFakeBreeze, until, VALID } from './fake-breeze.js';
 
@@ -495,18 +496,20 @@ describe('guards on a warm cache', () => {
     const cold = decideNow(key, g, 'req_1');
     expect(cold).toBeInstanceOf(Promise);
     expect(await cold).toMatchObject({ ok: true, auth: { key_id: 'key_A' } });
-    // warm: decided synchronously, no request
-    const a = decideNow(key, g, 'req_2');
-    const b = decideNow(` ${key}`.trim(), g, 'req_3');
+    // warm: decided synchronously, no request (the credential read as a guard reads it)
+    const a = decideNow(nodeCredential({ 'x-api-key': ` ${key} ` }), g, 'req_2');
+    const b = decideNow(key, g, 'req_3');
     expect(a).not.toBeInstanceOf(Promise);
     expect(a).toMatchObject({ ok: true, headers: { 'x-breeze-api-key-id': 'key_A' } });
     if (a instanceof Promise || b instanceof Promise || !a.ok || !b.ok) throw new Error('not decided');
-    expect(b.auth).toBe(a.auth);
-    expect(Object.isFrozen(a.auth) && Object.isFrozen(a.auth.user) && Object.isFrozen(a.auth.scopes)).toBe(
-      true,
-    );
+    // each request its own caller (a handler may add to it), sharing the frozen user and scopes
+    expect(b.auth).not.toBe(a.auth);
+    (a.auth as unknown as Record<string, unknown>).tenant = 't1';
+    expect(b.auth).not.toHaveProperty('tenant');
+    expect(b.auth.scopes).toBe(a.auth.scopes);
+    expect(Object.isFrozen(a.auth.user) && Object.isFrozen(a.auth.scopes)).toBe(true);
     expect(() => (a.auth.scopes as string[]).push('admin')).toThrow(TypeError);
-    expect(a.auth.scopes).toEqual(['read', 'write']);
+    expect(b.auth.scopes).toEqual(['read', 'write']);
     // a scope the cached answer lacks: the server decides (and counts the refusal), then the cache
     fake.answers.set(key, { valid: false, code: 'INSUFFICIENT_SCOPE' });
     const admin = prepareGuard({ verifier: v, scopes: ['admin'] });
@@ -541,6 +544,38 @@ describe('guards on a warm cache', () => {
     await app.close();
   });
 
+  it('a wrapped or patched verifier is asked every time: the cache shortcut is only for an untouched one', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A', ['read']));
+    const v = verifier();
+    await connected(v);
+    expect(await v.verify(key)).toMatchObject({ valid: true }); // warm
+    const denyA = (r: VerifyResult): VerifyResult =>
+      r.valid && r.key_id === 'key_A' ? { valid: false, code: 'DISABLED' } : r;
+    const copy = { ...v, verify: async (k: string, o?: VerifyOptions) => denyA(await v.verify(k, o)) };
+    const inherited = Object.create(v) as Verifier;
+    inherited.verify = async (k, o) => denyA(await v.verify(k, o));
+    for (const wrapper of [copy, inherited]) {
+      const app = Fastify();
+      await app.register(breezeFastify, { verifier: wrapper });
+      app.get('/x', async () => ({ ok: true }));
+      for (let i = 0; i < 2; i++)
+        expect((await app.inject({ url: '/x', headers: { 'x-api-key': key } })).statusCode).toBe(401);
+      await app.close();
+    }
+    // the verifier itself, with its verify replaced
+    const original = v.verify;
+    v.verify = async (k, o) => denyA(await original(k, o));
+    const app = Fastify();
+    await app.register(breezeFastify, { verifier: v });
+    app.get('/x', async () => ({ ok: true }));
+    expect((await app.inject({ url: '/x', headers: { 'x-api-key': key } })).statusCode).toBe(401);
+    v.verify = original;
+    expect((await app.inject({ url: '/x', headers: { 'x-api-key': key } })).statusCode).toBe(200);
+    await app.close();
+    expect(fake.verifyCalls).toHaveLength(1);
+  });
+
   it('every guard checks its scopes when it is set up, not at a request', async () => {
     const v = verifier({ events: false });
     const bad = ['read', 'Not A Scope'];
@@ -557,8 +592,27 @@ describe('guards on a warm cache', () => {
     expect(() => app2.get('/x', { config: { breeze: { scopes: ['BAD!'] } } }, async () => ({}))).toThrow(
       /not a Breeze scope/,
     );
+    // a route declared before the plugin is guarded too, but checked at its first request: refused
+    // in Breeze's shape, as when the guard cannot decide
+    const app3 = Fastify();
+    app3.get('/early', { config: { breeze: { scopes: ['BAD!'] } } }, async () => ({}));
+    await app3.register(breezeFastify, { verifier: v });
+    for (let i = 0; i < 2; i++) {
+      const res = await app3.inject({ url: '/early', headers: { 'x-api-key': makeKey() } });
+      expect(res.statusCode).toBe(503);
+      expect(res.json().error).toMatchObject({
+        code: 'UNAVAILABLE',
+        request_id: res.headers['x-request-id'],
+      });
+    }
+    // the exported decide() answers the same way
+    expect(await decide(() => makeKey(), { verifier: v, scopes: bad })).toMatchObject({
+      ok: false,
+      status: 503,
+    });
     await app.close();
     await app2.close();
+    await app3.close();
     expect(fake.verifyCalls).toHaveLength(0);
   });
 });
