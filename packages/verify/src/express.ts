@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { decideNow, type GuardOptions, type GuardResult, nodeCredential, prepareGuard } from './guard.js';
+import { safeToken } from './http.js';
 import type { BreezeAuth } from './types.js';
 
 export type { BreezeAuth } from './types.js';
@@ -45,15 +46,10 @@ export function breezeExpress(
       for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
       res.end(JSON.stringify(decision.body));
     };
-    const decision = decideNow(nodeCredential(req.headers), g, requestIdOf(req.headers['x-request-id']));
+    const decision = decideNow(nodeCredential(req.headers), g, safeToken(req.headers['x-request-id']));
     if (decision instanceof Promise) decision.then(apply, (err: unknown) => next(err));
     else apply(decision);
   };
-}
-
-/** The caller's `x-request-id`, when it is one we may repeat in a refusal. */
-function requestIdOf(incoming: string | string[] | undefined): string | undefined {
-  return typeof incoming === 'string' && /^[A-Za-z0-9_.:-]{1,80}$/.test(incoming) ? incoming : undefined;
 }
 
 export default breezeExpress;

@@ -1,4 +1,5 @@
 import { decideNow, extractCredential, type GuardOptions, type GuardResult, prepareGuard } from './guard.js';
+import { safeToken } from './http.js';
 import type { BreezeAuth } from './types.js';
 
 export type { GuardResult } from './guard.js';
@@ -12,8 +13,7 @@ export function createFetchGuard(o: GuardOptions): (request: Request) => Promise
   if (!o?.verifier) throw new TypeError('createFetchGuard needs { verifier }');
   const g = prepareGuard(o);
   return async (request) => {
-    const incoming = request.headers.get('x-request-id');
-    const rid = incoming && /^[A-Za-z0-9_.:-]{1,80}$/.test(incoming) ? incoming : undefined;
+    const rid = safeToken(request.headers.get('x-request-id'));
     return decideNow(
       extractCredential((name) => request.headers.get(name)),
       g,

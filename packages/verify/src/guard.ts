@@ -63,11 +63,6 @@ export function nodeCredential(headers: NodeHeaders): string | undefined {
   );
 }
 
-/** Reads a header from Node's `IncomingHttpHeaders` (arrays: the first value). */
-export function nodeHeaderGetter(headers: NodeHeaders): HeaderGetter {
-  return (name) => first(headers[name]);
-}
-
 const MESSAGES = {
   missing: 'Missing API key: send it in the xi-api-key or x-api-key header, or as Authorization: Bearer.',
   invalid: 'Missing, malformed, deleted or disabled API key.',

@@ -48,16 +48,23 @@ export function networkError(err: unknown, server: string, timeoutMs: number): B
   });
 }
 
+/**
+ * A request id or error code another party sent, when it is safe to repeat (in an error, a refusal
+ * body, a log): letters, digits and `_.:-`, 80 characters at most; otherwise undefined.
+ */
+export function safeToken(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,80}$/.test(value) ? value : undefined;
+}
+
 /** The error code and request id of a Breeze error body, when it is one (never more than that). */
 export function describeErrorBody(text: string): { code?: string; requestId?: string } {
   try {
     const body = JSON.parse(text) as { error?: { code?: unknown; request_id?: unknown } };
     const code = typeof body?.error?.code === 'string' ? body.error.code : undefined;
     const requestId = typeof body?.error?.request_id === 'string' ? body.error.request_id : undefined;
-    const safe = (s: string | undefined) => (s && /^[A-Za-z0-9_.:-]{1,80}$/.test(s) ? s : undefined);
     const out: { code?: string; requestId?: string } = {};
-    const c = safe(code);
-    const r = safe(requestId);
+    const c = safeToken(code);
+    const r = safeToken(requestId);
     if (c) out.code = c;
     if (r) out.requestId = r;
     return out;

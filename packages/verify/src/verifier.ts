@@ -1,7 +1,7 @@
 import * as nodeCrypto from 'node:crypto';
 import { BreezeVerifyError } from './errors.js';
 import { RevocationStream } from './events.js';
-import { describeErrorBody, networkError, readLimited } from './http.js';
+import { describeErrorBody, networkError, readLimited, safeToken } from './http.js';
 import { createJwtChecker, type JwtAllow, type JwtChecker, type JwtResolve, resolveByAllow } from './jwt.js';
 import { isWellFormedKey, KEY_LENGTH, looksLikeJwt } from './key-format.js';
 import { LruMap } from './lru.js';
@@ -366,7 +366,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (err instanceof BreezeVerifyError) throw err;
       throw networkError(err, server, timeoutMs);
     }
-    const rid = requestId && /^[A-Za-z0-9_.:-]{1,80}$/.test(requestId) ? requestId : undefined;
+    const rid = safeToken(requestId);
     const opts = { status: res.status, ...(rid ? { requestId: rid } : {}) };
     if (res.status === 200) return parseVerifyAnswer(text, res.status, rid);
     const { code } = describeErrorBody(text);
