@@ -32,6 +32,9 @@ export interface SavedLogin {
   replacedKeyId: string | null;
 }
 
+/** How a key made by a login was made (API.md `created_via`): such a key is stored only by its profile. */
+const LOGIN_MADE: ReadonlySet<string> = new Set(['cli_login', 'email_code', 'oidc']);
+
 /** What `--json` prints for a saved login (CLI.md `breeze login --json`); never the key itself. */
 export function savedLoginJson(saved: SavedLogin): Record<string, unknown> {
   return {
@@ -140,12 +143,20 @@ export async function saveLogin(
   );
 
   let replacedKeyId: string | null = null;
+  let keptKeyId: string | null = null;
   if (previous && previous.server === server && previous.key_id !== result.key.key_id) {
-    // Re-login: the old key of this profile is no longer stored anywhere; do not leave it alive.
+    // Re-login: the old key of this profile is no longer stored here. One a login made exists only
+    // here and would live on unseen: it is deleted. One made otherwise (pasted with --with-key,
+    // created with "keys create", a rotation's) may be in use elsewhere (CI, another machine): kept.
     try {
       const client = await ctx.client({ apiKey: result.apiKey });
-      await client.deleteKey(previous.key_id);
-      replacedKeyId = previous.key_id;
+      const old = await client.getKey(previous.key_id);
+      if (LOGIN_MADE.has(old.created_via)) {
+        await client.deleteKey(previous.key_id);
+        replacedKeyId = previous.key_id;
+      } else {
+        keptKeyId = previous.key_id;
+      }
     } catch (err) {
       const status = (err as { status?: number }).status;
       if (status !== 404) {
@@ -164,6 +175,11 @@ export async function saveLogin(
     // a key that stops working must not do so unannounced (a script or another machine may use it)
     if (replacedKeyId)
       ctx.out.info(`Deleted this profile's previous key ${replacedKeyId} on the server: it no longer works.`);
+    if (keptKeyId)
+      ctx.out.info(
+        `This profile's previous key ${keptKeyId} was not made by a login, so it was kept and still works: ` +
+          `"breeze keys delete ${keptKeyId}" deletes it if nothing else uses it.`,
+      );
   }
   return { profile: ctx.profile, server, storage: saved, key: result.key, user: result.user, replacedKeyId };
 }

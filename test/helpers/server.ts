@@ -27,6 +27,8 @@ export interface SeedKeyOptions {
   scopes?: Scope[];
   name?: string;
   expiresAt?: string | null;
+  /** how the key was made (API.md `created_via`); default `api` */
+  createdVia?: 'api' | 'cli_login' | 'email_code';
 }
 
 /** Creates the user (if needed) and an admin-capable key for it, as a first login would; returns the plaintext. */
@@ -41,7 +43,7 @@ export async function mintSeedKey(
     name: o.name ?? 'seed',
     scopes: o.scopes ?? ['read', 'write', 'admin'],
     expiresAt: o.expiresAt ?? null,
-    createdVia: 'api',
+    createdVia: o.createdVia ?? 'api',
   });
   return { apiKey, keyId: row.id, userId: user.id };
 }
