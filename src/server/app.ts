@@ -98,7 +98,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     frameworkErrors: (err, _request, reply) => handleError(err, reply.request, reply),
     // and neither do requests Node's HTTP parser refuses (bad bytes, framing, oversized headers)
     clientErrorHandler: answerClientError,
+    // Node would answer an HTTP/1.1 request without Host itself: a bare 400 without x-request-id or
+    // the error shape. Let it through; the onRequest hook below refuses it in the documented shape.
+    http: { requireHostHeader: false },
   });
+  // Likewise an `Expect` other than 100-continue: Node answers a bare 417. RFC 9110 §10.1.1 lets a
+  // server ignore an expectation it does not know, so the request is served like any other.
+  app.server.on('checkExpectation', (req, res) => app.server.emit('request', req, res));
   // A client may half-close its side once the request is sent (shutdown(SHUT_WR), `nc -N`): Node's
   // HTTP server would then abort the request and drop the answer of a handler still at work (one
   // waiting on PostgreSQL). Answer it, then close.
@@ -168,6 +174,10 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // callback style: no promise per request for a header
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host is a 400 (see `requireHostHeader` above)
+    if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
+      return done(new HttpError('VALIDATION_FAILED', 'Malformed HTTP request: no Host header.'));
+    }
     done();
   });
   registerErrorHandling(app);

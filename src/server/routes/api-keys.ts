@@ -37,6 +37,7 @@ interface KeyParams {
 }
 
 const nameSchema = textSchema(200);
+const noStore = { 'cache-control': 'no-store' };
 
 export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
   // the key operations live in services/api-keys.ts, shared with the dashboard pages
@@ -120,7 +121,11 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const caller = requireAuth(request);
       const { row, apiKey } = await ops.create(caller, request.body, byRequest(request, caller));
-      return reply.code(201).send({ ...info(row), api_key: apiKey });
+      // the plaintext is in this answer only: no cache may keep it (as for the other secret answers)
+      return reply
+        .code(201)
+        .headers(noStore)
+        .send({ ...info(row), api_key: apiKey });
     },
   );
 
@@ -193,7 +198,10 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
         request.body?.grace_period_s ?? DEFAULT_GRACE_S,
         byRequest(request, caller),
       );
-      return reply.code(201).send({ ...info(row), api_key: apiKey, previous: info(previous) });
+      return reply
+        .code(201)
+        .headers(noStore)
+        .send({ ...info(row), api_key: apiKey, previous: info(previous) });
     },
   );
 
