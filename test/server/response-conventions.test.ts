@@ -100,5 +100,60 @@ for (const e of eng.list) {
       expect(res.headers.get('x-request-id')).toMatch(/^req_/);
       expect(res.body).toEqual({ status: 'ok' });
     });
+
+    it('answers a body over 64 KiB with 413 PAYLOAD_TOO_LARGE whatever its content type', async () => {
+      const { apiKey } = await s.seedKey({ email: `big-${e.name}@example.com` });
+      for (const type of [
+        'application/json',
+        'text/html',
+        'application/octet-stream',
+        'multipart/form-data',
+      ]) {
+        const res = await s.app.inject({
+          method: 'POST',
+          url: '/v1/api-keys',
+          headers: { 'xi-api-key': apiKey, 'content-type': type },
+          payload: 'x'.repeat(70_000),
+        });
+        expect(res.statusCode, type).toBe(413);
+        expect(res.json().error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', statusCode: 413 });
+      }
+      // exactly 64 KiB is still read (and here refused as the wrong type it is)
+      const edge = await s.app.inject({
+        method: 'POST',
+        url: '/v1/api-keys',
+        headers: { 'xi-api-key': apiKey, 'content-type': 'text/html' },
+        payload: 'x'.repeat(64 * 1024),
+      });
+      expect(edge.statusCode).toBe(400);
+    });
+
+    it('names the Bearer scheme on every 401 (WWW-Authenticate), and not on other errors', async () => {
+      const missing = await s.app.inject({ method: 'GET', url: '/v1/me' });
+      const wrong = await s.app.inject({
+        method: 'GET',
+        url: '/v1/me',
+        headers: { 'xi-api-key': 'brz_nope' },
+      });
+      for (const res of [missing, wrong]) {
+        expect(res.statusCode).toBe(401);
+        expect(res.headers['www-authenticate']).toBe('Bearer realm="breeze"');
+      }
+      const notFound = await s.app.inject({ method: 'GET', url: '/v1/nothing-here' });
+      expect(notFound.statusCode).toBe(404);
+      expect(notFound.headers['www-authenticate']).toBeUndefined();
+    });
+
+    it("names the per-IP limits' headers RateLimit-* like the per-key limit's, not X-RateLimit-*", async () => {
+      const res = await s.app.inject({
+        method: 'POST',
+        url: '/auth/code',
+        payload: { email: `limits-${e.name}@example.com`, type: 'jwt' },
+      });
+      expect(res.statusCode).toBeLessThan(300);
+      expect(res.headers['ratelimit-limit']).toBeDefined();
+      expect(res.headers['ratelimit-remaining']).toBeDefined();
+      expect(Object.keys(res.headers).filter((h) => h.startsWith('x-ratelimit'))).toEqual([]);
+    });
   });
 }

@@ -18,6 +18,8 @@ export function errorBody(code: ErrorCode, message: string, requestId: string, d
 }
 
 function sendError(reply: FastifyReply, code: ErrorCode, message: string, details?: unknown): FastifyReply {
+  // RFC 9110 §15.5.2: a 401 names how to authenticate (a Bearer challenge: no browser prompt)
+  if (code === 'AUTH_REQUIRED') reply.header('www-authenticate', 'Bearer realm="breeze"');
   return reply
     .header('x-request-id', reply.request.id)
     .code(ERROR_CODES[code].status)

@@ -23,6 +23,9 @@ export function rateLimitedError(_req: FastifyRequest, context: { after: string;
 export async function registerIpRateLimit(app: FastifyInstance): Promise<void> {
   await app.register(rateLimit, {
     global: false,
+    // RateLimit-Limit / -Remaining / -Reset (API.md's `RateLimit-*`, the names the per-key limit
+    // sends too), not the X-RateLimit-* of the plugin's default
+    enableDraftSpec: true,
     errorResponseBuilder: rateLimitedError,
     keyGenerator: perIpKey('ip'),
   });
