@@ -325,6 +325,38 @@ for (const e of eng.list) {
       expect(seen().sort()).toEqual(['oidc_trust.deleted', 'org.updated', 'org.updated']);
     });
 
+    test('deleting a project deletes its OIDC trusts, each recorded as oidc_trust.deleted', async () => {
+      const o = await owner();
+      const project = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/projects`, {
+        name: `ci-${uniq()}`,
+      });
+      expect(project.status, JSON.stringify(project.body)).toBe(201);
+      const trusts: Json[] = [];
+      for (const repository of ['acme/api', 'acme/web']) {
+        const t = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/oidc-trusts`, {
+          issuer: issuer.url,
+          claims: { repository },
+          project_id: project.body.id,
+        });
+        expect(t.status, JSON.stringify(t.body)).toBe(201);
+        trusts.push(t.body);
+      }
+      expect((await call(o.admin.apiKey, 'DELETE', `/v1/projects/${project.body.id}`)).status).toBe(204);
+      // the trusts are gone with the project
+      for (const t of trusts)
+        expect((await call(o.admin.apiKey, 'DELETE', `/v1/oidc-trusts/${t.id}`)).status).toBe(404);
+      const deleted = await auditOf(o.admin.apiKey, o.orgId, 'oidc_trust.deleted');
+      expect(deleted.map((ev) => (ev.target as Json).id).sort()).toEqual(trusts.map((t) => t.id).sort());
+      for (const ev of deleted) {
+        expect(ev).toMatchObject({
+          project_id: project.body.id,
+          actor: { type: 'key', key_id: o.admin.keyId },
+          details: { issuer: issuer.url },
+        });
+      }
+      expect(await auditOf(o.admin.apiKey, o.orgId, 'project.deleted')).toHaveLength(1);
+    });
+
     test("a webhook ping's stored body has the URL without its query", async () => {
       const o = await owner();
       const hook = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {

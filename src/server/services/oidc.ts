@@ -10,6 +10,7 @@ import type { OidcTrustRow } from '../store/oidc.js';
 import { hasNoControls, withoutControls } from '../validation.js';
 import { type AuditBy, type RequestMeta, SYSTEM_ACTOR, SYSTEM_BY } from './audit.js';
 import { IssuerKeys, issuerUrlProblem, OidcRefusal } from './oidc-issuer.js';
+import { trustDeletedEvent, trustView } from './oidc-trusts.js';
 import { OrgService } from './orgs.js';
 
 /** The longest a key minted by an OIDC exchange lives (PLATFORM.md: `ttl_s` <= 3600). */
@@ -53,21 +54,6 @@ export interface CreateTrustInput {
   project_id?: string;
   scopes?: Scope[];
   ttl_s?: number;
-}
-
-export function trustView(row: OidcTrustRow): OidcTrustView {
-  return {
-    id: row.id,
-    org_id: row.org_id,
-    project_id: row.project_id,
-    issuer: row.issuer,
-    audience: row.audience,
-    claims: JSON.parse(row.claims) as Record<string, string>,
-    scopes: row.scopes.split(' ').filter(Boolean) as Scope[],
-    ttl_s: Number(row.ttl_s),
-    created_by: row.created_by,
-    created_at: row.created_at,
-  };
 }
 
 function invalid(message: string): HttpError {
@@ -274,18 +260,10 @@ export class OidcService {
         throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
       throw err;
     }
-    const view = trustView(row);
     await this.ctx.store.transaction(async (tx) => {
       // of concurrent deletes one records the event; the others are 404
       if (!(await tx.oidc.deleteTrust(trustId))) throw new HttpError('NOT_FOUND', 'No such OIDC trust.');
-      await this.ctx.audit.record(tx, by.meta, {
-        action: 'oidc_trust.deleted',
-        orgId: row.org_id,
-        projectId: row.project_id,
-        actor: by.actor,
-        target: { type: 'oidc_trust', id: row.id, ownerId: row.created_by },
-        details: { issuer: view.issuer, audience: view.audience, claims: view.claims, scopes: view.scopes },
-      });
+      await this.ctx.audit.record(tx, by.meta, trustDeletedEvent(row, by.actor));
     });
     return row;
   }

@@ -31,6 +31,7 @@ import {
 import { normaliseEmail } from '../store/users.js';
 import { type AuditActor, actorOf, type RequestMeta, SYSTEM_META } from './audit.js';
 import { recordRevocations } from './key-events.js';
+import { trustDeletedEvent } from './oidc-trusts.js';
 
 /** An invitation lives 7 days (PLATFORM.md). */
 export const INVITATION_TTL_MS = 7 * 86400_000;
@@ -411,15 +412,20 @@ export class OrgService {
       throw new HttpError('CONFLICT', 'The "default" project cannot be deleted: keys land there by default.');
     }
     const deleted = await this.ctx.store.transaction(async (tx) => {
+      // the project's OIDC trusts go with it (a foreign key's cascade): each deletion is recorded,
+      // as one by "oidc trust delete" is, so a CI identity never disappears without a trace
+      const trusts = await tx.oidc.trustsOfProject(project.id);
       if (!(await tx.orgs.deleteEmptyProject(project.id))) return false;
+      const actor = actorOf(auth);
       await this.ctx.audit.record(tx, meta, {
         action: 'project.deleted',
         orgId: project.org_id,
         projectId: project.id,
-        actor: actorOf(auth),
+        actor,
         target: { type: 'project', id: project.id },
         details: { name: project.name },
       });
+      for (const trust of trusts) await this.ctx.audit.record(tx, meta, trustDeletedEvent(trust, actor));
       return true;
     });
     if (!deleted) {

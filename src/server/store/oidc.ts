@@ -21,6 +21,16 @@ export class OidcRepo {
     return this.db.selectFrom('oidc_trusts').selectAll().where('org_id', '=', orgId).orderBy('id').execute();
   }
 
+  /** The trusts that name a project (deleted with it), oldest first. */
+  async trustsOfProject(projectId: string): Promise<OidcTrustRow[]> {
+    return this.db
+      .selectFrom('oidc_trusts')
+      .selectAll()
+      .where('project_id', '=', projectId)
+      .orderBy('id')
+      .execute();
+  }
+
   /**
    * Every trust in `issuer`, oldest first (ids sort by creation time). A trust written with or
    * without a trailing slash matches either: `https://gitlab.com/` is meant to be `https://gitlab.com`.
