@@ -76,14 +76,17 @@ for (const e of eng.list) {
       await rx?.close();
     });
 
-    test('create, list, delete: the API shapes, and webhook.created/deleted in the audit log', async () => {
+    test('create, list, delete: the API shapes, and webhook.created/deleted in the audit log without the URL path (a credential of Slack-like receivers)', async () => {
       const o = await owner(s);
       const created = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
-        url: `${rx.url}/a`,
+        url: `${rx.url}/services/T000/XOXB-SECRET-PATH`,
         events: ['key.created', 'key.rotated'],
       });
       expect(created.status).toBe(201);
-      expect(created.body).toMatchObject({ url: `${rx.url}/a`, events: ['key.created', 'key.rotated'] });
+      expect(created.body).toMatchObject({
+        url: `${rx.url}/services/T000/XOXB-SECRET-PATH`,
+        events: ['key.created', 'key.rotated'],
+      });
       expect(created.body.id).toMatch(/^whk_/);
       expect(Date.parse(created.body.created_at as string)).not.toBeNaN();
 
@@ -100,6 +103,10 @@ for (const e of eng.list) {
       const actions = (audit.body.data as Json[]).map((ev) => [ev.action, (ev.target as Json).id]);
       expect(actions).toContainEqual(['webhook.created', created.body.id]);
       expect(actions).toContainEqual(['webhook.deleted', created.body.id]);
+      // events are listed to the organization and sent to its other webhooks: the origin only
+      expect(JSON.stringify(audit.body)).not.toContain('XOXB-SECRET-PATH');
+      for (const ev of (audit.body.data as Json[]).filter((e) => String(e.action).startsWith('webhook.')))
+        expect((ev.details as Json).url).toBe(`${new URL(rx.url).origin}/…`);
     });
 
     test('a ping reaches the receiver, signed with the key the JWKS publishes', async () => {

@@ -86,11 +86,28 @@ export function deliveryView(row: DeliveryRow): DeliveryView {
   };
 }
 
-/** A URL as the audit log shows it: without its query (which may carry a receiver's token). */
+/**
+ * A webhook's URL as its own ping shows it: without its query (which may carry the receiver's token).
+ * The ping goes to that receiver only.
+ */
 function shownUrl(url: string): string {
   try {
     const u = new URL(url);
     return `${u.origin}${u.pathname}`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A webhook's URL as the audit log shows it: its origin alone, `/…` for a path. Events are listed
+ * to the organization and sent to its other webhooks, and a path may be a receiver's credential
+ * (Slack's and Discord's incoming webhooks carry theirs there); the target id names the webhook.
+ */
+function auditedUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    return u.pathname === '/' && u.search === '' ? u.origin : `${u.origin}/…`;
   } catch {
     return '';
   }
@@ -166,7 +183,7 @@ export class WebhookService {
         orgId: access.orgId,
         actor: actorOf(access.auth),
         target: { type: 'webhook', id: row.id },
-        details: { url: shownUrl(url), events: names },
+        details: { url: auditedUrl(url), events: names },
       });
     });
     return webhookView(row);
@@ -205,7 +222,7 @@ export class WebhookService {
         orgId: row.org_id,
         actor: actorOf(auth),
         target: { type: 'webhook', id: row.id },
-        details: { url: shownUrl(row.url), events: eventsOf(row) },
+        details: { url: auditedUrl(row.url), events: eventsOf(row) },
       });
     });
     return webhookView(row);
