@@ -22,6 +22,11 @@ export interface MintOptions {
   name: string;
   scopes: Scope[];
   expiresAt: string | null;
+  /**
+   * A lifetime instead of `expiresAt`: the key expires this many seconds after its `created_at`,
+   * exactly (the clock read once, when the key is made, not before a transaction began).
+   */
+  expiresInS?: number;
   createdVia: CreatedVia;
   rotatedFrom?: string | null;
   /** who mints it, from where (the `key.created` event); default: the server itself */
@@ -74,7 +79,10 @@ export class KeyService {
       hash: this.hasher(apiKey),
       scopes: opts.scopes,
       createdAt: now.toISOString(),
-      expiresAt: opts.expiresAt,
+      expiresAt:
+        opts.expiresInS === undefined
+          ? opts.expiresAt
+          : new Date(now.getTime() + opts.expiresInS * 1000).toISOString(),
       rotatedFrom: opts.rotatedFrom ?? null,
       createdVia: opts.createdVia,
     });

@@ -220,6 +220,8 @@ for (const e of eng.list) {
         const expires = Date.parse(res.body.key.expires_at);
         expect(expires - before).toBeGreaterThanOrEqual(119_000);
         expect(expires - before).toBeLessThanOrEqual(122_000);
+        // PLATFORM.md: expires_at is now + ttl_s, counted from the key's own created_at exactly
+        expect(expires - Date.parse(res.body.key.created_at)).toBe(120_000);
         const me = await call('GET', '/v1/me', undefined, res.body.api_key);
         expect(me.status).toBe(200);
         expect(me.body.user.id).toBe(owner.userId);

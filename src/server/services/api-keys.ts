@@ -145,6 +145,8 @@ export class ApiKeyOps {
       name: body.name.trim(),
       scopes,
       expiresAt,
+      // a lifetime counts from the key's created_at (resolveExpiry's is only a check of the input)
+      ...(body.expires_in_s !== undefined ? { expiresInS: body.expires_in_s } : {}),
       createdVia: 'api',
       by,
     });

@@ -361,7 +361,9 @@ export class OidcService {
           projectId: trust.project_id,
           name: keyName(payload, iss),
           scopes,
-          expiresAt: new Date(now.getTime() + Number(trust.ttl_s) * 1000).toISOString(),
+          // PLATFORM.md: expires_at is created_at + ttl_s (not counted from before the JWKS fetch)
+          expiresAt: null,
+          expiresInS: Number(trust.ttl_s),
           createdVia: 'oidc',
           by,
         },
