@@ -79,9 +79,10 @@ export interface CliContext {
   baseUrl(): Promise<string>;
   /**
    * An API client for `server()` (the embedded server is started on first use). `apiKey`: the
-   * credential to send; omitted = anonymous (login flows).
+   * credential to send; omitted = anonymous (login flows). `server`: another server than `server()`
+   * (a re-login's replaced key, on the server it belongs to).
    */
-  client(opts?: { apiKey?: string }): Promise<BreezeClient>;
+  client(opts?: { apiKey?: string; server?: string }): Promise<BreezeClient>;
   /** the credential in use (BREEZE_API_KEY, else the profile's stored key); throws exit 3 when none */
   session(): Promise<Session>;
   /** `session()` plus a client sending its key */
@@ -227,8 +228,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
    * The resident embedded server (started in the background when none runs; docs/architecture.md),
    * with the mails it writes shown on stderr while this command runs. Undefined for a URL server.
    */
-  const embeddedServer = (): Promise<{ url: string; socket: string }> | undefined => {
-    if (ctx.server() !== EMBEDDED) return undefined;
+  const embeddedServer = (server = ctx.server()): Promise<{ url: string; socket: string }> | undefined => {
+    if (server !== EMBEDDED) return undefined;
     embedded ??= (async () => {
       const [{ ensureResident }, { watchOutbox }] = await Promise.all([
         import('./resident.js'),
@@ -344,19 +345,20 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
       return (await embeddedServer())?.url ?? ctx.server();
     },
     async client(opts = {}) {
+      const server = opts.server ?? ctx.server();
       const [{ BreezeClient }, resident] = await Promise.all([
         import('../client/client.js'),
-        embeddedServer(),
+        embeddedServer(server),
       ]);
       return new BreezeClient({
-        baseUrl: resident?.url ?? ctx.server(),
+        baseUrl: resident?.url ?? server,
         // the resident embedded server: over its unix socket (links and pages use its loopback URL)
         socket: resident ? residentTarget(resident) : undefined,
         apiKey: opts.apiKey,
         userAgent: `breeze/${cliVersion()}`,
         signal: interrupts.signal,
         // the embedded server is on loopback: never send it through a proxy
-        proxy: ctx.server() !== EMBEDDED,
+        proxy: server !== EMBEDDED,
         // through `out`: escaped like any other line for people, and printed above a running spinner
         trace,
         // a short Retry-After is waited out, saying so; a long one fails at once (exit 1, RATE_LIMITED,

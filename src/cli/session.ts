@@ -6,7 +6,7 @@ import {
   type StorageBackend,
   type StoragePreference,
 } from '../credentials/types.js';
-import type { CliContext } from './context.js';
+import { type CliContext, EMBEDDED, normaliseServer } from './context.js';
 import { UserError } from './errors.js';
 
 /** What every login flow hands back (browser, device, email code, --with-key). */
@@ -101,9 +101,15 @@ export async function saveLogin(
   const server = ctx.server();
   const account = ctx.account(server);
   const preference = opts.storage ?? storagePreference(ctx);
-  const { saved, previous } = await storeOrDiscard(ctx, result, (secretStored) =>
+  const { saved, previous, replacedKey } = await storeOrDiscard(ctx, result, (secretStored) =>
     ctx.config.locked(async () => {
       const before = ctx.config.profile(ctx.profile);
+      // the key this login replaces, read before it is overwritten: it retires itself on its own
+      // server (below), whoever logs in now, wherever, with whatever scopes
+      const replacedKey =
+        before && before.key_id !== result.key.key_id
+          ? await ctx.credentials.readStored(ctx.account(before.server), before.storage)
+          : null;
       let storage: StorageBackend;
       try {
         storage = await ctx.credentials.save(account, result.apiKey, preference, { locked: true });
@@ -138,34 +144,16 @@ export async function saveLogin(
         },
         { locked: true },
       );
-      return { saved: storage, previous: before };
+      return { saved: storage, previous: before, replacedKey };
     }),
   );
 
-  let replacedKeyId: string | null = null;
-  let keptKeyId: string | null = null;
-  if (previous && previous.server === server && previous.key_id !== result.key.key_id) {
-    // Re-login: the old key of this profile is no longer stored here. One a login made exists only
-    // here and would live on unseen: it is deleted. One made otherwise (pasted with --with-key,
-    // created with "keys create", a rotation's) may be in use elsewhere (CI, another machine): kept.
-    try {
-      const client = await ctx.client({ apiKey: result.apiKey });
-      const old = await client.getKey(previous.key_id);
-      if (LOGIN_MADE.has(old.created_via)) {
-        await client.deleteKey(previous.key_id);
-        replacedKeyId = previous.key_id;
-      } else {
-        keptKeyId = previous.key_id;
-      }
-    } catch (err) {
-      const status = (err as { status?: number }).status;
-      if (status !== 404) {
-        ctx.out.warn(
-          `Could not delete the previous key ${previous.key_id} on the server (${(err as Error).message}).`,
-        );
-      }
-    }
-  }
+  const replaced =
+    previous && previous.key_id !== result.key.key_id
+      ? await retireReplaced(ctx, previous, replacedKey, result.apiKey, server)
+      : null;
+  const replacedKeyId = replaced?.deleted ? previous!.key_id : null;
+  const keptKeyId = replaced?.kept ? previous!.key_id : null;
   if (!opts.quiet) {
     const where = saved === 'keychain' ? 'the OS keychain' : `${ctx.configDir}/credentials.json`;
     ctx.out.success(
@@ -182,6 +170,46 @@ export async function saveLogin(
       );
   }
   return { profile: ctx.profile, server, storage: saved, key: result.key, user: result.user, replacedKeyId };
+}
+
+/**
+ * The key a re-login replaced: no longer stored by its profile. One a login made exists nowhere
+ * else and would live on unseen: it is deleted on its server. One made otherwise (pasted with
+ * --with-key, created with "keys create", a rotation's) may be in use elsewhere (CI, another
+ * machine): kept. The key itself asks and deletes (a key may always read and delete itself), on
+ * the server it belongs to, so a login as another user, on another server or with narrower scopes
+ * retires it too; when its plaintext could not be read, the new key does, on the same server.
+ */
+async function retireReplaced(
+  ctx: CliContext,
+  previous: { server: string; key_id: string },
+  replacedKey: string | null,
+  newKey: string,
+  server: string,
+): Promise<{ deleted?: true; kept?: true } | null> {
+  const home = normaliseServer(previous.server);
+  if (!replacedKey && home !== server) {
+    ctx.out.warn(
+      `The previous key ${previous.key_id} (of ${home === EMBEDDED ? 'the embedded server' : home}) could not be read to retire it: "breeze keys delete ${previous.key_id}" there deletes it if nothing uses it.`,
+    );
+    return null;
+  }
+  try {
+    const client = await ctx.client({ apiKey: replacedKey ?? newKey, server: home });
+    const old = await client.getKey(previous.key_id);
+    if (!LOGIN_MADE.has(old.created_via)) return { kept: true };
+    await client.deleteKey(previous.key_id);
+    return { deleted: true };
+  } catch (err) {
+    const status = (err as { status?: number }).status;
+    // 401 (asked with itself) or 404: already gone, or refused: nothing left to retire
+    if (status !== 401 && status !== 404) {
+      ctx.out.warn(
+        `Could not delete the previous key ${previous.key_id} on ${home === EMBEDDED ? 'the embedded server' : home} (${(err as Error).message}).`,
+      );
+    }
+    return null;
+  }
 }
 
 /**

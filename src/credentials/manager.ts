@@ -62,6 +62,11 @@ export class CredentialManager {
     }
   }
 
+  /** The stored key of an account in `backend`, null when absent; a keychain that cannot answer throws `KeychainUnavailableError`. */
+  async readStoredOrThrow(account: string, backend: StorageBackend): Promise<string | null> {
+    return this.store(backend).get(account);
+  }
+
   /**
    * The key to use: `BREEZE_API_KEY` when set, else the stored one of `account` in `backend` (the
    * profile's recorded storage). Null when there is none.

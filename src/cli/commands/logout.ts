@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { KeychainUnavailableError } from '../../credentials/types.js';
 import { type CliContext, normaliseServer } from '../context.js';
 import { UsageError, UserError } from '../errors.js';
 import type { CommandHost } from './host.js';
@@ -34,7 +35,18 @@ export async function runLogout(opts: { keepKey?: boolean }, ctx: CliContext): P
   }
   const account = ctx.account(saved.server);
   if (!opts.keepKey) {
-    const apiKey = await ctx.credentials.readStored(account, saved.storage);
+    let apiKey: string | null;
+    try {
+      apiKey = await ctx.credentials.readStoredOrThrow(account, saved.storage);
+    } catch (err) {
+      // without the key nothing can be deleted: forgetting the profile would leave a live key
+      // behind, named nowhere (in a keychain that may answer again later)
+      if (!(err instanceof KeychainUnavailableError)) throw err;
+      throw new UserError(`Could not read the key from the OS keychain: ${err.message}`, {
+        hint: 'Nothing was removed and the key still works. Retry once the keychain answers (is it locked?), or pass --keep-key to only forget the profile here.',
+        cause: err,
+      });
+    }
     if (apiKey) {
       try {
         const client = await ctx.client({ apiKey });
