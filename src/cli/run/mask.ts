@@ -4,7 +4,8 @@
  *
  * Forms masked, per secret value:
  * - the value itself;
- * - percent-encoded (encodeURIComponent, upper- and lower-case hex) and form-encoded (`+` for space);
+ * - percent-encoded (encodeURIComponent, and everything but ASCII letters and digits escaped; each
+ *   with upper- and lower-case hex) and form-encoded (`+` for space);
  * - base64, standard and URL-safe, at each of the 3 alignments the value can have inside a longer
  *   base64 stream (e.g. `user:key` in a Basic auth header). Only the characters that depend on the
  *   value's bytes alone are matched (a character that mixes in a neighbouring byte differs from one
@@ -54,6 +55,17 @@ export function maskedForms(value: string): string[] {
   forms.add(pct);
   forms.add(pct.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
   forms.add(pct.replace(/%20/g, '+'));
+  // stricter encoders: everything but ASCII letters and digits escaped (brz%5F…). Not every byte
+  // escaped: those forms start with `%`, and the trailing `%` of every progress bar would wait
+  for (const upper of [true, false]) {
+    let form = '';
+    for (const b of raw) {
+      const alnum = (b >= 0x30 && b <= 0x39) || (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+      const hex = b.toString(16).padStart(2, '0');
+      form += alnum ? String.fromCharCode(b) : `%${upper ? hex.toUpperCase() : hex}`;
+    }
+    forms.add(form);
+  }
   for (const urlSafe of [false, true]) {
     for (const offset of [0, 1, 2]) {
       const core = base64Core(raw, offset, urlSafe);
