@@ -187,6 +187,66 @@ describe('breeze against a real server (breeze serve on port 0)', () => {
     t.cleanup();
   });
 
+  it('every global flag works before and after the command, on the fast path (token, env) too', async () => {
+    const { apiKey, dir, t } = await loggedIn();
+    const second = await seedKeyInDataDir(dataDir, { email: 'second-profile@example.com' });
+    const added = await runCli(['--server', url, '--profile', 'p2', 'login', '--with-key'], {
+      configDir: dir,
+      input: `${second.apiKey}\n`,
+      env: NO_DBUS,
+    });
+    expect(added.code, added.stderr).toBe(0);
+    const both = (flag: string[], cmd: string[]) => [
+      [...flag, ...cmd],
+      [...cmd, ...flag],
+    ];
+    // --profile: the other profile's key and name
+    for (const args of both(['--profile', 'p2'], ['token'])) {
+      const r = await runCli(args, { configDir: dir, env: NO_DBUS });
+      expect(r.stdout.trim(), args.join(' ')).toBe(second.apiKey);
+    }
+    for (const args of both(['--profile', 'p2'], ['status', '--json'])) {
+      const r = await runCli(args, { configDir: dir, env: NO_DBUS });
+      expect(JSON.parse(r.stdout).profile, args.join(' ')).toBe('p2');
+    }
+    // --config-dir: no BREEZE_CONFIG_DIR, an empty HOME
+    const home = tempConfigDir();
+    for (const cmd of [['token'], ['env', '--format', 'json']]) {
+      for (const args of both(['--config-dir', dir], cmd)) {
+        const r = await runCli(args, { env: { ...NO_DBUS, HOME: home.dir } });
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(0);
+        expect(r.stdout, args.join(' ')).toContain(apiKey);
+      }
+    }
+    // --server: a server the profile holds no key for is not sent this one (exit 3 either way)
+    for (const cmd of [['token'], ['status']]) {
+      for (const args of both(['--server', 'http://127.0.0.1:9'], cmd)) {
+        const r = await runCli(args, { configDir: dir, env: NO_DBUS });
+        expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(3);
+      }
+    }
+    // --verbose: the HTTP trace on stderr, the key redacted
+    for (const args of both(['--verbose'], ['status'])) {
+      const r = await runCli(args, { configDir: dir, env: NO_DBUS });
+      expect(r.stderr, args.join(' ')).toMatch(/^> GET http:\/\/127\.0\.0\.1:\d+\/v1\//m);
+      expect(r.stderr).toContain('xi-api-key: [redacted]');
+      expect(r.stderr).not.toContain(apiKey);
+    }
+    // --no-color wins over FORCE_COLOR
+    const coloured = await runCli(['keys', 'list'], {
+      configDir: dir,
+      env: { ...NO_DBUS, FORCE_COLOR: '1' },
+    });
+    expect(coloured.stdout).toContain('\u001b[');
+    for (const args of both(['--no-color'], ['keys', 'list'])) {
+      const r = await runCli(args, { configDir: dir, env: { ...NO_DBUS, FORCE_COLOR: '1' } });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout, args.join(' ')).not.toContain('\u001b[');
+    }
+    home.cleanup();
+    t.cleanup();
+  });
+
   it('status says when BREEZE_API_KEY shadows the stored key, and warns about a key expiring within 7 days', async () => {
     const { dir, t } = await loggedIn();
     const other = await seedKeyInDataDir(dataDir, {
