@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -168,6 +168,54 @@ describe('keychain unusable', () => {
     expect(byDefault.code, byDefault.stderr).toBe(0);
     expect(byDefault.stderr).toMatch(/did not answer within 3000 ms/);
     t2.cleanup();
+    for (const s of held) s.destroy();
+    silent.close();
+    rmSync(dir, { recursive: true, force: true });
+    t.cleanup();
+  });
+
+  it('reading and deleting are bounded too: every command of a keychain profile returns while the keyring never answers', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'breeze-hang-read-'));
+    const sock = join(dir, 'bus');
+    const held: Socket[] = [];
+    const silent = createServer((s) => held.push(s));
+    await new Promise<void>((r) => silent.listen(sock, r));
+    const { apiKey, keyId, userId } = await server.seedKey({ email: 'hung-read@example.com' });
+    const t = tempConfigDir();
+    // the profile as `breeze login --storage keychain` leaves it
+    mkdirSync(t.dir, { recursive: true, mode: 0o700 });
+    writeFileSync(
+      join(t.dir, 'config.json'),
+      JSON.stringify({
+        version: 1,
+        profiles: {
+          default: {
+            server: url,
+            key_id: keyId,
+            prefix: apiKey.slice(0, 12),
+            email: 'hung-read@example.com',
+            user_id: userId,
+            storage: 'keychain',
+            expires_at: null,
+          },
+        },
+      }),
+      { mode: 0o600 },
+    );
+    const env = { DBUS_SESSION_BUS_ADDRESS: `unix:path=${sock}`, BREEZE_KEYCHAIN_TIMEOUT_MS: '1000' };
+    for (const args of [['token'], ['env'], ['status'], ['keys', 'list'], ['doctor'], ['logout']]) {
+      const started = Date.now();
+      const r = await runCli(args, { configDir: t.dir, env, timeoutMs: 20_000 });
+      const elapsed = Date.now() - started;
+      expect(r.signal, args.join(' ')).toBeNull();
+      // no key could be read: not a success, and never the key
+      expect(r.code, `${args.join(' ')}: ${r.stderr}`).not.toBe(0);
+      expect(r.stdout + r.stderr).not.toContain(apiKey);
+      expect(elapsed, args.join(' ')).toBeLessThan(8_000);
+    }
+    // logout refused to forget the profile whose key it could not delete
+    expect(JSON.parse(readFileSync(join(t.dir, 'config.json'), 'utf8')).profiles.default?.key_id).toBe(keyId);
+    expect((await fetch(`${url}/v1/me`, { headers: { 'xi-api-key': apiKey } })).status).toBe(200);
     for (const s of held) s.destroy();
     silent.close();
     rmSync(dir, { recursive: true, force: true });
