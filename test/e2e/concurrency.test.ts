@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli, tempConfigDir } from '../helpers/cli.js';
@@ -78,6 +78,34 @@ for (let gen = 0; ; gen++) {
       expect(Object.keys(data.profiles)).toHaveLength(400);
       expect(gens.size).toBe(1); // one consistent snapshot
       // the lock the killed writer held goes stale; the next round must still get it
+    }
+    t.cleanup();
+  }, 300_000);
+
+  it('a credentials.json writer killed with SIGKILL mid-write leaves a whole file (0600), never a broken one', async () => {
+    const t = tempConfigDir();
+    const script = join(t.dir, '..', 'cred-writer.mjs');
+    const dist = resolve(import.meta.dirname, '../../dist/credentials/file-store.js');
+    // 400 accounts of ~400-byte secrets (~180 KB), then one account rewritten per write, forever
+    writeFileSync(
+      script,
+      `import { FileCredentialStore } from ${JSON.stringify(dist)};
+const store = new FileCredentialStore(process.argv[2]);
+for (let i = 0; i < 400; i++) await store.set('p' + i + '@http://x', 'brz_' + 'x'.repeat(400));
+process.stdout.write('ready\\n');
+for (let gen = 0; ; gen++) await store.set('p' + (gen % 400) + '@http://x', 'brz_' + String(gen).padEnd(400, 'y'));`,
+    );
+    for (let round = 0; round < 6; round++) {
+      const child = spawn(process.execPath, [script, t.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+      await new Promise<void>((r) => child.stdout.once('data', () => r()));
+      await new Promise((r) => setTimeout(r, 20 + Math.random() * 150));
+      child.kill('SIGKILL');
+      await new Promise((r) => child.once('exit', r));
+      const path = join(t.dir, 'credentials.json');
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      const data = JSON.parse(readFileSync(path, 'utf8')) as { credentials: Record<string, string> };
+      expect(Object.keys(data.credentials)).toHaveLength(400);
+      for (const v of Object.values(data.credentials)) expect(v).toMatch(/^brz_[0-9xy]{400}$/);
     }
     t.cleanup();
   }, 300_000);
