@@ -32,14 +32,16 @@ export function breezeExpress(
   const g = prepareGuard(o);
   return (req, res, next) => {
     const apply = (decision: GuardResult) => {
+      // something else answered while Breeze was being asked (a request timeout, ...): headers can
+      // no longer be set, and the handler must not run for a request that has had its answer
+      if (res.headersSent) {
+        next(new Error('Breeze guard: response already started'));
+        return;
+      }
       if (decision.ok) {
         req.breeze = decision.auth;
         for (const [k, v] of Object.entries(decision.headers)) res.setHeader(k, v);
         next();
-        return;
-      }
-      if (res.headersSent) {
-        next(new Error('Breeze guard: response already started'));
         return;
       }
       res.statusCode = decision.status;
@@ -47,7 +49,9 @@ export function breezeExpress(
       res.end(JSON.stringify(decision.body));
     };
     const decision = decideNow(nodeCredential(req.headers), g, safeToken(req.headers['x-request-id']));
-    if (decision instanceof Promise) decision.then(apply, (err: unknown) => next(err));
+    // a throw in apply must reach next, never become an unhandled rejection (it ends the process)
+    if (decision instanceof Promise)
+      decision.then(apply, (err: unknown) => next(err)).catch((err: unknown) => next(err));
     else apply(decision);
   };
 }

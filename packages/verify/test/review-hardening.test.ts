@@ -1,0 +1,79 @@
+/**
+ * Review findings (rv-sdk): hostile clients and hostile or broken servers must neither crash the
+ * service nor make it use unbounded memory or flood Breeze.
+ */
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { breezeExpress } from '../src/express.js';
+import { createVerifier, type Verifier, type VerifierOptions } from '../src/verifier.js';
+import { type FakeBreeze, makeKey, startFakeBreeze, VALID } from './fake-breeze.js';
+
+let fake: FakeBreeze;
+const verifiers: Verifier[] = [];
+const servers: Server[] = [];
+
+beforeEach(async () => {
+  fake = await startFakeBreeze();
+});
+afterEach(async () => {
+  await Promise.all(verifiers.splice(0).map((v) => v.close()));
+  for (const s of servers.splice(0)) {
+    s.closeAllConnections();
+    s.close();
+  }
+  await fake.close();
+});
+
+function verifier(o: Partial<VerifierOptions> = {}): Verifier {
+  const v = createVerifier({ server: fake.url, apiKey: fake.verifierKey, events: false, ...o });
+  verifiers.push(v);
+  return v;
+}
+
+describe('Express middleware when the response was started while Breeze was asked', () => {
+  it('does not throw out of the middleware (an unhandled rejection ends the process)', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    fake.delayMs = 300;
+    const rejections: unknown[] = [];
+    const onRejection = (err: unknown) => rejections.push(err);
+    process.on('unhandledRejection', onRejection);
+    const errors: unknown[] = [];
+    let handlerRan = false;
+    try {
+      const app = express();
+      // a request timeout (like connect-timeout) answers while the guard still waits for Breeze
+      app.use((_req, res, next) => {
+        const t = setTimeout(() => {
+          if (!res.headersSent) res.status(503).json({ error: 'timeout' });
+        }, 50);
+        res.on('finish', () => clearTimeout(t));
+        next();
+      });
+      app.use(breezeExpress({ verifier: verifier() }));
+      app.get('/', (_req, res) => {
+        handlerRan = true;
+        if (!res.headersSent) res.json({ ok: true });
+      });
+      app.use((err: unknown, _req: unknown, _res: unknown, next: (e?: unknown) => void) => {
+        errors.push(err);
+        next(err);
+      });
+      const server = app.listen(0, '127.0.0.1');
+      servers.push(server);
+      await once(server, 'listening');
+      const { port } = server.address() as AddressInfo;
+      const res = await fetch(`http://127.0.0.1:${port}/`, { headers: { 'x-api-key': key } });
+      expect(res.status).toBe(503);
+      await new Promise((r) => setTimeout(r, 500));
+    } finally {
+      process.off('unhandledRejection', onRejection);
+    }
+    expect(rejections).toEqual([]);
+    expect(handlerRan).toBe(false);
+    expect(errors).toHaveLength(1);
+  });
+});
