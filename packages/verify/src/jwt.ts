@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
-import { BreezeVerifyError } from './errors.js';
+import { BreezeVerifyError, type BreezeVerifyErrorCode } from './errors.js';
+import { readLimited } from './http.js';
 import type { VerifyResult } from './types.js';
 
 /** What a valid email-code JWT grants (API.md: everything its user can reach, as `read, write, admin`). */
@@ -58,12 +59,51 @@ export function createJwtChecker(o: {
    */
   resolve: JwtResolve;
 }): JwtChecker {
+  // jose's cooldown counts from the last SUCCESSFUL read: while the JWKS fails (5xx, garbage,
+  // unreachable) every token, forged ones included, would refetch it. A failed read therefore holds
+  // further reads back for COOLDOWN_MS (they fail at once, as the last one did).
+  let failedAt = Number.NEGATIVE_INFINITY;
+  let failedCode: BreezeVerifyErrorCode = 'UNREACHABLE';
+  const failed = (code: BreezeVerifyErrorCode) => {
+    failedAt = performance.now();
+    failedCode = code;
+  };
+  const boundedFetch = async (url: string, init: RequestInit): Promise<Response> => {
+    if (performance.now() - failedAt < COOLDOWN_MS) {
+      throw new BreezeVerifyError(
+        failedCode,
+        `The JWKS at ${o.jwksUrl} could not be read a moment ago; it is asked again in a second.`,
+      );
+    }
+    try {
+      const res = await o.fetch(url, init);
+      if (res.status !== 200) {
+        await res.body?.cancel().catch(() => {});
+        failed(res.status >= 500 ? 'SERVER_ERROR' : 'BAD_RESPONSE');
+        return new Response(null, { status: res.status, headers: res.headers });
+      }
+      // a key set is a few hundred bytes: never read an endless or huge answer whole
+      const text = await readLimited(res);
+      let ok = false;
+      try {
+        ok = Array.isArray((JSON.parse(text) as { keys?: unknown })?.keys);
+      } catch {}
+      if (!ok) failed('BAD_RESPONSE');
+      return new Response(text, { status: 200, headers: res.headers });
+    } catch (err) {
+      const name = (err as { name?: unknown } | null)?.name;
+      failed(
+        err instanceof BreezeVerifyError ? err.code : name === 'TimeoutError' ? 'TIMEOUT' : 'UNREACHABLE',
+      );
+      throw err;
+    }
+  };
   const jwks = createRemoteJWKSet(new URL(o.jwksUrl), {
     timeoutDuration: o.timeoutMs,
     // an unknown kid refetches at most this often, so made-up kids cannot flood the server
     cooldownDuration: COOLDOWN_MS,
     cacheMaxAge: 10 * 60_000,
-    [customFetch]: (url, init) => o.fetch(url, init),
+    [customFetch]: (url, init) => boundedFetch(url, init),
   });
   return {
     async verify(token, scopes) {
@@ -119,6 +159,8 @@ export function createJwtChecker(o: {
 
 /** A bad token is a refusal; a JWKS that cannot be read throws (never "valid"). */
 function mapJoseError(err: unknown, jwksUrl: string, timeoutMs: number): VerifyResult {
+  // ours (an answer too large, a read held back after a failure): already says what went wrong
+  if (err instanceof BreezeVerifyError) throw err;
   if (err instanceof errors.JWTExpired) return refusal('EXPIRED');
   if (
     err instanceof errors.JWSSignatureVerificationFailed ||

@@ -3,7 +3,7 @@
  * service nor make it use unbounded memory or flood Breeze.
  */
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -75,5 +75,51 @@ describe('Express middleware when the response was started while Breeze was aske
     expect(rejections).toEqual([]);
     expect(handlerRan).toBe(false);
     expect(errors).toHaveLength(1);
+  });
+});
+
+/** A token of the right shape (not validly signed: the JWKS is never read successfully here). */
+const FORGED = 'eyJhbGciOiJFZDI1NTE5Iiwia2lkIjoiazEifQ.eyJzdWIiOiJ1c3JfMSJ9.c2lnbmF0dXJlc2lnbmF0dXJl';
+
+describe('the JWKS, read by the JWT check', () => {
+  it('a JWKS that fails is not refetched for every token: a flood of tokens makes about one read a second', async () => {
+    let reads = 0;
+    const fetch: typeof globalThis.fetch = async (url, init) => {
+      if (String(url).endsWith('/.well-known/jwks.json')) {
+        reads++;
+        return new Response('{"error":{"code":"INTERNAL"}}', { status: 500 });
+      }
+      return globalThis.fetch(url, init);
+    };
+    const v = verifier({ fetch, allowJwt: () => true });
+    for (let i = 0; i < 30; i++) {
+      await expect(v.verify(FORGED)).rejects.toMatchObject({ name: 'BreezeVerifyError' });
+    }
+    expect(reads).toBe(1);
+  });
+
+  it('never reads a huge JWKS answer whole (bounded memory), and never says valid', async () => {
+    let sent = 0;
+    const fetch: typeof globalThis.fetch = async (url, init) => {
+      if (!String(url).endsWith('/.well-known/jwks.json')) return globalThis.fetch(url, init);
+      const chunk = new Uint8Array(1 << 20).fill(0x20);
+      let i = 0;
+      const body = new ReadableStream<Uint8Array>({
+        pull(c) {
+          if (i++ === 0) c.enqueue(new TextEncoder().encode('{"keys":['));
+          else if (i > 200) {
+            c.enqueue(new TextEncoder().encode(']}'));
+            c.close();
+          } else {
+            sent += chunk.byteLength;
+            c.enqueue(chunk);
+          }
+        },
+      });
+      return new Response(body, { status: 200, headers: { 'content-type': 'application/json' } });
+    };
+    const v = verifier({ fetch, allowJwt: () => true });
+    await expect(v.verify(FORGED)).rejects.toMatchObject({ name: 'BreezeVerifyError', code: 'BAD_RESPONSE' });
+    expect(sent).toBeLessThan(4 << 20);
   });
 });
