@@ -1,3 +1,5 @@
+import { BreezeVerifyError } from './errors.js';
+
 /** One Server-Sent Event (WHATWG HTML, "Interpreting an event stream"). */
 export interface SseEvent {
   event: string;
@@ -18,9 +20,13 @@ export interface SseHandlers {
  * An incremental event-stream parser: feed it decoded text chunks as they arrive (lines may be split
  * across chunks; CRLF, CR and LF all end a line).
  */
+/** The most text one event's `data` lines may hold (a revocation is a few dozen characters). */
+export const MAX_EVENT_DATA = 1_000_000;
+
 export class SseParser {
   private buffer = '';
   private data: string[] = [];
+  private dataSize = 0;
   private eventType = '';
   private lastId = '';
   private pendingCr = false;
@@ -72,6 +78,14 @@ export class SseParser {
         this.eventType = value;
         break;
       case 'data':
+        // data lines without the blank line that ends an event must not grow memory without bound:
+        // the stream is broken (the caller drops it, reconnects and resumes)
+        this.dataSize += value.length + 1;
+        if (this.dataSize > MAX_EVENT_DATA) {
+          this.data = [];
+          this.dataSize = 0;
+          throw new BreezeVerifyError('BAD_RESPONSE', 'The event stream sent an event over 1 MB.');
+        }
         this.data.push(value);
         break;
       case 'id':
@@ -86,6 +100,7 @@ export class SseParser {
   }
 
   private dispatch(): void {
+    this.dataSize = 0;
     if (this.data.length === 0) {
       this.eventType = '';
       return;

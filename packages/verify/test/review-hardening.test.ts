@@ -123,3 +123,54 @@ describe('the JWKS, read by the JWT check', () => {
     expect(sent).toBeLessThan(4 << 20);
   });
 });
+
+/** A fetch whose /v1/keys/events answers `stream()` (counted); everything else goes to the fake. */
+function eventsFetch(stream: () => ReadableStream<Uint8Array>) {
+  const seen = { connections: 0 };
+  const fetch: typeof globalThis.fetch = async (url, init) => {
+    if (!String(url).endsWith('/v1/keys/events')) return globalThis.fetch(url, init);
+    seen.connections++;
+    return new Response(stream(), { status: 200, headers: { 'content-type': 'text/event-stream' } });
+  };
+  return { fetch, seen };
+}
+
+describe('the revocation stream, from a broken server or proxy', () => {
+  it('data lines that never end an event do not grow memory without bound: the stream is dropped', async () => {
+    const line = new TextEncoder().encode(`data: ${'x'.repeat(1000)}\n`);
+    let sent = 0;
+    const { fetch } = eventsFetch(
+      () =>
+        new ReadableStream<Uint8Array>({
+          pull(c) {
+            // ~50 MB in all, never a blank line
+            if (sent > 50 << 20) return new Promise(() => {});
+            sent += line.byteLength;
+            c.enqueue(line);
+          },
+        }),
+    );
+    const errors: Error[] = [];
+    verifier({ fetch, events: true, jwt: false, onError: (e) => errors.push(e) });
+    const started = Date.now();
+    while (errors.length === 0 && Date.now() - started < 5000) await new Promise((r) => setTimeout(r, 20));
+    expect(errors[0]).toMatchObject({ name: 'BreezeVerifyError', code: 'BAD_RESPONSE' });
+    expect(sent).toBeLessThan(4 << 20);
+  });
+
+  it('a stream that is accepted and ends at once is retried with a growing delay, not 4 times a second', async () => {
+    const { fetch, seen } = eventsFetch(
+      () =>
+        new ReadableStream<Uint8Array>({
+          start(c) {
+            c.enqueue(new TextEncoder().encode(': connected\n\n'));
+            c.close();
+          },
+        }),
+    );
+    verifier({ fetch, events: true, jwt: false, onError: () => {} });
+    await new Promise((r) => setTimeout(r, 3000));
+    // 250 ms doubling (with jitter): at most 5 in 3 s; resetting the backoff on each connection made 12 or more
+    expect(seen.connections).toBeLessThanOrEqual(6);
+  });
+});
