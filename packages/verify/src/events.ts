@@ -23,6 +23,9 @@ export interface RevocationStreamOptions {
   onError(err: Error): void;
 }
 
+/** A connection up this long was a good one: the next reconnection starts from the shortest delay. */
+const STABLE_MS = 5000;
+
 /**
  * `GET /v1/keys/events`, kept open: reconnects with exponential backoff and jitter, resumes with
  * `Last-Event-ID`, and treats a silent connection (no ping within `idleTimeoutMs`) as dropped.
@@ -63,6 +66,7 @@ export class RevocationStream {
       const abort = new AbortController();
       this.abort = abort;
       let idle: NodeJS.Timeout | undefined;
+      let upAt: number | undefined;
       const touch = () => {
         this.lastActivity = performance.now();
         if (idle) idle.refresh();
@@ -86,7 +90,7 @@ export class RevocationStream {
         }
         touch();
         this.up = true;
-        attempt = 0;
+        upAt = performance.now();
         this.o.onUp(resumeFrom !== '');
         const parser = new SseParser({
           onActivity: touch,
@@ -131,6 +135,9 @@ export class RevocationStream {
         }
       }
       if (this.closed) break;
+      // only a connection that stayed up a while starts the backoff afresh: one that a server or a
+      // proxy accepts and ends at once is a failure like any other (else: a reconnection storm)
+      if (upAt !== undefined && performance.now() - upAt >= STABLE_MS) attempt = 0;
       const base = Math.min(this.o.maxBackoffMs, this.o.minBackoffMs * 2 ** Math.min(attempt, 20));
       const delay = Math.max(this.serverRetryMs, base / 2 + Math.random() * (base / 2));
       attempt++;
