@@ -1,4 +1,4 @@
-import { decideNow, extractCredential, type GuardOptions, type GuardResult, prepareGuard } from './guard.js';
+import { decideNow, type GuardOptions, type GuardResult, prepareGuard, readCredential } from './guard.js';
 import { safeToken } from './http.js';
 import type { BreezeAuth } from './types.js';
 
@@ -15,7 +15,7 @@ export function createFetchGuard(o: GuardOptions): (request: Request) => Promise
   return async (request) => {
     const rid = safeToken(request.headers.get('x-request-id'));
     return decideNow(
-      extractCredential((name) => request.headers.get(name)),
+      readCredential((name) => request.headers.get(name)),
       g,
       rid,
     );

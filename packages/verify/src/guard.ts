@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { BreezeVerifyError } from './errors.js';
+import { looksLikeJwt } from './key-format.js';
 import type { BreezeAuth, BreezeScope, KeyVerifier, ValidResult, VerifyResult } from './types.js';
 import { cachedAnswer, normalizeScopes } from './verifier.js';
 
@@ -37,6 +38,14 @@ export function extractCredential(get: HeaderGetter): string | undefined {
   return pickCredential(get('xi-api-key'), get('x-api-key'), get('authorization'));
 }
 
+/**
+ * What a guard reads from a request: the credential, or NOT_A_KEY for a JWT in a key header
+ * (`xi-api-key`, `x-api-key`). A JWT goes in `Authorization: Bearer` only (API.md), as the server
+ * takes it: a guard refuses one in a key header without asking (a custom verifier included).
+ */
+export const NOT_A_KEY: unique symbol = Symbol('a JWT in a key header');
+export type Credential = string | typeof NOT_A_KEY | undefined;
+
 /** extractCredential over the three headers' values. */
 function pickCredential(
   xi: string | undefined | null,
@@ -51,12 +60,28 @@ function pickCredential(
   return (m[1] ?? '').trim();
 }
 
+/** pickCredential as a guard reads it: a JWT in a key header is NOT_A_KEY. */
+function guardCredential(
+  xi: string | undefined | null,
+  x: string | undefined | null,
+  authz: string | undefined | null,
+): Credential {
+  const value = pickCredential(xi, x, authz);
+  if (value === undefined || value.startsWith('brz_') || !looksLikeJwt(value)) return value;
+  return xi !== undefined && xi !== null ? NOT_A_KEY : x !== undefined && x !== null ? NOT_A_KEY : value;
+}
+
+/** A guard's credential from a header getter (the Fetch API's `Headers`, ...). */
+export function readCredential(get: HeaderGetter): Credential {
+  return guardCredential(get('xi-api-key'), get('x-api-key'), get('authorization'));
+}
+
 type NodeHeaders = Record<string, string | string[] | undefined>;
 const first = (v: string | string[] | undefined) => (Array.isArray(v) ? v[0] : v);
 
-/** extractCredential from Node's `IncomingHttpHeaders` (no getter to build per request). */
-export function nodeCredential(headers: NodeHeaders): string | undefined {
-  return pickCredential(
+/** A guard's credential from Node's `IncomingHttpHeaders` (no getter to build per request). */
+export function nodeCredential(headers: NodeHeaders): Credential {
+  return guardCredential(
     first(headers['xi-api-key']),
     first(headers['x-api-key']),
     first(headers.authorization),
@@ -156,7 +181,7 @@ export async function decide(
     // a scope that is not one: refused as when Breeze cannot be asked (the guard cannot decide)
     return unavailable(err, o, o.requestId);
   }
-  return decideNow(extractCredential(get), g, o.requestId);
+  return decideNow(readCredential(get), g, o.requestId);
 }
 
 /** `503 UNAVAILABLE`: the guard could not decide (Breeze unreachable, or the guard misconfigured). */
@@ -180,7 +205,7 @@ export function unavailable(
  * when Breeze could not be asked.
  */
 export function decideNow(
-  credential: string | undefined,
+  credential: Credential,
   g: PreparedGuard,
   requestId: string | undefined,
   log?: { error(obj: object, msg: string): void },
@@ -191,7 +216,7 @@ export function decideNow(
     });
   }
   const { o, scopes } = g;
-  if (o.allowJwt === false && !credential.startsWith('brz_')) {
+  if (credential === NOT_A_KEY || (o.allowJwt === false && !credential.startsWith('brz_'))) {
     return refusal(401, 'AUTH_REQUIRED', 'AUTH', MESSAGES.invalid, requestId ?? newRequestId());
   }
   const cached = cachedAnswer(o.verifier, credential, scopes ?? NO_SCOPES);

@@ -124,6 +124,28 @@ describe('decide: refusals in Breeze error shape', () => {
     expect(v.calls).toHaveLength(0);
   });
 
+  it('takes a JWT in Authorization: Bearer only: in a key header it is refused without asking (as the server does)', async () => {
+    const jwt = `eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ1c3JfQSJ9.${'s'.repeat(86)}`;
+    const v = fakeVerifier(VALID);
+    for (const h of [
+      { 'xi-api-key': jwt },
+      { 'x-api-key': jwt },
+      // a present key header decides alone, even with a JWT in Bearer beside it
+      { 'x-api-key': jwt, authorization: `Bearer ${jwt}` },
+    ] as Array<Record<string, string>>) {
+      const r = await decide(headers(h), { verifier: v });
+      expect(r, JSON.stringify(Object.keys(h))).toMatchObject({
+        ok: false,
+        status: 401,
+        body: { error: { code: 'AUTH_REQUIRED' } },
+      });
+    }
+    expect(v.calls).toHaveLength(0);
+    const bearer = await decide(headers({ authorization: `Bearer ${jwt}` }), { verifier: v });
+    expect(bearer.ok).toBe(true);
+    expect(v.calls).toEqual([{ key: jwt }]);
+  });
+
   it('does not swallow programming errors of a custom verifier', async () => {
     await expect(
       decide(headers({ 'xi-api-key': 'k' }), { verifier: fakeVerifier(new RangeError('bug')) }),
