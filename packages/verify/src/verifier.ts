@@ -92,6 +92,11 @@ export interface Verifier extends KeyVerifier {
 /** While the revocation stream is down, a cached answer is trusted this long at most. */
 export const STREAM_DOWN_TTL_MS = 1000;
 /**
+ * After the stream comes up again, how long answers cached before it are still held to the 1 s rule
+ * (the server replays the `key.revoked` events missed in between right after the headers).
+ */
+const RESUME_GRACE_MS = 2000;
+/**
  * How much later than the cached window's end a server answer's window may end and still be the
  * same window (reset_s is whole seconds, rounded up, and each answer arrives a latency late).
  */
@@ -212,6 +217,8 @@ export function createVerifier(options: VerifierOptions): Verifier {
     byKeyId.clear();
   };
 
+  /** performance.now() when the revocation stream last came up */
+  let upAt = Number.NEGATIVE_INFINITY;
   const stream =
     options.events === false
       ? null
@@ -227,6 +234,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
           onRevoked: dropKeyId,
           // without a Last-Event-ID the server cannot replay what we missed: start afresh
           onUp: (resumed) => {
+            upAt = performance.now();
             if (!resumed) clearCache();
           },
           onDown: () => {},
@@ -244,8 +252,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
       })
     : null;
 
+  // An answer cached before the stream (re)connected is trusted as if the stream were up only once
+  // the replay of what it missed had time to arrive: the headers come first, the missed
+  // `key.revoked` events after them (a slow server: after its query). Until then, the 1 s rule.
   const fresh = (e: Entry, now: number) =>
-    now < e.hardExpiry && (stream?.connected ? true : now - e.storedAt < STREAM_DOWN_TTL_MS);
+    now < e.hardExpiry &&
+    (stream?.connected && (e.storedAt >= upAt || now - upAt >= RESUME_GRACE_MS)
+      ? true
+      : now - e.storedAt < STREAM_DOWN_TTL_MS);
 
   function fromCache(hash: string, scopes: readonly string[], now: number): VerifyResult | undefined {
     const e = cache.get(hash);

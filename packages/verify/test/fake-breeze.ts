@@ -46,6 +46,8 @@ export interface FakeBreeze {
   override: { status: number; body: string; contentType?: string } | null;
   /** when set, GET /v1/keys/events answers this status */
   eventsStatus: number | null;
+  /** ms between a resumed stream's headers and its replay of missed events (a slow server) */
+  replayDelayMs: number;
   /** Last-Event-ID headers of every events connection, in order ('' for none) */
   eventConnections: string[];
   /** sends an event to every open stream (and keeps it for replay) */
@@ -88,6 +90,7 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
     maxConcurrentVerifications: 0,
     override: null,
     eventsStatus: null,
+    replayDelayMs: 0,
     eventConnections: [],
     jwks: { keys: [] },
     jwksFetches: 0,
@@ -150,13 +153,16 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
       fake.eventConnections.push(typeof last === 'string' ? last : '');
       res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store' });
       res.write(': hello\n\n');
-      if (typeof last === 'string') {
+      const replay = () => {
+        if (typeof last !== 'string' || res.destroyed) return;
         for (const e of history) {
           if (e.id > Number(last)) {
             res.write(`id: ${e.id}\nevent: key.revoked\ndata: ${JSON.stringify({ key_id: e.keyId })}\n\n`);
           }
         }
-      }
+      };
+      if (fake.replayDelayMs > 0) setTimeout(replay, fake.replayDelayMs);
+      else replay();
       streams.add(res);
       res.on('close', () => streams.delete(res));
       return;

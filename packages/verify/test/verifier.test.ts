@@ -346,6 +346,27 @@ describe('createVerifier: the revocation stream', () => {
     expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
   });
 
+  it('after a resumed reconnect, an answer cached before it waits for the replay: a slow server cannot bring back a revoked key', async () => {
+    const key = makeKey();
+    fake.answers.set(key, VALID('key_A'));
+    const v = verifier();
+    await connected(v);
+    expect((await v.verify(key)).valid).toBe(true); // cached while the stream is up
+    fake.pushRevoked('key_unrelated'); // an event id to resume from
+    await new Promise((r) => setTimeout(r, 50));
+    fake.eventsStatus = 503;
+    fake.dropStreams();
+    await until(() => !v.streamConnected);
+    fake.pushRevoked('key_A'); // revoked while nobody listens
+    fake.answers.set(key, { valid: false, code: 'DISABLED' });
+    await new Promise((r) => setTimeout(r, 1100)); // the cached answer is now past the 1 s rule
+    // the server sends the headers at once and the missed events 600 ms later
+    fake.replayDelayMs = 600;
+    fake.eventsStatus = null;
+    await until(() => v.streamConnected, 5000);
+    expect(await v.verify(key)).toEqual({ valid: false, code: 'DISABLED' });
+  });
+
   it('does not trust a connection that has gone quiet for longer than the ping interval allows', async () => {
     const stream = new RevocationStream({
       url: `${fake.url}/v1/keys/events`,
