@@ -118,7 +118,17 @@ async function keyFor(url: string, kid: string, doFetch: typeof fetch): Promise<
     }
     return s.loading;
   };
-  if (performance.now() - s.fetchedAt > MAX_AGE_MS) await reload();
+  if (performance.now() - s.fetchedAt > MAX_AGE_MS) {
+    // a read that failed holds the next one back a second: while the JWKS fails, a stream of
+    // deliveries must not become a stream of JWKS requests
+    if (s.loading) await s.loading;
+    else if (performance.now() - s.lastAttempt < UNKNOWN_KID_COOLDOWN_MS) {
+      throw new BreezeWebhookError(
+        'JWKS_UNAVAILABLE',
+        `The JWKS at ${url} could not be read a moment ago; it is asked again in a second.`,
+      );
+    } else await reload();
+  }
   let key = s.keys.get(kid);
   if (!key) {
     if (s.loading) await s.loading;

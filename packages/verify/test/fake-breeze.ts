@@ -59,6 +59,8 @@ export interface FakeBreeze {
   openStreams(): number;
   jwks: { keys: unknown[] };
   jwksFetches: number;
+  /** when set, GET /.well-known/jwks.json answers this status */
+  jwksStatus: number | null;
   /** the verifier key's organization's members (GET /v1/orgs/org_01TEST/members) */
   members: Array<{ user: { id: string; email: string }; role: string }>;
   memberFetches: number;
@@ -94,6 +96,7 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
     eventConnections: [],
     jwks: { keys: [] },
     jwksFetches: 0,
+    jwksStatus: null,
     members: [],
     memberFetches: 0,
     pushRevoked(keyId) {
@@ -183,6 +186,7 @@ export async function startFakeBreeze(): Promise<FakeBreeze> {
     }
     if (req.method === 'GET' && req.url === '/.well-known/jwks.json') {
       fake.jwksFetches++;
+      if (fake.jwksStatus) return json(fake.jwksStatus, { error: { code: 'INTERNAL' } });
       return json(200, fake.jwks);
     }
     json(404, { error: { code: 'NOT_FOUND' } });

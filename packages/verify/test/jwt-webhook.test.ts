@@ -287,6 +287,33 @@ describe('verifyWebhook with orgId', () => {
   });
 });
 
+describe('verifyWebhook while the JWKS fails', () => {
+  it('a stream of deliveries makes about one JWKS read a second, not one each', async () => {
+    const k = newSigningKey(`kid-${Math.random()}`);
+    fake.jwksStatus = 503;
+    const jwksUrl = `${fake.url}/.well-known/jwks.json`;
+    const body = JSON.stringify({
+      id: 'evt_1',
+      type: 'ping',
+      created_at: new Date().toISOString(),
+      data: {},
+    });
+    const started = performance.now();
+    for (let i = 0; i < 50; i++) {
+      await expect(verifyWebhook(body, signWebhook(k, body), { jwksUrl })).rejects.toMatchObject({
+        code: 'JWKS_UNAVAILABLE',
+      });
+    }
+    const seconds = (performance.now() - started) / 1000;
+    expect(fake.jwksFetches).toBeLessThanOrEqual(Math.ceil(seconds) + 1);
+    // once it answers again (a second later), deliveries verify
+    fake.jwksStatus = null;
+    fake.jwks = { keys: [k.jwk] };
+    await new Promise((r) => setTimeout(r, 1100));
+    expect(await verifyWebhook(body, signWebhook(k, body), { jwksUrl })).toMatchObject({ id: 'evt_1' });
+  });
+});
+
 describe('verifyWebhook', () => {
   const body = JSON.stringify({
     id: 'evt_1',
