@@ -108,7 +108,8 @@ for (const engine of eng.list) {
           payload: { code_verifier: 'a'.repeat(43) },
         });
       expectError(await exchange(`login_${'a'.repeat(110)}`), 400, 'INVALID_GRANT');
-      expectError(await exchange(`login_${'a'.repeat(5000)}`), 404, 'NOT_FOUND');
+      // and so is one that cannot exist: every answer of the exchange is a 400 (API.md)
+      expectError(await exchange(`login_${'a'.repeat(5000)}`), 400, 'INVALID_GRANT');
     });
 
     it('refuses a broken percent-encoding with 400 without repeating the path', async () => {
@@ -238,14 +239,14 @@ for (const engine of eng.list) {
       await api({ method: 'DELETE', url: `/v1/api-keys/${created.json().key_id}` });
     });
 
-    it('answers 404 to login and code ids that cannot exist', async () => {
+    it("answers login ids that cannot exist with the exchange's INVALID_GRANT, and code ids with 404", async () => {
       for (const id of ['%00', 'login_%00', '%0D%0A', '%C2%9F']) {
         const ex = await s.app.inject({
           method: 'POST',
           url: `/v1/cli/logins/${id}/exchange`,
           payload: { code_verifier: 'a'.repeat(43) },
         });
-        expectError(ex, 404, 'NOT_FOUND');
+        expectError(ex, 400, 'INVALID_GRANT');
         const ver = await s.app.inject({
           method: 'POST',
           url: `/auth/code/${id}/verifications`,
