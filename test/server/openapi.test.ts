@@ -124,6 +124,17 @@ describe('GET /openapi.json', () => {
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('lists the statuses the rate-limited and filtered routes really answer', () => {
+    const responses = (method: string, path: string) =>
+      Object.keys(operations(doc).find((o) => o.method === method && o.path === path)?.op.responses ?? {});
+    expect(responses('post', '/v1/cli/logins')).toContain('429');
+    expect(responses('post', '/v1/cli/logins/{login_id}/exchange')).toEqual(
+      expect.arrayContaining(['200', '400', '429']),
+    );
+    // an unknown project_id or org_id filter
+    expect(responses('get', '/v1/api-keys')).toContain('404');
+  });
+
   it('has no stale rows in the operation table (every row names a documented route)', () => {
     const documented = new Set(
       operations(doc).map(

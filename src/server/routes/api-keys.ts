@@ -75,7 +75,7 @@ export async function apiKeyRoutes(app: FastifyInstance): Promise<void> {
               next_cursor: { type: ['string', 'null'] },
             },
           },
-          ...errorResponses(400, 401, 403, 429),
+          ...errorResponses(400, 401, 403, 404, 429),
         },
       },
     },
