@@ -24,6 +24,12 @@ export interface ProfileConfig {
   org_id?: string;
   /** the key's expiry as the server said at login / rotation / status (RFC 3339; null: never) */
   expires_at?: string | null;
+  /**
+   * true: a login made this key for this profile and nobody saw it, so logging in again deletes it;
+   * false: pasted (`--with-key`) or made by `keys create`/`rotate` (printed), so kept. Absent in
+   * profiles saved before it was recorded: the key's `created_via` decides.
+   */
+  minted?: boolean;
 }
 
 export interface ConfigData {

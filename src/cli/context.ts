@@ -80,9 +80,15 @@ export interface CliContext {
   /**
    * An API client for `server()` (the embedded server is started on first use). `apiKey`: the
    * credential to send; omitted = anonymous (login flows). `server`: another server than `server()`
-   * (a re-login's replaced key, on the server it belongs to).
+   * (a re-login's replaced key, on the server it belongs to). `timeoutMs`, `retries`: for a
+   * best-effort call that must not hold the command up (default 30 s and 2 retries).
    */
-  client(opts?: { apiKey?: string; server?: string }): Promise<BreezeClient>;
+  client(opts?: {
+    apiKey?: string;
+    server?: string;
+    timeoutMs?: number;
+    retries?: number;
+  }): Promise<BreezeClient>;
   /** the credential in use (BREEZE_API_KEY, else the profile's stored key); throws exit 3 when none */
   session(): Promise<Session>;
   /** `session()` plus a client sending its key */
@@ -355,6 +361,8 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
         // the resident embedded server: over its unix socket (links and pages use its loopback URL)
         socket: resident ? residentTarget(resident) : undefined,
         apiKey: opts.apiKey,
+        ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+        ...(opts.retries !== undefined ? { retries: opts.retries } : {}),
         userAgent: `breeze/${cliVersion()}`,
         signal: interrupts.signal,
         // the embedded server is on loopback: never send it through a proxy

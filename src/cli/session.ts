@@ -7,7 +7,7 @@ import {
   type StoragePreference,
 } from '../credentials/types.js';
 import { type CliContext, EMBEDDED, normaliseServer } from './context.js';
-import { UserError } from './errors.js';
+import { InterruptedError, UserError } from './errors.js';
 
 /** What every login flow hands back (browser, device, email code, --with-key). */
 export interface LoginResult {
@@ -140,6 +140,7 @@ export async function saveLogin(
             org_id:
               before?.server === server && before.user_id === result.user.id ? before.org_id : undefined,
             expires_at: result.key.expires_at ?? null,
+            minted: result.minted === true,
           };
         },
         { locked: true },
@@ -148,68 +149,88 @@ export async function saveLogin(
     }),
   );
 
-  const replaced =
-    previous && previous.key_id !== result.key.key_id
-      ? await retireReplaced(ctx, previous, replacedKey, result.apiKey, server)
-      : null;
-  const replacedKeyId = replaced?.deleted ? previous!.key_id : null;
-  const keptKeyId = replaced?.kept ? previous!.key_id : null;
   if (!opts.quiet) {
     const where = saved === 'keychain' ? 'the OS keychain' : `${ctx.configDir}/credentials.json`;
     ctx.out.success(
       `Logged in as ${result.user.email} with key ${result.key.prefix}… (${result.key.key_id}), stored in ${where}` +
         (ctx.profile !== 'default' ? ` for profile "${ctx.profile}".` : '.'),
     );
+  }
+  // the new key is stored and said so; then the replaced one is retired (best effort, bounded)
+  const replaced =
+    previous && previous.key_id !== result.key.key_id
+      ? await retireReplaced(ctx, previous, replacedKey, result.apiKey, server)
+      : null;
+  const replacedKeyId = replaced?.deleted ? previous!.key_id : null;
+  if (!opts.quiet && previous) {
     // a key that stops working must not do so unannounced (a script or another machine may use it)
-    if (replacedKeyId)
-      ctx.out.info(`Deleted this profile's previous key ${replacedKeyId} on the server: it no longer works.`);
-    if (keptKeyId)
+    if (replaced?.deleted)
       ctx.out.info(
-        `This profile's previous key ${keptKeyId} was not made by a login, so it was kept and still works: ` +
-          `"breeze keys delete ${keptKeyId}" deletes it if nothing else uses it.`,
+        `Deleted this profile's previous key ${previous.key_id} on the server: it no longer works.`,
+      );
+    if (replaced?.kept)
+      ctx.out.info(
+        `This profile's previous key ${previous.key_id} was not made by a login for it (pasted, or made by "keys create" or "keys rotate"), so it was kept and still works: ` +
+          `"breeze keys delete ${previous.key_id}" deletes it if nothing else uses it.`,
       );
   }
   return { profile: ctx.profile, server, storage: saved, key: result.key, user: result.user, replacedKeyId };
 }
 
 /**
- * The key a re-login replaced: no longer stored by its profile. One a login made exists nowhere
- * else and would live on unseen: it is deleted on its server. One made otherwise (pasted with
- * --with-key, created with "keys create", a rotation's) may be in use elsewhere (CI, another
- * machine): kept. The key itself asks and deletes (a key may always read and delete itself), on
- * the server it belongs to, so a login as another user, on another server or with narrower scopes
- * retires it too; when its plaintext could not be read, the new key does, on the same server.
+ * The key a re-login replaced: no longer stored by its profile. One a login made for this profile
+ * (and nobody saw) exists nowhere else and would live on unseen: it is deleted on its server. One
+ * pasted with --with-key or made by "keys create"/"keys rotate" (which print it) may be in use
+ * elsewhere (CI, another machine): kept. For a profile saved before that was recorded, the key's
+ * `created_via` decides. The key itself deletes itself (a key may always), on the server it belongs
+ * to, so a login as another user, on another server or with narrower scopes retires it too; when it
+ * cannot (disabled, expired: refused; its plaintext unreadable), the new key does, on the same
+ * server. Best effort and bounded: one try of 5 s per request; an interrupt still stops the command.
  */
 async function retireReplaced(
   ctx: CliContext,
-  previous: { server: string; key_id: string },
+  previous: { server: string; key_id: string; minted?: boolean },
   replacedKey: string | null,
   newKey: string,
   server: string,
 ): Promise<{ deleted?: true; kept?: true } | null> {
+  if (previous.minted === false) return { kept: true };
   const home = normaliseServer(previous.server);
-  if (!replacedKey && home !== server) {
+  const where = home === EMBEDDED ? 'the embedded server' : home;
+  const askers = [replacedKey, home === server ? newKey : null].filter((k): k is string => k !== null);
+  if (askers.length === 0) {
     ctx.out.warn(
-      `The previous key ${previous.key_id} (of ${home === EMBEDDED ? 'the embedded server' : home}) could not be read to retire it: "breeze keys delete ${previous.key_id}" there deletes it if nothing uses it.`,
+      `The previous key ${previous.key_id} (of ${where}) could not be read to retire it: "breeze keys delete ${previous.key_id}" there deletes it if nothing uses it.`,
     );
     return null;
   }
-  try {
-    const client = await ctx.client({ apiKey: replacedKey ?? newKey, server: home });
-    const old = await client.getKey(previous.key_id);
-    if (!LOGIN_MADE.has(old.created_via)) return { kept: true };
-    await client.deleteKey(previous.key_id);
-    return { deleted: true };
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    // 401 (asked with itself) or 404: already gone, or refused: nothing left to retire
-    if (status !== 401 && status !== 404) {
-      ctx.out.warn(
-        `Could not delete the previous key ${previous.key_id} on ${home === EMBEDDED ? 'the embedded server' : home} (${(err as Error).message}).`,
-      );
+  let lastError: unknown;
+  for (const apiKey of askers) {
+    try {
+      const client = await ctx.client({ apiKey, server: home, timeoutMs: 5000, retries: 0 });
+      if (previous.minted !== true) {
+        const old = await client.getKey(previous.key_id);
+        if (!LOGIN_MADE.has(old.created_via)) return { kept: true };
+      }
+      await client.deleteKey(previous.key_id);
+      return { deleted: true };
+    } catch (err) {
+      if (err instanceof InterruptedError) throw err;
+      const status = (err as { status?: number }).status;
+      // 404: already gone (or not this user's to see); 401: the key refused itself (disabled,
+      // expired, deleted): the next asker, the new key, may still delete it
+      if (status === 404) return null;
+      lastError = err;
+      if (status !== 401) break;
     }
-    return null;
   }
+  const status = (lastError as { status?: number }).status;
+  ctx.out.warn(
+    status === 401
+      ? `The previous key ${previous.key_id} (of ${where}) is refused there (disabled or expired) and could not be deleted: "breeze keys delete ${previous.key_id}" there deletes it.`
+      : `Could not delete the previous key ${previous.key_id} on ${where} (${(lastError as Error).message}).`,
+  );
+  return null;
 }
 
 /**
@@ -276,6 +297,8 @@ export async function replaceStoredKey(
           storage,
           org_id: prev?.server === server && (!user || user.id === prev.user_id) ? prev.org_id : undefined,
           expires_at: key.expires_at ?? null,
+          // made by keys create / rotate, which print it: something else may hold it
+          minted: false,
         };
       },
       { locked: true },

@@ -3,15 +3,17 @@
  * deleted on the server when a login made it (no copy of it is left anywhere), and kept when it was
  * pasted or made with `breeze keys create` ... (the CLI says which)."
  *
- * cli.test.ts proves it for one case only: the same user, on the same server, with a new key at
- * least as wide as the old one. These are the other re-logins of one profile. In each, the
- * replaced key was made by a login (created_via cli_login) and the profile's only copy of it is
- * gone afterwards, so by the README it must be dead on its server, and the CLI must say so.
+ * The replaced key is made by a real login (the email code flow against `breeze serve`, code read
+ * from its dev outbox), so nobody saw it and the profile's copy is its only one: after any re-login
+ * (another user, another server, narrower scopes, the old key disabled) it must be gone from its
+ * server, and the CLI must say so. A key that came in by --with-key is kept, even one a login made
+ * elsewhere (another profile or machine still holds it).
  */
 import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { latestOutboxCode } from '../helpers/browser.js';
 import {
   runCli,
   seedKeyInDataDir,
@@ -64,25 +66,40 @@ function login(dir: string, url: string, apiKey: string) {
   });
 }
 
+/** `breeze login --email` with the code from the server's outbox: a key a login made (minted). */
+async function emailLogin(dir: string, s: Served, email: string): Promise<{ apiKey: string; keyId: string }> {
+  const outbox = join(s.dataDir, 'outbox');
+  const before = latestOutboxCode(outbox, email);
+  const ask = await runCli(['--server', s.url, 'login', '--email', email], { configDir: dir, env: NO_DBUS });
+  expect(ask.code, ask.stderr).toBe(2);
+  let code: string | undefined;
+  for (let i = 0; i < 200 && (!code || code === before); i++) {
+    code = latestOutboxCode(outbox, email);
+    if (!code || code === before) await new Promise((r) => setTimeout(r, 25));
+  }
+  const done = await runCli(['--server', s.url, '--json', 'login', '--email', email, '--code', code ?? ''], {
+    configDir: dir,
+    env: NO_DBUS,
+  });
+  expect(done.code, done.stderr).toBe(0);
+  const keyId = (JSON.parse(done.stdout) as { key_id: string }).key_id;
+  const creds = JSON.parse(readFileSync(join(dir, 'credentials.json'), 'utf8')) as {
+    credentials: Record<string, string>;
+  };
+  return { apiKey: creds.credentials[`default@${s.url}`] ?? '', keyId };
+}
+
 describe('re-login replaces a login-made key: it is deleted on its server, whatever the new login', () => {
-  it('logging in again as another user deletes the previous user’s login key (or at least says it was kept)', async () => {
+  it('logging in again as another user deletes the previous user’s login key, and says so', async () => {
     const t = tempConfigDir();
     try {
-      const first = await seedKeyInDataDir(a.dataDir, {
-        email: 'first@example.com',
-        createdVia: 'cli_login',
-      });
-      expect((await login(t.dir, a.url, first.apiKey)).code).toBe(0);
-      const second = await seedKeyInDataDir(a.dataDir, {
-        email: 'second@example.com',
-        createdVia: 'cli_login',
-      });
+      const first = await emailLogin(t.dir, a, 'first@example.com');
+      expect(await meStatus(a.url, first.apiKey)).toBe(200);
+      const second = await seedKeyInDataDir(a.dataDir, { email: 'second@example.com' });
       const r = await login(t.dir, a.url, second.apiKey);
       expect(r.code, r.stderr).toBe(0);
-      // the profile no longer holds the first key anywhere
       expect(readFileSync(join(t.dir, 'credentials.json'), 'utf8')).not.toContain(first.apiKey);
-      // README: deleted on the server, and the CLI says which
-      expect(r.stderr, 'the CLI says nothing about the replaced key').toMatch(new RegExp(first.keyId));
+      expect(r.stderr).toContain(`Deleted this profile's previous key ${first.keyId}`);
       expect(await meStatus(a.url, first.apiKey), 'the replaced login key still works').toBe(401);
     } finally {
       t.cleanup();
@@ -92,21 +109,12 @@ describe('re-login replaces a login-made key: it is deleted on its server, whate
   it('logging in again with narrower scopes deletes the previous (wider) login key', async () => {
     const t = tempConfigDir();
     try {
-      const first = await seedKeyInDataDir(a.dataDir, {
-        email: 'narrow@example.com',
-        createdVia: 'cli_login',
-        scopes: ['read', 'write', 'admin'],
-      });
-      expect((await login(t.dir, a.url, first.apiKey)).code).toBe(0);
+      const first = await emailLogin(t.dir, a, 'narrow@example.com');
       // `breeze login --scopes read` makes a key like this one
-      const second = await seedKeyInDataDir(a.dataDir, {
-        email: 'narrow@example.com',
-        createdVia: 'cli_login',
-        scopes: ['read'],
-      });
+      const second = await seedKeyInDataDir(a.dataDir, { email: 'narrow@example.com', scopes: ['read'] });
       const r = await login(t.dir, a.url, second.apiKey);
       expect(r.code, r.stderr).toBe(0);
-      expect(readFileSync(join(t.dir, 'credentials.json'), 'utf8')).not.toContain(first.apiKey);
+      expect(r.stderr).toContain(`Deleted this profile's previous key ${first.keyId}`);
       expect(
         await meStatus(a.url, first.apiKey),
         `the replaced login key still works; CLI said: ${r.stderr}`,
@@ -119,22 +127,56 @@ describe('re-login replaces a login-made key: it is deleted on its server, whate
   it('logging in again to another server deletes the previous server’s login key', async () => {
     const t = tempConfigDir();
     try {
-      const first = await seedKeyInDataDir(a.dataDir, {
-        email: 'moved@example.com',
-        createdVia: 'cli_login',
-      });
-      expect((await login(t.dir, a.url, first.apiKey)).code).toBe(0);
-      const second = await seedKeyInDataDir(b.dataDir, {
-        email: 'moved@example.com',
-        createdVia: 'cli_login',
-      });
+      const first = await emailLogin(t.dir, a, 'moved@example.com');
+      const second = await seedKeyInDataDir(b.dataDir, { email: 'moved@example.com' });
       const r = await login(t.dir, b.url, second.apiKey);
       expect(r.code, r.stderr).toBe(0);
       expect(readFileSync(join(t.dir, 'credentials.json'), 'utf8')).not.toContain(first.apiKey);
-      expect(r.stderr, 'the CLI says nothing about the replaced key').toMatch(new RegExp(first.keyId));
+      expect(r.stderr).toContain(`Deleted this profile's previous key ${first.keyId}`);
       expect(await meStatus(a.url, first.apiKey), 'the replaced login key still works on its server').toBe(
         401,
       );
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a disabled login key (a leak report disables it) is deleted too: it refuses itself, the new key deletes it', async () => {
+    const t = tempConfigDir();
+    try {
+      const first = await emailLogin(t.dir, a, 'leaked@example.com');
+      const second = await seedKeyInDataDir(a.dataDir, { email: 'leaked@example.com' });
+      const disable = await fetch(`${a.url}/v1/api-keys/${first.keyId}/disable`, {
+        method: 'POST',
+        headers: { 'xi-api-key': second.apiKey },
+      });
+      expect(disable.status).toBe(200);
+      const r = await login(t.dir, a.url, second.apiKey);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`Deleted this profile's previous key ${first.keyId}`);
+      // gone, not merely disabled: nobody can enable it again
+      const gone = await fetch(`${a.url}/v1/api-keys/${first.keyId}`, {
+        headers: { 'xi-api-key': second.apiKey },
+      });
+      expect(gone.status).toBe(404);
+    } finally {
+      t.cleanup();
+    }
+  });
+
+  it('a key that came in by --with-key is kept, even one a login made (another profile or machine holds it)', async () => {
+    const t = tempConfigDir();
+    try {
+      const first = await seedKeyInDataDir(a.dataDir, {
+        email: 'pasted@example.com',
+        createdVia: 'cli_login',
+      });
+      expect((await login(t.dir, a.url, first.apiKey)).code).toBe(0);
+      const second = await seedKeyInDataDir(a.dataDir, { email: 'pasted@example.com' });
+      const r = await login(t.dir, a.url, second.apiKey);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`previous key ${first.keyId} was not made by a login for it`);
+      expect(await meStatus(a.url, first.apiKey)).toBe(200);
     } finally {
       t.cleanup();
     }
