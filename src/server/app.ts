@@ -141,6 +141,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   app.addContentTypeParser('text/plain', { parseAs: 'string' }, (_request, body, done) => {
     done(null, body.length === 0 ? undefined : body);
   });
+  // Any other type is read like these (so past 64 KiB it is a 413, chunked too: API.md), then
+  // refused as unsupported; no bytes at all is a request without a body, as above.
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
+    if ((body as Buffer).length === 0) done(null, undefined);
+    else
+      done(new HttpError('VALIDATION_FAILED', 'Unsupported Content-Type: send application/json.'), undefined);
+  });
 
   const bodyAjv = makeAjv(false);
   const textAjv = makeAjv(true);
@@ -178,8 +185,8 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     if (request.headers.host === undefined && request.raw.httpVersion === '1.1') {
       return done(new HttpError('VALIDATION_FAILED', 'Malformed HTTP request: no Host header.'));
     }
-    // API.md: a body over 64 KiB is a 413 whatever its type (Fastify would look at the type first
-    // and answer an unsupported one with a 400); chunked bodies are counted as they are read
+    // API.md: a body over 64 KiB is a 413 whatever its type, said before it is read (chunked
+    // bodies are counted as they are read, every type: see the '*' parser)
     const length = request.headers['content-length'];
     if (length !== undefined && Number(length) > BODY_LIMIT) {
       return done(new HttpError('PAYLOAD_TOO_LARGE', 'Request body is larger than 64 KiB.'));

@@ -118,6 +118,17 @@ for (const e of eng.list) {
         expect(res.statusCode, type).toBe(413);
         expect(res.json().error).toMatchObject({ code: 'PAYLOAD_TOO_LARGE', statusCode: 413 });
       }
+      // chunked (no content-length): counted as it is read, whatever the type
+      for (const type of ['application/json', 'text/html']) {
+        const raw = lastResponse(
+          await rawExchange(
+            port,
+            `POST /v1/api-keys HTTP/1.1\r\nHost: breeze\r\nxi-api-key: ${apiKey}\r\ncontent-type: ${type}\r\n` +
+              `transfer-encoding: chunked\r\nconnection: close\r\n\r\n${(70_000).toString(16)}\r\n${'x'.repeat(70_000)}\r\n0\r\n\r\n`,
+          ),
+        );
+        expect(raw.status, `chunked ${type}`).toBe(413);
+      }
       // exactly 64 KiB is still read (and here refused as the wrong type it is)
       const edge = await s.app.inject({
         method: 'POST',
