@@ -20,6 +20,10 @@ describe('scrubText', () => {
     const jwt = `eyJhbGciOiJFZDI1NTE5In0.eyJzdWIiOiJ1c3JfMDEifQ.${'A'.repeat(86)}`;
     expect(scrubText(`a ${jwt} b`)).toBe('a eyJ… b');
     expect(scrubText('eyJ without dots, eyJa.b only one dot')).toBe('eyJ without dots, eyJa.b only one dot');
+    // a JWT after parts of its run that are none (a `..`, an eyJ without its parts)
+    expect(scrubText(`ua eyJx..${jwt}`)).toBe('ua eyJx..eyJ…');
+    expect(scrubText(`a.eyJ..${jwt} b`)).toBe('a.eyJ..eyJ… b');
+    expect(scrubText(`${jwt}.${jwt}`)).toBe('eyJ….eyJ…');
     // one pattern for the whole JWT backtracks from every eyJ of a run without a dot (~30 ms here)
     for (const hostile of ['eyJ'.repeat(5400), `${'eyJa'.repeat(4000)}.`]) {
       let fastest = Number.POSITIVE_INFINITY;
