@@ -440,6 +440,26 @@ for (const e of eng.list) {
         const k4 = await s.seedKey({ email: o.email, scopes: ['read'] });
         await call(o.verifier.apiKey, 'POST', `/v1/api-keys/${k4.keyId}/disable`);
         await resumed.waitFor((ev) => ev.data === JSON.stringify({ key_id: k4.keyId }));
+        // the replay is read before the headers go out: a slow query delays the headers, never the
+        // missed events after them (a client trusts its cache again once the stream is up)
+        const repo = s.store.keyEvents;
+        const after = repo.after.bind(repo);
+        repo.after = async (...args: Parameters<typeof repo.after>) => {
+          await sleep(400);
+          return after(...args);
+        };
+        try {
+          const t0 = Date.now();
+          const slow = await stream(o.verifier.apiKey, { 'last-event-id': seen.id! });
+          const headersAt = Date.now() - t0;
+          expect(headersAt).toBeGreaterThanOrEqual(390);
+          const t1 = Date.now();
+          await slow.waitFor((ev) => ev.data === JSON.stringify({ key_id: keys[2]!.keyId }), 3000);
+          expect(Date.now() - t1).toBeLessThan(200);
+          slow.close();
+        } finally {
+          repo.after = after;
+        }
         // a garbage Last-Event-ID is a 400 in the error shape
         const bad = await openSse(`${base}/v1/keys/events`, {
           'xi-api-key': o.verifier.apiKey,

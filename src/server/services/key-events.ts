@@ -128,7 +128,10 @@ export class KeyEventHub {
     this.perKey.set(keyId, count + 1);
     // EventSource reconnects after `retry` ms; the first comment tells a client the stream is live
     out.write(`retry: 1000\n: connected\n\n`);
-    if (lastEventId !== undefined) void this.replay(stream, lastEventId);
+    // the missed events are read before the stream is handed back, so they follow its headers at
+    // once: a client trusts its cache again when the stream is up, and must not do so while its
+    // replay is still being queried (events committed meanwhile wait in the stream's queue)
+    if (lastEventId !== undefined) await this.replay(stream, lastEventId);
     return out;
   }
 
