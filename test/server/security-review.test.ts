@@ -357,6 +357,49 @@ for (const e of eng.list) {
       expect(await auditOf(o.admin.apiKey, o.orgId, 'project.deleted')).toHaveLength(1);
     });
 
+    test.skipIf(e.name !== 'postgres')(
+      'PostgreSQL: a trust added while its project is being deleted is recorded too (the project is locked first)',
+      async () => {
+        const o = await owner();
+        const project = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/projects`, {
+          name: `race-${uniq()}`,
+        });
+        const first = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/oidc-trusts`, {
+          issuer: issuer.url,
+          claims: { repository: 'acme/first' },
+          project_id: project.body.id,
+        });
+        expect(first.status, JSON.stringify(first.body)).toBe(201);
+        const row = await s.store.oidc.trust(first.body.id);
+        const lateId = `oidc_${'Z'.repeat(20)}${uniq().toUpperCase().slice(0, 6)}`;
+        // another transaction adds a trust to the project and stays open while the delete starts
+        let commit!: () => void;
+        const gate = new Promise<void>((r) => {
+          commit = r;
+        });
+        let inserted!: () => void;
+        const insertedNow = new Promise<void>((r) => {
+          inserted = r;
+        });
+        const adding = s.store.db.transaction().execute(async (trx) => {
+          await trx
+            .insertInto('oidc_trusts')
+            .values({ ...row!, id: lateId, claims: JSON.stringify({ repository: 'acme/late' }) })
+            .execute();
+          inserted();
+          await gate;
+        });
+        await insertedNow;
+        const deleting = call(o.admin.apiKey, 'DELETE', `/v1/projects/${project.body.id}`);
+        await new Promise((r) => setTimeout(r, 200));
+        commit();
+        await adding;
+        expect((await deleting).status).toBe(204);
+        const deleted = await auditOf(o.admin.apiKey, o.orgId, 'oidc_trust.deleted');
+        expect(deleted.map((ev) => (ev.target as Json).id).sort()).toEqual([first.body.id, lateId].sort());
+      },
+    );
+
     test("a webhook ping's stored body has the URL without its query", async () => {
       const o = await owner();
       const hook = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {

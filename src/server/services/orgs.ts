@@ -413,8 +413,13 @@ export class OrgService {
     }
     const deleted = await this.ctx.store.transaction(async (tx) => {
       // the project's OIDC trusts go with it (a foreign key's cascade): each deletion is recorded,
-      // as one by "oidc trust delete" is, so a CI identity never disappears without a trace
-      const trusts = await tx.oidc.trustsOfProject(project.id);
+      // as one by "oidc trust delete" is, so a CI identity never disappears without a trace. On
+      // PostgreSQL the project is locked first (a trust added meanwhile waits, then finds it gone)
+      // and the trusts read are locked (one deleted meanwhile is not recorded twice); SQLite's
+      // write transaction already excludes both.
+      const pg = this.ctx.store.engine === 'postgres';
+      if (pg) await tx.orgs.lockProject(project.id);
+      const trusts = await tx.oidc.trustsOfProject(project.id, pg);
       if (!(await tx.orgs.deleteEmptyProject(project.id))) return false;
       const actor = actorOf(auth);
       await this.ctx.audit.record(tx, meta, {

@@ -21,13 +21,18 @@ export class OidcRepo {
     return this.db.selectFrom('oidc_trusts').selectAll().where('org_id', '=', orgId).orderBy('id').execute();
   }
 
-  /** The trusts that name a project (deleted with it), oldest first. */
-  async trustsOfProject(projectId: string): Promise<OidcTrustRow[]> {
+  /**
+   * The trusts that name a project (deleted with it), oldest first. `lock` (PostgreSQL only: SQLite
+   * has no row locks, its write transaction excludes every other): FOR UPDATE, so a concurrent
+   * delete of one of them waits for this transaction.
+   */
+  async trustsOfProject(projectId: string, lock = false): Promise<OidcTrustRow[]> {
     return this.db
       .selectFrom('oidc_trusts')
       .selectAll()
       .where('project_id', '=', projectId)
       .orderBy('id')
+      .$if(lock, (q) => q.forUpdate())
       .execute();
   }
 

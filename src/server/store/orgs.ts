@@ -259,6 +259,14 @@ export class OrgsRepo {
   }
 
   /**
+   * Locks a project's row for the transaction (PostgreSQL only: SELECT … FOR UPDATE, which a
+   * foreign-key check of a concurrent insert that names the project waits for).
+   */
+  async lockProject(id: string): Promise<void> {
+    await this.db.selectFrom('projects').select('id').where('id', '=', id).forUpdate().execute();
+  }
+
+  /**
    * Deletes a project that holds no key, in one statement; false when it is gone or holds keys (a
    * key inserted concurrently is refused by its foreign key instead).
    */
