@@ -357,9 +357,9 @@ for (const e of eng.list) {
       expect(await auditOf(o.admin.apiKey, o.orgId, 'project.deleted')).toHaveLength(1);
     });
 
-    test.skipIf(e.name !== 'postgres')(
-      'PostgreSQL: a trust added while its project is being deleted is recorded too (the project is locked first)',
-      async () => {
+    // PostgreSQL only (defined there, not skipped here): SQLite's write transactions exclude each other
+    if (e.name === 'postgres')
+      test('PostgreSQL: a trust added while its project is being deleted is recorded too (the project is locked first)', async () => {
         const o = await owner();
         const project = await call(o.admin.apiKey, 'POST', `/v1/orgs/${o.orgId}/projects`, {
           name: `race-${uniq()}`,
@@ -397,8 +397,7 @@ for (const e of eng.list) {
         expect((await deleting).status).toBe(204);
         const deleted = await auditOf(o.admin.apiKey, o.orgId, 'oidc_trust.deleted');
         expect(deleted.map((ev) => (ev.target as Json).id).sort()).toEqual([first.body.id, lateId].sort());
-      },
-    );
+      });
 
     test("a webhook ping's stored body has the URL without its query", async () => {
       const o = await owner();
