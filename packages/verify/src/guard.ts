@@ -119,6 +119,8 @@ function refusal(
       'content-type': 'application/json; charset=utf-8',
       'cache-control': 'no-store',
       'x-request-id': requestId,
+      // RFC 9110 §15.5.2: every 401 names the scheme (as the Breeze server's do)
+      ...(status === 401 ? { 'www-authenticate': 'Bearer realm="breeze"' } : {}),
       ...headers,
     },
   };

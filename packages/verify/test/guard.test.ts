@@ -106,6 +106,8 @@ describe('decide: refusals in Breeze error shape', () => {
       // API.md: the body's request_id equals the response's x-request-id
       expect(r.headers['x-request-id']).toBe('req_1');
       for (const [k, v] of Object.entries(extra ?? {})) expect(r.headers[k]).toBe(v);
+      // RFC 9110: a 401 names the scheme, other refusals do not
+      expect(r.headers['www-authenticate']).toBe(status === 401 ? 'Bearer realm="breeze"' : undefined);
     });
   }
 
@@ -120,6 +122,7 @@ describe('decide: refusals in Breeze error shape', () => {
       const r = await decide(headers(h), { verifier: v });
       expect(r).toMatchObject({ ok: false, status: 401, body: { error: { code: 'AUTH_REQUIRED' } } });
       if (!r.ok) expect(r.headers['x-request-id']).toBe(r.body.error.request_id);
+      if (!r.ok) expect(r.headers['www-authenticate']).toBe('Bearer realm="breeze"');
     }
     expect(v.calls).toHaveLength(0);
   });
@@ -138,6 +141,7 @@ describe('decide: refusals in Breeze error shape', () => {
         ok: false,
         status: 401,
         body: { error: { code: 'AUTH_REQUIRED' } },
+        headers: { 'www-authenticate': 'Bearer realm="breeze"' },
       });
     }
     expect(v.calls).toHaveLength(0);
