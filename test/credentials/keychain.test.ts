@@ -106,6 +106,23 @@ console.log(JSON.stringify(out));`,
   });
 });
 
+/** A D-Bus "daemon" that accepts connections and never says a word (a hung keyring). */
+async function silentBus(): Promise<{ sock: string; close(): void }> {
+  const dir = mkdtempSync(join(tmpdir(), 'breeze-hang-'));
+  const sock = join(dir, 'bus');
+  const held: Socket[] = [];
+  const silent = createServer((s) => held.push(s));
+  await new Promise<void>((r) => silent.listen(sock, r));
+  return {
+    sock,
+    close() {
+      for (const s of held) s.destroy();
+      silent.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 describe('keychain unusable', () => {
   let server: TestServer;
   let url: string;
@@ -132,12 +149,8 @@ describe('keychain unusable', () => {
   });
 
   it('a keyring that never answers cannot hang breeze: the call times out and the file is used', async () => {
-    // A D-Bus "daemon" that accepts connections and never says a word.
-    const dir = mkdtempSync(join(tmpdir(), 'breeze-hang-'));
-    const sock = join(dir, 'bus');
-    const held: Socket[] = [];
-    const silent = createServer((s) => held.push(s));
-    await new Promise<void>((r) => silent.listen(sock, r));
+    const bus = await silentBus();
+    const sock = bus.sock;
     const { apiKey } = await server.seedKey();
     const t = tempConfigDir();
     const started = Date.now();
@@ -168,18 +181,13 @@ describe('keychain unusable', () => {
     expect(byDefault.code, byDefault.stderr).toBe(0);
     expect(byDefault.stderr).toMatch(/did not answer within 3000 ms/);
     t2.cleanup();
-    for (const s of held) s.destroy();
-    silent.close();
-    rmSync(dir, { recursive: true, force: true });
+    bus.close();
     t.cleanup();
   });
 
   it('reading and deleting are bounded too: every command of a keychain profile returns while the keyring never answers', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'breeze-hang-read-'));
-    const sock = join(dir, 'bus');
-    const held: Socket[] = [];
-    const silent = createServer((s) => held.push(s));
-    await new Promise<void>((r) => silent.listen(sock, r));
+    const bus = await silentBus();
+    const sock = bus.sock;
     const { apiKey, keyId, userId } = await server.seedKey({ email: 'hung-read@example.com' });
     const t = tempConfigDir();
     // the profile as `breeze login --storage keychain` leaves it
@@ -216,9 +224,7 @@ describe('keychain unusable', () => {
     // logout refused to forget the profile whose key it could not delete
     expect(JSON.parse(readFileSync(join(t.dir, 'config.json'), 'utf8')).profiles.default?.key_id).toBe(keyId);
     expect((await fetch(`${url}/v1/me`, { headers: { 'xi-api-key': apiKey } })).status).toBe(200);
-    for (const s of held) s.destroy();
-    silent.close();
-    rmSync(dir, { recursive: true, force: true });
+    bus.close();
     t.cleanup();
   });
 });
