@@ -14,6 +14,15 @@ beforeAll(async () => {
 });
 afterAll(() => server.close());
 
+/** Runs a writer script on `dir` until it says it is writing, then SIGKILLs it at a random moment. */
+async function killMidWrite(script: string, dir: string): Promise<void> {
+  const child = spawn(process.execPath, [script, dir], { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((r) => child.stdout.once('data', () => r()));
+  await new Promise((r) => setTimeout(r, 20 + Math.random() * 150));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.once('exit', r));
+}
+
 describe('concurrent breeze processes', () => {
   it('20 logins into 20 profiles at once leave every profile and every key intact', async () => {
     const t = tempConfigDir();
@@ -65,11 +74,7 @@ for (let gen = 0; ; gen++) {
 }`,
     );
     for (let round = 0; round < 6; round++) {
-      const child = spawn(process.execPath, [script, t.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((r) => child.stdout.once('data', () => r()));
-      await new Promise((r) => setTimeout(r, 20 + Math.random() * 150));
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await killMidWrite(script, t.dir);
       expect(existsSync(join(t.dir, 'config.json'))).toBe(true);
       const data = JSON.parse(readFileSync(join(t.dir, 'config.json'), 'utf8'));
       const gens = new Set(
@@ -96,11 +101,7 @@ process.stdout.write('ready\\n');
 for (let gen = 0; ; gen++) await store.set('p' + (gen % 400) + '@http://x', 'brz_' + String(gen).padEnd(400, 'y'));`,
     );
     for (let round = 0; round < 6; round++) {
-      const child = spawn(process.execPath, [script, t.dir], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((r) => child.stdout.once('data', () => r()));
-      await new Promise((r) => setTimeout(r, 20 + Math.random() * 150));
-      child.kill('SIGKILL');
-      await new Promise((r) => child.once('exit', r));
+      await killMidWrite(script, t.dir);
       const path = join(t.dir, 'credentials.json');
       expect(statSync(path).mode & 0o777).toBe(0o600);
       const data = JSON.parse(readFileSync(path, 'utf8')) as { credentials: Record<string, string> };
