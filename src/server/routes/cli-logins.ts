@@ -88,8 +88,12 @@ export async function cliLoginRoutes(app: FastifyInstance): Promise<void> {
   app.post<{ Params: { login_id: string }; Body: ExchangeBody }>(
     '/v1/cli/logins/:login_id/exchange',
     {
-      // guessing login ids is bounded per address; a CLI polls once per `interval` (>= 1 s)
-      config: { rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: perIpKey('cli-exchange-ip') } },
+      config: {
+        // guessing login ids is bounded per address; a CLI polls once per `interval` (>= 1 s)
+        rateLimit: { ...EXCHANGES_PER_IP, keyGenerator: perIpKey('cli-exchange-ip') },
+        // API.md lists only 400s here: an id that cannot exist is a login that is not known
+        impossibleId: { code: 'INVALID_GRANT', message: 'Unknown login.' },
+      },
       preValidation: nullMeansAbsent('code'),
       schema: {
         summary: 'Exchange an approved login for a new API key (once)',
