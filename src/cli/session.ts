@@ -218,8 +218,12 @@ async function retireReplaced(
       if (err instanceof InterruptedError) throw err;
       const status = (err as { status?: number }).status;
       // 404: already gone (or not this user's to see); 401: the key refused itself (disabled,
-      // expired, deleted): the next asker, the new key, may still delete it
-      if (status === 404) return null;
+      // expired, deleted): the next asker, the new key, may still delete it; when it cannot see it
+      // either (another user), the refusal is what to tell
+      if (status === 404) {
+        if ((lastError as { status?: number } | undefined)?.status === 401) break;
+        return null;
+      }
       lastError = err;
       if (status !== 401) break;
     }

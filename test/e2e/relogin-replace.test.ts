@@ -164,6 +164,26 @@ describe('re-login replaces a login-made key: it is deleted on its server, whate
     }
   });
 
+  it('a disabled login key that neither key may delete (the new login is another user) is named in a warning', async () => {
+    const t = tempConfigDir();
+    try {
+      const first = await emailLogin(t.dir, a, 'stuck@example.com');
+      const admin = await seedKeyInDataDir(a.dataDir, { email: 'stuck@example.com' });
+      const disable = await fetch(`${a.url}/v1/api-keys/${first.keyId}/disable`, {
+        method: 'POST',
+        headers: { 'xi-api-key': admin.apiKey },
+      });
+      expect(disable.status).toBe(200);
+      const other = await seedKeyInDataDir(a.dataDir, { email: 'someone-else@example.com' });
+      const r = await login(t.dir, a.url, other.apiKey);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain(`previous key ${first.keyId}`);
+      expect(r.stderr).toContain('could not be deleted');
+    } finally {
+      t.cleanup();
+    }
+  });
+
   it('a key that came in by --with-key is kept, even one a login made (another profile or machine holds it)', async () => {
     const t = tempConfigDir();
     try {
