@@ -191,6 +191,13 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     if (length !== undefined && Number(length) > BODY_LIMIT) {
       return done(new HttpError('PAYLOAD_TOO_LARGE', 'Request body is larger than 64 KiB.'));
     }
+    // a compressed body would be read as if it were not (and an uncompressed one so labelled taken)
+    const coding = request.headers['content-encoding'];
+    if (coding !== undefined && coding.trim().toLowerCase() !== 'identity') {
+      return done(
+        new HttpError('VALIDATION_FAILED', 'Content-Encoding is not supported: send the body uncompressed.'),
+      );
+    }
     done();
   });
   registerErrorHandling(app);

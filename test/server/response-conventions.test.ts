@@ -139,6 +139,26 @@ for (const e of eng.list) {
       expect(edge.statusCode).toBe(400);
     });
 
+    it('refuses a compressed body (Content-Encoding) instead of reading it as plain, and takes identity', async () => {
+      const { apiKey } = await s.seedKey({ email: `coding-${e.name}@example.com` });
+      const post = (coding: string) =>
+        s.app.inject({
+          method: 'POST',
+          url: '/v1/api-keys',
+          headers: { 'xi-api-key': apiKey, 'content-type': 'application/json', 'content-encoding': coding },
+          payload: JSON.stringify({ name: 'coded' }),
+        });
+      for (const coding of ['gzip', 'br', 'deflate']) {
+        const res = await post(coding);
+        expect(res.statusCode, coding).toBe(400);
+        expect(res.json().error).toMatchObject({
+          code: 'VALIDATION_FAILED',
+          message: expect.stringContaining('Content-Encoding'),
+        });
+      }
+      expect((await post('identity')).statusCode).toBe(201);
+    });
+
     it('names the Bearer scheme on every 401 (WWW-Authenticate), and not on other errors', async () => {
       const missing = await s.app.inject({ method: 'GET', url: '/v1/me' });
       const wrong = await s.app.inject({
