@@ -1,6 +1,6 @@
 import { createRemoteJWKSet, customFetch, errors, jwtVerify } from 'jose';
 import { BreezeVerifyError, type BreezeVerifyErrorCode } from './errors.js';
-import { readLimited } from './http.js';
+import { networkError, readLimited } from './http.js';
 import type { VerifyResult } from './types.js';
 
 /** What a valid email-code JWT grants (API.md: everything its user can reach, as `read, write, admin`). */
@@ -91,10 +91,7 @@ export function createJwtChecker(o: {
       if (!ok) failed('BAD_RESPONSE');
       return new Response(text, { status: 200, headers: res.headers });
     } catch (err) {
-      const name = (err as { name?: unknown } | null)?.name;
-      failed(
-        err instanceof BreezeVerifyError ? err.code : name === 'TimeoutError' ? 'TIMEOUT' : 'UNREACHABLE',
-      );
+      failed(err instanceof BreezeVerifyError ? err.code : networkError(err, o.jwksUrl, o.timeoutMs).code);
       throw err;
     }
   };
