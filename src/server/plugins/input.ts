@@ -2,15 +2,6 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { type ErrorCode, HttpError } from '../../core/errors.js';
 import { isPossibleId } from '../validation.js';
 
-/**
- * Every route with a path parameter (`/v1/api-keys/:key_id`, `/v1/cli/logins/:login_id/exchange`,
- * `/auth/code/:id/verifications`, and any added later) gets this check before validation: an id
- * outside the alphabet of the ids this server issues names nothing that can exist, so it is `404`
- * on every engine (or what the route's `config.impossibleId` says: the CLI login exchange answers
- * it as an unknown login), and it never reaches the database (PostgreSQL refuses NUL bytes with an
- * error).
- * Must be registered before the routes.
- */
 /** A route's answer to an id that cannot exist, when it is not 404 (`config: { impossibleId }`). */
 export interface ImpossibleId {
   code: ErrorCode;
@@ -24,6 +15,15 @@ declare module 'fastify' {
   }
 }
 
+/**
+ * Every route with a path parameter (`/v1/api-keys/:key_id`, `/v1/cli/logins/:login_id/exchange`,
+ * `/auth/code/:id/verifications`, and any added later) gets this check before validation: an id
+ * outside the alphabet of the ids this server issues names nothing that can exist, so it is `404`
+ * on every engine (or what the route's `config.impossibleId` says: the CLI login exchange answers
+ * it as an unknown login), and it never reaches the database (PostgreSQL refuses NUL bytes with an
+ * error).
+ * Must be registered before the routes.
+ */
 export function registerIdCheck(app: FastifyInstance): void {
   async function checkIds(request: FastifyRequest): Promise<void> {
     const params = request.params as Record<string, unknown> | undefined;
