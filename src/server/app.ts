@@ -13,7 +13,7 @@ import type { Mailer } from './mail/mailer.js';
 import { registerOpenApi } from './openapi.js';
 import { pageRoutes } from './pages/routes.js';
 import { type Authenticators, registerAuth } from './plugins/auth.js';
-import { answerClientError, handleError, registerErrorHandling } from './plugins/errors.js';
+import { answerClientError, handleError, registerErrorHandling, UNSUPPORTED_TYPE } from './plugins/errors.js';
 import { registerIdCheck } from './plugins/input.js';
 import { registerPerKeyLimit } from './plugins/key-rate-limit.js';
 import { registerIpRateLimit } from './plugins/rate-limit.js';
@@ -145,8 +145,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
   // refused as unsupported; no bytes at all is a request without a body, as above.
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_request, body, done) => {
     if ((body as Buffer).length === 0) done(null, undefined);
-    else
-      done(new HttpError('VALIDATION_FAILED', 'Unsupported Content-Type: send application/json.'), undefined);
+    else done(new HttpError('VALIDATION_FAILED', UNSUPPORTED_TYPE), undefined);
   });
 
   const bodyAjv = makeAjv(false);

@@ -70,10 +70,13 @@ export function handleError(err: FastifyError | HttpError, request: FastifyReque
   return sendError(reply, 'INTERNAL', 'Internal server error.');
 }
 
+/** The answer to a body of a type no route reads (Fastify's own check, and the '*' parser of app.ts). */
+export const UNSUPPORTED_TYPE = 'Unsupported Content-Type: send application/json.';
+
 function describeClientError(fe: FastifyError): string {
   switch (fe.code) {
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return 'Unsupported Content-Type: send application/json.';
+      return UNSUPPORTED_TYPE;
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       return 'Body is empty but Content-Type is application/json.';
     case 'FST_ERR_BAD_URL':
