@@ -11,6 +11,9 @@ import { type KeyRow, scopesOf } from './store/keys.js';
  * - A key without `admin` may read, rotate and delete only itself; everything else is 403.
  * - Changing another key (patch, rotate, disable, enable) needs every scope that key holds: a
  *   credential must not re-enable, re-scope or mint a successor of a key wider than itself.
+ * - Only the key's own user rotates it: the successor's plaintext goes to the caller, and it acts
+ *   as the key's user, in every organization that user belongs to. An owner or admin managing a
+ *   member's key may disable or delete it, never receive a credential of that member.
  * - No credential grants a scope it does not hold (create, patch).
  * - A key rotating itself keeps its old self alive for at most SELF_ROTATION_MAX_GRACE_S.
  */
@@ -70,9 +73,14 @@ export function requireScopesWithin(auth: AuthContext, scopes: readonly Scope[])
     throw forbidden(`Cannot grant scopes this credential does not hold: ${missing.join(', ')}.`);
 }
 
-/** Throws 403 unless `auth` may do `action` to `row` (a key of the caller's own user). */
+/** Throws 403 unless `auth` may do `action` to `row` (a key the caller may see: see load). */
 export function authorizeKeyAction(auth: AuthContext, row: KeyRow, action: KeyAction): void {
   const self = isSelf(auth, row);
+  if (action === 'rotate' && row.user_id !== auth.user.id) {
+    throw forbidden(
+      'Only the member who created this key can rotate it (its new key would act as them): disable or delete it instead.',
+    );
+  }
   if (action === 'read' || action === 'delete' || action === 'rotate') {
     if (!self && !canManageKeys(auth)) {
       throw forbidden(`Without the "admin" scope a key can only ${action} itself.`);
@@ -87,6 +95,17 @@ export function authorizeKeyAction(auth: AuthContext, row: KeyRow, action: KeyAc
     throw forbidden(
       `Cannot ${action === 'update' ? 'change' : action} a key with scopes this credential does not hold: ${missing.join(', ')}.`,
     );
+  }
+}
+
+/** Why `auth` may not do `action` to `row` (authorizeKeyAction's refusal), or null when it may. */
+export function keyActionRefusal(auth: AuthContext, row: KeyRow, action: KeyAction): string | null {
+  try {
+    authorizeKeyAction(auth, row, action);
+    return null;
+  } catch (err) {
+    if (err instanceof HttpError) return err.message;
+    throw err;
   }
 }
 

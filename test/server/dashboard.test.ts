@@ -471,6 +471,45 @@ for (const e of eng.list) {
       expect(mails.length).toBe(mailsBefore);
     });
 
+    it("an admin manages the owner's key but cannot rotate it (the new key would act as the owner): no form, a forged POST mints nothing", async () => {
+      const owner = await signedIn('rot-owner@example.com');
+      const ownerId = (await server.store.users.findByEmail('rot-owner@example.com'))?.id ?? '';
+      const { org } = await server.store.transaction((tx) => tx.orgs.create('Rotations', ownerId));
+      const adminUser = await server.store.users.ensure('rot-admin@example.com');
+      await server.store.orgs.addMember(org.id, adminUser.id, 'admin');
+      const form = await owner.get(`/keys/new?org_id=${org.id}`);
+      const made = await owner.post(
+        '/keys/new',
+        submission(form.body, '/keys/new', { name: 'owner deploy key', scopes: ['read', 'write', 'admin'] }),
+      );
+      expect(made.statusCode, made.body).toBe(201);
+      const keyId = /href="\/keys\/(key_[0-9A-Z]+)"/.exec(made.body)?.[1] ?? '';
+
+      const admin = await signedIn('rot-admin@example.com', '127.0.0.61');
+      const page = await admin.get(`/keys/${keyId}`);
+      expect(page.statusCode).toBe(200);
+      expect(page.body).not.toContain(`action="/keys/${keyId}/rotate"`);
+      expect(page.body).toContain('Only the member who created this key can rotate it');
+      // the admin may still disable it
+      expect(page.body).toContain(`action="/keys/${keyId}/disable"`);
+      const csrf = submission(page.body, '/logout').get('csrf') ?? '';
+      const forged = await admin.post(`/keys/${keyId}/rotate`, { csrf, grace_period_s: '0' });
+      expect(forged.statusCode).toBe(303);
+      expect(forged.body).not.toMatch(KEY_RE);
+      expect((await follow(admin, forged)).body).toContain(
+        'Only the member who created this key can rotate it',
+      );
+      expect((await server.store.keys.get(keyId))?.rotated_at).toBeNull();
+      // its owner still rotates it from the same page
+      const own = await owner.get(`/keys/${keyId}`);
+      const rotated = await owner.post(
+        `/keys/${keyId}/rotate`,
+        submission(own.body, `/keys/${keyId}/rotate`, { grace_period_s: '0' }),
+      );
+      expect(rotated.statusCode).toBe(201);
+      expect(rotated.body).toMatch(KEY_RE);
+    });
+
     it('the owner invites and revokes, creates and deletes a project, changes a role', async () => {
       const owner = await signedIn('boss@example.com');
       const bossId = (await server.store.users.findByEmail('boss@example.com'))?.id ?? '';

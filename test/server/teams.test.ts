@@ -230,6 +230,41 @@ describe('roles, owners and keys', () => {
     ).toBe(200);
   });
 
+  test("an owner or admin manages another member's key but never rotates it: the new key would act as that member", async () => {
+    const admin = await credentials(`rot-${uniq()}@example.com`);
+    const sc = await scene(admin, 'admin');
+    const ownerId =
+      (await s.store.orgs.listMembers(sc.org.id)).find((m) => m.role === 'owner')?.user_id ?? '';
+    // the owner's key in the team: its successor would act as the owner, here and in every other
+    // organization of theirs (their personal one included)
+    const ownerKey = await s.app.breeze.keys.mint({
+      userId: ownerId,
+      projectId: sc.project.id,
+      name: 'owner ci',
+      scopes: ['read', 'write', 'admin'],
+      expiresAt: null,
+      createdVia: 'api',
+    });
+    for (const cred of [admin.jwt, admin.key]) {
+      for (const id of [ownerKey.row.id, sc.targetKey]) {
+        const res = await call(cred, 'POST', `/v1/api-keys/${id}/rotate`, { grace_period_s: 0 });
+        expect(res.status, `${cred.kind} ${id}`).toBe(403);
+        expect(res.body).not.toHaveProperty('api_key');
+      }
+    }
+    // nothing was rotated: both keys still work, and have no successor
+    for (const id of [ownerKey.row.id, sc.targetKey])
+      expect((await s.store.keys.get(id))?.rotated_at).toBeNull();
+    expect((await call({ 'xi-api-key': ownerKey.apiKey }, 'GET', '/v1/me')).status).toBe(200);
+    // managing them otherwise still works
+    expect((await call(admin.jwt, 'POST', `/v1/api-keys/${sc.targetKey}/disable`)).status).toBe(200);
+    // the key's own user rotates it, as before
+    const ownerJwt = { authorization: `Bearer ${(await jwt.issue(ownerId)).token}` };
+    const own = await call(ownerJwt, 'POST', `/v1/api-keys/${ownerKey.row.id}/rotate`, { grace_period_s: 0 });
+    expect(own.status).toBe(201);
+    expect(own.body.api_key).toMatch(/^brz_/);
+  });
+
   test("a member's key: capped at read,write; narrowed at once by a role change; 401 once removed", async () => {
     const owner = await credentials(`kown-${uniq()}@example.com`);
     const mate = await credentials(`kmate-${uniq()}@example.com`);

@@ -22,6 +22,8 @@ export interface KeyDetailView {
   scopes: ScopeChoice[];
   /** the key was rotated already (no second rotation) */
   rotated: boolean;
+  /** why the viewer may not rotate this key (authz.ts), if they may not */
+  rotateRefusal?: string | null;
   now: Date;
   /** round 2: usage chart and audit events drop in here */
   extraSections?: Html[];
@@ -61,17 +63,20 @@ ${postForm(
   csrf,
   html`<div class="after">${scopeFieldset(v.scopes, v.role, v.orgName)}</div><button class="secondary" type="submit">Save scopes</button>`,
 )}</section>`;
-  const rotate = v.rotated
-    ? html`<p class="muted">This key was rotated already; rotate its successor instead.</p>`
-    : usable
-      ? postForm(
-          `${base}/rotate`,
-          csrf,
-          html`<div class="row"><div class="field"><label for="grace">Keep the old key working for</label><select id="grace" name="grace_period_s">${GRACE_CHOICES.map(
-            (g) => html`<option value="${g.value}"${g.value === 3600 ? ' selected' : ''}>${g.label}</option>`,
-          )}</select></div><button class="secondary" type="submit">Rotate key</button></div>`,
-        )
-      : html`<p class="muted">Only an active key can be rotated.</p>`;
+  const rotate = v.rotateRefusal
+    ? html`<p class="muted">${v.rotateRefusal}</p>`
+    : v.rotated
+      ? html`<p class="muted">This key was rotated already; rotate its successor instead.</p>`
+      : usable
+        ? postForm(
+            `${base}/rotate`,
+            csrf,
+            html`<div class="row"><div class="field"><label for="grace">Keep the old key working for</label><select id="grace" name="grace_period_s">${GRACE_CHOICES.map(
+              (g) =>
+                html`<option value="${g.value}"${g.value === 3600 ? ' selected' : ''}>${g.label}</option>`,
+            )}</select></div><button class="secondary" type="submit">Rotate key</button></div>`,
+          )
+        : html`<p class="muted">Only an active key can be rotated.</p>`;
   const toggle =
     k.status === 'disabled'
       ? postForm(`${base}/enable`, csrf, html`<button class="secondary" type="submit">Enable key</button>`)

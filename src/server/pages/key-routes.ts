@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from '../../core/errors.js';
+import { keyActionRefusal } from '../authz.js';
 import { readAuditLog } from '../services/audit-log.js';
 import { scopesOf } from '../store/keys.js';
 import { keyEventsSection } from './audit-page.js';
@@ -33,7 +34,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.signedIn(request, reply);
     if (!session) return reply;
     const auth = authOf(session);
-    const { row, access } = await ops.load(auth, request.params.key_id);
+    const { row, auth: inOrg, access } = await ops.load(auth, request.params.key_id);
     const range: UsageRange = field(request.query, 'usage') === '30d' ? '30d' : '7d';
     const eventsCursor = field(request.query, 'events_cursor') || undefined;
     const [org, project, creator, points, log] = await Promise.all([
@@ -73,6 +74,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
         role: access.role,
         scopes: scopeChoices(access.role, scopesOf(row)),
         rotated: row.rotated_at !== null,
+        rotateRefusal: keyActionRefusal(inOrg, row, 'rotate'),
         now: ctx.clock(),
         extraSections: [
           usageSection({ keyId: row.id, range, points }),
