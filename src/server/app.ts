@@ -22,7 +22,7 @@ import { auditRoutes } from './routes/audit-events.js';
 import { authCodeRoutes } from './routes/auth-code.js';
 import { cliLoginRoutes } from './routes/cli-logins.js';
 import { healthRoutes } from './routes/health.js';
-import { invitationRoutes } from './routes/invitations.js';
+import { invitationLimit, invitationRoutes } from './routes/invitations.js';
 import { jwksRoutes } from './routes/jwks.js';
 import { keyUsageRoutes } from './routes/key-usage.js';
 import { leakRoutes } from './routes/leaks.js';
@@ -209,6 +209,7 @@ export async function buildApp(opts: BuildAppOptions): Promise<FastifyInstance> 
     ...opts.authenticators,
   });
   await registerIpRateLimit(app);
+  app.decorate('breezeInvitationLimit', invitationLimit(app));
   registerPerKeyLimit(app, config.rateLimitPerKey);
   registerIdCheck(app);
 

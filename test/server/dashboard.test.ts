@@ -1,6 +1,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
+import { INVITATIONS_PER_ORG } from '../../src/server/routes/invitations.js';
 import { formFields, InjectBrowser, submission, waitForNewCode } from '../helpers/browser.js';
 import { CONTROL_SAMPLES, testEngines } from '../helpers/engines.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
@@ -548,6 +549,36 @@ for (const e of eng.list) {
       );
       expect(page.body).toContain('mate@example.com is now viewer.');
       expect((await server.store.orgs.membership(org.id, mate.id))?.role).toBe('viewer');
+    });
+
+    it("the hourly cap on an organization's invitations counts the dashboard's and the API's alike", async () => {
+      const email = 'inviter@example.com';
+      const owner = await signedIn(email, '127.0.0.62');
+      const ownerId = (await server.store.users.findByEmail(email))?.id ?? '';
+      const { org } = await server.store.transaction((tx) => tx.orgs.create('Invites', ownerId));
+      const { apiKey } = await server.seedKey({ email });
+      for (let i = 0; i < INVITATIONS_PER_ORG.max; i++) {
+        const res = await server.app.inject({
+          method: 'POST',
+          url: `/v1/orgs/${org.id}/invitations`,
+          headers: { 'xi-api-key': apiKey },
+          payload: { email: `api-${i}@example.com`, role: 'member' },
+        });
+        expect(res.statusCode, res.body).toBe(201);
+      }
+      const page = await owner.get(`/orgs/${org.id}`);
+      const sent = await owner.post(
+        `/orgs/${org.id}/invitations`,
+        submission(page.body, `/orgs/${org.id}/invitations`, {
+          email: 'one-more@example.com',
+          role: 'member',
+        }),
+      );
+      const after = await follow(owner, sent);
+      expect(after.body).toContain('class="flash error"');
+      expect(after.body).toContain('Too many');
+      expect(mails.some((m) => m.to === 'one-more@example.com')).toBe(false);
+      expect(after.body).not.toContain('<td>one-more@example.com</td>');
     });
 
     it('bad input never yields a 5xx: odd ids, control characters, repeated fields, JSON bodies', async () => {

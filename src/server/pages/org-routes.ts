@@ -62,12 +62,15 @@ export function registerOrgRoutes(app: FastifyInstance, kit: DashboardKit): void
   });
 
   app.post<OrgPost>('/orgs/:org_id/invitations', orgPost, (request, reply) =>
-    kit.orgAction(request, reply, async (access) => {
+    kit.orgAction(request, reply, async (access, auth) => {
       const email = (field(request.body, 'email') ?? '').trim();
       const role = ROLES.find((r) => r === field(request.body, 'role'));
       if (!isValidEmail(email)) throw new PageError('Enter a valid email address to invite.');
       if (!role) throw new PageError('Pick a role for the invitation.');
-      const inv = await orgs.invite(access, email, role, requestMeta(request));
+      // the organization's hourly quota, the API's counter: counted only for those who may invite
+      const inviter = await orgs.access(auth, access.orgId, 'members.invite');
+      await app.breezeInvitationLimit(request);
+      const inv = await orgs.invite(inviter, email, role, requestMeta(request));
       return { flash: { kind: 'ok', text: `Invitation sent to ${inv.email} (${inv.role}).` } };
     }),
   );

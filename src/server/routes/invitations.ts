@@ -12,13 +12,35 @@ export const INVITATIONS_PER_ORG = { max: 50, timeWindow: 3600_000 } as const;
 /** Accept attempts per client IP (each guesses an 8-character code; 5 wrong kill the invitation). */
 export const ACCEPTS_PER_IP = { max: 30, timeWindow: 60_000 } as const;
 
-/** `POST /v1/orgs/:org_id/invitations` and `POST /v1/invitations/:id/accept`. */
-export async function invitationRoutes(app: FastifyInstance): Promise<void> {
-  const orgs = new OrgService(app.breeze);
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** see invitationLimit */
+    breezeInvitationLimit: (request: FastifyRequest) => Promise<void>;
+  }
+}
+
+/**
+ * The per-organization cap on invitations (INVITATIONS_PER_ORG), for a request naming the
+ * organization in `:org_id`: resolves when one more may be sent, else throws 429. Built once by
+ * buildApp (`app.breezeInvitationLimit`), so the API and the dashboard's form count in one counter:
+ * a limiter of each would let an organization send its quota twice over. Ask it only for callers
+ * allowed to invite: strangers cannot use up an organization's quota.
+ */
+export function invitationLimit(app: FastifyInstance): (request: FastifyRequest) => Promise<void> {
   const perOrg = app.createRateLimit({
     ...INVITATIONS_PER_ORG,
     keyGenerator: (req: FastifyRequest) => `invite-org:${(req.params as { org_id: string }).org_id}`,
   });
+  return async (request) => {
+    const r = await perOrg(request);
+    if (!r.isAllowed && r.isExceeded)
+      throw rateLimitedError(request, { after: `${r.ttlInSeconds}s`, ttl: r.ttl });
+  };
+}
+
+/** `POST /v1/orgs/:org_id/invitations` and `POST /v1/invitations/:id/accept`. */
+export async function invitationRoutes(app: FastifyInstance): Promise<void> {
+  const orgs = new OrgService(app.breeze);
 
   app.post<{ Params: { org_id: string }; Body: { email: string; role: Role } }>(
     '/v1/orgs/:org_id/invitations',
@@ -39,9 +61,7 @@ export async function invitationRoutes(app: FastifyInstance): Promise<void> {
     async (request, reply) => {
       const access = await orgs.access(requireAuth(request), request.params.org_id, 'members.invite');
       // counted only for callers allowed to invite: strangers cannot use up an organization's quota
-      const r = await perOrg(request);
-      if (!r.isAllowed && r.isExceeded)
-        throw rateLimitedError(request, { after: `${r.ttlInSeconds}s`, ttl: r.ttl });
+      await app.breezeInvitationLimit(request);
       const inv = await orgs.invite(access, request.body.email, request.body.role, requestMeta(request));
       return reply.code(201).send({
         id: inv.id,
