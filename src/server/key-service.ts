@@ -210,7 +210,8 @@ export class KeyService {
 
   private async projectOf(opts: MintOptions, tx: StoreTx, now: Date): Promise<ProjectRow> {
     if (opts.projectId !== undefined) {
-      const project = await tx.orgs.project(opts.projectId);
+      // locked against a concurrent deletion of the project (see OrgsRepo.project)
+      const project = await tx.orgs.project(opts.projectId, this.store.engine === 'postgres');
       if (!project) throw new HttpError('NOT_FOUND', 'No such project.');
       return project;
     }

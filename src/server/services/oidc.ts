@@ -230,6 +230,14 @@ export class OidcService {
     };
     const view = trustView(row);
     await this.ctx.store.transaction(async (tx) => {
+      // the project may have been deleted since it was read: look again, locked against a deletion
+      // under way (see OrgsRepo.project), so that the insert does not fail on its foreign key
+      if (
+        input.project_id !== undefined &&
+        !(await tx.orgs.project(row.project_id, this.ctx.store.engine === 'postgres'))
+      ) {
+        throw new HttpError('NOT_FOUND', 'No such project.');
+      }
       await tx.oidc.insertTrust(row);
       await this.ctx.audit.record(tx, by.meta, {
         action: 'oidc_trust.created',

@@ -211,8 +211,19 @@ export class OrgsRepo {
     return project;
   }
 
-  async project(id: string): Promise<ProjectRow | undefined> {
-    return this.db.selectFrom('projects').selectAll().where('id', '=', id).executeTakeFirst();
+  /**
+   * A project. `lock` (PostgreSQL only, inside a transaction that adds a row naming the project: a
+   * key, an OIDC trust): FOR KEY SHARE, which waits for a deletion under way (`lockProject`) and
+   * then finds the project gone, where a plain read would let the insert fail on its foreign key;
+   * a deletion that comes later waits for this transaction and then finds the new row.
+   */
+  async project(id: string, lock = false): Promise<ProjectRow | undefined> {
+    return this.db
+      .selectFrom('projects')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(lock, (q) => q.forKeyShare())
+      .executeTakeFirst();
   }
 
   async projectByName(orgId: string, name: string): Promise<ProjectRow | undefined> {

@@ -1,0 +1,114 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testEngines } from '../helpers/engines.js';
+import type { TestServer } from '../helpers/server.js';
+
+/**
+ * Changes that race each other, black-box over HTTP on both engines (PostgreSQL runs the requests
+ * of one burst on several connections at once; SQLite serialises transactions but not the reads
+ * that come before them): no 5xx, no broken invariant, whatever order they land in.
+ */
+const eng = testEngines();
+afterAll(() => eng.stop());
+
+const uniq = () => randomBytes(4).toString('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+type Json = Record<string, unknown>;
+
+for (const engine of eng.list) {
+  describe.skipIf(engine.skip)(`concurrent changes on ${engine.name}`, () => {
+    let s: TestServer;
+
+    beforeAll(async () => {
+      s = await engine.startServer({ config: { rateLimitPerKey: 0 } });
+    }, 60_000);
+    afterAll(() => s?.close());
+
+    async function call(key: string, method: string, url: string, payload?: object) {
+      const res = await s.app.inject({
+        method: method as 'GET',
+        url,
+        headers: { 'xi-api-key': key },
+        ...(payload ? { payload } : {}),
+      });
+      return { status: res.statusCode, body: (res.body ? res.json() : {}) as Json };
+    }
+
+    /** An owner of a personal organization (admin key) and a new, empty project there. */
+    async function ownerWithProject() {
+      const o = await s.seedKey({ email: `o-${uniq()}@example.com` });
+      const orgId = ((await call(o.apiKey, 'GET', '/v1/me')).body.org as Json).id as string;
+      const p = await call(o.apiKey, 'POST', `/v1/orgs/${orgId}/projects`, { name: `p-${uniq()}` });
+      expect(p.status).toBe(201);
+      return { key: o.apiKey, orgId, projectId: p.body.id as string };
+    }
+
+    const trustIn = (projectId: string) => ({
+      issuer: 'https://token.actions.githubusercontent.com',
+      claims: { repository: 'acme/api' },
+      project_id: projectId,
+    });
+
+    it('a project deleted while keys and OIDC trusts are created in it: no 5xx, and nothing is left naming a deleted project', async () => {
+      for (let round = 0; round < 8; round++) {
+        const o = await ownerWithProject();
+        const results = await Promise.all([
+          call(o.key, 'POST', '/v1/api-keys', { name: 'k1', project_id: o.projectId }),
+          call(o.key, 'DELETE', `/v1/projects/${o.projectId}`),
+          call(o.key, 'POST', `/v1/orgs/${o.orgId}/oidc-trusts`, trustIn(o.projectId)),
+          call(o.key, 'POST', '/v1/api-keys', { name: 'k2', project_id: o.projectId }),
+        ]);
+        const [k1, del, trust, k2] = results.map((r) => r.status);
+        expect(
+          results.filter((r) => r.status >= 500),
+          JSON.stringify(results.map((r) => r.status)),
+        ).toEqual([]);
+        expect([201, 404]).toContain(k1);
+        expect([201, 404]).toContain(k2);
+        expect([201, 404]).toContain(trust);
+        // deleted: no key was created in it (a key would have made the deletion a 409)
+        if (del === 204) expect([k1, k2]).not.toContain(201);
+        else expect(del).toBe(409);
+        const keys = await call(o.key, 'GET', '/v1/api-keys?limit=200');
+        const trusts = await call(o.key, 'GET', `/v1/orgs/${o.orgId}/oidc-trusts`);
+        const left = [...(keys.body.data as Json[]), ...(trusts.body.data as Json[])].filter(
+          (x) => x.project_id === o.projectId,
+        );
+        if (del === 204) expect(left).toEqual([]);
+      }
+    });
+
+    it.skipIf(engine.name !== 'postgres')(
+      'a key or OIDC trust created while a deletion of its project is under way (not yet committed) is 404, not 500',
+      async () => {
+        const o = await ownerWithProject();
+        // another instance's deletion, between its lock of the project and its commit
+        let release = () => {};
+        let deleted = () => {};
+        const held = new Promise<void>((r) => {
+          release = r;
+        });
+        const inFlight = new Promise<void>((r) => {
+          deleted = r;
+        });
+        const deletion = s.store.db.transaction().execute(async (trx) => {
+          await trx.selectFrom('projects').select('id').where('id', '=', o.projectId).forUpdate().execute();
+          await trx.deleteFrom('projects').where('id', '=', o.projectId).execute();
+          deleted();
+          await held;
+        });
+        await inFlight;
+        const creating = Promise.all([
+          call(o.key, 'POST', '/v1/api-keys', { name: 'late', project_id: o.projectId }),
+          call(o.key, 'POST', `/v1/orgs/${o.orgId}/oidc-trusts`, trustIn(o.projectId)),
+        ]);
+        await sleep(300);
+        release();
+        await deletion;
+        const [key, trust] = await creating;
+        expect(key.status, JSON.stringify(key.body)).toBe(404);
+        expect(trust.status, JSON.stringify(trust.body)).toBe(404);
+      },
+    );
+  });
+}
