@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_WEBHOOKS_PER_ORG } from '../../src/server/services/webhooks.js';
 import { testEngines } from '../helpers/engines.js';
 import type { TestServer } from '../helpers/server.js';
 
@@ -76,6 +77,25 @@ for (const engine of eng.list) {
         );
         if (del === 204) expect(left).toEqual([]);
       }
+    });
+
+    it(`${MAX_WEBHOOKS_PER_ORG + 10} webhooks created at once: exactly ${MAX_WEBHOOKS_PER_ORG} succeed, the cap holds`, async () => {
+      const o = await ownerWithProject();
+      const n = MAX_WEBHOOKS_PER_ORG + 10;
+      const results = await Promise.all(
+        Array.from({ length: n }, (_, i) =>
+          // a public IP literal: no DNS, and nothing here sends it an event
+          call(o.key, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+            url: `https://93.184.216.34/hook-${i}`,
+            events: ['oidc.exchanged'],
+          }),
+        ),
+      );
+      const statuses = results.map((r) => r.status);
+      expect(statuses.filter((x) => x === 201)).toHaveLength(MAX_WEBHOOKS_PER_ORG);
+      expect(statuses.filter((x) => x === 409)).toHaveLength(n - MAX_WEBHOOKS_PER_ORG);
+      const list = await call(o.key, 'GET', `/v1/orgs/${o.orgId}/webhooks`);
+      expect(list.body.data).toHaveLength(MAX_WEBHOOKS_PER_ORG);
     });
 
     it.skipIf(engine.name !== 'postgres')(

@@ -171,6 +171,9 @@ export class WebhookService {
     };
     await this.ctx.store.transaction(async (tx) => {
       const repo = new WebhooksRepo(tx.db);
+      // concurrent creations in one organization take turns, so that none counts before another's
+      // insert has committed (on PostgreSQL both would see room for one more and exceed the cap)
+      if (!(await tx.orgs.lock(access.orgId))) throw new HttpError('NOT_FOUND', 'No such organization.');
       if ((await repo.countForOrg(access.orgId)) >= MAX_WEBHOOKS_PER_ORG) {
         throw new HttpError(
           'CONFLICT',
