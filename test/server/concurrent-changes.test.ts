@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MAX_WEBHOOKS_PER_ORG } from '../../src/server/services/webhooks.js';
 import { testEngines } from '../helpers/engines.js';
+import { openSse } from '../helpers/sse.js';
 import type { TestServer } from '../helpers/server.js';
 
 /**
@@ -19,9 +20,11 @@ type Json = Record<string, unknown>;
 for (const engine of eng.list) {
   describe.skipIf(engine.skip)(`concurrent changes on ${engine.name}`, () => {
     let s: TestServer;
+    let base = '';
 
     beforeAll(async () => {
       s = await engine.startServer({ config: { rateLimitPerKey: 0 } });
+      base = await s.app.listen({ host: '127.0.0.1', port: 0 });
     }, 60_000);
     afterAll(() => s?.close());
 
@@ -96,6 +99,33 @@ for (const engine of eng.list) {
       expect(statuses.filter((x) => x === 409)).toHaveLength(n - MAX_WEBHOOKS_PER_ORG);
       const list = await call(o.key, 'GET', `/v1/orgs/${o.orgId}/webhooks`);
       expect(list.body.data).toHaveLength(MAX_WEBHOOKS_PER_ORG);
+    });
+
+    it('event streams of one key opened at once count each other: the per-key cap holds', async () => {
+      const o = await ownerWithProject();
+      const verifier = await call(o.key, 'POST', '/v1/api-keys', { name: 'verifier', scopes: ['verify'] });
+      const cap = s.app.breeze.config.maxEventStreamsPerKey;
+      // no stream is open on this server yet: the first ones wait for the hub to start following
+      const opened = await Promise.all(
+        Array.from({ length: cap + 7 }, () =>
+          openSse(`${base}/v1/keys/events`, { 'xi-api-key': verifier.body.api_key as string }),
+        ),
+      );
+      try {
+        expect(opened.filter((st) => st.status === 200)).toHaveLength(cap);
+        expect(opened.filter((st) => st.status === 429)).toHaveLength(7);
+      } finally {
+        for (const st of opened) st.close();
+      }
+      // every slot is given back: the key may open its streams again
+      await sleep(200);
+      const again = await Promise.all(
+        Array.from({ length: cap }, () =>
+          openSse(`${base}/v1/keys/events`, { 'xi-api-key': verifier.body.api_key as string }),
+        ),
+      );
+      for (const st of again) st.close();
+      expect(again.map((st) => st.status)).toEqual(Array(cap).fill(200));
     });
 
     it.skipIf(engine.name !== 'postgres')(

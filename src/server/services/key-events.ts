@@ -112,7 +112,14 @@ export class KeyEventHub {
       throw new HttpError('RATE_LIMITED', 'The server is shutting down.', {
         headers: { 'retry-after': '1' },
       });
-    await this.activate();
+    // the slot is taken before the first wait: streams of one key opened at once count each other
+    this.perKey.set(keyId, count + 1);
+    try {
+      await this.activate();
+    } catch (err) {
+      this.releaseSlot(keyId);
+      throw err;
+    }
     const out = new PassThrough();
     const stream: Stream = {
       orgId,
@@ -125,7 +132,6 @@ export class KeyEventHub {
     stream.ping.unref();
     this.streams.add(stream);
     this.byOut.set(out, stream);
-    this.perKey.set(keyId, count + 1);
     // EventSource reconnects after `retry` ms; the first comment tells a client the stream is live
     out.write(`retry: 1000\n: connected\n\n`);
     // the missed events are read before the stream is handed back, so they follow its headers at
@@ -141,9 +147,7 @@ export class KeyEventHub {
     if (!s || !this.streams.delete(s)) return;
     this.byOut.delete(s.out);
     clearInterval(s.ping);
-    const n = (this.perKey.get(s.keyId) ?? 1) - 1;
-    if (n <= 0) this.perKey.delete(s.keyId);
-    else this.perKey.set(s.keyId, n);
+    this.releaseSlot(s.keyId);
     if (end) s.out.end();
     else s.out.destroy();
     if (this.streams.size === 0) {
@@ -154,6 +158,12 @@ export class KeyEventHub {
       this.expiryTimer = undefined;
       this.active = null;
     }
+  }
+
+  private releaseSlot(keyId: string): void {
+    const n = (this.perKey.get(keyId) ?? 1) - 1;
+    if (n <= 0) this.perKey.delete(keyId);
+    else this.perKey.set(keyId, n);
   }
 
   private activate(): Promise<void> {
