@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Role } from '../../src/core/types.js';
+import type { JwtService } from '../../src/server/jwt.js';
 import { MAX_WEBHOOKS_PER_ORG } from '../../src/server/services/webhooks.js';
 import { testEngines } from '../helpers/engines.js';
-import { openSse } from '../helpers/sse.js';
 import type { TestServer } from '../helpers/server.js';
+import { openSse } from '../helpers/sse.js';
 
 /**
  * Changes that race each other, black-box over HTTP on both engines (PostgreSQL runs the requests
@@ -16,6 +18,11 @@ afterAll(() => eng.stop());
 const uniq = () => randomBytes(4).toString('hex');
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 type Json = Record<string, unknown>;
+interface OrgUser {
+  id: string;
+  role: Role;
+  auth: Record<string, string>;
+}
 
 for (const engine of eng.list) {
   describe.skipIf(engine.skip)(`concurrent changes on ${engine.name}`, () => {
@@ -28,11 +35,11 @@ for (const engine of eng.list) {
     }, 60_000);
     afterAll(() => s?.close());
 
-    async function call(key: string, method: string, url: string, payload?: object) {
+    async function call(key: string | Record<string, string>, method: string, url: string, payload?: object) {
       const res = await s.app.inject({
         method: method as 'GET',
         url,
-        headers: { 'xi-api-key': key },
+        headers: typeof key === 'string' ? { 'xi-api-key': key } : key,
         ...(payload ? { payload } : {}),
       });
       return { status: res.statusCode, body: (res.body ? res.json() : {}) as Json };
@@ -126,6 +133,72 @@ for (const engine of eng.list) {
       );
       for (const st of again) st.close();
       expect(again.map((st) => st.status)).toEqual(Array(cap).fill(200));
+    });
+
+    /** A new organization with one user per role given (a JWT each), created straight in the store. */
+    async function orgWith(roles: Role[]) {
+      const jwt = (s.app as unknown as { jwtService: JwtService }).jwtService;
+      const users: OrgUser[] = [];
+      for (const role of roles) {
+        const u = await s.store.users.ensure(`${role}-${uniq()}@example.com`);
+        users.push({ id: u.id, role, auth: { authorization: `Bearer ${(await jwt.issue(u.id)).token}` } });
+      }
+      const [first, ...rest] = users;
+      if (first?.role !== 'owner') throw new Error('the first user is the owner');
+      const { org } = await s.store.transaction((tx) => tx.orgs.create(`Org ${uniq()}`, first.id));
+      for (const u of rest) await s.store.orgs.addMember(org.id, u.id, u.role);
+      const roleOf = async (userId: string) => (await s.store.orgs.membership(org.id, userId))?.role;
+      return { orgId: org.id, users, roleOf };
+    }
+
+    it('an admin changing a member who is being made owner at that moment cannot demote or remove the new owner', async () => {
+      for (let round = 0; round < 6; round++) {
+        const { orgId, users, roleOf } = await orgWith(['owner', 'admin', 'member', 'member']);
+        const [owner, admin, m1, m2] = users as [OrgUser, OrgUser, OrgUser, OrgUser];
+        const results = await Promise.all([
+          call(owner.auth, 'PATCH', `/v1/orgs/${orgId}/members/${m1.id}`, { role: 'owner' }),
+          call(admin.auth, 'PATCH', `/v1/orgs/${orgId}/members/${m1.id}`, { role: 'viewer' }),
+          call(owner.auth, 'PATCH', `/v1/orgs/${orgId}/members/${m2.id}`, { role: 'owner' }),
+          call(admin.auth, 'DELETE', `/v1/orgs/${orgId}/members/${m2.id}`),
+        ]);
+        const statuses = results.map((r) => r.status);
+        // whichever order they land in, an admin never touches an owner: a promotion stands (the
+        // admin's change either came first and was overwritten, or came second and was refused)
+        expect(statuses[0], JSON.stringify(statuses)).toBe(200);
+        expect([200, 403]).toContain(statuses[1]);
+        expect(await roleOf(m1.id), JSON.stringify(statuses)).toBe('owner');
+        if (statuses[3] === 204) {
+          // the removal came first: there was no member left to promote
+          expect(statuses[2], JSON.stringify(statuses)).toBe(404);
+          expect(await roleOf(m2.id)).toBeUndefined();
+        } else {
+          expect(statuses[3], JSON.stringify(statuses)).toBe(403);
+          expect(statuses[2]).toBe(200);
+          expect(await roleOf(m2.id)).toBe('owner');
+        }
+      }
+    });
+
+    it('owners demoting each other at once: never both (each would act as an owner it no longer is), never no owner', async () => {
+      for (let round = 0; round < 6; round++) {
+        for (const owners of [2, 3]) {
+          const { orgId, users, roleOf } = await orgWith(Array(owners).fill('owner') as Role[]);
+          const [a, b] = users as [OrgUser, OrgUser];
+          const results = await Promise.all([
+            call(a.auth, 'PATCH', `/v1/orgs/${orgId}/members/${b.id}`, { role: 'member' }),
+            call(b.auth, 'PATCH', `/v1/orgs/${orgId}/members/${a.id}`, { role: 'member' }),
+          ]);
+          const statuses = results.map((r) => r.status);
+          expect(
+            statuses.filter((x) => x === 200),
+            JSON.stringify(statuses),
+          ).toHaveLength(1);
+          // the loser was demoted first: refused as a member (403), or as the last owner (409)
+          expect(statuses.filter((x) => x === 403 || x === 409)).toHaveLength(1);
+          const left = await Promise.all(users.map((u) => roleOf(u.id)));
+          expect(left.filter((r) => r === 'owner')).toHaveLength(owners - 1);
+        }
+      }
     });
 
     it.skipIf(engine.name !== 'postgres')(

@@ -138,6 +138,12 @@ export class OrgService {
       if (!(await tx.orgs.lock(access.orgId))) throw notFound();
       const current = await tx.orgs.membership(access.orgId, userId);
       if (!current) throw notFound('No such member.');
+      authorizeMemberChange(
+        await this.accessNow(tx, access),
+        { userId, role: current.role as Role },
+        'members.update',
+        role,
+      );
       if (current.role === 'owner' && role !== 'owner' && (await tx.orgs.countOwners(access.orgId)) <= 1) {
         throw new HttpError('CONFLICT', 'The last owner cannot be demoted: make someone else owner first.');
       }
@@ -173,6 +179,11 @@ export class OrgService {
       if (!(await tx.orgs.lock(access.orgId))) throw notFound();
       const current = await tx.orgs.membership(access.orgId, userId);
       if (!current) throw notFound('No such member.');
+      authorizeMemberChange(
+        await this.accessNow(tx, access),
+        { userId, role: current.role as Role },
+        'members.remove',
+      );
       if (current.role === 'owner' && (await tx.orgs.countOwners(access.orgId)) <= 1) {
         throw new HttpError(
           'CONFLICT',
@@ -193,6 +204,17 @@ export class OrgService {
       );
     });
     await this.dropKeysOf(access.orgId, userId);
+  }
+
+  /**
+   * The caller's access as it is now, read under the organization's lock: a membership change is
+   * authorized again on the roles of that moment, so one that raced it (the target made owner, the
+   * caller demoted or removed) cannot let a check made on older roles through.
+   */
+  private async accessNow(tx: StoreTx, access: OrgAccess): Promise<OrgAccess> {
+    const mine = await tx.orgs.membership(access.orgId, access.auth.user.id);
+    if (!mine) throw notFound();
+    return orgAccess(access.auth, access.orgId, mine.role as Role);
   }
 
   private async member(orgId: string, userId: string): Promise<MemberRow> {
