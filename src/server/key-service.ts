@@ -167,11 +167,16 @@ export class KeyService {
 
   /**
    * Disables (`disabledAt` a time) or enables (null) a key; records `key.disabled`/`key.enabled`.
-   * Undefined when the key is gone.
+   * A key that already is so (a concurrent call changed it first) is returned as it is, with no
+   * second event. Undefined when the key is gone.
    */
   async setDisabled(row: KeyRow, disabledAt: string | null, by?: AuditBy): Promise<KeyRow | undefined> {
-    const updated = await this.store.transaction(async (tx) => {
-      const after = await tx.keys.update(row.id, { disabled_at: disabledAt });
+    const result = await this.store.transaction(async (tx) => {
+      if (!(await tx.keys.setDisabled(row.id, disabledAt))) {
+        const current = await tx.keys.get(row.id);
+        return current && { row: current, changed: false };
+      }
+      const after = await tx.keys.get(row.id);
       if (!after) return undefined;
       if (disabledAt && row.org_id) {
         await recordRevocations(
@@ -184,10 +189,10 @@ export class KeyService {
         name: after.name,
         prefix: after.prefix,
       });
-      return after;
+      return { row: after, changed: true };
     });
-    if (updated) await this.changed(row.id);
-    return updated;
+    if (result?.changed) await this.changed(row.id);
+    return result?.row;
   }
 
   /** Deletes a key for good; records `key.deleted`. False when it was gone already. */

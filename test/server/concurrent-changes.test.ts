@@ -201,6 +201,23 @@ for (const engine of eng.list) {
       }
     });
 
+    it('a key disabled (then enabled) by several calls at once: one change, one audit event, one disabled_at in every answer', async () => {
+      for (let round = 0; round < 5; round++) {
+        const o = await ownerWithProject();
+        const k = await call(o.key, 'POST', '/v1/api-keys', { name: `k-${round}` });
+        const keyId = k.body.key_id as string;
+        for (const action of ['disable', 'enable'] as const) {
+          const results = await Promise.all(
+            Array.from({ length: 4 }, () => call(o.key, 'POST', `/v1/api-keys/${keyId}/${action}`)),
+          );
+          expect(results.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+          expect(new Set(results.map((r) => r.body.disabled_at)).size).toBe(1);
+          const events = await call(o.key, 'GET', `/v1/audit-events?key_id=${keyId}&action=key.${action}d`);
+          expect(events.body.data, action).toHaveLength(1);
+        }
+      }
+    });
+
     it.skipIf(engine.name !== 'postgres')(
       'a key or OIDC trust created while a deletion of its project is under way (not yet committed) is 404, not 500',
       async () => {

@@ -158,6 +158,20 @@ export class KeysRepo {
   }
 
   /**
+   * Disables (`disabledAt` a time) or enables (null) key `id`, only when it is not so already: of
+   * concurrent calls one changes it. False when nothing changed (it already was, or it is gone).
+   */
+  async setDisabled(id: string, disabledAt: string | null): Promise<boolean> {
+    const res = await this.db
+      .updateTable('api_keys')
+      .set({ disabled_at: disabledAt })
+      .where('id', '=', id)
+      .where('disabled_at', disabledAt === null ? 'is not' : 'is', null)
+      .executeTakeFirst();
+    return Number(res.numUpdatedRows) > 0;
+  }
+
+  /**
    * The check-and-set of a rotation: marks key `id` rotated at `at` and moves its expiry to
    * min(its own, `graceEnd`), in one UPDATE that matches only an enabled, unexpired key that was
    * not rotated yet. PostgreSQL re-checks the condition on the latest row version after waiting for
