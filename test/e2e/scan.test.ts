@@ -9,10 +9,12 @@ import { spawnSync } from 'node:child_process';
 import {
   chmodSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   mkdtempSync,
   readFileSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from 'node:fs';
@@ -22,8 +24,15 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateApiKey } from '../../src/core/api-key.js';
 import { BASE62 } from '../../src/core/base62.js';
-import { type CliResult, runCli, tempConfigDir } from '../helpers/cli.js';
+import { type CliResult, runCli, spawnCli, tempConfigDir } from '../helpers/cli.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
+
+/** Length of the block `breeze scan --install-hook` adds, as found in `text` (0 when absent). */
+const hookBlockLength = (text: string) => {
+  const end = text.indexOf('# <<< breeze scan\n');
+  const begin = text.indexOf('# >>> breeze scan');
+  return begin < 0 || end < 0 ? 0 : end + '# <<< breeze scan\n'.length - begin;
+};
 
 const badChecksum = (key: string) =>
   key.slice(0, -1) + BASE62[(BASE62.indexOf(key.at(-1) as string) + 1) % 62];
@@ -470,6 +479,52 @@ describe('breeze scan --install-hook', () => {
     // twice: unchanged
     const again = await breeze(['scan', '--install-hook'], { cwd: dir });
     expect(again.stderr).toContain('Already in');
+  });
+
+  it('an install killed half-way leaves the existing hook whole: as it was, or with the block added', async () => {
+    const dir = newRepo('interrupted');
+    const hook = join(dir, '.git', 'hooks', 'pre-commit');
+    // a long hook, so that rewriting it takes a while
+    const original = `#!/bin/sh\n${'# a line of the team hook, long enough to take some time\n'.repeat(400_000)}exit 0\n`;
+    writeFileSync(hook, original);
+    chmodSync(hook, 0o755);
+    const child = spawnCli(['--server', url, 'scan', '--install-hook'], {
+      configDir: cfg.dir,
+      cwd: dir,
+      env: { HOME: root, BREEZE_STORAGE: 'file', DBUS_SESSION_BUS_ADDRESS: undefined },
+    });
+    const exited = new Promise((r) => child.once('exit', r));
+    // SIGKILL the moment the hook file changes at all (or when the CLI is done)
+    const tick = new Int32Array(new SharedArrayBuffer(4));
+    const deadline = Date.now() + 60_000;
+    while (statSync(hook).size === original.length && child.exitCode === null && Date.now() < deadline) {
+      Atomics.wait(tick, 0, 0, 1);
+      await new Promise((r) => setImmediate(r));
+    }
+    child.kill('SIGKILL');
+    await exited;
+    const text = readFileSync(hook, 'utf8');
+    if (text !== original) {
+      expect(text.length).toBe(original.length + hookBlockLength(text));
+      expect(text.startsWith('#!/bin/sh\n# >>> breeze scan')).toBe(true);
+      expect(text.endsWith(original.slice('#!/bin/sh\n'.length))).toBe(true);
+    }
+  });
+
+  it('a hook that is a symbolic link (as hook managers install them) stays one: its target gets the block', async () => {
+    const dir = newRepo('symlinked-hook');
+    const target = join(dir, 'team-hook.sh');
+    writeFileSync(target, '#!/bin/sh\nexit 0\n');
+    chmodSync(target, 0o755);
+    const hook = join(dir, '.git', 'hooks', 'pre-commit');
+    symlinkSync(target, hook);
+    const r = await breeze(['scan', '--install-hook'], { cwd: dir });
+    expect(r.code, r.stderr).toBe(0);
+    expect(lstatSync(hook).isSymbolicLink()).toBe(true);
+    expect(readFileSync(target, 'utf8')).toMatch(
+      /^#!\/bin\/sh\n# >>> breeze scan[\s\S]*# <<< breeze scan\nexit 0\n$/,
+    );
+    expect(statSync(target).mode & 0o777).toBe(0o755);
   });
 
   it('chains an existing shell hook and refuses to touch another kind', async () => {

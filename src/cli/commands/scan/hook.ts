@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, realpath } from 'node:fs/promises';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { writeFileAtomicSync } from '../../../credentials/atomic-file.js';
 import { UsageError, UserError } from '../../errors.js';
 
 const BEGIN = '# >>> breeze scan (added by "breeze scan --install-hook")';
@@ -71,10 +72,11 @@ export async function installHook(cwd: string): Promise<HookResult> {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const block = hookBlock();
+  // written whole (a temporary file renamed over it): a breeze killed or interrupted half-way
+  // leaves the hook as it was or as it is meant to be, never cut short
   if (existing === null) {
     await mkdir(dirname(path), { recursive: true });
-    await writeFile(path, `#!/bin/sh\n${block}`, { mode: 0o755 });
-    await chmod(path, 0o755);
+    writeFileAtomicSync(path, `#!/bin/sh\n${block}`, 0o755);
     return { path, action: 'created' };
   }
   if (existing.includes(BEGIN)) return { path, action: 'present' };
@@ -86,7 +88,7 @@ export async function installHook(cwd: string): Promise<HookResult> {
   }
   const head = shebang ? shebang[0] : '#!/bin/sh\n';
   const body = shebang ? existing.slice(head.length) : existing;
-  await writeFile(path, `${head}${block}${body}`);
-  await chmod(path, 0o755);
+  // a hook that is a symbolic link (hook managers link theirs) keeps its link: its target is rewritten
+  writeFileAtomicSync(await realpath(path), `${head}${block}${body}`, 0o755);
   return { path, action: 'chained' };
 }
