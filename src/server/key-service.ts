@@ -140,11 +140,16 @@ export class KeyService {
   /** Renames a key or changes its scopes; records `key.updated`. Undefined when the key is gone. */
   async update(row: KeyRow, patch: KeyPatch, by?: AuditBy): Promise<KeyRow | undefined> {
     const updated = await this.store.transaction(async (tx) => {
+      // what the change replaces is the key as it is now, not as the caller read it before: a
+      // concurrent change (a widening) may have landed in between (locked on PostgreSQL; SQLite's
+      // write transaction excludes the others)
+      const before = await tx.keys.get(row.id, this.store.engine === 'postgres');
+      if (!before) return undefined;
       const after = await tx.keys.update(row.id, patch);
       if (!after) return undefined;
       // fewer scopes than before: verifiers holding it in a cache hear of it (key.revoked)
       const narrowed =
-        patch.scopes !== undefined && scopesOf(row).some((s) => !patch.scopes?.split(' ').includes(s));
+        patch.scopes !== undefined && scopesOf(before).some((s) => !patch.scopes?.split(' ').includes(s));
       if (narrowed && row.org_id) {
         await recordRevocations(
           tx,
@@ -153,10 +158,10 @@ export class KeyService {
         );
       }
       const changes: Record<string, unknown> = {};
-      if (patch.name !== undefined && patch.name !== row.name)
-        changes.name = { from: row.name, to: after.name };
-      if (patch.scopes !== undefined && patch.scopes !== row.scopes) {
-        changes.scopes = { from: row.scopes.split(' '), to: after.scopes.split(' ') };
+      if (patch.name !== undefined && patch.name !== before.name)
+        changes.name = { from: before.name, to: after.name };
+      if (patch.scopes !== undefined && patch.scopes !== before.scopes) {
+        changes.scopes = { from: before.scopes.split(' '), to: after.scopes.split(' ') };
       }
       await this.record(tx, by, 'key.updated', after, { name: after.name, prefix: after.prefix, changes });
       return after;

@@ -218,6 +218,46 @@ for (const engine of eng.list) {
       }
     });
 
+    it('scopes patched by two calls at once: a narrowing is announced (key.revoked) and audited against the scopes it replaced', async () => {
+      for (let round = 0; round < 8; round++) {
+        const o = await ownerWithProject();
+        const k = await call(o.key, 'POST', '/v1/api-keys', { name: `k-${round}`, scopes: ['read'] });
+        const keyId = k.body.key_id as string;
+        const [widen, narrow] = await Promise.all([
+          call(o.key, 'PATCH', `/v1/api-keys/${keyId}`, { scopes: ['read', 'write'] }),
+          call(o.key, 'PATCH', `/v1/api-keys/${keyId}`, { scopes: ['read'] }),
+        ]);
+        expect([widen.status, narrow.status]).toEqual([200, 200]);
+        const final = (await call(o.key, 'GET', `/v1/api-keys/${keyId}`)).body.scopes as string[];
+        const revoked = await s.store.db
+          .selectFrom('key_events')
+          .select('reason')
+          .where('key_id', '=', keyId)
+          .execute();
+        const updates = (await call(o.key, 'GET', `/v1/audit-events?key_id=${keyId}&action=key.updated`)).body
+          .data as { details: { changes: { scopes?: { from: string[]; to: string[] } } } }[];
+        const scopeChanges = updates.map((e) => e.details.changes.scopes).filter(Boolean);
+        if (final.length === 1) {
+          // the widening landed first: the narrowing that followed took write away from a key
+          // verifiers may hold as read,write, and must say so
+          expect(
+            revoked.map((r) => r.reason),
+            JSON.stringify(scopeChanges),
+          ).toEqual(['narrowed']);
+          // (the log is newest first)
+          expect(scopeChanges).toEqual([
+            { from: ['read', 'write'], to: ['read'] },
+            { from: ['read'], to: ['read', 'write'] },
+          ]);
+        } else {
+          // the narrowing landed first and changed nothing
+          expect(final).toEqual(['read', 'write']);
+          expect(revoked).toEqual([]);
+          expect(scopeChanges).toEqual([{ from: ['read'], to: ['read', 'write'] }]);
+        }
+      }
+    });
+
     it.skipIf(engine.name !== 'postgres')(
       'a key or OIDC trust created while a deletion of its project is under way (not yet committed) is 404, not 500',
       async () => {

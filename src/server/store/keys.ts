@@ -76,8 +76,17 @@ export class KeysRepo {
     return this.db.insertInto('api_keys').values(row).compile();
   }
 
-  async get(id: string): Promise<KeyRow | undefined> {
-    return this.db.selectFrom('api_keys').selectAll().where('id', '=', id).executeTakeFirst();
+  /**
+   * A key. `lock` (PostgreSQL only, inside a transaction that changes it): FOR UPDATE, so that what
+   * the change replaces cannot change again before it commits.
+   */
+  async get(id: string, lock = false): Promise<KeyRow | undefined> {
+    return this.db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(lock, (q) => q.forUpdate())
+      .executeTakeFirst();
   }
 
   /**
