@@ -148,6 +148,26 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       expect(seen.json().data.at(-1)).toEqual({ at: hourOf(), requests: 12, rejected: 0 });
     });
 
+    test('counts of a flush that failed are written by the next one, also when the key was used again meanwhile', async () => {
+      const loc = await location(engine);
+      const a = await instance(loc);
+      const key = await a.seedKey({ email: 'retry@example.com', scopes: ['read'] });
+      const hdr = { 'x-api-key': key.apiKey };
+      for (let i = 0; i < 3; i++) await a.app.inject({ url: '/v1/me', headers: hdr });
+      // the database is unreachable for one flush (a restart, a lost connection, a deadlock)
+      const down = vi.spyOn(a.own, 'transaction').mockRejectedValueOnce(new Error('connection lost'));
+      await a.app.breeze.usage.flush();
+      expect(down).toHaveBeenCalledTimes(1);
+      down.mockRestore();
+      expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toEqual([]);
+      // the same key, the same hour: the next flush holds the kept counts and the new ones
+      for (let i = 0; i < 2; i++) await a.app.inject({ url: '/v1/me', headers: hdr });
+      await a.app.breeze.usage.flush();
+      expect(await a.own.usage.range(key.keyId, hourOf(), '9999')).toEqual([
+        { key_id: key.keyId, hour: hourOf(), requests: 5, rejected: 0 },
+      ]);
+    });
+
     test("visibility: another user's key is 404, a non-admin key may read only its own usage; bad ranges are 400", async () => {
       const loc = await location(engine);
       const a = await instance(loc);

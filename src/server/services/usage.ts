@@ -92,7 +92,7 @@ export class UsageTracker {
     for (const [keyId, b] of this.current) rows.push(toRow(keyId, b));
     this.closed = [];
     this.current = new Map();
-    const nonZero = rows.filter((r) => r.requests > 0 || r.rejected > 0);
+    const nonZero = mergeRows(rows).filter((r) => r.requests > 0 || r.rejected > 0);
     if (nonZero.length === 0) return;
     try {
       await this.store.transaction((tx) => tx.usage.add(nonZero));
@@ -115,6 +115,26 @@ export class UsageTracker {
     this.timer = undefined;
     await this.flush();
   }
+}
+
+/**
+ * One row per key and hour (counts kept from a failed flush meet the same key's bucket of that hour
+ * again: PostgreSQL refuses an upsert that names one row twice), ordered by key and hour, so that
+ * instances flushing at once lock rows in the same order and never deadlock each other.
+ */
+function mergeRows(rows: readonly UsageRow[]): UsageRow[] {
+  const byKeyHour = new Map<string, UsageRow>();
+  for (const r of rows) {
+    const id = `${r.key_id} ${r.hour}`;
+    const seen = byKeyHour.get(id);
+    if (seen) {
+      seen.requests += r.requests;
+      seen.rejected += r.rejected;
+    } else byKeyHour.set(id, { ...r });
+  }
+  return [...byKeyHour.values()].sort((a, b) =>
+    a.key_id === b.key_id ? (a.hour < b.hour ? -1 : 1) : a.key_id < b.key_id ? -1 : 1,
+  );
 }
 
 function toRow(keyId: string, b: Bucket): UsageRow {
