@@ -402,6 +402,55 @@ for (const e of eng.list) {
         expect(res.body.trust_id).toBe(t.body.id);
       });
 
+      test.skipIf(e.name !== 'postgres')(
+        "a token exchanged while the trust's project is being deleted is the same 401, not 404 or 500",
+        async () => {
+          const project = await call(
+            'POST',
+            `/v1/orgs/${owner.orgId}/projects`,
+            { name: 'doomed' },
+            owner.apiKey,
+          );
+          expect(project.status).toBe(201);
+          const t = await trust({
+            issuer: issuer.url,
+            audience: aud,
+            claims: { repository: 'acme/doomed' },
+            project_id: project.body.id,
+          });
+          expect(t.status).toBe(201);
+          // another instance deletes the project (and with it the trust): locked, not committed yet
+          let release = () => {};
+          let deleting = () => {};
+          const held = new Promise<void>((r) => {
+            release = r;
+          });
+          const underWay = new Promise<void>((r) => {
+            deleting = r;
+          });
+          const deletion = s.store.db.transaction().execute(async (trx) => {
+            await trx
+              .selectFrom('projects')
+              .select('id')
+              .where('id', '=', project.body.id)
+              .forUpdate()
+              .execute();
+            await trx.deleteFrom('projects').where('id', '=', project.body.id).execute();
+            deleting();
+            await held;
+          });
+          await underWay;
+          const exchanging = exchange(await issuer.sign({ aud, repository: 'acme/doomed' }));
+          await new Promise((r) => setTimeout(r, 300));
+          release();
+          await deletion;
+          const res = await exchanging;
+          expect(res.status, JSON.stringify(res.body)).toBe(401);
+          expect(res.body.error.code).toBe('AUTH_REQUIRED');
+          expect(logReasons().at(-1)).toBe("the trust's project was deleted");
+        },
+      );
+
       test('the exchange is rate-limited per IP', async () => {
         let limited = 0;
         for (let i = 0; i < EXCHANGES_PER_IP.max + 5; i++) {

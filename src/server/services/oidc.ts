@@ -361,6 +361,11 @@ export class OidcService {
       if (!(await tx.oidc.useToken(tokenId, usedUntil))) {
         throw new OidcRefusal('token already exchanged (jti replay)', { iss, trust_id: trust.id });
       }
+      // the trust goes with its project: a deletion that committed (or is under way: the read
+      // waits for it, see OrgsRepo.project) since the trust was read leaves nothing to mint in
+      if (!(await tx.orgs.project(trust.project_id, this.ctx.store.engine === 'postgres'))) {
+        throw new OidcRefusal("the trust's project was deleted", { iss, trust_id: trust.id });
+      }
       // no user acts here: the server mints on the trust's word (the CI identity is in the details)
       const by: AuditBy = { meta, actor: SYSTEM_ACTOR };
       const key = await this.ctx.keys.mint(
