@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Role } from '../../src/core/types.js';
 import type { JwtService } from '../../src/server/jwt.js';
 import { MAX_WEBHOOKS_PER_ORG } from '../../src/server/services/webhooks.js';
+import { LoginsRepo } from '../../src/server/store/logins.js';
 import { testEngines } from '../helpers/engines.js';
 import type { TestServer } from '../helpers/server.js';
 import { openSse } from '../helpers/sse.js';
@@ -258,33 +259,80 @@ for (const engine of eng.list) {
       }
     });
 
+    /** Holds a deletion of `projectId` as another instance makes it: locked and deleted, not committed until `release`. */
+    async function deletionUnderWay(projectId: string) {
+      let release = () => {};
+      let deleted = () => {};
+      const held = new Promise<void>((r) => {
+        release = r;
+      });
+      const inFlight = new Promise<void>((r) => {
+        deleted = r;
+      });
+      const done = s.store.db.transaction().execute(async (trx) => {
+        await trx.selectFrom('projects').select('id').where('id', '=', projectId).forUpdate().execute();
+        await trx.deleteFrom('projects').where('id', '=', projectId).execute();
+        deleted();
+        await held;
+      });
+      await inFlight;
+      return async () => {
+        release();
+        await done;
+      };
+    }
+
+    it.skipIf(engine.name !== 'postgres')(
+      'a CLI login approved for a project that is being deleted at the exchange mints its key in the personal default project',
+      async () => {
+        const o = await ownerWithProject();
+        const verifier = randomBytes(32).toString('base64url');
+        const created = await s.app.inject({
+          method: 'POST',
+          url: '/v1/cli/logins',
+          payload: {
+            code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+            code_challenge_method: 'S256',
+            client_name: 'breeze/0.1.0',
+            hostname: 'laptop',
+          },
+        });
+        const loginId = created.json().login_id as string;
+        const me = await call(o.key, 'GET', '/v1/me');
+        const userId = (me.body.user as Json).id as string;
+        // approved in the browser, with the new project picked
+        const approved = await new LoginsRepo(s.store.db).decide(
+          loginId,
+          { status: 'approved', userId, approvalCodeHash: null, projectId: o.projectId },
+          new Date(),
+        );
+        expect(approved).toBe(true);
+        const commitDeletion = await deletionUnderWay(o.projectId);
+        const exchanging = s.app.inject({
+          method: 'POST',
+          url: `/v1/cli/logins/${loginId}/exchange`,
+          payload: { code_verifier: verifier },
+        });
+        await sleep(300);
+        await commitDeletion();
+        const res = await exchanging;
+        expect(res.statusCode, res.body).toBe(200);
+        const personalDefault = (await s.store.orgs.projectByName(o.orgId, 'default'))?.id;
+        expect(res.json().key.project_id).toBe(personalDefault);
+      },
+    );
+
     it.skipIf(engine.name !== 'postgres')(
       'a key or OIDC trust created while a deletion of its project is under way (not yet committed) is 404, not 500',
       async () => {
         const o = await ownerWithProject();
-        // another instance's deletion, between its lock of the project and its commit
-        let release = () => {};
-        let deleted = () => {};
-        const held = new Promise<void>((r) => {
-          release = r;
-        });
-        const inFlight = new Promise<void>((r) => {
-          deleted = r;
-        });
-        const deletion = s.store.db.transaction().execute(async (trx) => {
-          await trx.selectFrom('projects').select('id').where('id', '=', o.projectId).forUpdate().execute();
-          await trx.deleteFrom('projects').where('id', '=', o.projectId).execute();
-          deleted();
-          await held;
-        });
-        await inFlight;
+        const commitDeletion = await deletionUnderWay(o.projectId);
         const creating = Promise.all([
           call(o.key, 'POST', '/v1/api-keys', { name: 'late', project_id: o.projectId }),
           call(o.key, 'POST', `/v1/orgs/${o.orgId}/oidc-trusts`, trustIn(o.projectId)),
         ]);
         await sleep(300);
-        release();
-        await deletion;
+        await commitDeletion();
         const [key, trust] = await creating;
         expect(key.status, JSON.stringify(key.body)).toBe(404);
         expect(trust.status, JSON.stringify(trust.body)).toBe(404);
