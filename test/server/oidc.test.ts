@@ -402,9 +402,8 @@ for (const e of eng.list) {
         expect(res.body.trust_id).toBe(t.body.id);
       });
 
-      test.skipIf(e.name !== 'postgres')(
-        "a token exchanged while the trust's project is being deleted is the same 401, not 404 or 500",
-        async () => {
+      if (e.name === 'postgres')
+        test("a token exchanged while the trust's project is being deleted is the same 401, not 404 or 500", async () => {
           const project = await call(
             'POST',
             `/v1/orgs/${owner.orgId}/projects`,
@@ -448,8 +447,7 @@ for (const e of eng.list) {
           expect(res.status, JSON.stringify(res.body)).toBe(401);
           expect(res.body.error.code).toBe('AUTH_REQUIRED');
           expect(logReasons().at(-1)).toBe("the trust's project was deleted");
-        },
-      );
+        });
 
       test('the exchange is rate-limited per IP', async () => {
         let limited = 0;
