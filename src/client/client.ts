@@ -219,12 +219,28 @@ export class BreezeClient {
           cause: err,
         });
       }
-      const text = await readCapped(
-        res.body,
-        MAX_RESPONSE_BYTES,
-        res.statusCode,
-        headerValue(res.headers['x-request-id']),
-      );
+      let text: string;
+      try {
+        text = await readCapped(
+          res.body,
+          MAX_RESPONSE_BYTES,
+          res.statusCode,
+          headerValue(res.headers['x-request-id']),
+        );
+      } catch (err) {
+        if (err instanceof ApiError) throw err;
+        if (this.opts.signal?.aborted) throw this.opts.signal.reason ?? err;
+        // the answer began and then stalled (a body that trickles past the timeout) or broke off:
+        // the request reached the server, so it is not sent again
+        this.trace(
+          `< network error while reading the answer: ${(err as { code?: string }).code ?? (err as Error).name}`,
+        );
+        throw new NetworkError(
+          `${this.baseUrl} stopped answering mid-response: ${describeNetworkError(err)}`,
+          url.toString(),
+          { cause: err },
+        );
+      }
       const ms = Date.now() - started;
       const requestId = headerValue(res.headers['x-request-id']);
       if (this.opts.trace) {
