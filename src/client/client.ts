@@ -225,7 +225,7 @@ export class BreezeClient {
           res.body,
           MAX_RESPONSE_BYTES,
           res.statusCode,
-          headerValue(res.headers['x-request-id']),
+          safeToken(headerValue(res.headers['x-request-id'])) ?? null,
         );
       } catch (err) {
         if (err instanceof ApiError) throw err;
@@ -242,7 +242,7 @@ export class BreezeClient {
         );
       }
       const ms = Date.now() - started;
-      const requestId = headerValue(res.headers['x-request-id']);
+      const requestId = safeToken(headerValue(res.headers['x-request-id'])) ?? null;
       if (this.opts.trace) {
         this.trace(`< ${res.statusCode} (${ms} ms)`);
         for (const [k, v] of Object.entries(redactHeaders(res.headers))) this.trace(`< ${k}: ${v}`);
@@ -460,14 +460,18 @@ function toApiError(
     retryAfterHeader !== null && /^\d+$/.test(retryAfterHeader) ? Number(retryAfterHeader) : undefined;
   try {
     const body = JSON.parse(text) as {
-      error?: { code?: string; message?: string; request_id?: string; details?: unknown };
+      error?: { code?: unknown; message?: unknown; request_id?: unknown; details?: unknown };
     };
-    if (body?.error?.code) {
-      return new ApiError(body.error.message ?? `HTTP ${status}`, {
-        code: body.error.code,
+    // only what has the shape of API.md's error is taken, bounded: the code and the request id are
+    // printed in brackets and scripts match on them; the message is one line for people
+    const code = safeToken(body?.error?.code);
+    if (code) {
+      const message = body.error?.message;
+      return new ApiError(typeof message === 'string' && message ? clampText(message) : `HTTP ${status}`, {
+        code,
         status,
-        requestId: body.error.request_id ?? requestId,
-        details: body.error.details,
+        requestId: safeToken(body.error?.request_id) ?? requestId,
+        details: boundedDetails(body.error?.details),
         retryAfter,
       });
     }
@@ -478,6 +482,27 @@ function toApiError(
     requestId,
     retryAfter,
   });
+}
+
+/** An error code or request id a server sent, when it looks like one (else undefined). */
+function safeToken(value: unknown): string | undefined {
+  return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,128}$/.test(value) ? value : undefined;
+}
+
+/** Longest error message taken from a server (API.md's are one sentence). */
+const MAX_ERROR_MESSAGE = 500;
+/** Largest `details` of an error taken from a server, as JSON (a validation error's list of fields). */
+const MAX_ERROR_DETAILS = 8 * 1024;
+
+function clampText(text: string): string {
+  if (text.length <= MAX_ERROR_MESSAGE) return text;
+  // not half of a surrogate pair
+  return `${text.slice(0, MAX_ERROR_MESSAGE).replace(/[\uD800-\uDBFF]$/, '')}…`;
+}
+
+function boundedDetails(details: unknown): unknown {
+  if (details === undefined || details === null) return undefined;
+  return JSON.stringify(details).length <= MAX_ERROR_DETAILS ? details : undefined;
 }
 
 function describeNetworkError(err: unknown): string {
