@@ -7,7 +7,7 @@ import { accountName, type StorageBackend } from '../credentials/types.js';
 import { ConfigFile, type ProfileConfig } from './config.js';
 import { InterruptedError, NotAuthenticatedError, UsageError } from './errors.js';
 import { findLinkFile, type LinkFile } from './link-file.js';
-import { createOutput, type Output } from './ui/output.js';
+import { createOutput, MAX_MESSAGE_LENGTH, type Output } from './ui/output.js';
 import { createPrompts, isInteractive, type Prompts } from './ui/prompts.js';
 import type { Spinner } from './ui/spinner.js';
 import { cliVersion } from './version.js';
@@ -227,8 +227,16 @@ export async function createContext(globals: GlobalOptions, deps: ContextDeps = 
   let embedded: Promise<{ url: string; socket: string }> | undefined;
   // built on first use: reading process.stdin.isTTY costs `token` and `env` milliseconds
   let prompts = deps.prompts;
-  /** `--verbose`: what the client and the resident server's start-up trace, through `out` */
-  const trace = verbose ? (line: string) => out.info(line) : undefined;
+  /**
+   * `--verbose`: what the client and the resident server's start-up trace, through `out`; a long
+   * line (a response body) in pieces out.info prints whole, so the trace keeps all of it
+   */
+  const trace = verbose
+    ? (line: string) => {
+        for (let at = 0; at === 0 || at < line.length; at += MAX_MESSAGE_LENGTH)
+          out.info(line.slice(at, at + MAX_MESSAGE_LENGTH));
+      }
+    : undefined;
 
   /**
    * The resident embedded server (started in the background when none runs; docs/architecture.md),

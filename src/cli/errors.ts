@@ -4,8 +4,8 @@
  */
 import { ApiError, NetworkError } from '../client/errors.js';
 import { CorruptFileError } from '../credentials/atomic-file.js';
-import { hasPrintedData, type OutputStream } from './ui/output.js';
-import { terminalJson, terminalLine } from './ui/terminal-text.js';
+import { hasPrintedData, MAX_MESSAGE_LENGTH, type OutputStream } from './ui/output.js';
+import { clampText, terminalJson, terminalLine } from './ui/terminal-text.js';
 
 export const EXIT = {
   OK: 0,
@@ -101,7 +101,7 @@ export function describeError(err: unknown, verbose: boolean): string | null {
   const lines = (...parts: Array<string | undefined>) =>
     parts
       .filter((p): p is string => p !== undefined && p !== '')
-      .map((p) => terminalLine(p))
+      .map((p) => terminalLine(clampText(p, MAX_MESSAGE_LENGTH)))
       .join('\n');
   if (exitCodeOf(err) === EXIT.INTERRUPTED) return 'Interrupted.';
   if (err instanceof UserError) return lines(`Error: ${err.message}`, err.hint);

@@ -1,12 +1,14 @@
 import { describe, expect, it } from 'vitest';
+import { describeError, UserError } from '../../src/cli/errors.js';
 import {
   boundLoginStart,
   clampExpiresIn,
   clampInterval,
   sameOriginUrl,
 } from '../../src/cli/login/server-values.js';
+import { createOutput } from '../../src/cli/ui/output.js';
 import { renderTable } from '../../src/cli/ui/table.js';
-import { terminalBlock, terminalJson, terminalLine } from '../../src/cli/ui/terminal-text.js';
+import { clampText, terminalBlock, terminalJson, terminalLine } from '../../src/cli/ui/terminal-text.js';
 
 const UNSAFE = /(?!\n)[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 const EVIL = 'a\x1b]0;t\x07b\x1b[2J\r\n✓ ok\u009b\u202e\u200b\ufeff\u2028\x7f\t\u{E0041}';
@@ -35,6 +37,35 @@ describe('terminal text', () => {
     const lines = renderTable(['ID', 'NAME'], [['key_1', 'x\nkey_FAKE  y']]).map((l) => l.text);
     expect(lines).toHaveLength(2);
     expect(lines[1]).toBe('key_1  x\\nkey_FAKE  y');
+  });
+});
+
+describe('values too long to print whole', () => {
+  const MB = 'N'.repeat(1 << 20);
+
+  it('clampText cuts with an ellipsis, never in half a surrogate pair', () => {
+    expect(clampText('short', 10)).toBe('short');
+    expect(clampText('abcdefghij', 5)).toBe('abcd…');
+    expect(clampText('abc🔑def', 5)).toBe('abc…');
+  });
+
+  it('a table cell of a megabyte is cut: the table stays about one screen wide', () => {
+    const lines = renderTable(['ID', 'NAME', 'SCOPES'], [['k1', MB, MB]]);
+    for (const l of lines) expect(l.text.length).toBeLessThan(1200);
+    expect(lines[1]!.text).toContain('N…');
+  });
+
+  it('a message or an error holding a megabyte from a server is cut, not dumped on stderr', () => {
+    let err = '';
+    const out = createOutput({ stdout: { write: () => true }, stderr: { write: (t: string) => (err += t) } });
+    out.success(`Created organization ${MB}.`);
+    out.info(MB);
+    out.warn(MB);
+    expect(err.split('\n').filter(Boolean)).toHaveLength(3);
+    expect(err.length).toBeLessThan(3 * 4200);
+    expect(describeError(new UserError(`not delivered: ${MB}`, { hint: MB }), false)!.length).toBeLessThan(
+      8400,
+    );
   });
 });
 

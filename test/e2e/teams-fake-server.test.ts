@@ -319,6 +319,35 @@ describe('team commands against a fake server', { timeout: 90_000 }, () => {
     );
   });
 
+  it('a megabyte-long org name is shown cut in status, tables and messages; --json has it whole', async () => {
+    const huge = `Acme${'N'.repeat(1 << 20)}`;
+    routes['GET /v1/me'] = () => ({
+      status: 200,
+      body: {
+        user: USER,
+        auth: { type: 'api_key', key_id: keyObject().key_id, scopes: ['read', 'write', 'admin'] },
+        org: { id: ORG_P.id, name: huge, role: 'owner' },
+        project: { id: 'proj_01JPERSONALDEFAULT000000', name: huge },
+      },
+    });
+    routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: [{ ...ORG_P, name: huge }, ORG_A] } });
+    routes['POST /v1/orgs'] = () => ({ status: 201, body: { ...ORG_A, name: huge } });
+    for (const args of [['status'], ['orgs', 'list'], ['orgs', 'create', 'x']]) {
+      const r = await breeze(args);
+      expect(r.code, r.stderr.slice(0, 300)).toBe(0);
+      expect(r.stdout.length + r.stderr.length, args.join(' ')).toBeLessThan(8000);
+      expect(`${r.stdout}${r.stderr}`).toContain('AcmeNNN');
+    }
+    const json = await breeze(['--json', 'orgs', 'list']);
+    expect(JSON.parse(json.stdout).data[0].name).toBe(huge);
+    // --verbose still shows the whole answer, in lines of bounded length
+    const traced = await breeze(['--verbose', 'orgs', 'list']);
+    expect(traced.code).toBe(0);
+    const lines = traced.stderr.split('\n');
+    expect(Math.max(...lines.map((l) => l.length))).toBeLessThanOrEqual(4096);
+    expect(lines.join('').match(/N/g)?.length).toBeGreaterThanOrEqual(3 << 20);
+  });
+
   it('invitations accept normalises the typed code, sends it in the body, names the org joined', async () => {
     let joined = false;
     routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: joined ? [ORG_P, ORG_A] : [ORG_P] } });

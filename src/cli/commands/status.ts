@@ -5,6 +5,7 @@ import type { CredentialSource } from '../../credentials/types.js';
 import { type CliContext, EMBEDDED, type ValueSource } from '../context.js';
 import { NotAuthenticatedError } from '../errors.js';
 import { expiryWarning } from '../expiry.js';
+import { clampText, MAX_CELL_LENGTH } from '../ui/terminal-text.js';
 import type { CommandHost } from './host.js';
 
 /** `status --json` shape of CLI.md (plus `expires_at` and `shadowed`). */
@@ -131,11 +132,13 @@ function render(r: StatusReport, ctx: CliContext): string[] {
     `Valid:    ${r.valid ? 'yes, the server accepts this key' : 'NO, the server refuses this key'}`,
   ];
   if (r.expires_at) lines.push(`Expires:  ${r.expires_at}`);
-  if (r.org) lines.push(`Org:      ${r.org.name} (${r.org.id}), role ${r.org.role}`);
+  // names are the server's free text: shown cut like a table cell (--json has them whole)
+  const name = (n: string) => clampText(n, MAX_CELL_LENGTH);
+  if (r.org) lines.push(`Org:      ${name(r.org.name)} (${r.org.id}), role ${r.org.role}`);
   if (r.project) {
     const elsewhere =
-      r.key_org && r.key_org.id !== r.org?.id ? `, in the key's organization ${r.key_org.name}` : '';
-    lines.push(`Project:  ${r.project.name} (${r.project.id})${elsewhere}`);
+      r.key_org && r.key_org.id !== r.org?.id ? `, in the key's organization ${name(r.key_org.name)}` : '';
+    lines.push(`Project:  ${name(r.project.name)} (${r.project.id})${elsewhere}`);
   }
   if (r.pinned_project) lines.push(`Pinned:   project ${r.pinned_project}${from(r.sources.project)}`);
   return lines;

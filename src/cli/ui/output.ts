@@ -1,5 +1,5 @@
 import { writeSync } from 'node:fs';
-import { type Printable, terminalJson, terminalLine } from './terminal-text.js';
+import { clampText, type Printable, terminalJson, terminalLine } from './terminal-text.js';
 
 /**
  * stdout for data, stderr for people. No chalk here: `token` and `env` use this and must start fast;
@@ -41,6 +41,12 @@ export interface OutputStream {
   write(text: string): unknown;
   readonly isTTY?: boolean;
 }
+
+/**
+ * Longest message line for people (stderr), in characters before escaping: far above any the CLI
+ * writes (a login line with a 2048-character URL), far below a server's megabyte-long name.
+ */
+export const MAX_MESSAGE_LENGTH = 4096;
 
 /** streams an Output has printed data (a line or a JSON document) on */
 const printedOn = new WeakSet<OutputStream>();
@@ -123,8 +129,12 @@ export function createOutput(streams: { stdout: OutputStream; stderr: OutputStre
       printedOn.add(streams.stdout);
       write(streams.stdout, `${terminalJson(value)}\n`);
     },
-    info: (message) => lines(streams.stderr, message),
-    warn: (message) => lines(streams.stderr, /^warning:/i.test(message) ? message : `Warning: ${message}`),
-    success: (message) => lines(streams.stderr, `✓ ${message}`),
+    info: (message) => lines(streams.stderr, clampText(message, MAX_MESSAGE_LENGTH)),
+    warn: (message) =>
+      lines(
+        streams.stderr,
+        clampText(/^warning:/i.test(message) ? message : `Warning: ${message}`, MAX_MESSAGE_LENGTH),
+      ),
+    success: (message) => lines(streams.stderr, clampText(`✓ ${message}`, MAX_MESSAGE_LENGTH)),
   };
 }

@@ -69,6 +69,21 @@ export function terminalLine(text: Printable): string {
   return PLAIN.test(line) ? line : line.replace(UNSAFE(), visible);
 }
 
+/**
+ * Longest value from outside shown whole in a table cell or a line of `status`, in characters before
+ * escaping: a whole issuer or key name, most URLs (`--json` has every value whole).
+ */
+export const MAX_CELL_LENGTH = 512;
+
+/**
+ * `text` cut to at most `max` characters, ending in "…" when cut (never in half a surrogate pair):
+ * a value from outside (a megabyte-long name from a server) is shown, not dumped on the terminal.
+ */
+export function clampText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max - 1).replace(/[\uD800-\uDBFF]$/, '')}…`;
+}
+
 /** Multi-line text the CLI wrote itself (commander's help and usage errors): escapes all but `\n`. */
 export function terminalBlock(text: string): string {
   return PLAIN_LINES.test(text) ? text : text.replace(UNSAFE_KEEP_NEWLINES(), visible);
