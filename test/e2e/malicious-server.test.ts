@@ -209,6 +209,20 @@ describe('item 5: nothing from outside drives the terminal', () => {
     expectNoForgedLines(rotated);
   });
 
+  it('keys rotate: a previous key without a usable expires_at is not said to work "until null"', async () => {
+    for (const expires_at of [null, undefined, 'soon']) {
+      const next = generateApiKey();
+      routes['POST /v1/api-keys/*'] = () => ({
+        status: 201,
+        body: { ...keyObject(next), api_key: next, previous: keyObject(KEY, { expires_at }) },
+      });
+      const r = await breeze(['keys', 'rotate', 'key_01JTARGET']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).not.toMatch(/until (null|undefined|soon)/);
+      expect(r.stderr).toMatch(/the server did not say until when/);
+    }
+  });
+
   it('an outside value echoed in an error (BREEZE_SERVER, BREEZE_PROFILE) is escaped', async () => {
     freshConfig();
     const r = await runCli(['status'], {

@@ -55,7 +55,11 @@ export async function runKeysRotate(
 /** "no longer works" or "works until <time>": the rotated key's grace period. */
 function previousKeyFate(ctx: CliContext, rotated: RotatedKeyResponse): string {
   const exp = rotated.previous.expires_at;
-  return exp && Date.parse(exp) <= ctx.clock().getTime() ? 'no longer works' : `works until ${exp}`;
+  // API.md: the previous key's expires_at is the end of its grace period; a server that leaves it
+  // out (or sends something that is not a time) does not get "works until null" printed
+  const at = exp ? Date.parse(exp) : Number.NaN;
+  if (Number.isNaN(at)) return 'may keep working for a grace period (the server did not say until when)';
+  return at <= ctx.clock().getTime() ? 'no longer works' : `works until ${exp}`;
 }
 
 export function createRotateCommand(host: CommandHost): Command {
