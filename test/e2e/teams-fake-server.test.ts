@@ -348,6 +348,34 @@ describe('team commands against a fake server', { timeout: 90_000 }, () => {
     expect(lines.join('').match(/N/g)?.length).toBeGreaterThanOrEqual(3 << 20);
   });
 
+  it('webhooks: a delivery without last_status_code shows "-" / no code, never "undefined" or "null"', async () => {
+    const delivery = (o: Record<string, unknown>) => ({
+      id: 'dlv_01JFAKE',
+      event: 'ping',
+      attempts: 1,
+      next_attempt_at: null,
+      ...o,
+    });
+    routes['GET /v1/webhooks/whk_01JFAKE/deliveries'] = () => ({
+      status: 200,
+      body: { data: [delivery({ status: 'failed', last_error: 'refused' })] },
+    });
+    const list = await breeze(['webhooks', 'deliveries', 'whk_01JFAKE']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).not.toMatch(/undefined|null/);
+    expect(list.stdout).toMatch(/dlv_01JFAKE\s+ping\s+failed\s+1\s+-\s/);
+    for (const code of [null, undefined]) {
+      routes['POST /v1/webhooks/whk_01JFAKE/test'] = () => ({
+        status: 200,
+        body: delivery({ status: 'delivered', last_status_code: code }),
+      });
+      const r = await breeze(['webhooks', 'test', 'whk_01JFAKE']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('✓ Ping delivered.');
+      expect(r.stderr).not.toMatch(/undefined|null/);
+    }
+  });
+
   it('invitations accept normalises the typed code, sends it in the body, names the org joined', async () => {
     let joined = false;
     routes['GET /v1/orgs'] = () => ({ status: 200, body: { data: joined ? [ORG_P, ORG_A] : [ORG_P] } });

@@ -41,7 +41,8 @@ export function createWebhooksDeliveriesCommand(host: CommandHost): Command {
         d.event,
         d.status,
         String(d.attempts),
-        d.last_status_code === null ? '-' : String(d.last_status_code),
+        // null before any attempt; a server may also leave it out
+        d.last_status_code == null ? '-' : String(d.last_status_code),
         shortTime(d.next_attempt_at),
         outcome(d),
       ]);

@@ -55,7 +55,11 @@ export function createWebhooksTestCommand(host: CommandHost): Command {
       if (ctx.json) return ctx.out.json(d);
       ctx.out.data(d.id);
       if (d.status === 'delivered')
-        ctx.out.success(`Ping delivered: the receiver answered ${d.last_status_code}.`);
+        ctx.out.success(
+          d.last_status_code == null
+            ? 'Ping delivered.'
+            : `Ping delivered: the receiver answered ${d.last_status_code}.`,
+        );
       else ctx.out.info(`Ping queued (delivery ${d.id}); see "breeze webhooks deliveries ${id}".`);
     });
 }
