@@ -133,12 +133,19 @@ export function checkRotatedKey(what: string, value: unknown): RotatedKeyRespons
   return rotated;
 }
 
+/** Longest `next_cursor` taken (the server's are ~30 characters and it takes at most 200 back). */
+const MAX_CURSOR_LENGTH = 2000;
+
 export function checkKeyPage(what: string, value: unknown): KeyListResponse {
   const page = record(what, 'response', value);
   if (!Array.isArray(page.data)) throw bad(what, 'data', 'is not a list');
   for (const [i, k] of page.data.entries()) checkKey(what, k, `data[${i}]`);
   if (!(page.next_cursor === null || typeof page.next_cursor === 'string'))
     throw bad(what, 'next_cursor', 'is not a string or null');
+  // it goes back in the next request's URL, and listAllKeys keeps every one it was handed (to
+  // notice a loop): megabyte cursors would make a long listing take minutes and gigabytes
+  if (typeof page.next_cursor === 'string' && page.next_cursor.length > MAX_CURSOR_LENGTH)
+    throw bad(what, 'next_cursor', 'is too long');
   return page as unknown as KeyListResponse;
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { isEmailLike } from '../../src/client/validate.js';
+import { ApiError } from '../../src/client/errors.js';
+import { checkKeyPage, isEmailLike } from '../../src/client/validate.js';
 
 describe('isEmailLike', () => {
   it('takes addresses, in ASCII or not, and refuses controls, format characters and separators', () => {
@@ -21,5 +22,19 @@ describe('isEmailLike', () => {
       expect(isEmailLike(bad), JSON.stringify(bad)).toBe(false);
     }
     expect(isEmailLike(42)).toBe(false);
+  });
+});
+
+describe('checkKeyPage', () => {
+  it('refuses a next_cursor too long to send back (each is kept while paging)', () => {
+    expect(
+      checkKeyPage('GET /v1/api-keys', { data: [], next_cursor: 'c'.repeat(200) }).next_cursor,
+    ).toHaveLength(200);
+    expect(() => checkKeyPage('GET /v1/api-keys', { data: [], next_cursor: 'c'.repeat(1 << 20) })).toThrow(
+      ApiError,
+    );
+    expect(() => checkKeyPage('GET /v1/api-keys', { data: [], next_cursor: 'c'.repeat(1 << 20) })).toThrow(
+      /next_cursor is too long/,
+    );
   });
 });
