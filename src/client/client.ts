@@ -1,4 +1,5 @@
 import type { Dispatcher } from 'undici';
+import { clampText } from '../core/text.js';
 import type {
   ApiKeyInfo,
   CliLoginExchangeResult,
@@ -467,13 +468,16 @@ function toApiError(
     const code = safeToken(body?.error?.code);
     if (code) {
       const message = body.error?.message;
-      return new ApiError(typeof message === 'string' && message ? clampText(message) : `HTTP ${status}`, {
-        code,
-        status,
-        requestId: safeToken(body.error?.request_id) ?? requestId,
-        details: boundedDetails(body.error?.details),
-        retryAfter,
-      });
+      return new ApiError(
+        typeof message === 'string' && message ? clampText(message, MAX_ERROR_MESSAGE) : `HTTP ${status}`,
+        {
+          code,
+          status,
+          requestId: safeToken(body.error?.request_id) ?? requestId,
+          details: boundedDetails(body.error?.details),
+          retryAfter,
+        },
+      );
     }
   } catch {}
   return new ApiError(`The server answered HTTP ${status}.`, {
@@ -489,16 +493,10 @@ function safeToken(value: unknown): string | undefined {
   return typeof value === 'string' && /^[A-Za-z0-9_.:-]{1,128}$/.test(value) ? value : undefined;
 }
 
-/** Longest error message taken from a server (API.md's are one sentence). */
-const MAX_ERROR_MESSAGE = 500;
+/** Longest error message taken from a server, "…" included: 500 characters of it (API.md's are one sentence). */
+const MAX_ERROR_MESSAGE = 501;
 /** Largest `details` of an error taken from a server, as JSON (a validation error's list of fields). */
 const MAX_ERROR_DETAILS = 8 * 1024;
-
-function clampText(text: string): string {
-  if (text.length <= MAX_ERROR_MESSAGE) return text;
-  // not half of a surrogate pair
-  return `${text.slice(0, MAX_ERROR_MESSAGE).replace(/[\uD800-\uDBFF]$/, '')}…`;
-}
 
 function boundedDetails(details: unknown): unknown {
   if (details === undefined || details === null) return undefined;

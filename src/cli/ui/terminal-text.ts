@@ -75,14 +75,7 @@ export function terminalLine(text: Printable): string {
  */
 export const MAX_CELL_LENGTH = 512;
 
-/**
- * `text` cut to at most `max` characters, ending in "…" when cut (never in half a surrogate pair):
- * a value from outside (a megabyte-long name from a server) is shown, not dumped on the terminal.
- */
-export function clampText(text: string, max: number): string {
-  if (text.length <= max) return text;
-  return `${text.slice(0, max - 1).replace(/[\uD800-\uDBFF]$/, '')}…`;
-}
+export { clampText } from '../../core/text.js';
 
 /** Multi-line text the CLI wrote itself (commander's help and usage errors): escapes all but `\n`. */
 export function terminalBlock(text: string): string {
