@@ -143,7 +143,7 @@ export class KeyService {
       // what the change replaces is the key as it is now, not as the caller read it before: a
       // concurrent change (a widening) may have landed in between (locked on PostgreSQL; SQLite's
       // write transaction excludes the others)
-      const before = await tx.keys.get(row.id, this.store.engine === 'postgres');
+      const before = await tx.keys.get(row.id, true);
       if (!before) return undefined;
       const after = await tx.keys.update(row.id, patch);
       if (!after) return undefined;
@@ -221,7 +221,7 @@ export class KeyService {
   private async projectOf(opts: MintOptions, tx: StoreTx, now: Date): Promise<ProjectRow> {
     if (opts.projectId !== undefined) {
       // locked against a concurrent deletion of the project (see OrgsRepo.project)
-      const project = await tx.orgs.project(opts.projectId, this.store.engine === 'postgres');
+      const project = await tx.orgs.project(opts.projectId, true);
       if (!project) throw new HttpError('NOT_FOUND', 'No such project.');
       return project;
     }

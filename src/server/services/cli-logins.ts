@@ -271,10 +271,8 @@ export class CliLoginService {
       const user = await tx.users.get(userId);
       if (!user) return null;
       // the picked project, if the approver still belongs to its organization; else personal `default`
-      // (read locked on PostgreSQL: a project being deleted meanwhile is found gone, not minted in)
-      const picked = login.project_id
-        ? await tx.orgs.project(login.project_id, this.ctx.store.engine === 'postgres')
-        : undefined;
+      // (read locked: a project being deleted meanwhile is found gone, not minted in)
+      const picked = login.project_id ? await tx.orgs.project(login.project_id, true) : undefined;
       const stillMember = picked ? await tx.orgs.membership(picked.org_id, userId) : undefined;
       const by = { meta, actor: userActor(user) };
       const minted = await this.ctx.keys.mint(

@@ -232,10 +232,7 @@ export class OidcService {
     await this.ctx.store.transaction(async (tx) => {
       // the project may have been deleted since it was read: look again, locked against a deletion
       // under way (see OrgsRepo.project), so that the insert does not fail on its foreign key
-      if (
-        input.project_id !== undefined &&
-        !(await tx.orgs.project(row.project_id, this.ctx.store.engine === 'postgres'))
-      ) {
+      if (input.project_id !== undefined && !(await tx.orgs.project(row.project_id, true))) {
         throw new HttpError('NOT_FOUND', 'No such project.');
       }
       await tx.oidc.insertTrust(row);
@@ -363,7 +360,7 @@ export class OidcService {
       }
       // the trust goes with its project: a deletion that committed (or is under way: the read
       // waits for it, see OrgsRepo.project) since the trust was read leaves nothing to mint in
-      if (!(await tx.orgs.project(trust.project_id, this.ctx.store.engine === 'postgres'))) {
+      if (!(await tx.orgs.project(trust.project_id, true))) {
         throw new OidcRefusal("the trust's project was deleted", { iss, trust_id: trust.id });
       }
       // no user acts here: the server mints on the trust's word (the CI identity is in the details)

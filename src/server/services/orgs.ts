@@ -439,9 +439,8 @@ export class OrgService {
       // PostgreSQL the project is locked first (a trust added meanwhile waits, then finds it gone)
       // and the trusts read are locked (one deleted meanwhile is not recorded twice); SQLite's
       // write transaction already excludes both.
-      const pg = this.ctx.store.engine === 'postgres';
-      if (pg) await tx.orgs.lockProject(project.id);
-      const trusts = await tx.oidc.trustsOfProject(project.id, pg);
+      await tx.orgs.lockProject(project.id);
+      const trusts = await tx.oidc.trustsOfProject(project.id, true);
       if (!(await tx.orgs.deleteEmptyProject(project.id))) return false;
       const actor = actorOf(auth);
       await this.ctx.audit.record(tx, meta, {

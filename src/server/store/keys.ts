@@ -1,6 +1,6 @@
 import type { CompiledQuery, Kysely } from 'kysely';
 import type { ApiKeyInfo, CreatedVia, KeyStatus, Role, Scope } from '../../core/types.js';
-import type { ApiKeysTable, Database } from './schema.js';
+import type { ApiKeysTable, Database, Engine } from './schema.js';
 
 export type KeyRow = ApiKeysTable;
 
@@ -65,7 +65,11 @@ export interface ListKeysOptions {
 }
 
 export class KeysRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** row locks are PostgreSQL's (SQLite has none: its write transaction excludes every other) */
+    private readonly engine: () => Engine,
+  ) {}
 
   async insert(row: KeyRow): Promise<void> {
     await this.db.insertInto('api_keys').values(row).execute();
@@ -85,7 +89,7 @@ export class KeysRepo {
       .selectFrom('api_keys')
       .selectAll()
       .where('id', '=', id)
-      .$if(lock, (q) => q.forUpdate())
+      .$if(lock && this.engine() === 'postgres', (q) => q.forUpdate())
       .executeTakeFirst();
   }
 

@@ -1,12 +1,16 @@
 import type { Kysely } from 'kysely';
-import type { Database, OidcTrustsTable } from './schema.js';
+import type { Database, Engine, OidcTrustsTable } from './schema.js';
 import { useOnce } from './use-once.js';
 
 export type OidcTrustRow = OidcTrustsTable;
 
 /** Trust policies of organizations and the single-use record of exchanged OIDC tokens. */
 export class OidcRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** row locks are PostgreSQL's (SQLite has none: its write transaction excludes every other) */
+    private readonly engine: () => Engine,
+  ) {}
 
   async insertTrust(row: OidcTrustRow): Promise<void> {
     await this.db.insertInto('oidc_trusts').values(row).execute();
@@ -32,7 +36,7 @@ export class OidcRepo {
       .selectAll()
       .where('project_id', '=', projectId)
       .orderBy('id')
-      .$if(lock, (q) => q.forUpdate())
+      .$if(lock && this.engine() === 'postgres', (q) => q.forUpdate())
       .execute();
   }
 

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { newOrgId, newProjectId } from '../../core/ids.js';
 import type { Role } from '../../core/types.js';
-import type { Database, MembershipsTable, OrganizationsTable, ProjectsTable } from './schema.js';
+import type { Database, Engine, MembershipsTable, OrganizationsTable, ProjectsTable } from './schema.js';
 
 export type OrgRow = OrganizationsTable;
 export type MembershipRow = MembershipsTable;
@@ -35,7 +35,11 @@ export function personalOrgName(email: string): string {
 
 /** Organizations, memberships and projects (PLATFORM.md "Organizations, members, projects"). */
 export class OrgsRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    /** row locks are PostgreSQL's (SQLite has none: its write transaction excludes every other) */
+    private readonly engine: () => Engine,
+  ) {}
 
   async get(id: string): Promise<OrgRow | undefined> {
     return this.db.selectFrom('organizations').selectAll().where('id', '=', id).executeTakeFirst();
@@ -212,8 +216,8 @@ export class OrgsRepo {
   }
 
   /**
-   * A project. `lock` (PostgreSQL only, inside a transaction that adds a row naming the project: a
-   * key, an OIDC trust): FOR KEY SHARE, which waits for a deletion under way (`lockProject`) and
+   * A project. `lock` (inside a transaction that adds a row naming the project: a key, an OIDC
+   * trust; PostgreSQL only, nothing on SQLite): FOR KEY SHARE, which waits for a deletion under way (`lockProject`) and
    * then finds the project gone, where a plain read would let the insert fail on its foreign key;
    * a deletion that comes later waits for this transaction and then finds the new row.
    */
@@ -222,7 +226,7 @@ export class OrgsRepo {
       .selectFrom('projects')
       .selectAll()
       .where('id', '=', id)
-      .$if(lock, (q) => q.forKeyShare())
+      .$if(lock && this.engine() === 'postgres', (q) => q.forKeyShare())
       .executeTakeFirst();
   }
 
@@ -271,9 +275,10 @@ export class OrgsRepo {
 
   /**
    * Locks a project's row for the transaction (PostgreSQL only: SELECT … FOR UPDATE, which a
-   * foreign-key check of a concurrent insert that names the project waits for).
+   * foreign-key check of a concurrent insert that names the project waits for; nothing on SQLite).
    */
   async lockProject(id: string): Promise<void> {
+    if (this.engine() !== 'postgres') return;
     await this.db.selectFrom('projects').select('id').where('id', '=', id).forUpdate().execute();
   }
 

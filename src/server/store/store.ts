@@ -63,14 +63,14 @@ export abstract class BaseStore implements Store {
   private readonly listeners = new Set<(keyId: string) => void>();
 
   constructor(readonly db: Kysely<Database>) {
-    this.users = new UsersRepo(db);
-    this.keys = new KeysRepo(db);
-    this.orgs = new OrgsRepo(db);
+    this.users = new UsersRepo(db, () => this.engine);
+    this.keys = new KeysRepo(db, () => this.engine);
+    this.orgs = new OrgsRepo(db, () => this.engine);
     this.invitations = new InvitationsRepo(db);
     this.audit = new AuditRepo(db, () => this.engine);
     this.keyEvents = new KeyEventsRepo(db, () => this.engine);
     this.usage = new UsageRepo(db);
-    this.oidc = new OidcRepo(db);
+    this.oidc = new OidcRepo(db, () => this.engine);
   }
 
   async migrate(): Promise<void> {
@@ -92,14 +92,14 @@ export abstract class BaseStore implements Store {
   protected boundTo(db: Kysely<Database>): StoreTx {
     return {
       db,
-      users: new UsersRepo(db),
-      keys: new KeysRepo(db),
-      orgs: new OrgsRepo(db),
+      users: new UsersRepo(db, () => this.engine),
+      keys: new KeysRepo(db, () => this.engine),
+      orgs: new OrgsRepo(db, () => this.engine),
       invitations: new InvitationsRepo(db),
       audit: new AuditRepo(db, () => this.engine, this.directInTransaction()),
       keyEvents: new KeyEventsRepo(db, () => this.engine),
       usage: new UsageRepo(db),
-      oidc: new OidcRepo(db),
+      oidc: new OidcRepo(db, () => this.engine),
     };
   }
 

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { newUserId } from '../../core/ids.js';
 import { OrgsRepo } from './orgs.js';
-import type { Database, UsersTable } from './schema.js';
+import type { Database, Engine, UsersTable } from './schema.js';
 
 export type UserRow = UsersTable;
 
@@ -11,7 +11,10 @@ export function normaliseEmail(email: string): string {
 }
 
 export class UsersRepo {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly engine: () => Engine,
+  ) {}
 
   async get(id: string): Promise<UserRow | undefined> {
     return this.db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
@@ -42,7 +45,7 @@ export class UsersRepo {
       .execute();
     const user = await this.findByEmail(row.email);
     if (!user) throw new Error('user vanished after insert');
-    await new OrgsRepo(this.db).ensurePersonal(user, now);
+    await new OrgsRepo(this.db, this.engine).ensurePersonal(user, now);
     return user;
   }
 }
