@@ -44,7 +44,7 @@ export const OPERATIONS: Readonly<Record<string, { operationId: string; descript
   'POST /v1/api-keys/:key_id/rotate': {
     operationId: 'rotateApiKey',
     description:
-      'Mints a successor with the same name, scopes and expiry; the old key expires after `grace_period_s` (default 3600, `0` at once; at most 7 days when a key rotates itself). Rotating a disabled, expired or already rotated key is `409`.',
+      "Mints a successor with the same name, scopes and expiry; the old key expires after `grace_period_s` (default 3600, `0` at once; at most 7 days when a key rotates itself). Rotating a disabled, expired or already rotated key is `409`. Only the key's own user (or the key itself) may rotate it: an owner or admin managing another member's key gets `403`, as the new key would act as that member.",
   },
   'POST /v1/api-keys/:key_id/disable': {
     operationId: 'disableApiKey',
