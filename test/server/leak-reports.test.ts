@@ -87,6 +87,12 @@ for (const e of eng.list) {
       expect(mail.text).toContain('ci deploy');
       expect(mail.text).toContain('https://github.com/acme/api/blob/main/.env#L3');
       expect(mail.text).toContain('disabled');
+      // what it tells the creator to do works on a disabled key: not a rotation (409), a new key
+      expect(mail.text).not.toContain('keys rotate');
+      expect(mail.text).toContain(`breeze keys delete ${live.keyId}`);
+      expect(mail.text).toMatch(
+        /breeze keys create --name <name> --scopes read,write,admin --project proj_\w+/,
+      );
       expect(mail.raw).not.toContain(live.apiKey);
       expect(mail.raw).not.toContain(live.apiKey.slice(12));
       // key.leaked and key.disabled are in the audit log, with the source but without the key

@@ -2,7 +2,7 @@ import { displayPrefix, isWellFormedApiKey } from '../../core/api-key.js';
 import { HttpError } from '../../core/errors.js';
 import type { ServerContext } from '../context.js';
 import type { Mailer } from '../mail/mailer.js';
-import { isUsable, type KeyWithUser } from '../store/keys.js';
+import { isUsable, type KeyWithUser, scopesOf } from '../store/keys.js';
 import type { LeakPolicy } from '../store/orgs.js';
 import { type RequestMeta, SYSTEM_ACTOR } from './audit.js';
 import { recordRevocations } from './key-events.js';
@@ -176,8 +176,10 @@ export function leakMail(
   const key = found.key;
   const prefix = key.prefix;
   const base = publicUrl.replace(/\/+$/, '');
+  // a disabled key cannot be rotated (409): its replacement is a new key with the same scopes
+  const create = `breeze keys create --name <name> --scopes ${scopesOf(key).join(',')}${key.project_id ? ` --project ${key.project_id}` : ''}`;
   const what = outcome.disabled
-    ? 'It has been disabled: every request with it is refused. Replace it with a new key (`breeze keys rotate` or the keys page), then delete it.'
+    ? `It has been disabled: every request with it is refused, and a disabled key cannot be rotated. Create its replacement (\`${create}\`, or on the keys page), move your programs to it, then delete this one: \`breeze keys delete ${key.id}\`.`
     : `Your organization's leak policy is "notify", so it still works. Rotate it now: \`breeze keys rotate ${key.id} --grace 0\`, or disable it: \`breeze keys disable ${key.id}\`.`;
   const lines = [
     `Someone reported your Breeze API key ${prefix}… as leaked (seen in public).`,
