@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import { ROLES } from '../../core/types.js';
-import { isAllowed } from '../authz.js';
+import { authorizeOrg, isAllowed } from '../authz.js';
 import { requestMeta } from '../services/audit.js';
 import { isValidEmail } from '../validation.js';
 import { authOf, type DashboardKit, type OrgPost, orgPost, PageError, send } from './dashboard-kit.js';
@@ -62,15 +62,15 @@ export function registerOrgRoutes(app: FastifyInstance, kit: DashboardKit): void
   });
 
   app.post<OrgPost>('/orgs/:org_id/invitations', orgPost, (request, reply) =>
-    kit.orgAction(request, reply, async (access, auth) => {
+    kit.orgAction(request, reply, async (access) => {
       const email = (field(request.body, 'email') ?? '').trim();
       const role = ROLES.find((r) => r === field(request.body, 'role'));
       if (!isValidEmail(email)) throw new PageError('Enter a valid email address to invite.');
       if (!role) throw new PageError('Pick a role for the invitation.');
       // the organization's hourly quota, the API's counter: counted only for those who may invite
-      const inviter = await orgs.access(auth, access.orgId, 'members.invite');
+      authorizeOrg(access, 'members.invite');
       await app.breezeInvitationLimit(request);
-      const inv = await orgs.invite(inviter, email, role, requestMeta(request));
+      const inv = await orgs.invite(access, email, role, requestMeta(request));
       return { flash: { kind: 'ok', text: `Invitation sent to ${inv.email} (${inv.role}).` } };
     }),
   );

@@ -155,9 +155,11 @@ export class OrgsRepo {
   }
 
   /**
-   * Serialises membership changes of one organization: a no-op UPDATE of its row takes the row lock
-   * on PostgreSQL and the write lock on SQLite, so "is this the last owner?" and the change that
-   * depends on it cannot interleave with another transaction doing the same. Inside a transaction.
+   * Serialises changes of one organization that check before they write (membership changes, the
+   * webhook cap, its settings): a no-op UPDATE of its row takes the row lock on PostgreSQL and the
+   * write lock on SQLite, so "is this the last owner?" (or "is there room for one more?") and the
+   * change that depends on it cannot interleave with another transaction doing the same. Inside a
+   * transaction.
    */
   async lock(orgId: string): Promise<boolean> {
     const res = await this.db
