@@ -137,14 +137,25 @@ export class KeyService {
     );
   }
 
-  /** Renames a key or changes its scopes; records `key.updated`. Undefined when the key is gone. */
-  async update(row: KeyRow, patch: KeyPatch, by?: AuditBy): Promise<KeyRow | undefined> {
+  /**
+   * Renames a key or changes its scopes; records `key.updated`. Undefined when the key is gone.
+   * `authorize` (the caller's check, authz.ts) is asked again of the key as it is inside the
+   * transaction, and throws to refuse the change.
+   */
+  async update(
+    row: KeyRow,
+    patch: KeyPatch,
+    by?: AuditBy,
+    authorize?: (current: KeyRow) => void,
+  ): Promise<KeyRow | undefined> {
     const updated = await this.store.transaction(async (tx) => {
       // what the change replaces is the key as it is now, not as the caller read it before: a
       // concurrent change (a widening) may have landed in between (locked on PostgreSQL; SQLite's
-      // write transaction excludes the others)
+      // write transaction excludes the others), and whether the caller may change it at all is
+      // judged on that key too (a key widened beyond the caller's scopes is no longer theirs to change)
       const before = await tx.keys.get(row.id, true);
       if (!before) return undefined;
+      authorize?.(before);
       const after = await tx.keys.update(row.id, patch);
       if (!after) return undefined;
       // fewer scopes than before: verifiers holding it in a cache hear of it (key.revoked)

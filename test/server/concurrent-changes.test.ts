@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Role } from '../../src/core/types.js';
 import type { JwtService } from '../../src/server/jwt.js';
 import { MAX_WEBHOOKS_PER_ORG } from '../../src/server/services/webhooks.js';
@@ -258,6 +258,100 @@ for (const engine of eng.list) {
         }
       }
     });
+
+    /**
+     * An organization whose owner (JWT) has a key `target` of scopes `read`, and whose admin holds a
+     * key of `read` and `admin` only: it may change `target` only while `target` holds no `write`.
+     */
+    async function keyAndNarrowAdmin() {
+      const { orgId, users } = await orgWith(['owner', 'admin']);
+      const [owner, admin] = users as [OrgUser, OrgUser];
+      const projectId = (await s.store.orgs.projectByName(orgId, 'default'))?.id as string;
+      const target = await call(owner.auth, 'POST', '/v1/api-keys', {
+        name: 'target',
+        project_id: projectId,
+      });
+      const adminKey = await call(admin.auth, 'POST', '/v1/api-keys', {
+        name: 'admin',
+        project_id: projectId,
+        scopes: ['read', 'admin'],
+      });
+      expect([target.status, adminKey.status]).toEqual([201, 201]);
+      return { owner, keyId: target.body.key_id as string, adminKey: adminKey.body.api_key as string };
+    }
+
+    it('an admin changing a key that its owner is widening at that moment is judged on the widened key', async () => {
+      for (let round = 0; round < 8; round++) {
+        const { owner, keyId, adminKey } = await keyAndNarrowAdmin();
+        const [widen, narrow] = await Promise.all([
+          call(owner.auth, 'PATCH', `/v1/api-keys/${keyId}`, { scopes: ['read', 'write'] }),
+          call(adminKey, 'PATCH', `/v1/api-keys/${keyId}`, { scopes: ['read'] }),
+        ]);
+        const statuses = JSON.stringify([widen.status, narrow.status, narrow.body]);
+        expect(widen.status, statuses).toBe(200);
+        // the admin's change either came first (and changed nothing) or was refused: it never takes
+        // away `write`, a scope the admin's key does not hold
+        expect([200, 403], statuses).toContain(narrow.status);
+        const final = await call(owner.auth, 'GET', `/v1/api-keys/${keyId}`);
+        expect(final.body.scopes, statuses).toEqual(['read', 'write']);
+      }
+    });
+
+    it('an admin changing a key widened between its read and its change is refused (the change is judged on the key it replaces)', async () => {
+      const { owner, keyId, adminKey } = await keyAndNarrowAdmin();
+      // the owner's widening lands right after the admin's call read the key (and was authorized on
+      // it), before the admin's transaction begins
+      const keys = s.app.breeze.keys;
+      const update = keys.update.bind(keys);
+      const spy = vi.spyOn(keys, 'update').mockImplementationOnce(async (...args) => {
+        await s.store.keys.update(keyId, { scopes: 'read write' });
+        return update(...args);
+      });
+      try {
+        const narrow = await call(adminKey, 'PATCH', `/v1/api-keys/${keyId}`, { scopes: ['read'] });
+        expect(spy).toHaveBeenCalledTimes(1);
+        expect(narrow.status, JSON.stringify(narrow.body)).toBe(403);
+        expect((narrow.body.error as Json).code).toBe('FORBIDDEN');
+      } finally {
+        spy.mockRestore();
+      }
+      const final = await call(owner.auth, 'GET', `/v1/api-keys/${keyId}`);
+      expect(final.body.scopes).toEqual(['read', 'write']);
+      // refused: nothing was recorded as the admin's change
+      const updates = await call(owner.auth, 'GET', `/v1/audit-events?key_id=${keyId}&action=key.updated`);
+      expect(updates.body.data).toEqual([]);
+    });
+
+    if (engine.name === 'postgres')
+      it('an admin changing a key whose widening is under way (not yet committed) is refused once it lands', async () => {
+        const { owner, keyId, adminKey } = await keyAndNarrowAdmin();
+        // the owner's widening, as another instance makes it: the key locked and widened, not committed
+        let release = () => {};
+        let widened = () => {};
+        const held = new Promise<void>((r) => {
+          release = r;
+        });
+        const inFlight = new Promise<void>((r) => {
+          widened = r;
+        });
+        const done = s.store.db.transaction().execute(async (trx) => {
+          await trx.selectFrom('api_keys').select('id').where('id', '=', keyId).forUpdate().execute();
+          await trx.updateTable('api_keys').set({ scopes: 'read write' }).where('id', '=', keyId).execute();
+          widened();
+          await held;
+        });
+        await inFlight;
+        // the admin reads the key as it was (read), then waits for the lock
+        const narrowing = call(adminKey, 'PATCH', `/v1/api-keys/${keyId}`, { scopes: ['read'] });
+        await sleep(300);
+        release();
+        await done;
+        const narrow = await narrowing;
+        expect(narrow.status, JSON.stringify(narrow.body)).toBe(403);
+        expect((narrow.body.error as Json).code).toBe('FORBIDDEN');
+        const final = await call(owner.auth, 'GET', `/v1/api-keys/${keyId}`);
+        expect(final.body.scopes).toEqual(['read', 'write']);
+      });
 
     /** Holds a deletion of `projectId` as another instance makes it: locked and deleted, not committed until `release`. */
     async function deletionUnderWay(projectId: string) {

@@ -164,7 +164,11 @@ export class ApiKeyOps {
       patch.scopes = scopes.join(' ');
     }
     if (Object.keys(patch).length === 0) return row;
-    const updated = await this.ctx.keys.update(row, patch, by);
+    // asked again of the key as the change's transaction finds it (a concurrent widening may have
+    // made it wider than the caller's scopes since the read above)
+    const updated = await this.ctx.keys.update(row, patch, by, (current) =>
+      authorizeKeyAction(auth, current, 'update'),
+    );
     if (!updated) throw notFound();
     return updated;
   }
