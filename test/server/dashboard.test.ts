@@ -386,6 +386,50 @@ for (const e of eng.list) {
       expect(account.body).not.toContain(mine.apiKey);
     });
 
+    it('the account page does not call a CLI-login key of an organization you left active: it says it no longer works', async () => {
+      const b = await signedIn('cli-leaver@example.com', '127.0.0.63');
+      const me = await server.store.users.ensure('cli-leaver@example.com');
+      const boss = await server.store.users.ensure('cli-boss@example.com');
+      const { org, project } = await server.store.transaction((tx) => tx.orgs.create('Left Co', boss.id));
+      await server.store.orgs.addMember(org.id, me.id, 'member');
+      const mint = (name: string, projectId?: string) =>
+        server.app.breeze.keys.mint({
+          userId: me.id,
+          name,
+          scopes: ['read'],
+          expiresAt: null,
+          createdVia: 'cli_login',
+          ...(projectId ? { projectId } : {}),
+        });
+      const kept = await mint('home cli login');
+      const gone = await mint('work cli login', project.id);
+      const removed = await server.app.inject({
+        method: 'DELETE',
+        url: `/v1/orgs/${org.id}/members/${me.id}`,
+        headers: { 'xi-api-key': (await server.seedKey({ email: 'cli-boss@example.com' })).apiKey },
+      });
+      expect(removed.statusCode, removed.body).toBe(204);
+      // what the page must be truthful about: the key of the organization left answers 401
+      const me401 = async (apiKey: string) =>
+        (await server.app.inject({ url: '/v1/me', headers: { 'xi-api-key': apiKey } })).statusCode;
+      expect(await me401(gone.apiKey)).toBe(401);
+      expect(await me401(kept.apiKey)).toBe(200);
+      const account = await b.get('/account');
+      expect(account.statusCode).toBe(200);
+      const section = account.body.slice(account.body.indexOf('id="h-cli"'));
+      const goneRow = section.split('<tr>').find((r) => r.includes('work cli login')) ?? '';
+      const keptRow = section.split('<tr>').find((r) => r.includes('home cli login')) ?? '';
+      expect(keptRow).toContain('status active');
+      expect(keptRow).toContain(`href="/keys/${kept.row.id}"`);
+      expect(goneRow).toContain(gone.row.prefix);
+      expect(goneRow).not.toContain('status active');
+      expect(goneRow).toContain('not a member');
+      expect(section).toContain('belongs to an organization you are no longer a member of');
+      // its page is 404 to someone who is no member of its organization: no link to it
+      expect(goneRow).not.toContain(`href="/keys/${gone.row.id}"`);
+      expect((await b.get(`/keys/${gone.row.id}`)).statusCode).toBe(404);
+    });
+
     it('a member sees only what the role allows: own keys, capped scopes with the reason, no invitation section', async () => {
       const owner = await signedIn('team-owner@example.com');
       const ownerId = (await server.store.users.findByEmail('team-owner@example.com'))?.id ?? '';

@@ -13,9 +13,10 @@ export function registerAccountRoutes(app: FastifyInstance, kit: DashboardKit): 
     const auth = authOf(session);
     const access = await kit.currentOrg(request, auth);
     const now = ctx.clock();
-    const [list, cliKeys] = await Promise.all([
+    const [list, cliKeys, orgs] = await Promise.all([
       sessionRepo.listLive(session.user.id, now.toISOString()),
       queries.cliLoginKeys(session.user.id, 50),
+      ctx.store.orgs.listForUser(session.user.id),
     ]);
     return send(
       reply,
@@ -25,6 +26,7 @@ export function registerAccountRoutes(app: FastifyInstance, kit: DashboardKit): 
         sessions: list,
         currentSessionId: session.id,
         cliKeys: cliKeys.map((r) => ops.info(r)),
+        memberOf: new Set(orgs.map((o) => o.id)),
         now,
       }),
     );

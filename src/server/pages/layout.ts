@@ -88,7 +88,7 @@ textarea{font:inherit;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,mon
 .status{display:inline-block;font-size:12px;font-weight:650;padding:1px 8px;border-radius:999px;border:1px solid currentColor}
 .status.active{color:var(--ok);background:var(--ok-soft)}
 .status.expiring{color:var(--warn);background:var(--warn-soft)}
-.status.expired,.status.disabled{color:var(--danger);background:var(--danger-soft)}
+.status.expired,.status.disabled,.status.not-member{color:var(--danger);background:var(--danger-soft)}
 .flash{padding:10px 14px;border-radius:10px;margin:0 0 18px;border:1px solid currentColor;font-weight:550}
 .flash.ok{background:var(--ok-soft);color:var(--ok)}
 .flash.error{background:var(--danger-soft);color:var(--danger)}
