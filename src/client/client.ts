@@ -86,6 +86,8 @@ export interface ApiResponse<T> {
   body: T;
   headers: Record<string, string | string[] | undefined>;
   requestId: string | null;
+  /** the size of the answer's body as read, in bytes */
+  bytes: number;
 }
 
 // POSTs are retried on network errors only when the request cannot have reached the server
@@ -221,13 +223,14 @@ export class BreezeClient {
         });
       }
       let text: string;
+      let bytes: number;
       try {
-        text = await readCapped(
+        ({ text, bytes } = await readCapped(
           res.body,
           MAX_RESPONSE_BYTES,
           res.statusCode,
           safeToken(headerValue(res.headers['x-request-id'])) ?? null,
-        );
+        ));
       } catch (err) {
         if (err instanceof ApiError) throw err;
         if (this.opts.signal?.aborted) throw this.opts.signal.reason ?? err;
@@ -260,7 +263,7 @@ export class BreezeClient {
             requestId,
           });
         }
-        return { status: res.statusCode, body: body as T, headers: res.headers, requestId };
+        return { status: res.statusCode, body: body as T, headers: res.headers, requestId, bytes };
       }
       const error = toApiError(res.statusCode, text, requestId, headerValue(res.headers['retry-after']));
       const maxWait = this.opts.maxRetryAfterS ?? 60;
@@ -305,19 +308,34 @@ export class BreezeClient {
   async listKeys(
     q: { limit?: number; cursor?: string; status?: KeyStatus; project_id?: string } = {},
   ): Promise<KeyListResponse> {
-    return checkKeyPage(
-      'GET /v1/api-keys',
-      (await this.request<unknown>('GET', '/v1/api-keys', { query: q })).body,
-    );
+    return (await this.keyPage(q)).page;
   }
 
-  /** every page of `GET /v1/api-keys` */
+  private async keyPage(q: {
+    limit?: number;
+    cursor?: string;
+    status?: KeyStatus;
+    project_id?: string;
+  }): Promise<{ page: KeyListResponse; bytes: number }> {
+    const res = await this.request<unknown>('GET', '/v1/api-keys', { query: q });
+    return { page: checkKeyPage('GET /v1/api-keys', res.body), bytes: res.bytes };
+  }
+
+  /** every page of `GET /v1/api-keys`, at most MAX_LISTING_BYTES of answers in all */
   async listAllKeys(q: { status?: KeyStatus; project_id?: string } = {}): Promise<ApiKeyInfo[]> {
     const all: ApiKeyInfo[] = [];
     const seen = new Set<string>();
     let cursor: string | undefined;
+    let total = 0;
     do {
-      const page = await this.listKeys({ ...q, limit: 200, cursor });
+      const { page, bytes } = await this.keyPage({ ...q, limit: 200, cursor });
+      // every key is kept: pages each under the answer cap must not add up to gigabytes
+      total += bytes;
+      if (total > MAX_LISTING_BYTES) {
+        throw unexpectedResponse(
+          `GET /v1/api-keys listed more than ${MAX_LISTING_BYTES / 1048576} MiB of keys`,
+        );
+      }
       if (
         !Array.isArray(page?.data) ||
         !(typeof page.next_cursor === 'string' || page.next_cursor === null)
@@ -516,6 +534,13 @@ function describeNetworkError(err: unknown): string {
 const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 /** 1000 pages of 200 keys */
 const MAX_PAGES = 1000;
+/**
+ * The answers of one listing together (listAllKeys keeps every key): more than MAX_PAGES real pages
+ * add up to (~80 KiB each; ~230 MiB in all even if every key had a 200-character name of 3-byte
+ * characters), so a real listing meets MAX_PAGES first; a sixteenth of MAX_PAGES answers at the
+ * per-answer cap (4 GiB).
+ */
+const MAX_LISTING_BYTES = 256 * 1024 * 1024;
 
 function unexpectedResponse(what: string, status?: number, requestId?: string | null): ApiError {
   return new ApiError(`Unexpected response from the server: ${what}.`, {
@@ -561,13 +586,13 @@ function requestOverSocket(
   });
 }
 
-/** Reads a response body as UTF-8, giving up (and closing the connection) past `limit` bytes. */
+/** Reads a response body as UTF-8 (and its size), giving up (and closing the connection) past `limit` bytes. */
 async function readCapped(
   body: Answer['body'],
   limit: number,
   status: number,
   requestId: string | null,
-): Promise<string> {
+): Promise<{ text: string; bytes: number }> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of body) {
@@ -578,5 +603,5 @@ async function readCapped(
     }
     chunks.push(chunk as Buffer);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  return { text: Buffer.concat(chunks).toString('utf8'), bytes: size };
 }
