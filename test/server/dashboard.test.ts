@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { MailMessage } from '../../src/server/mail/mailer.js';
@@ -343,6 +344,45 @@ for (const e of eng.list) {
       expect(res.body).toContain('That session is signed out.');
       expect((await two.get('/keys')).statusCode).toBe(303);
       expect((await one.get('/keys')).statusCode).toBe(200);
+    });
+
+    it("a flash message shows only in the session it was set for: a forged one, or another session's, shows nothing", async () => {
+      const a = await signedIn('flash-a@example.com', '127.0.0.64');
+      const b = await signedIn('flash-b@example.com', '127.0.0.65');
+      // a real flash for a: signing out a session that does not exist
+      const account = await a.get('/account');
+      const posted = await a.post(
+        '/account/sessions/ses_01JZZZZZZZZZZZZZZZZZZZZZZZ/revoke',
+        submission(account.body, '/account/sessions/revoke-all'),
+      );
+      expect(posted.statusCode, posted.body).toBe(303);
+      const flashOfA = a.cookies.get('breeze_flash') ?? '';
+      expect(flashOfA).not.toBe('');
+      // b's browser given a's flash cookie: nothing shows (and it is cleared)
+      b.cookies.set('breeze_flash', flashOfA);
+      const seenByB = await b.get('/account');
+      expect(seenByB.statusCode).toBe(200);
+      expect(seenByB.body).not.toContain('class="flash');
+      expect(b.cookies.has('breeze_flash')).toBe(false);
+      // a sees its own, once
+      const seenByA = await a.get('/account');
+      expect(seenByA.body).toContain(
+        '<div class="flash error" role="alert">No such session: it ended already.</div>',
+      );
+      expect((await a.get('/account')).body).not.toContain('class="flash');
+      // forged: a message signed the way anyone can (plain SHA-256, as without a pepper), in a's own
+      // signed-in browser
+      const payload = Buffer.from(
+        JSON.stringify({ k: 'error', t: 'Your account is locked: call +1 555 0100 to unlock it.' }),
+      ).toString('base64url');
+      const sha = createHash('sha256').update(`flash:${payload}`).digest('base64url');
+      for (const forged of [`${payload}.${sha}`, `${payload}.${flashOfA.split('.')[1]}`, payload]) {
+        a.cookies.set('breeze_flash', forged);
+        const page = await a.get('/account');
+        expect(page.statusCode).toBe(200);
+        expect(page.body).not.toContain('class="flash');
+        expect(page.body).not.toContain('account is locked');
+      }
     });
 
     it('/keys filters by project', async () => {

@@ -45,6 +45,7 @@ export function registerAccountRoutes(app: FastifyInstance, kit: DashboardKit): 
       const ended = await sessionRepo.deleteOfUser(session.user.id, request.params.session_id);
       kit.flash.set(
         reply,
+        session,
         ended
           ? { kind: 'ok', text: 'That session is signed out.' }
           : { kind: 'error', text: 'No such session: it ended already.' },

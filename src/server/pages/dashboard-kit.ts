@@ -128,7 +128,7 @@ export class DashboardKit {
     this.orgs = this.ops.orgs;
     this.sessionRepo = new SessionsRepo(this.ctx.store.db);
     this.queries = new DashboardRepo(this.ctx.store.db);
-    this.flash = new FlashCookie(this.ctx, () => this.sessions.secure);
+    this.flash = new FlashCookie(this.sessions);
     this.oidc = new OidcService(this.ctx);
   }
 
@@ -212,20 +212,21 @@ export class DashboardKit {
       csrf: session.csrf,
       orgs: await this.orgs.list(authOf(session)),
       orgId,
-      flash: this.flash.take(request, reply),
+      flash: this.flash.take(request, reply, session),
     };
   }
 
-  /** Runs a POST action; a refusal (4xx of a service, or PageError) becomes a flash on `back`. */
+  /** Runs a POST action of `session`; a refusal (4xx of a service, or PageError) becomes a flash on `back`. */
   async act(
     reply: FastifyReply,
+    session: BrowserSession,
     back: string,
     fn: () => Promise<ActionResult>,
     opts: { notFoundIsPage?: boolean } = {},
   ): Promise<FastifyReply> {
     try {
       const done = await fn();
-      if (done?.flash) this.flash.set(reply, done.flash);
+      if (done?.flash) this.flash.set(reply, session, done.flash);
       return seeOther(reply, done?.to ?? back);
     } catch (err) {
       // the resource the URL names is not the caller's (or does not exist): the page's 404, as GET
@@ -233,7 +234,7 @@ export class DashboardKit {
       if (opts.notFoundIsPage && err instanceof HttpError && err.code === 'NOT_FOUND') throw err;
       const message = refusal(err);
       if (message === null) throw err;
-      this.flash.set(reply, { kind: 'error', text: message });
+      this.flash.set(reply, session, { kind: 'error', text: message });
       return seeOther(reply, back);
     }
   }
@@ -250,6 +251,6 @@ export class DashboardKit {
     const base = `/orgs/${request.params.org_id}`;
     // an organization that is not the caller's: 404 (before anything else), as its page answers
     const access = await this.orgs.access(auth, request.params.org_id);
-    return this.act(reply, base, async () => fn(access, auth));
+    return this.act(reply, session, base, async () => fn(access, auth));
   }
 }

@@ -1,7 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { safeEqual } from '../../core/hash.js';
-import type { ServerContext } from '../context.js';
-import { parseCookies } from '../session.js';
+import { type BrowserSession, parseCookies, type Sessions } from '../session.js';
 import { hasNoControls } from '../validation.js';
 import type { Flash } from './layout.js';
 
@@ -34,23 +32,22 @@ const FLASH_COOKIE = 'breeze_flash';
 
 /**
  * One-time messages across a POST-redirect-GET: a short-lived cookie holding the message, signed
- * with the server's hasher so that nothing but this server can put words on our pages. Read once:
- * the page that shows it clears it. Never carries a secret (the plaintext of a key is rendered in
- * the POST's own answer, never in a flash).
+ * with a proof of the session it was set for (Sessions.proof: keyed by that session's secret), so
+ * that nothing but this server can put words on our pages, and a message set for one session shows
+ * in no other (a cookie planted over plain http, or carried from another browser, shows nothing).
+ * Read once: the page that shows it clears it. Never carries a secret (the plaintext of a key is
+ * rendered in the POST's own answer, never in a flash).
  */
 export class FlashCookie {
-  constructor(
-    private readonly ctx: ServerContext,
-    private readonly secure: () => boolean,
-  ) {}
+  constructor(private readonly sessions: Sessions) {}
 
   private get name(): string {
-    return this.secure() ? `__Host-${FLASH_COOKIE}` : FLASH_COOKIE;
+    return this.sessions.secure ? `__Host-${FLASH_COOKIE}` : FLASH_COOKIE;
   }
 
   private cookie(value: string, maxAge: number): string {
     return [`${this.name}=${value}`, 'Path=/', `Max-Age=${maxAge}`, 'HttpOnly', 'SameSite=Lax']
-      .concat(this.secure() ? ['Secure'] : [])
+      .concat(this.sessions.secure ? ['Secure'] : [])
       .join('; ');
   }
 
@@ -60,20 +57,21 @@ export class FlashCookie {
     reply.header('set-cookie', [...list, cookie]);
   }
 
-  set(reply: FastifyReply, flash: Flash): void {
+  /** Sets the message the next page of `session` shows. */
+  set(reply: FastifyReply, session: BrowserSession, flash: Flash): void {
     const payload = Buffer.from(JSON.stringify({ k: flash.kind, t: flash.text.slice(0, 500) })).toString(
       'base64url',
     );
-    this.append(reply, this.cookie(`${payload}.${this.ctx.hasher(`flash:${payload}`)}`, 120));
+    this.append(reply, this.cookie(`${payload}.${this.sessions.proof(session, `flash:${payload}`)}`, 120));
   }
 
-  /** The pending message, if any (and clears it). */
-  take(request: FastifyRequest, reply: FastifyReply): Flash | null {
+  /** The pending message of `session`, if any (and clears it, whoever's it was). */
+  take(request: FastifyRequest, reply: FastifyReply, session: BrowserSession): Flash | null {
     const raw = parseCookies(request.headers.cookie).get(this.name);
     if (!raw) return null;
     this.append(reply, this.cookie('', 0));
     const [payload, sig] = raw.split('.');
-    if (!payload || !sig || !safeEqual(sig, this.ctx.hasher(`flash:${payload}`))) return null;
+    if (!payload || !this.sessions.checkProof(session, `flash:${payload}`, sig)) return null;
     try {
       const v = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
         k?: unknown;

@@ -2,6 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { HttpError } from '../../core/errors.js';
 import { keyActionRefusal } from '../authz.js';
 import { readAuditLog } from '../services/audit-log.js';
+import type { BrowserSession } from '../session.js';
 import { scopesOf } from '../store/keys.js';
 import { keyEventsSection } from './audit-page.js';
 import {
@@ -27,8 +28,12 @@ import { type UsageRange, usageSection, usageSeries } from './usage-chart.js';
 export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void {
   const { ctx, ops, orgs } = kit;
   /** A form action on the key in the URL: a key that is not the caller's is the page's 404. */
-  const actOnKey = (reply: FastifyReply, id: string, fn: () => Promise<ActionResult>) =>
-    kit.act(reply, `/keys/${id}`, fn, { notFoundIsPage: true });
+  const actOnKey = (
+    reply: FastifyReply,
+    session: BrowserSession,
+    id: string,
+    fn: () => Promise<ActionResult>,
+  ) => kit.act(reply, session, `/keys/${id}`, fn, { notFoundIsPage: true });
 
   app.get<{ Params: { key_id: string } }>('/keys/:key_id', { schema: HIDE }, async (request, reply) => {
     const session = await kit.signedIn(request, reply);
@@ -118,7 +123,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.formSession(request, reply);
     if (!session) return reply;
     const id = request.params.key_id;
-    return actOnKey(reply, id, async () => {
+    return actOnKey(reply, session, id, async () => {
       const name = textInput(field(request.body, 'name'), 200);
       if (!name) throw new PageError('Give the key a name (up to 200 characters, no control characters).');
       const row = await ops.update(authOf(session), id, { name }, pageBy(request, session));
@@ -130,7 +135,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.formSession(request, reply);
     if (!session) return reply;
     const id = request.params.key_id;
-    return actOnKey(reply, id, async () => {
+    return actOnKey(reply, session, id, async () => {
       const row = await ops.update(
         authOf(session),
         id,
@@ -147,7 +152,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const id = request.params.key_id;
     const grace = GRACE_CHOICES.find((g) => String(g.value) === field(request.body, 'grace_period_s'));
     if (!grace) {
-      kit.flash.set(reply, { kind: 'error', text: 'Pick how long the old key keeps working.' });
+      kit.flash.set(reply, session, { kind: 'error', text: 'Pick how long the old key keeps working.' });
       return seeOther(reply, `/keys/${id}`);
     }
     let rotated: Awaited<ReturnType<typeof ops.rotate>>;
@@ -158,7 +163,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
       const message = refusal(err);
       if (message === null) throw err;
       // a resubmitted rotation lands here (409: already rotated): no plaintext again
-      kit.flash.set(reply, { kind: 'error', text: message });
+      kit.flash.set(reply, session, { kind: 'error', text: message });
       return seeOther(reply, `/keys/${id}`);
     }
     const orgId = rotated.row.org_id ?? '';
@@ -180,7 +185,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
       const session = await kit.formSession(request, reply);
       if (!session) return reply;
       const id = request.params.key_id;
-      return actOnKey(reply, id, async () => {
+      return actOnKey(reply, session, id, async () => {
         const row = await ops.setEnabled(authOf(session), id, action, pageBy(request, session));
         return {
           flash: {
@@ -199,7 +204,7 @@ export function registerKeyRoutes(app: FastifyInstance, kit: DashboardKit): void
     const session = await kit.formSession(request, reply);
     if (!session) return reply;
     const id = request.params.key_id;
-    return actOnKey(reply, id, async () => {
+    return actOnKey(reply, session, id, async () => {
       const row = await ops.delete(authOf(session), id, pageBy(request, session));
       return {
         to: `/keys?org_id=${row.org_id ?? ''}`,

@@ -149,7 +149,7 @@ export function registerKeysRoutes(app: FastifyInstance, kit: DashboardKit): voi
     // form shows the same refusal), and given back when no key was made.
     const nonce = field(body, 'nonce') ?? '';
     if (!/^[A-Za-z0-9_-]{16,64}$/.test(nonce) || !(await kit.sessions.useFormToken(session, nonce))) {
-      kit.flash.set(reply, {
+      kit.flash.set(reply, session, {
         kind: 'error',
         text: 'That form was sent already. Its key was created once; the plaintext is not shown again (rotate the key to get a new one).',
       });
