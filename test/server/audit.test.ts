@@ -556,6 +556,9 @@ for (const e of eng.list) {
         const future = new Date(Date.now() + 3600_000).toISOString();
         expect(await events(h, `since=${encodeURIComponent(future)}`)).toEqual([]);
         expect((await events(h, `since=${encodeURIComponent('2020-01-01T00:00:00Z')}`)).length).toBe(9);
+        expect((await events(h, `since=${encodeURIComponent('2020-02-29T00:00:00.5+02:00')}`)).length).toBe(
+          9,
+        );
       });
 
       it('bad filters are 400 in the error shape', async () => {
@@ -566,6 +569,12 @@ for (const e of eng.list) {
           'limit=abc',
           'since=yesterday',
           'since=24x',
+          // RFC 3339 only: not a day the month lacks, a time without its offset, or trailing bytes
+          'since=2026-02-30T00:00:00Z',
+          'since=2026-01-01T24:00:00Z',
+          'since=2026-01-01T00:00:00',
+          'since=2026-01-01T00:00:00Z%00',
+          'since=2026-01-01T00:00:00%00',
           'cursor=bm90LWEtY3Vyc29y',
           'cursor=%00',
           'key_id=%00',
