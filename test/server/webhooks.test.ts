@@ -329,6 +329,8 @@ for (const e of eng.list) {
       const post = (payload: object) => call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, payload);
       const cases: [object, RegExp | null][] = [
         [{ url: rx.url, events: ['key.nonsense'] }, /Unknown event: "key.nonsense"/],
+        // next to "*" too: a misspelt name is not silently dropped
+        [{ url: rx.url, events: ['*', 'key.craeted'] }, /Unknown event: "key.craeted"/],
         [{ url: rx.url, events: [] }, null],
         [{ url: rx.url }, null],
         [{ events: ['*'] }, null],

@@ -133,8 +133,8 @@ export class WebhookService {
   normaliseEvents(events: readonly string[]): string[] {
     const unique = [...new Set(events.map((e) => e.trim()))];
     if (unique.length === 0) throw new HttpError('VALIDATION_FAILED', 'Give at least one event (or "*").');
-    if (unique.includes(ALL_EVENTS)) return [ALL_EVENTS];
-    const unknown = unique.filter((e) => !WEBHOOK_EVENTS.includes(e));
+    // a misspelt name is refused even next to "*": it was meant to be something, and is not
+    const unknown = unique.filter((e) => e !== ALL_EVENTS && !WEBHOOK_EVENTS.includes(e));
     if (unknown.length > 0) {
       throw new HttpError(
         'VALIDATION_FAILED',
@@ -142,7 +142,7 @@ export class WebhookService {
         { details: { events: unknown } },
       );
     }
-    return unique;
+    return unique.includes(ALL_EVENTS) ? [ALL_EVENTS] : unique;
   }
 
   /** Creates a webhook (owner, admin) after the SSRF check of its URL; 400 with the reason when refused. */
