@@ -167,6 +167,9 @@ export async function verifyWebhook<T = Record<string, unknown>>(
   if (opts.orgId !== undefined && (typeof opts.orgId !== 'string' || opts.orgId.length === 0))
     throw new TypeError('orgId must be your organization id (org_…)');
   const tolerance = opts.toleranceS ?? 300;
+  // NaN (a `Number(process.env.X)` of an unset variable) would pass every timestamp: no replay window
+  if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0)
+    throw new TypeError('toleranceS must be a number of seconds, 0 or more');
   if (typeof header !== 'string' || header.length > 512) {
     throw new BreezeWebhookError('MALFORMED_SIGNATURE', 'Missing breeze-signature header.');
   }

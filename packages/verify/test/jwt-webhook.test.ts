@@ -352,6 +352,12 @@ describe('verifyWebhook', () => {
     ).rejects.toMatchObject({
       code: 'TIMESTAMP_OUT_OF_TOLERANCE',
     });
+    // a tolerance that is not a number of seconds is refused, never read as "no limit"
+    for (const toleranceS of [Number.NaN, Number.POSITIVE_INFINITY, -1, '300' as unknown as number]) {
+      await expect(
+        verifyWebhook(body, signWebhook(k, body, now - 100_000), { jwksUrl, toleranceS }),
+      ).rejects.toThrow(TypeError);
+    }
     // the timestamp is signed: moving it breaks the signature
     // (one second before the header's own time: `now` may already be a second past it)
     const signedAt = Number(/t=(\d+)/.exec(header)?.[1]);
