@@ -502,3 +502,45 @@ describe('JWT service signing is the JWKS key', () => {
     }
   });
 });
+
+describe('delivery log retention follows the audit retention', () => {
+  test('with events kept 7 days, a finished delivery (a copy of its event) is pruned after 7 days, not 30', async () => {
+    const s = await eng.list[0]!.startServer({
+      config: { allowPrivateWebhooks: true, auditRetentionDays: 7, webhooks: { expiryScanMs: 0 } },
+    });
+    try {
+      expect(s.app.breezeWebhooks.worker.tuning.deliveryRetentionMs).toBe(7 * 86_400_000);
+      const o = await owner(s);
+      const hook = await call(s, o.apiKey, 'POST', `/v1/orgs/${o.orgId}/webhooks`, {
+        url: 'http://127.0.0.1:9/retention',
+        events: ['key.deleted'],
+      });
+      const at = (days: number) => new Date(Date.now() - days * 86400_000).toISOString();
+      const row = (id: string, days: number) => ({
+        id,
+        webhook_id: hook.body.id as string,
+        event_id: `evt_${id}`,
+        event_type: 'key.deleted',
+        body: '{"data":{"ip":"198.51.100.7"}}',
+        status: 'delivered',
+        attempts: 1,
+        last_status_code: 204,
+        last_error: null,
+        created_at: at(days),
+        next_attempt_at: null,
+        lease_until: null,
+        delivered_at: at(days),
+      });
+      await s.store.db
+        .insertInto('webhook_deliveries')
+        .values([row(`dlv_old${uniq()}`, 8), row(`dlv_new${uniq()}`, 6)])
+        .execute();
+      expect(await s.app.breezeWebhooks.worker.pruneDeliveries()).toBe(1);
+      const left = (await deliveries(s, o.apiKey, hook.body.id as string)).map((d) => d.id as string);
+      expect(left).toHaveLength(1);
+      expect(left[0]).toMatch(/^dlv_new/);
+    } finally {
+      await s.close();
+    }
+  });
+});

@@ -20,7 +20,7 @@ export interface WebhookTuning {
   concurrency?: number;
   /** how often keys are checked for `key.expiring` (and old deliveries pruned); default 10 min, 0: never */
   expiryScanMs?: number;
-  /** finished deliveries (delivered, given up) are kept this long in the log; default 30 days */
+  /** finished deliveries (delivered, given up) are kept this long in the log; default 30 days, never longer than the audit retention */
   deliveryRetentionMs?: number;
   /** how the target's host is resolved (tests: a name that points at 127.0.0.1) */
   resolve?: Resolver;

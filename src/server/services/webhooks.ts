@@ -9,7 +9,7 @@ import { type DeliveryRow, eventsOf, subscribes, type WebhookRow, WebhooksRepo }
 import { AUDIT_ACTIONS, actorOf, type RequestMeta, SYSTEM_ACTOR } from './audit.js';
 import { OrgService } from './orgs.js';
 import { checkTarget, TargetRefused } from './webhook-target.js';
-import { type ExpiringKey, WebhookWorker } from './webhook-worker.js';
+import { DEFAULT_TUNING, type ExpiringKey, type WebhookTuning, WebhookWorker } from './webhook-worker.js';
 
 /**
  * A webhook may subscribe to any audit action (PLATFORM.md "Audit log and usage"), plus
@@ -336,6 +336,17 @@ export class WebhookService {
 }
 
 /**
+ * The worker's timings, with finished deliveries kept no longer than the audit log keeps events: a
+ * delivery's body is the whole audit event (actor, IP, user agent), and a server told to keep
+ * events 7 days must not keep copies of them 30.
+ */
+function withAuditRetention(tuning: WebhookTuning | undefined, retentionDays: number): WebhookTuning {
+  if (!(retentionDays > 0)) return { ...tuning };
+  const kept = tuning?.deliveryRetentionMs ?? DEFAULT_TUNING.deliveryRetentionMs;
+  return { ...tuning, deliveryRetentionMs: Math.min(kept, retentionDays * 86_400_000) };
+}
+
+/**
  * Builds the webhook service and its worker for `app`: the worker starts when the app is ready and
  * stops (aborting attempts in flight, giving their leases back) when it closes, before the store does.
  */
@@ -347,7 +358,7 @@ export function setupWebhooks(app: FastifyInstance, ctx: ServerContext, jwt: Jwt
     clock: ctx.clock,
     log: app.log,
     allowPrivate: ctx.config.allowPrivateWebhooks === true,
-    tuning: ctx.config.webhooks,
+    tuning: withAuditRetention(ctx.config.webhooks, ctx.config.auditRetentionDays),
     enqueueExpiring: (tx, key, threshold) => (service as WebhookService).enqueueExpiring(tx, key, threshold),
   });
   service = new WebhookService(ctx, worker);
