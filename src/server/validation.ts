@@ -60,9 +60,10 @@ export const addFormats = ((ajvFormats as unknown as { default?: unknown }).defa
   ajv: Ajv,
 ) => Ajv;
 
-const emailAjv = new Ajv({ strict: false });
-addFormats(emailAjv);
-const checkEmail = emailAjv.compile(emailSchema);
+const formatsAjv = new Ajv({ strict: false });
+addFormats(formatsAjv);
+const checkEmail = formatsAjv.compile(emailSchema);
+const checkDateTime = formatsAjv.compile({ type: 'string', format: 'date-time' });
 
 /**
  * True for an address the API's `format: email` accepts (ajv-formats: ASCII only, so no control,
@@ -70,4 +71,12 @@ const checkEmail = emailAjv.compile(emailSchema);
  */
 export function isValidEmail(value: string): boolean {
   return checkEmail(value) && !CONTROL_CHARS.test(value);
+}
+
+/**
+ * True for a time the API's `format: date-time` accepts (`expires_at`), for text read outside a
+ * schema (a query's `since`): RFC 3339 with its offset, a day the month has, nothing after it.
+ */
+export function isDateTime(value: string): boolean {
+  return checkDateTime(value);
 }

@@ -1,6 +1,7 @@
 import { HttpError } from '../../core/errors.js';
 import { auditScope, type OrgAccess } from '../authz.js';
 import type { AuthContext, ServerContext } from '../context.js';
+import { isDateTime } from '../validation.js';
 import type { AuditEvent } from './audit.js';
 import type { OrgService } from './orgs.js';
 
@@ -38,36 +39,16 @@ export function decodeAuditCursor(cursor: string): string {
   return id;
 }
 
-/** `YYYY-MM-DDThh:mm:ss[.frac](Z|±hh:mm)`: an offset is required (without one the server's zone would decide) */
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-](\d{2}):(\d{2}))$/;
-
-/**
- * The millisecond time of an RFC 3339 date-time, or undefined when `text` is not one: a day the
- * month does not have (`2026-02-30`), an hour of 24, a missing offset or trailing bytes (a NUL) are
- * refused, not read the way Date.parse would (as another day, in the server's zone, ignoring them).
- */
-function rfc3339Ms(text: string): number | undefined {
-  const m = RFC3339.exec(text);
-  if (!m) return undefined;
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as number[];
-  // day 0 of the next month is this month's last (setUTCFullYear: no 19xx for years below 100)
-  const last = new Date(0);
-  last.setUTCFullYear(year as number, month as number, 0);
-  if (month! < 1 || month! > 12 || day! < 1 || day! > last.getUTCDate()) return undefined;
-  if (hour! > 23 || minute! > 59 || second! > 59) return undefined;
-  if (m[9] !== undefined && (Number(m[9]) > 23 || Number(m[10]) > 59)) return undefined;
-  const t = Date.parse(text.toUpperCase());
-  return Number.isNaN(t) ? undefined : t;
-}
-
 /** `since`: an RFC 3339 time, or a duration back from now (`90s`, `30m`, `24h`, `7d`, `2w`). */
 export function parseSince(since: string, now: Date): string {
   const d = DURATION.exec(since);
   // a duration reaching back before 1970 means "everything": clamp (a Date that far back is invalid)
   if (d)
     return new Date(Math.max(0, now.getTime() - Number(d[1]) * (UNIT_MS[d[2] as string] ?? 0))).toISOString();
-  const t = rfc3339Ms(since);
-  if (t === undefined) {
+  // as the API's date-time format has it (no impossible day, no missing offset, no trailing bytes),
+  // not as Date.parse alone would read it (as another day, in the server's zone, ignoring them)
+  const t = isDateTime(since) ? Date.parse(since) : Number.NaN;
+  if (Number.isNaN(t)) {
     throw badQuery(
       'since',
       'must be an RFC 3339 time or a duration like 24h',
