@@ -515,6 +515,45 @@ for (const e of eng.list) {
 
 describe('outbound fetches to issuers', () => {
   const sqlite = eng.list[0];
+  test('an issuer that fails is not fetched again for every token (the cooldown holds for failures too)', async () => {
+    if (!sqlite) throw new Error('setup');
+    const real = await startTestIssuer();
+    let discoveries = 0;
+    // an issuer that is down (or a host that is no issuer at all: anyone can name one in a trust)
+    const flaky = createServer((req, res) => {
+      if (req.url === '/.well-known/openid-configuration') discoveries++;
+      res.writeHead(503, { 'content-type': 'application/json' });
+      res.end('{}');
+    });
+    await new Promise<void>((r) => flaky.listen(0, '127.0.0.1', r));
+    const flakyUrl = `http://localhost:${(flaky.address() as AddressInfo).port}`;
+    // the default cooldown (30 s): what an attacker with random tokens faces
+    const s = await sqlite.startServer({ config: { allowHttpIssuers: true, rateLimitPerKey: 0 } });
+    try {
+      const k = await s.seedKey({ email: 'flaky@example.com' });
+      const orgId = (
+        await s.app.inject({ method: 'GET', url: '/v1/me', headers: { 'xi-api-key': k.apiKey } })
+      ).json().org.id;
+      const created = await s.app.inject({
+        method: 'POST',
+        url: `/v1/orgs/${orgId}/oidc-trusts`,
+        headers: { 'xi-api-key': k.apiKey },
+        payload: { issuer: flakyUrl, audience: 'a', claims: { repository: 'acme/api' } },
+      });
+      expect(created.statusCode).toBe(201);
+      for (let i = 0; i < 10; i++) {
+        const token = await real.sign({ iss: flakyUrl, aud: 'a', repository: 'acme/api' });
+        const res = await s.app.inject({ method: 'POST', url: '/v1/oidc/exchange', payload: { token } });
+        expect(res.statusCode).toBe(401);
+      }
+      expect(discoveries).toBe(1);
+    } finally {
+      await s.close();
+      await real.close();
+      await new Promise<void>((r) => flaky.close(() => r()));
+    }
+  });
+
   test('a redirect to another host, an oversized JWKS and a wrong discovery issuer are refused', async () => {
     if (!sqlite) throw new Error('setup');
     const real = await startTestIssuer();

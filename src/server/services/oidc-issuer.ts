@@ -197,11 +197,15 @@ export interface IssuerKeysOptions {
  * The signing keys of OIDC issuers: discovery (`<issuer>/.well-known/openid-configuration`, whose
  * `issuer` must be the token's), then its `jwks_uri`, cached per issuer. A token whose `kid` is not
  * in the cached set triggers one refetch (key rotation), at most once per cooldown so that random
- * `kid`s cannot make us hammer the issuer. A failed refresh keeps serving the last good set.
+ * `kid`s cannot make us hammer the issuer. A failed refresh keeps serving the last good set, and
+ * the cooldown counts from every fetch, failed ones too: an issuer that is down (or a host that is
+ * no issuer, named in a trust) is not asked again for every token sent with its `iss`.
  */
 export class IssuerKeys {
   private readonly cache = new Map<string, IssuerEntry>();
   private readonly inflight = new Map<string, Promise<IssuerEntry>>();
+  /** when each issuer was last fetched from (successfully or not) */
+  private readonly attempts = new Map<string, number>();
   private readonly maxAgeMs: number;
   private readonly cooldownMs: number;
 
@@ -220,11 +224,16 @@ export class IssuerKeys {
       const now = this.opts.clock().getTime();
       let entry = this.cache.get(issuer);
       if (!entry || now - entry.fetchedAt >= this.maxAgeMs) {
-        try {
-          entry = await this.refresh(issuer);
-        } catch (err) {
-          if (!entry) throw err;
-          // the issuer is unreachable: the last good set still holds
+        if (!this.mayFetch(issuer, now)) {
+          if (!entry) throw new OidcRefusal('issuer fetch failed recently (not refetched)', { issuer });
+          // the last refresh failed moments ago: the last good set still holds
+        } else {
+          try {
+            entry = await this.refresh(issuer);
+          } catch (err) {
+            if (!entry) throw err;
+            // the issuer is unreachable: the last good set still holds
+          }
         }
       }
       try {
@@ -233,7 +242,7 @@ export class IssuerKeys {
         if ((err as { code?: string }).code !== 'ERR_JWKS_NO_MATCHING_KEY') {
           throw new OidcRefusal('no usable key for the token', { kid: header.kid, alg: header.alg });
         }
-        if (now - entry.fetchedAt < this.cooldownMs) {
+        if (!this.mayFetch(issuer, now)) {
           throw new OidcRefusal('unknown kid (JWKS fetched recently; not refetched)', { kid: header.kid });
         }
       }
@@ -246,9 +255,19 @@ export class IssuerKeys {
     };
   }
 
+  /** A fetch under way can be joined; a new one waits for the cooldown since the last one began. */
+  private mayFetch(issuer: string, now: number): boolean {
+    if (this.inflight.has(issuer)) return true;
+    const last = this.attempts.get(issuer);
+    return last === undefined || now - last >= this.cooldownMs;
+  }
+
   private refresh(issuer: string): Promise<IssuerEntry> {
     let p = this.inflight.get(issuer);
     if (!p) {
+      this.attempts.delete(issuer);
+      this.attempts.set(issuer, this.opts.clock().getTime());
+      if (this.attempts.size > 1000) this.attempts.delete(this.attempts.keys().next().value as string);
       p = this.load(issuer).finally(() => this.inflight.delete(issuer));
       this.inflight.set(issuer, p);
     }
