@@ -33,6 +33,19 @@ afterAll(async () => {
   await pg?.stop();
 });
 
+it('--oidc-token-file that is endless (a device, a pipe) is read up to the size cap, then refused', async () => {
+  const tmp = tempConfigDir();
+  // /dev/zero reports size 0, like a pipe: only a bounded read stops it (an unbounded one runs out of memory)
+  const endless = await runCli(
+    ['--server', 'http://127.0.0.1:9', 'login', '--oidc', '--oidc-token-file', '/dev/zero'],
+    { configDir: tmp.dir, env: FILE_STORAGE },
+  );
+  expect(endless.code, endless.stderr).toBe(2);
+  expect(endless.stderr).toMatch(/Cannot read the OIDC token file \/dev\/zero \(too large\)/);
+  expect(endless.stdout).toBe('');
+  tmp.cleanup();
+});
+
 async function seed(target: { dataDir?: string; databaseUrl?: string }, email: string): Promise<string> {
   const { openStore } = await import('../../src/server/store/index.js');
   const { resolvePepper } = await import('../../src/server/config.js');

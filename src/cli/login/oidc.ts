@@ -1,4 +1,4 @@
-import { readFileSync, statSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { ApiError } from '../../client/errors.js';
 import {
   CiTokenError,
@@ -42,6 +42,28 @@ function checkToken(raw: string, from: string): string {
   return token;
 }
 
+/**
+ * The text of a token file, read up to the size cap: a device or a pipe (`/dev/stdin`, `<(...)`)
+ * reports size 0 and may never end, so its size cannot be checked before reading.
+ */
+async function readTokenFile(path: string): Promise<string> {
+  const limit = MAX_CI_TOKEN_BYTES + 64;
+  const file = await open(path, 'r');
+  try {
+    const buf = Buffer.alloc(limit + 1);
+    let size = 0;
+    while (size < buf.length) {
+      const { bytesRead } = await file.read(buf, size, buf.length - size, null);
+      if (bytesRead === 0) break;
+      size += bytesRead;
+    }
+    if (size > limit) throw new Error('too large');
+    return buf.subarray(0, size).toString('utf8');
+  } finally {
+    await file.close();
+  }
+}
+
 /** The audience asked of GitHub Actions: `--audience`, else the server's URL. */
 export function defaultAudience(ctx: CliContext, opts: OidcOptions): string {
   if (opts.audience !== undefined) {
@@ -69,8 +91,7 @@ export async function obtainCiToken(
   if (opts.tokenFile !== undefined) {
     let raw: string;
     try {
-      if (statSync(opts.tokenFile).size > MAX_CI_TOKEN_BYTES + 64) throw new Error('too large');
-      raw = readFileSync(opts.tokenFile, 'utf8');
+      raw = await readTokenFile(opts.tokenFile);
     } catch (err) {
       throw new UsageError(`Cannot read the OIDC token file ${opts.tokenFile} (${(err as Error).message}).`);
     }
