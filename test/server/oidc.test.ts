@@ -390,6 +390,44 @@ for (const e of eng.list) {
         expect(logReasons().at(-1)).toBe("the trust's creator is no longer a member");
       });
 
+      test('a trust deleted while an exchange waits for the issuer mints nothing', async () => {
+        // an issuer whose discovery answers only when released: the exchange has read the trust by then
+        let release: () => void = () => {};
+        let asked: () => void = () => {};
+        const discoveryAsked = new Promise<void>((r) => {
+          asked = r;
+        });
+        const gated = createServer((_req, res) => {
+          asked();
+          release = () => {
+            res.writeHead(200, { 'content-type': 'application/json' });
+            res.end(JSON.stringify({ issuer: gatedUrl, jwks_uri: `${issuer.url}/keys` }));
+          };
+        });
+        await new Promise<void>((r) => gated.listen(0, '127.0.0.1', r));
+        const gatedUrl = `http://localhost:${(gated.address() as AddressInfo).port}`;
+        try {
+          const created = await trust({
+            issuer: gatedUrl,
+            audience: aud,
+            claims: { repository: 'acme/gated' },
+          });
+          expect(created.status).toBe(201);
+          const pending = exchange(await issuer.sign({ iss: gatedUrl, aud, repository: 'acme/gated' }));
+          await discoveryAsked;
+          const deleted = await call('DELETE', `/v1/oidc-trusts/${created.body.id}`, undefined, owner.apiKey);
+          expect(deleted.status).toBe(204);
+          release();
+          const res = await pending;
+          expect(res.status, JSON.stringify(res.body)).toBe(401);
+          expect(res.body.error.code).toBe('AUTH_REQUIRED');
+          expect(logReasons().at(-1)).toBe('the trust was deleted');
+        } finally {
+          gated.closeAllConnections();
+          await new Promise<void>((r) => gated.close(() => r()));
+        }
+      });
+
       test('a trust written with a trailing slash matches the issuer without one', async () => {
         const t = await trust({
           issuer: `${issuer.url}/`,

@@ -363,6 +363,11 @@ export class OidcService {
       if (!(await tx.orgs.project(trust.project_id, true))) {
         throw new OidcRefusal("the trust's project was deleted", { iss, trust_id: trust.id });
       }
+      // the trust itself was read before the (possibly slow) JWKS fetch: one deleted since then
+      // mints nothing. After the project, in the order a project's deletion locks them.
+      if (!(await tx.oidc.trust(trust.id, true))) {
+        throw new OidcRefusal('the trust was deleted', { iss, trust_id: trust.id });
+      }
       // no user acts here: the server mints on the trust's word (the CI identity is in the details)
       const by: AuditBy = { meta, actor: SYSTEM_ACTOR };
       const key = await this.ctx.keys.mint(

@@ -16,8 +16,18 @@ export class OidcRepo {
     await this.db.insertInto('oidc_trusts').values(row).execute();
   }
 
-  async trust(id: string): Promise<OidcTrustRow | undefined> {
-    return this.db.selectFrom('oidc_trusts').selectAll().where('id', '=', id).executeTakeFirst();
+  /**
+   * A trust. `lock` (inside the exchange's transaction; PostgreSQL only, SQLite's write transaction
+   * excludes every other): FOR KEY SHARE, so a deletion under way is waited for and then finds
+   * nothing, and a deletion that comes later waits for the key the exchange mints.
+   */
+  async trust(id: string, lock = false): Promise<OidcTrustRow | undefined> {
+    return this.db
+      .selectFrom('oidc_trusts')
+      .selectAll()
+      .where('id', '=', id)
+      .$if(lock && this.engine() === 'postgres', (q) => q.forKeyShare())
+      .executeTakeFirst();
   }
 
   /** The trusts of an organization, oldest first. */
