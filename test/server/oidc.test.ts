@@ -6,7 +6,7 @@ import { EXCHANGES_PER_IP } from '../../src/server/routes/oidc.js';
 import { claimMatches, newOidcTrustId } from '../../src/server/services/oidc.js';
 import { testEngines } from '../helpers/engines.js';
 import { startTestIssuer, type TestIssuer } from '../helpers/oidc-issuer.js';
-import type { TestServer } from '../helpers/server.js';
+import { startTestServer, type TestServer } from '../helpers/server.js';
 
 /**
  * PLATFORM.md "CI identity" over HTTP, on SQLite and PostgreSQL: trust policies (validation, role
@@ -550,6 +550,45 @@ for (const e of eng.list) {
     });
   });
 }
+
+test('a token stays single-use on an instance whose clock is behind the one that prunes', async () => {
+  const real = await startTestIssuer();
+  const ahead = await startTestServer({
+    config: { allowHttpIssuers: true, rateLimitPerKey: 0 },
+    clock: () => new Date(Date.now() + 120_000),
+  });
+  const behind = await startTestServer({
+    store: ahead.app.breeze.store,
+    config: { allowHttpIssuers: true, rateLimitPerKey: 0 },
+  });
+  try {
+    const k = await ahead.seedKey({ email: 'skew@example.com' });
+    const orgId = (
+      await ahead.app.inject({ method: 'GET', url: '/v1/me', headers: { 'xi-api-key': k.apiKey } })
+    ).json().org.id;
+    const created = await ahead.app.inject({
+      method: 'POST',
+      url: `/v1/orgs/${orgId}/oidc-trusts`,
+      headers: { 'xi-api-key': k.apiKey },
+      payload: { issuer: real.url, audience: 'a', claims: { repository: 'acme/api' } },
+    });
+    expect(created.statusCode).toBe(201);
+    const post = (s: TestServer, token: string) =>
+      s.app.inject({ method: 'POST', url: '/v1/oidc/exchange', payload: { token } });
+    const token = await real.sign({ aud: 'a', repository: 'acme/api' }, { expiresIn: 60 });
+    expect((await post(behind, token)).statusCode).toBe(200);
+    // the instance two minutes ahead exchanges another token, and forgets used tokens by its clock
+    const other = await real.sign({ aud: 'a', repository: 'acme/api' }, { expiresIn: 600 });
+    expect((await post(ahead, other)).statusCode).toBe(200);
+    await new Promise((r) => setTimeout(r, 100));
+    // still within its expiry for the instance behind: a replay there is refused all the same
+    expect((await post(behind, token)).statusCode).toBe(401);
+  } finally {
+    await behind.close();
+    await ahead.close();
+    await real.close();
+  }
+});
 
 describe('outbound fetches to issuers', () => {
   const sqlite = eng.list[0];

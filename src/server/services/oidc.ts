@@ -18,6 +18,11 @@ export const OIDC_MAX_TTL_S = 3600;
 export const OIDC_DEFAULT_TTL_S = 900;
 /** Clock skew tolerated on `exp`, `nbf` and `iat`. */
 export const OIDC_CLOCK_TOLERANCE_S = 30;
+/**
+ * How much longer than its expiry check a used token is remembered: instances prune by their own
+ * clocks, and one that is ahead must not forget a token another instance would still accept.
+ */
+export const OIDC_TOKEN_USE_MARGIN_S = 600;
 /** A CI token living longer than this is refused (they live minutes; a long one is a misconfigured issuer). */
 export const OIDC_MAX_TOKEN_LIFETIME_S = 24 * 3600;
 /** Claims checked by the exchange itself: a trust cannot pin them. */
@@ -352,8 +357,9 @@ export class OidcService {
     }
 
     const tokenId = createHash('sha256').update(`${iss}\u0000${jti}`).digest('hex');
-    // kept past `exp` by the tolerance: until then the token could still pass the expiry check
-    const usedUntil = new Date((exp + OIDC_CLOCK_TOLERANCE_S) * 1000).toISOString();
+    // kept past `exp` by the tolerance (until then the token could still pass the expiry check),
+    // and by a margin for the clocks of other instances, which prune by theirs
+    const usedUntil = new Date((exp + OIDC_CLOCK_TOLERANCE_S + OIDC_TOKEN_USE_MARGIN_S) * 1000).toISOString();
     const minted = await this.ctx.store.transaction(async (tx) => {
       if (!(await tx.oidc.useToken(tokenId, usedUntil))) {
         throw new OidcRefusal('token already exchanged (jti replay)', { iss, trust_id: trust.id });
