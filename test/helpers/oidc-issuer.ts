@@ -35,7 +35,13 @@ export interface TestIssuer {
   requestedAudiences: string[];
   sign(
     claims: JWTPayload,
-    opts?: { kid?: string; expiresIn?: number; notBefore?: number; key?: 'current' | 'stranger' },
+    opts?: {
+      kid?: string;
+      expiresIn?: number;
+      notBefore?: number;
+      issuedAt?: number;
+      key?: 'current' | 'stranger';
+    },
   ): Promise<string>;
   /** adds a new key and makes it the signing key; `dropOld` also removes the previous ones from the JWKS */
   rotate(opts?: { dropOld?: boolean }): Promise<string>;
@@ -61,14 +67,20 @@ export async function startTestIssuer(opts: { claims?: Record<string, unknown> }
 
   async function sign(
     claims: JWTPayload,
-    o: { kid?: string; expiresIn?: number; notBefore?: number; key?: 'current' | 'stranger' } = {},
+    o: {
+      kid?: string;
+      expiresIn?: number;
+      notBefore?: number;
+      issuedAt?: number;
+      key?: 'current' | 'stranger';
+    } = {},
   ): Promise<string> {
     const key = o.key === 'stranger' ? stranger : current;
     const now = Math.floor(Date.now() / 1000);
     return new SignJWT({ jti: randomUUID(), ...claims })
       .setProtectedHeader({ alg: 'RS256', kid: o.kid ?? key.kid, typ: 'JWT' })
       .setIssuer(typeof claims.iss === 'string' ? claims.iss : url)
-      .setIssuedAt(now)
+      .setIssuedAt(now + (o.issuedAt ?? 0))
       .setNotBefore(now + (o.notBefore ?? 0))
       .setExpirationTime(now + (o.expiresIn ?? 300))
       .sign(key.privateKey);

@@ -312,6 +312,11 @@ for (const e of eng.list) {
           ],
           ['no jti', issuer.sign({ ...claims, jti: undefined } as never), 'claim jti invalid: missing'],
           [
+            'issued in an hour',
+            issuer.sign(claims, { issuedAt: 3600, expiresIn: 7200 }),
+            'token issued in the future (iat)',
+          ],
+          [
             'lives a week',
             issuer.sign(claims, { expiresIn: 7 * 86400 }),
             'token expires too far in the future',

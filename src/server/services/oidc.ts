@@ -321,6 +321,12 @@ export class OidcService {
     if (exp - now.getTime() / 1000 > OIDC_MAX_TOKEN_LIFETIME_S) {
       throw new OidcRefusal('token expires too far in the future', { iss, exp });
     }
+    // jose checks that `iat` is a number, but whether it lies in the future only with maxTokenAge
+    // (which would make `iat` required): a token issued later than now (beyond the skew) is refused
+    const iat = payload.iat;
+    if (typeof iat === 'number' && iat - now.getTime() / 1000 > OIDC_CLOCK_TOLERANCE_S) {
+      throw new OidcRefusal('token issued in the future (iat)', { iss, iat });
+    }
     const jti = payload.jti;
     if (typeof jti !== 'string' || jti === '' || jti.length > 512) throw new OidcRefusal('bad jti', { iss });
 
