@@ -189,7 +189,7 @@ export function createCommand(host: CommandHost): Command {
     )
     .option(
       '--allow-http-issuers',
-      'accept http:// OIDC issuers on loopback addresses (development and tests only; https otherwise)',
+      'accept http:// OIDC issuers on loopback addresses, and issuers on private addresses (development and tests only: the private-address guard is off for every issuer; https and public addresses otherwise)',
     )
     .option(
       '--allow-private-webhooks',
