@@ -186,6 +186,52 @@ describe('a receiver that does not answer in time', () => {
   });
 });
 
+describe('fairness between organizations', () => {
+  let s: TestServer;
+  let hung: Receiver;
+  let quick: Receiver;
+  beforeAll(async () => {
+    s = await startTestServer({
+      // 4 slots; an attempt that gets no answer holds its slot 3 s
+      config: { allowPrivateWebhooks: true, webhooks: { ...FAST, timeoutMs: 3000, concurrency: 4 } },
+    });
+    hung = await startReceiver();
+    hung.answers.push(...Array<'hang'>(100).fill('hang'));
+    quick = await startReceiver();
+  });
+  afterAll(async () => {
+    await s?.close();
+    await hung?.close();
+    await quick?.close();
+  });
+
+  test("receivers that never answer hold up their own organization's deliveries, not another's", async () => {
+    const a = await owner(s);
+    const b = await owner(s);
+    // organization A: 6 webhooks whose receiver never answers, 3 deliveries each
+    for (let i = 0; i < 6; i++) {
+      const hook = await call(s, a.apiKey, 'POST', `/v1/orgs/${a.orgId}/webhooks`, {
+        url: `${hung.url}/a${i}`,
+        events: ['key.deleted'],
+      });
+      for (let n = 0; n < 3; n++)
+        expect((await call(s, a.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`)).status).toBe(202);
+    }
+    await until('A holding the slots', async () => hung.received.length >= 3);
+    // organization B's delivery, behind 18 of A's: out at once, not after A's batches time out
+    const hook = await call(s, b.apiKey, 'POST', `/v1/orgs/${b.orgId}/webhooks`, {
+      url: `${quick.url}/b`,
+      events: ['key.deleted'],
+    });
+    const sent = Date.now();
+    expect((await call(s, b.apiKey, 'POST', `/v1/webhooks/${hook.body.id}/test`)).status).toBe(202);
+    await quick.waitFor(1, 10_000);
+    expect((quick.received[0]?.at ?? Number.POSITIVE_INFINITY) - sent).toBeLessThan(1500);
+    // A, alone with deliveries due, had every slot but one (none of its attempts has ended yet)
+    expect(hung.received.length).toBe(3);
+  });
+});
+
 describe('without --allow-private-webhooks', () => {
   let s: TestServer;
   let rx: Receiver;

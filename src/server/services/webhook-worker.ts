@@ -3,7 +3,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import { Agent, request } from 'undici';
 import type { JwtService } from '../jwt.js';
 import type { Store, StoreTx } from '../store/index.js';
-import { type DeliveryRow, WebhooksRepo } from '../store/webhooks.js';
+import { type DeliveryRow, type DueDelivery, WebhooksRepo } from '../store/webhooks.js';
 import { guardedLookup, parseTargetUrl, resolveTarget, type TargetPolicy } from './webhook-target.js';
 import type { WebhookTuning } from './webhook-tuning.js';
 
@@ -157,10 +157,15 @@ export class WebhookWorker {
     await this.agent.close().catch(() => {});
   }
 
+  /** set while a drain waits for an attempt to end: wakes it to look at what is due */
+  private wake: (() => void) | undefined;
+
   private schedule(ms: number): void {
     if (this.stopping.signal.aborted) return;
     if (this.running) {
       this.again = true;
+      // a drain waiting for an attempt to end looks at what is due now (it may have a free slot)
+      this.wake?.();
       return;
     }
     clearTimeout(this.timer);
@@ -190,20 +195,77 @@ export class WebhookWorker {
     return this.running;
   }
 
-  /** Delivers everything due now, a batch at a time. */
+  /**
+   * Delivers everything due now, `concurrency` attempts at a time, a slot taken again as soon as one
+   * frees. Fair between tenants: at most one attempt per webhook is in flight, and an organization
+   * gets more than half the slots only when no other organization has a delivery due. So receivers
+   * that never answer (each attempt waits `timeoutMs`) slow their own organization's deliveries;
+   * another organization's wait for a slot is bounded by one attempt.
+   */
   private async drain(): Promise<void> {
-    for (;;) {
-      if (this.stopping.signal.aborted) return;
-      const now = this.deps.clock();
-      const ids = await this.repo.dueIds(now.toISOString(), this.tuning.concurrency);
-      if (ids.length === 0) return;
-      const leaseUntil = new Date(now.getTime() + this.tuning.timeoutMs + LEASE_MARGIN_MS).toISOString();
-      const claimed: string[] = [];
-      for (const id of ids) {
-        if (await this.repo.claim(id, now.toISOString(), leaseUntil)) claimed.push(id);
+    const { concurrency } = this.tuning;
+    // one slot stays for other organizations when one organization takes more than its share
+    const anyOrg = Math.max(1, concurrency - 1);
+    const perOrg = Math.max(1, Math.floor(concurrency / 2));
+    const inFlight = new Map<string, { webhookId: string; orgId: string; done: Promise<void> }>();
+    try {
+      for (;;) {
+        if (this.stopping.signal.aborted) return;
+        const now = this.deps.clock();
+        const leaseUntil = new Date(now.getTime() + this.tuning.timeoutMs + LEASE_MARGIN_MS).toISOString();
+        /** claims and starts what `due` offers within the limits; how many it started */
+        const start = async (due: readonly DueDelivery[], capOrgs: boolean, slots = concurrency) => {
+          let started = 0;
+          for (const d of due) {
+            if (inFlight.size >= slots) break;
+            const flights = [...inFlight.values()];
+            if (flights.some((f) => f.webhookId === d.webhook_id)) continue;
+            if (capOrgs && flights.filter((f) => f.orgId === d.org_id).length >= perOrg) continue;
+            if (!(await this.repo.claim(d.id, now.toISOString(), leaseUntil))) continue;
+            const done = this.attempt(d.id, leaseUntil)
+              .catch((err: Error) =>
+                this.deps.log.warn({ webhook_error: err.message }, 'webhook worker: attempt failed'),
+              )
+              .finally(() => inFlight.delete(d.id));
+            inFlight.set(d.id, { webhookId: d.webhook_id, orgId: d.org_id, done });
+            started++;
+          }
+          return started;
+        };
+        let started = 0;
+        const free = concurrency - inFlight.size;
+        if (free > 0) {
+          const flights = [...inFlight.values()];
+          const webhooks = flights.map((f) => f.webhookId);
+          const full = [...new Set(flights.map((f) => f.orgId))].filter(
+            (org) => flights.filter((f) => f.orgId === org).length >= perOrg,
+          );
+          started = await start(
+            await this.repo.due(now.toISOString(), free * 4, { webhooks, orgs: full }),
+            true,
+          );
+          // nothing of another organization is due: a busy one may have the free slots but one
+          // (work-conserving, while a delivery of another organization still finds a slot at once)
+          if (started === 0 && full.length > 0 && inFlight.size < anyOrg)
+            started = await start(
+              await this.repo.due(now.toISOString(), (anyOrg - inFlight.size) * 4, { webhooks, orgs: [] }),
+              false,
+              anyOrg,
+            );
+        }
+        if (inFlight.size === 0) return;
+        // nothing more to start now (all slots taken, or what is due waits for a busy webhook):
+        // wait for an attempt to end or a new delivery (nudge), then look again
+        if (started === 0 || inFlight.size >= concurrency) {
+          const woken = new Promise<void>((resolve) => {
+            this.wake = resolve;
+          });
+          await Promise.race([woken, ...[...inFlight.values()].map((f) => f.done)]);
+          this.wake = undefined;
+        }
       }
-      await Promise.all(claimed.map((id) => this.attempt(id, leaseUntil)));
-      if (ids.length < this.tuning.concurrency) return;
+    } finally {
+      await Promise.allSettled([...inFlight.values()].map((f) => f.done));
     }
   }
 

@@ -20,6 +20,13 @@ export function subscribes(row: Pick<WebhookRow, 'events'>, type: string): boole
  * Kysely handle it is given: the store's, or a transaction's (an event's deliveries are enqueued in
  * the transaction that records the event).
  */
+/** A due delivery, as the worker picks it: which webhook and organization it would occupy. */
+export interface DueDelivery {
+  id: string;
+  webhook_id: string;
+  org_id: string;
+}
+
 export class WebhooksRepo {
   constructor(private readonly db: Kysely<Database>) {}
 
@@ -73,18 +80,28 @@ export class WebhooksRepo {
     return this.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', id).executeTakeFirst();
   }
 
-  /** Ids of pending deliveries due at `now` whose lease (if any) ran out, oldest due first. */
-  async dueIds(now: string, limit: number): Promise<string[]> {
-    const rows = await this.db
-      .selectFrom('webhook_deliveries')
-      .select('id')
-      .where('status', '=', 'pending')
-      .where('next_attempt_at', '<=', now)
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .orderBy('next_attempt_at')
+  /**
+   * Pending deliveries due at `now` whose lease (if any) ran out, oldest due first, with their
+   * webhook and organization; none of the webhooks or organizations in `skip` (those the worker
+   * has enough attempts in flight for).
+   */
+  async due(
+    now: string,
+    limit: number,
+    skip: { webhooks: readonly string[]; orgs: readonly string[] },
+  ): Promise<DueDelivery[]> {
+    return this.db
+      .selectFrom('webhook_deliveries as d')
+      .innerJoin('webhooks as w', 'w.id', 'd.webhook_id')
+      .select(['d.id as id', 'd.webhook_id as webhook_id', 'w.org_id as org_id'])
+      .where('d.status', '=', 'pending')
+      .where('d.next_attempt_at', '<=', now)
+      .where((eb) => eb.or([eb('d.lease_until', 'is', null), eb('d.lease_until', '<', now)]))
+      .$if(skip.webhooks.length > 0, (q) => q.where('d.webhook_id', 'not in', skip.webhooks))
+      .$if(skip.orgs.length > 0, (q) => q.where('w.org_id', 'not in', skip.orgs))
+      .orderBy('d.next_attempt_at')
       .limit(limit)
       .execute();
-    return rows.map((r) => r.id);
   }
 
   /**
