@@ -535,10 +535,9 @@ const MAX_RESPONSE_BYTES = 4 * 1024 * 1024;
 /** 1000 pages of 200 keys */
 const MAX_PAGES = 1000;
 /**
- * The answers of one listing together (listAllKeys keeps every key): more than MAX_PAGES real pages
- * add up to (~80 KiB each; ~230 MiB in all even if every key had a 200-character name of 3-byte
- * characters), so a real listing meets MAX_PAGES first; a sixteenth of MAX_PAGES answers at the
- * per-answer cap (4 GiB).
+ * The most the answers of one listing may add up to (listAllKeys keeps every key). A real listing
+ * meets MAX_PAGES first: a real page is ~80 KiB, and even MAX_PAGES pages of 200-character names in
+ * 3-byte characters come to ~230 MiB. Without it, MAX_PAGES answers at the per-answer cap are 4 GiB.
  */
 const MAX_LISTING_BYTES = 256 * 1024 * 1024;
 
